@@ -1,0 +1,28 @@
+//! Codes 3xxx: arbitration and leases.
+
+codes! {
+    LEASE_ACQUIRED = "I3101", Info, "lease acquired",
+        cause: "The arbitrator granted this node the lease of the group: it may start the group.",
+        fix: "Nothing to do.";
+    LEASE_RELEASED = "I3102", Info, "lease released",
+        cause: "This node stopped the group and gave its lease back, so another node can take it at once.",
+        fix: "Nothing to do.";
+    LEASE_DENIED = "W3103", Warning, "lease held by another node",
+        cause: "This node asked for a group's lease but the arbitrator reports that another node still holds and renews it. Usually a placement race that the lease settled; repeated, it means this node sees the holder as failed while the arbitrator sees it alive.",
+        fix: "If it repeats, compare `tandem status` on both nodes: a node that sees its peer offline while the disk or witness shows the peer renewing has lost its heartbeat links to it.";
+    LEASE_RENEW_FAILED = "W3104", Warning, "lease renewal failed",
+        cause: "A renewal of this node's leases did not reach the arbitrator (disk I/O error or timeout, witness unreachable). The node keeps its groups while the lease is still valid.",
+        fix: "Check the path to the arbitrator: the shared disk from this node, or the network to the witness.";
+    LEASE_EXPIRING = "E3105", Error, "lease cannot be renewed: stopping groups",
+        cause: "This node could not renew its leases for most of lease_timeout. To keep the one-owner guarantee it stops its groups before the lease can be granted to another node.",
+        fix: "Restore the path to the arbitrator (shared disk or witness). The groups are taken over by a node that can reach it.";
+    SELF_FENCE = "E3106", Error, "self-fence: resources did not stop before the lease expired",
+        cause: "This node had to give up a group (lease expiring, or a stop that failed) and its resources could not be stopped in time. It resets itself (watchdog) so that another node can safely take the group.",
+        fix: "After the reboot, read this node's journal to find the resource that did not stop and why (a hung process, a busy mount). Fix it before `tandem clear`.";
+    LEASE_LOST = "E3107", Error, "lease lost to another node",
+        cause: "The arbitrator reports that another node now holds a lease this node believed it held: this node's renewals stopped reaching it for longer than the lease timeout.",
+        fix: "The node stops the group at once. Check why its renewals failed (storage path, witness network) before it can hold leases again.";
+    LEASE_UNAVAILABLE = "W3108", Warning, "arbitrator unavailable",
+        cause: "A lease request could not be answered: the shared disk gives I/O errors or the witness does not answer. No group can be started or taken over until it answers.",
+        fix: "Check the shared disk's path on this node, or the witness process and the network to it.";
+}
