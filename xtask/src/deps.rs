@@ -1,0 +1,139 @@
+//! The workspace's dependency rules (STYLE.md, "Dependency rules"), checked against
+//! `cargo metadata`: the engine depends on no other workspace crate, and the leaf crates
+//! (the simulator, the I/O shell, the lab, the binary, this tooling) are depended on by
+//! nothing except the explicitly allowed edges below. It owns the rules as data; it must
+//! not change any manifest.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _};
+use serde_json::Value;
+
+/// The crate that must depend on no other workspace crate.
+pub const PURE: &str = "engine";
+
+/// Crates nothing may depend on: they sit at the top of the graph.
+pub const LEAVES: &[&str] = &["sim", "tandem", "xtask", "daemon", "testbed"];
+
+/// The only allowed edges into a leaf, as (dependent, dependency). The one binary
+/// `tandem` is where the leaves meet: `tandem simulate` runs the simulator, and (once
+/// those crates exist) `tandem node` runs the daemon and `tandem demo` the lab.
+pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] =
+    &[("tandem", "sim"), ("tandem", "daemon"), ("tandem", "testbed")];
+
+/// Runs `cargo metadata --format-version 1 --no-deps` in `root`.
+pub fn metadata(root: &Path) -> anyhow::Result<Value> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    serde_json::from_slice(&output.stdout).context("parsing cargo metadata's output")
+}
+
+/// Every violation of the rules in `metadata` (the JSON of `cargo metadata --no-deps`),
+/// one readable line each; empty when the workspace follows them.
+pub fn violations(metadata: &Value) -> anyhow::Result<Vec<String>> {
+    let packages =
+        metadata["packages"].as_array().context("cargo metadata has no `packages` list")?;
+    let members: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    let mut found = Vec::new();
+    for package in packages {
+        let name = package["name"].as_str().context("a package without a name")?;
+        let dependencies = package["dependencies"]
+            .as_array()
+            .with_context(|| format!("package {name} has no `dependencies` list"))?;
+        for dependency in dependencies {
+            let target = dependency["name"]
+                .as_str()
+                .with_context(|| format!("a dependency of {name} without a name"))?;
+            let kind = dependency["kind"].as_str().unwrap_or("normal");
+            if !members.contains(target) {
+                continue;
+            }
+            if name == PURE {
+                found.push(format!(
+                    "{name} depends on workspace crate {target} ({kind}): \
+                     the engine must depend on no other workspace crate"
+                ));
+            }
+            if LEAVES.contains(&target) && !ALLOWED_INTO_LEAVES.contains(&(name, target)) {
+                let allowed: Vec<String> = ALLOWED_INTO_LEAVES
+                    .iter()
+                    .map(|(from, to)| format!("{from} -> {to}"))
+                    .collect();
+                found.push(format!(
+                    "{name} depends on {target} ({kind}): nothing may depend on {} \
+                     except {}",
+                    LEAVES.join(", "),
+                    allowed.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn package(name: &str, deps: &[(&str, Option<&str>)]) -> Value {
+        let deps: Vec<Value> = deps
+            .iter()
+            .map(|(dep, kind)| json!({"name": dep, "kind": kind, "path": "/x"}))
+            .collect();
+        json!({"name": name, "dependencies": deps})
+    }
+
+    #[test]
+    fn the_intended_graph_passes() {
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("config", &[("engine", None)]),
+            package("sim", &[("engine", None), ("rand", None)]),
+            package("tandem", &[("engine", None), ("config", None), ("sim", None)]),
+            package("xtask", &[("engine", None)]),
+        ]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn engine_depending_on_a_workspace_crate_fails() {
+        let metadata = json!({"packages": [
+            package("engine", &[("config", Some("dev"))]),
+            package("config", &[]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("engine depends on workspace crate config (dev)"));
+    }
+
+    #[test]
+    fn depending_on_a_leaf_fails_except_tandem_on_sim() {
+        let metadata = json!({"packages": [
+            package("config", &[("sim", None)]),
+            package("sim", &[("tandem", Some("dev"))]),
+            package("tandem", &[("sim", None)]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("config depends on sim (normal)"));
+        assert!(found[1].starts_with("sim depends on tandem (dev)"));
+    }
+
+    #[test]
+    fn crates_outside_the_workspace_are_ignored() {
+        // `sim` here is a registry crate of the same name only if it is not a member.
+        let metadata = json!({"packages": [package("config", &[("tandem", None)])]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+    }
+}
