@@ -155,13 +155,43 @@ pub struct NodeReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupReport {
     pub state: GroupState,
-    /// The sender may run this group (in its node list, not drained, its nic resources
-    /// up, its storage up if the group needs it, under the failure threshold).
-    pub eligible: bool,
+    /// Why the sender may not run this group now; `None`: it may (it is in the group's
+    /// node list, booted, not drained, its `nic` resources are up, its storage path is up
+    /// if the group needs it, it reaches the arbitrator, it is under the failure
+    /// threshold).
+    pub ineligible: Option<Ineligible>,
     /// The sender believes it holds the lease.
     pub holds_lease: bool,
     /// The sender stopped the group to hand it to this node.
     pub handoff_to: Option<NodeId>,
+}
+
+/// Why a node may not run a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ineligible {
+    NotMember,
+    Booting,
+    Maintenance,
+    Drained,
+    StorageLost,
+    NoArbitrator,
+    NicDown,
+    Failures,
+}
+
+impl Ineligible {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ineligible::NotMember => "not in the group's node list",
+            Ineligible::Booting => "booting",
+            Ineligible::Maintenance => "in maintenance",
+            Ineligible::Drained => "drained",
+            Ineligible::StorageLost => "storage path lost",
+            Ineligible::NoArbitrator => "arbitrator unreachable",
+            Ineligible::NicDown => "monitored interface down",
+            Ineligible::Failures => "over the failure threshold",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -237,8 +267,16 @@ pub struct AdminState {
     /// Per group, in group order: a pending planned move and its target (`None` target
     /// inside `Some`: "the next eligible node").
     pub switchover: Vec<Lww<Option<SwitchoverRequest>>>,
-    /// Per group: a counter raised by every `clear`.
-    pub clear: Vec<Lww<u64>>,
+    /// Per group: the latest `clear`.
+    pub clear: Vec<Lww<ClearRequest>>,
+}
+
+/// A `clear` of a group's failures (all its resources, or one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ClearRequest {
+    /// Raised by every clear of the group.
+    pub sequence: u64,
+    pub resource: Option<ResourceId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

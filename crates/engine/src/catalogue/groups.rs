@@ -3,16 +3,16 @@
 codes! {
     GROUP_STARTING = "I4101", Info, "group starting",
         cause: "This node holds the group's lease and starts its resources in the effective order: storage, network, applications.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; watch for I4102 (running). If the start hangs, the event of the resource that fails says why.";
     GROUP_RUNNING = "I4102", Info, "group running",
         cause: "Every resource of the group started; the node is the group's production node.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; clients are served by this node. `tandem status` shows the owner and its resources.";
     GROUP_STOPPING = "I4103", Info, "group stopping",
         cause: "The node stops the group's resources in the exact reverse of the start order, for the reason given in the event (switch-over, failback, drain, failures, lost storage or network).",
         fix: "Nothing to do; the event's reason says why.";
     GROUP_STOPPED = "I4104", Info, "group stopped",
         cause: "Every resource of the group is stopped on this node.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do if the stop was planned. Otherwise read the preceding I4103 event for its reason.";
     RESOURCE_FAILED = "W4105", Warning, "resource failed: restarting in place",
         cause: "A resource's monitor reported it failed or not running. It is below migration_threshold failures within failure_timeout, so it is restarted on the same node, together with the resources after it.",
         fix: "Read the resource's own logs for why it failed. `tandem clear GROUP` forgets the failures once fixed.";
@@ -30,13 +30,13 @@ codes! {
         fix: "Repair the standby named in the reason. The lock is lifted automatically when it is healthy again.";
     GROUP_UNLOCKED = "I4110", Info, "group unlocked",
         cause: "A standby for the group is online and healthy again, so the group can move if its production node fails.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the group is protected by a standby again.";
     FAILOVER = "W4111", Warning, "failover: taking over a group",
         cause: "The group's production node failed (crash, lost links, lost storage, lost network, or its resources beyond the threshold) and this node, the next eligible one, takes the group over.",
         fix: "Find and repair the cause on the failed node (see its events). With failback = \"manual\" move the group back with `tandem switchover` when convenient.";
     SWITCHOVER = "I4112", Info, "planned switch-over",
         cause: "An operator asked to move the group (`tandem switchover`, the console or the API). The owner stops it in reverse order, releases the lease and the target starts it.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; follow the move with `tandem events --follow` or the console.";
     FAILBACK = "I4113", Info, "failback to the preferred node",
         cause: "The group has failback = \"auto\" and its preferred node has been healthy for failback_delay, so the group returns to it by a planned switch-over.",
         fix: "Nothing to do. Set failback = \"manual\" to keep groups where they are after a failover.";
@@ -48,19 +48,19 @@ codes! {
         fix: "Check the interface, cable and switch port on the node named in the event.";
     NIC_UP = "I4116", Info, "monitored network interface up",
         cause: "A `nic` resource reports its interface up again on this node.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do. If it flaps, check the cable, switch port and NIC error counters on that node.";
     OPERATION_TIMEOUT = "W4117", Warning, "agent operation timed out",
         cause: "A start, stop or monitor of a resource did not finish within its timeout; the agent was killed and the operation counts as failed.",
         fix: "Find why the agent hangs (an unresponsive service, a hung mount). Raise the operation's timeout if the application is merely slow.";
     FAILURES_EXPIRED = "I4118", Info, "failures expired",
         cause: "A resource's failures are older than failure_timeout and are forgotten; the node may be eligible for the group again.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do. If failures keep recurring, find their cause in the resource's own logs.";
     GROUP_CLEARED = "I4119", Info, "failures cleared",
         cause: "An operator cleared the group's failures (`tandem clear`); its nodes are eligible again.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the group may now run on nodes it had been moved away from.";
     REATTACHED = "I4120", Info, "re-attached to a running group",
         cause: "After a daemon restart the node found the group's resources still running, got the lease back and kept them running instead of restarting them.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the restart of the daemon did not interrupt the service.";
     SWITCHOVER_REFUSED = "W4121", Warning, "switch-over refused",
         cause: "The requested target cannot run the group: it is offline, drained, in maintenance, not in the group's node list, or unhealthy for the group; or the group is migration-locked.",
         fix: "Check `tandem status` for the target's state and the group's lock reason, repair, and ask again.";
@@ -75,7 +75,7 @@ codes! {
         fix: "Turn it off with `tandem maintenance off` when the work is done; every resource is probed again then.";
     MAINTENANCE_OFF = "I4202", Info, "maintenance mode off",
         cause: "An administrator turned maintenance off; tandem manages resources again after probing them.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; check `tandem status` after the probes for resources found changed.";
     NODE_DRAINED = "I4203", Info, "node drained",
         cause: "An operator drained the node: its groups move to other nodes and it takes none until undrained.",
         fix: "`tandem undrain NODE` allows it again.";

@@ -3,10 +3,10 @@
 codes! {
     LEASE_ACQUIRED = "I3101", Info, "lease acquired",
         cause: "The arbitrator granted this node the lease of the group: it may start the group.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the group starts next (I4101).";
     LEASE_RELEASED = "I3102", Info, "lease released",
         cause: "This node stopped the group and gave its lease back, so another node can take it at once.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the next owner acquires the lease and starts the group.";
     LEASE_DENIED = "W3103", Warning, "lease held by another node",
         cause: "This node asked for a group's lease but the arbitrator reports that another node still holds and renews it. Usually a placement race that the lease settled; repeated, it means this node sees the holder as failed while the arbitrator sees it alive.",
         fix: "If it repeats, compare `tandem status` on both nodes: a node that sees its peer offline while the disk or witness shows the peer renewing has lost its heartbeat links to it.";

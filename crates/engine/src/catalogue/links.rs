@@ -27,7 +27,7 @@ codes! {
         fix: "Nothing to do. If a node stays in booting, check that its probes finish and that its links are up.";
     NODE_READY = "I2109", Info, "node finished booting",
         cause: "The node has listened for its peers for the start-up wait and knows the state of its resources; it now takes part in placement.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; the node now runs or stands by for its groups.";
     HEARTBEAT_STALE = "W2110", Warning, "heartbeat from an older incarnation dropped",
         cause: "A heartbeat carried an incarnation number older than one already seen from the same node: a delayed or replayed packet.",
         fix: "Nothing to do if it is rare. Many of them point at a network that reorders or duplicates heavily, or at a replay attempt.";

@@ -1,0 +1,272 @@
+//! Leases as their holder sees them. The arbitrator (disk, witness or none) lives in the
+//! shell; the engine only asks ([`LeaseRequest`]) and hears results ([`LeaseResult`]).
+//!
+//! The holder's arithmetic, all on its own clock: a lease granted or renewed by a write
+//! issued at `since` is valid until `since + lease_timeout`. Renewal runs every
+//! `lease_renew_interval`. When less than `lease_stop_budget` is left, the node stops its
+//! groups (E3105); if anything still runs when the lease expires, it fences itself
+//! (E3106). The arbitrator waits `lease_takeover_wait` (longer than `lease_timeout`
+//! under the worst clock drift) before granting to anyone else, so the holder is always
+//! down first. The fence guard is armed with the expiry so that a dead daemon is covered.
+
+use super::{Engine, Pending};
+use crate::catalogue;
+use crate::io::{LeaseRequest, LeaseResult, OpId, Output};
+use crate::spec::GroupId;
+use crate::time::Instant;
+
+#[derive(Default)]
+pub(super) struct HostLease {
+    /// Until when this node's leases are valid, on its own clock.
+    pub(super) valid_until: Option<Instant>,
+    /// The renewal in flight and when it was issued.
+    renew: Option<(OpId, Instant)>,
+    last_renew_issued: Option<Instant>,
+    /// Renewals are failing (announced once per streak).
+    renew_failing: bool,
+    /// The arbitrator answered `Unavailable` to the last request.
+    pub(super) unavailable: bool,
+    /// Stopping every group because the lease can no longer be renewed.
+    pub(super) expiring: bool,
+}
+
+/// One group's lease, as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GroupLease {
+    None,
+    Acquiring(OpId),
+    Held,
+    Releasing(OpId),
+}
+
+impl GroupLease {
+    pub(crate) fn is_held(self) -> bool {
+        matches!(self, GroupLease::Held | GroupLease::Releasing(_))
+    }
+}
+
+impl Engine {
+    pub(super) fn request_lease(&mut self, request: LeaseRequest) -> OpId {
+        let id = self.new_op(Pending::Lease(request));
+        self.push(Output::Lease { id, request });
+        id
+    }
+
+    /// Whether the lease leaves enough time to start something now.
+    pub(super) fn lease_usable(&self) -> bool {
+        let budget = self.timing().lease_stop_budget();
+        !self.lease.expiring
+            && self.lease.valid_until.is_some_and(|until| self.now + budget < until)
+    }
+
+    fn holds_any(&self) -> bool {
+        self.groups.iter().any(|g| g.lease.is_held())
+    }
+
+    fn acquiring_any(&self) -> bool {
+        self.groups.iter().any(|g| matches!(g.lease, GroupLease::Acquiring(_)))
+    }
+
+    fn anything_started(&self) -> bool {
+        self.groups.iter().any(|g| g.started > 0)
+    }
+
+    pub(super) fn on_lease(&mut self, id: OpId, result: LeaseResult) {
+        let Some(Pending::Lease(request)) = self.pending.remove(&id) else {
+            return;
+        };
+        match request {
+            LeaseRequest::Renew => self.on_renew_result(id, result),
+            LeaseRequest::Acquire(group) => self.on_acquire_result(group, id, result),
+            LeaseRequest::Release(group) => self.on_release_result(group, id, result),
+        }
+    }
+
+    pub(super) fn extend_lease(&mut self, since: Instant) {
+        // A result claiming a write issued in the future is a shell bug: clamp it.
+        let since = since.min(self.now);
+        let until = since + self.timing().lease_timeout;
+        self.lease.valid_until = Some(self.lease.valid_until.map_or(until, |u| u.max(until)));
+        self.lease.unavailable = false;
+        if self.lease.expiring && self.lease_usable_ignoring_expiry() {
+            self.lease.expiring = false;
+        }
+    }
+
+    fn lease_usable_ignoring_expiry(&self) -> bool {
+        let budget = self.timing().lease_stop_budget();
+        self.lease.valid_until.is_some_and(|until| self.now + budget < until)
+    }
+
+    fn on_renew_result(&mut self, id: OpId, result: LeaseResult) {
+        if self.lease.renew.is_some_and(|(pending, _)| pending == id) {
+            self.lease.renew = None;
+        }
+        match result {
+            LeaseResult::Granted { since } => {
+                self.extend_lease(since);
+                self.lease.renew_failing = false;
+            }
+            LeaseResult::Lost { groups } => {
+                for group in groups {
+                    self.lease_lost(group);
+                }
+            }
+            LeaseResult::Denied { .. } | LeaseResult::Released | LeaseResult::Unavailable(_) => {
+                let detail = match result {
+                    LeaseResult::Unavailable(why) => {
+                        self.lease.unavailable = true;
+                        why
+                    }
+                    other => format!("unexpected answer {other:?}"),
+                };
+                if !self.lease.renew_failing {
+                    self.lease.renew_failing = true;
+                    let left = self
+                        .lease
+                        .valid_until
+                        .map(|u| u.saturating_since(self.now))
+                        .unwrap_or_default();
+                    self.event(
+                        &catalogue::LEASE_RENEW_FAILED,
+                        None,
+                        None,
+                        None,
+                        format!(
+                            "lease renewal failed ({detail}); valid for {} more",
+                            super::ms(left)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The arbitrator gave one of our groups to another node: stop it at once.
+    fn lease_lost(&mut self, group: GroupId) {
+        let index = group.0 as usize;
+        if index >= self.groups.len() || !self.groups[index].lease.is_held() {
+            return;
+        }
+        self.groups[index].lease = GroupLease::None;
+        let name = self.group_name(group).to_string();
+        self.event(
+            &catalogue::LEASE_LOST,
+            Some(group),
+            None,
+            None,
+            format!("lease of {name} lost to another node: stopping it"),
+        );
+        self.begin_stop(group, "lease lost".to_string(), None);
+    }
+
+    /// Renewal, early stop and self-fence, due at `self.now`.
+    pub(super) fn lease_timers(&mut self) {
+        let now = self.now;
+        let timing = self.timing();
+        if let Some((_, issued)) = self.lease.renew {
+            // An answer that never comes must not block renewal for ever.
+            if now >= issued + timing.lease_timeout {
+                self.lease.renew = None;
+            }
+        }
+        if !self.holds_any() && !self.acquiring_any() {
+            if !self.anything_started() {
+                self.lease.valid_until = None;
+                self.lease.expiring = false;
+            }
+        } else if self.lease.renew.is_none()
+            && self.holds_any()
+            && self.lease.last_renew_issued.is_none_or(|t| now >= t + timing.lease_renew_interval())
+        {
+            let id = self.request_lease(LeaseRequest::Renew);
+            self.lease.renew = Some((id, now));
+            self.lease.last_renew_issued = Some(now);
+        }
+
+        let Some(until) = self.lease.valid_until else {
+            return;
+        };
+        if now >= until {
+            // Expired: nothing we hold is ours any more.
+            let mut dropped = false;
+            for group in &mut self.groups {
+                if group.lease.is_held() {
+                    group.lease = GroupLease::None;
+                    dropped = true;
+                }
+            }
+            if dropped {
+                self.dirty = true;
+            }
+            if self.anything_started() {
+                let still: Vec<String> = self
+                    .groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| g.started > 0)
+                    .map(|(i, _)| self.spec.groups[i].name.clone())
+                    .collect();
+                self.self_fence(format!(
+                    "lease expired while groups still ran: {}",
+                    still.join(", ")
+                ));
+            }
+            return;
+        }
+        if !self.lease.expiring
+            && now + timing.lease_stop_budget() >= until
+            && self.anything_started()
+        {
+            self.lease.expiring = true;
+            self.event(
+                &catalogue::LEASE_EXPIRING,
+                None,
+                None,
+                None,
+                format!(
+                    "lease not renewed; it expires in {}: stopping every group",
+                    super::ms(until.saturating_since(now))
+                ),
+            );
+            for index in 0..self.groups.len() {
+                if self.groups[index].started > 0 || self.groups[index].goal > 0 {
+                    self.begin_stop(GroupId(index as u32), "lease expiring".to_string(), None);
+                }
+            }
+        }
+    }
+
+    pub(super) fn lease_deadline(&self) -> Instant {
+        let timing = self.timing();
+        let mut next = Instant::MAX;
+        if let Some((_, issued)) = self.lease.renew {
+            next = next.min(issued + timing.lease_timeout);
+        } else if self.holds_any() {
+            next = next.min(
+                self.lease
+                    .last_renew_issued
+                    .map_or(self.now, |t| t + timing.lease_renew_interval()),
+            );
+        }
+        if let Some(until) = self.lease.valid_until {
+            if !self.lease.expiring && self.anything_started() {
+                next = next.min(until - timing.lease_stop_budget());
+            }
+            next = next.min(until);
+        }
+        next
+    }
+
+    /// Keep the fence guard armed with the lease expiry while anything may run.
+    pub(super) fn update_fence(&mut self) {
+        // Nothing may run past the lease. Resources found running without a lease are
+        // being stopped by this engine; the guard covers only what a lease protects.
+        let wanted =
+            if self.anything_started() || self.holds_any() { self.lease.valid_until } else { None };
+        if wanted != self.fence_armed {
+            self.fence_armed = wanted;
+            self.push(Output::ArmFence { deadline: wanted });
+        }
+    }
+}

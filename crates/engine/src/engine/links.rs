@@ -1,0 +1,283 @@
+//! Heartbeats and failure detection. A link to a peer is up while heartbeats arrive on
+//! it within `peer_timeout`; a peer is alive while ANY link to it is up (the three-link
+//! interlock, PRODUCT.md 3.2). Losing one link raises an alarm and changes nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ms, Engine};
+use crate::catalogue;
+use crate::io::{Echo, Heartbeat, NodeReport};
+use crate::spec::{LinkId, NodeId};
+use crate::time::Instant;
+
+/// What this node knows about one peer.
+pub(super) struct Peer {
+    pub(super) alive: bool,
+    pub(super) incarnation: Option<u64>,
+    /// Sequence of the report held in `report`.
+    pub(super) report_sequence: u64,
+    pub(super) report: Option<Arc<NodeReport>>,
+    pub(super) links: Vec<PeerLink>,
+}
+
+#[derive(Default)]
+pub(super) struct PeerLink {
+    pub(super) up: bool,
+    pub(super) last_heard: Option<Instant>,
+    /// Highest sequence seen on this link (this incarnation).
+    last_sequence: u64,
+    /// The peer's `sent_at` of its last heartbeat on this link, and when it arrived.
+    last_received: Option<(Instant, Instant)>,
+    pub(super) rtt: Option<Duration>,
+}
+
+impl Peer {
+    pub(super) fn new(links: usize) -> Peer {
+        Peer {
+            alive: false,
+            incarnation: None,
+            report_sequence: 0,
+            report: None,
+            links: (0..links).map(|_| PeerLink::default()).collect(),
+        }
+    }
+
+    pub(super) fn live_report(&self) -> Option<&NodeReport> {
+        if self.alive {
+            self.report.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+impl Engine {
+    pub(super) fn on_heartbeat(&mut self, link: LinkId, message: Heartbeat) {
+        let from = message.from;
+        if from == self.me
+            || usize::from(from.0) >= self.peers.len()
+            || usize::from(link.0) >= self.spec.links.len()
+        {
+            return;
+        }
+        let now = self.now;
+        let peer_index = usize::from(from.0);
+        match self.peers[peer_index].incarnation {
+            Some(known) if message.incarnation < known => {
+                self.stale_heartbeats += 1;
+                return;
+            }
+            Some(known) if message.incarnation > known => {
+                self.peer_restarted(from, message.incarnation);
+            }
+            Some(_) => {}
+            None => self.peers[peer_index].incarnation = Some(message.incarnation),
+        }
+
+        let peer_link = &mut self.peers[peer_index].links[usize::from(link.0)];
+        if message.sequence <= peer_link.last_sequence {
+            return; // duplicate or reordered copy: proves nothing new
+        }
+        peer_link.last_sequence = message.sequence;
+        peer_link.last_heard = Some(now);
+        peer_link.last_received = Some((message.sent_at, now));
+        if let Some(echo) = message.echo {
+            let round_trip = now.saturating_since(echo.sent_at);
+            peer_link.rtt = Some(round_trip.saturating_sub(echo.held));
+        }
+        let link_came_up = !peer_link.up;
+        peer_link.up = true;
+
+        if !self.peers[peer_index].alive {
+            self.peers[peer_index].alive = true;
+            self.dirty = true;
+            let name = self.name(from).to_string();
+            self.event(
+                &catalogue::PEER_JOINED,
+                None,
+                None,
+                Some(format!("node {name}")),
+                format!("peer {name} online (heard on link {})", self.spec.link(link).name),
+            );
+        } else if link_came_up {
+            let location = self.link_location(link, from);
+            self.event(
+                &catalogue::LINK_UP,
+                None,
+                None,
+                Some(location.clone()),
+                format!("{location} up"),
+            );
+        }
+
+        let peer = &mut self.peers[peer_index];
+        if message.sequence > peer.report_sequence {
+            peer.report_sequence = message.sequence;
+            let changed = match &peer.report {
+                Some(old) => !Arc::ptr_eq(old, &message.report) && **old != *message.report,
+                None => true,
+            };
+            if changed {
+                peer.report = Some(message.report.clone());
+                self.merge_admin(&message.report.admin);
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn peer_restarted(&mut self, from: NodeId, incarnation: u64) {
+        let peer = &mut self.peers[usize::from(from.0)];
+        peer.incarnation = Some(incarnation);
+        peer.report = None;
+        peer.report_sequence = 0;
+        for link in &mut peer.links {
+            link.last_sequence = 0;
+        }
+        self.dirty = true;
+        let name = self.name(from).to_string();
+        self.event(
+            &catalogue::PEER_RESTARTED,
+            None,
+            None,
+            Some(format!("node {name}")),
+            format!("peer {name} restarted (incarnation {incarnation})"),
+        );
+    }
+
+    pub(super) fn on_storage_path(&mut self, ok: bool) {
+        if ok == self.storage_ok {
+            return;
+        }
+        self.storage_ok = ok;
+        self.dirty = true;
+        let location = format!("storage path of {}", self.name(self.me));
+        if ok {
+            self.event(
+                &catalogue::STORAGE_PATH_RESTORED,
+                None,
+                None,
+                Some(location),
+                "shared-disk I/O works again".to_string(),
+            );
+        } else {
+            self.event(
+                &catalogue::STORAGE_PATH_LOST,
+                None,
+                None,
+                Some(location),
+                "shared-disk I/O fails on this node".to_string(),
+            );
+        }
+    }
+
+    pub(super) fn link_location(&self, link: LinkId, peer: NodeId) -> String {
+        format!(
+            "link {} between {} and {}",
+            self.spec.link(link).name,
+            self.name(self.me),
+            self.name(peer)
+        )
+    }
+
+    /// Links whose heartbeats stopped; peers whose every link stopped.
+    pub(super) fn link_timers(&mut self) {
+        let timeout = self.timing().peer_timeout;
+        let now = self.now;
+        for peer_index in 0..self.peers.len() {
+            let mut went_down = Vec::new();
+            for (link_index, link) in self.peers[peer_index].links.iter_mut().enumerate() {
+                if link.up && link.last_heard.is_some_and(|t| now >= t + timeout) {
+                    link.up = false;
+                    link.rtt = None;
+                    went_down.push(LinkId(link_index as u16));
+                }
+            }
+            if went_down.is_empty() {
+                continue;
+            }
+            let peer_id = NodeId(peer_index as u16);
+            let any_up = self.peers[peer_index].links.iter().any(|l| l.up);
+            if any_up {
+                for link in went_down {
+                    let location = self.link_location(link, peer_id);
+                    self.event(
+                        &catalogue::LINK_DOWN,
+                        None,
+                        None,
+                        Some(location.clone()),
+                        format!("{location} down: no heartbeat for {}", ms(timeout)),
+                    );
+                }
+            } else if self.peers[peer_index].alive {
+                self.peers[peer_index].alive = false;
+                self.dirty = true;
+                let name = self.name(peer_id).to_string();
+                self.event(
+                    &catalogue::PEER_LOST,
+                    None,
+                    None,
+                    Some(format!("node {name}")),
+                    format!("peer {name} offline: no heartbeat on any link for {}", ms(timeout)),
+                );
+            }
+        }
+    }
+
+    pub(super) fn link_deadline(&self) -> Instant {
+        let timeout = self.timing().peer_timeout;
+        self.peers
+            .iter()
+            .flat_map(|p| p.links.iter())
+            .filter(|l| l.up)
+            .filter_map(|l| l.last_heard.map(|t| t + timeout))
+            .min()
+            .unwrap_or(Instant::MAX)
+    }
+
+    /// Send a heartbeat on every link to every peer when one is due.
+    pub(super) fn heartbeat_timer(&mut self) {
+        if self.now < self.next_heartbeat_at {
+            return;
+        }
+        self.send_heartbeats();
+    }
+
+    pub(super) fn send_heartbeats(&mut self) {
+        let now = self.now;
+        self.next_heartbeat_at = now + self.timing().heartbeat_interval;
+        self.sequence += 1;
+        for peer_index in 0..self.peers.len() {
+            let to = NodeId(peer_index as u16);
+            if to == self.me {
+                continue;
+            }
+            for link_index in 0..self.spec.links.len() {
+                let echo = self.peers[peer_index].links[link_index].last_received.map(
+                    |(sent_at, received)| Echo { sent_at, held: now.saturating_since(received) },
+                );
+                let message = Heartbeat {
+                    from: self.me,
+                    incarnation: self.incarnation,
+                    sequence: self.sequence,
+                    sent_at: now,
+                    echo,
+                    report: self.report.clone(),
+                };
+                self.push(crate::io::Output::Heartbeat {
+                    link: LinkId(link_index as u16),
+                    to,
+                    message,
+                });
+            }
+        }
+    }
+
+    pub(super) fn peer_alive(&self, node: NodeId) -> bool {
+        node == self.me || self.peers[usize::from(node.0)].alive
+    }
+
+    pub(super) fn all_peers_heard(&self) -> bool {
+        self.peers.iter().enumerate().all(|(i, p)| i == usize::from(self.me.0) || p.alive)
+    }
+}

@@ -1,0 +1,294 @@
+//! The engine: one node's decision core. This file holds the state and the run loop
+//! (`handle`, `poll_output`, deadlines); each concern lives in a child module that adds
+//! `impl Engine` blocks:
+//! - `links`: heartbeats in and out, failure detection per link and per peer;
+//! - `lease`: the node's view of its leases (renewal, expiry, self-fencing);
+//! - `groups`: placement, the group life cycle, restart/failover policy;
+//! - `admin`: operator commands and their cluster-wide replication;
+//! - `report`: what this node tells its peers, and the status snapshot.
+//!
+//! Nothing here reads a clock or does I/O: `now` comes with every call and every effect
+//! is an [`Output`] queued for the shell.
+
+mod admin;
+mod groups;
+mod lease;
+mod links;
+mod report;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalogue::CodeInfo;
+use crate::io::{AdminState, Event, Input, NodeReport, OpId, Output};
+use crate::spec::{ClusterSpec, GroupId, NodeId, ResourceId};
+use crate::status::Status;
+use crate::time::Instant;
+
+pub use groups::Group;
+use lease::HostLease;
+use links::Peer;
+
+/// What an outstanding operation id refers to.
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Agent { group: GroupId, resource: ResourceId, kind: crate::io::OpKind },
+    Lease(crate::io::LeaseRequest),
+}
+
+/// Upper bound on outputs queued between two drains; a bug if exceeded (the shell drains
+/// after every input).
+const OUTPUTS_MAX: usize = 1_000_000;
+
+pub struct Engine {
+    spec: Arc<ClusterSpec>,
+    me: NodeId,
+    incarnation: u64,
+    now: Instant,
+    started_at: Instant,
+    booting: bool,
+    /// Set by a self-fence: the node must reset; the engine does nothing more.
+    fenced: bool,
+    outputs: VecDeque<Output>,
+    next_op: u64,
+    pending: BTreeMap<OpId, Pending>,
+
+    // Heartbeats and failure detection (links.rs).
+    sequence: u64,
+    next_heartbeat_at: Instant,
+    report: Arc<NodeReport>,
+    peers: Vec<Peer>,
+    storage_ok: bool,
+
+    // Leases (lease.rs).
+    lease: HostLease,
+    fence_armed: Option<Instant>,
+
+    // Groups (groups.rs).
+    groups: Vec<Group>,
+    /// Placement must be evaluated again before the next wait.
+    dirty: bool,
+
+    // Administrative state (admin.rs).
+    admin: AdminState,
+    lamport: u64,
+    maintenance: bool,
+
+    /// Heartbeats dropped because they came from an older incarnation.
+    pub stale_heartbeats: u64,
+}
+
+impl Engine {
+    /// A new engine for node `me`. `incarnation` must grow with every start of the
+    /// daemon on this node (the shell uses the wall clock at start, or a counter kept on
+    /// disk); `now` is the local monotonic clock.
+    pub fn new(spec: Arc<ClusterSpec>, me: NodeId, incarnation: u64, now: Instant) -> Engine {
+        assert!(usize::from(me.0) < spec.nodes.len(), "node id out of range");
+        assert!(spec.nodes.len() <= crate::spec::NODES_MAX);
+        assert!(spec.groups.len() <= crate::spec::GROUPS_MAX);
+        let peers = spec.nodes.iter().map(|_| Peer::new(spec.links.len())).collect();
+        let groups = spec.groups.iter().map(Group::new).collect();
+        let admin = admin::empty_admin(&spec);
+        let mut engine = Engine {
+            me,
+            incarnation,
+            now,
+            started_at: now,
+            booting: true,
+            fenced: false,
+            outputs: VecDeque::new(),
+            next_op: 1,
+            pending: BTreeMap::new(),
+            sequence: 0,
+            next_heartbeat_at: now,
+            report: Arc::new(NodeReport {
+                state: crate::io::NodeState::Booting,
+                storage_ok: true,
+                groups: Vec::new(),
+                links_up: Vec::new(),
+                admin: AdminState::default(),
+            }),
+            peers,
+            storage_ok: true,
+            lease: HostLease::default(),
+            fence_armed: None,
+            groups,
+            dirty: true,
+            admin,
+            lamport: 0,
+            maintenance: false,
+            stale_heartbeats: 0,
+            spec,
+        };
+        engine.event(
+            &crate::catalogue::NODE_BOOTING,
+            None,
+            None,
+            None,
+            format!("node {} starting (incarnation {incarnation})", engine.name(me)),
+        );
+        engine.start_probes();
+        engine
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn spec(&self) -> &Arc<ClusterSpec> {
+        &self.spec
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Whether the engine fenced itself (the shell must reset the node).
+    pub fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    /// Feed one input. `now` must not go backwards.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        debug_assert!(now >= self.now, "time went backwards");
+        self.now = self.now.max(now);
+        if self.fenced {
+            return;
+        }
+        match input {
+            Input::Timeout => {}
+            Input::Heartbeat { link, message } => self.on_heartbeat(link, message),
+            Input::StoragePath { ok } => self.on_storage_path(ok),
+            Input::Operation { id, result } => self.on_operation(id, result),
+            Input::Lease { id, result } => self.on_lease(id, result),
+            Input::Admin(command) => self.on_admin(command),
+        }
+        self.on_time();
+    }
+
+    /// The next effect to carry out, or [`Output::Wait`] when there is none.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        if self.fenced {
+            return Output::Wait(Instant::MAX);
+        }
+        if self.dirty {
+            self.dirty = false;
+            self.evaluate();
+            self.update_fence();
+            self.refresh_report();
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+        }
+        Output::Wait(self.next_deadline())
+    }
+
+    /// The cluster as this node sees it now.
+    pub fn status(&self, now: Instant) -> Status {
+        self.build_status(now.max(self.now))
+    }
+
+    /// Everything that is due at `self.now`.
+    fn on_time(&mut self) {
+        self.link_timers();
+        self.boot_timer();
+        self.lease_timers();
+        self.group_timers();
+        self.heartbeat_timer();
+        // Placement depends on time (delays, expiries, retries): evaluate after every
+        // input. It is cheap: a pass over the groups.
+        self.dirty = true;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut next = self.next_heartbeat_at;
+        next = next.min(self.link_deadline());
+        if self.booting {
+            next = next.min(self.started_at + self.spec.timing.startup_wait());
+        }
+        next = next.min(self.lease_deadline());
+        for (index, group) in self.groups.iter().enumerate() {
+            next = next.min(group.deadline(&self.spec.groups[index]));
+        }
+        next.max(self.now)
+    }
+
+    fn push(&mut self, output: Output) {
+        assert!(self.outputs.len() < OUTPUTS_MAX, "outputs not drained");
+        self.outputs.push_back(output);
+    }
+
+    fn new_op(&mut self, what: Pending) -> OpId {
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        self.pending.insert(id, what);
+        id
+    }
+
+    fn event(
+        &mut self,
+        code: &'static CodeInfo,
+        group: Option<GroupId>,
+        resource: Option<ResourceId>,
+        location: Option<String>,
+        message: String,
+    ) {
+        let event = Event { at: self.now, node: self.me, code, group, resource, location, message };
+        self.push(Output::Event(event));
+    }
+
+    fn name(&self, node: NodeId) -> &str {
+        &self.spec.node(node).name
+    }
+
+    fn group_name(&self, group: GroupId) -> &str {
+        &self.spec.group(group).name
+    }
+
+    fn timing(&self) -> crate::spec::Timing {
+        self.spec.timing
+    }
+
+    /// Booting ends once every peer was heard (or the start-up wait passed) and every
+    /// probe answered.
+    fn boot_timer(&mut self) {
+        if !self.booting {
+            return;
+        }
+        let waited = self.now >= self.started_at + self.spec.timing.startup_wait();
+        let probing = self.groups.iter().any(|g| g.probes_pending() > 0);
+        if (waited || self.all_peers_heard()) && !probing {
+            self.booting = false;
+            self.dirty = true;
+            let heard = self.peers.iter().filter(|p| p.alive).count();
+            self.event(
+                &crate::catalogue::NODE_READY,
+                None,
+                None,
+                None,
+                format!("node {} ready ({heard} peer(s) online)", self.name(self.me)),
+            );
+        }
+    }
+
+    fn self_fence(&mut self, reason: String) {
+        if self.fenced {
+            return;
+        }
+        self.event(&crate::catalogue::SELF_FENCE, None, None, None, reason.clone());
+        self.push(Output::SelfFence { reason });
+        self.fenced = true;
+    }
+}
+
+/// `d` as milliseconds with a unit, for messages.
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,409 @@
+//! Unit tests of the engine through a tiny in-memory cluster (quinn's `Pair` idea):
+//! perfect clocks, instant agents, a correct arbitrator, links that can be cut. The
+//! full fault simulator lives in the `sim` crate; these tests pin down behaviours.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::io::*;
+use crate::spec::*;
+use crate::time::Instant;
+use crate::Engine;
+
+pub(crate) fn two_node_spec(arbitration: ArbitrationKind) -> ClusterSpec {
+    let resource = |name: &str, kind| ResourceSpec {
+        name: name.into(),
+        kind,
+        monitor_interval: Duration::from_secs(2),
+        monitor_timeout: Duration::from_secs(5),
+        start_timeout: Duration::from_secs(5),
+        stop_timeout: Duration::from_secs(5),
+    };
+    ClusterSpec {
+        name: "test".into(),
+        timing: Timing::default(),
+        nodes: vec![NodeSpec { name: "alpha".into() }, NodeSpec { name: "beta".into() }],
+        links: vec![
+            LinkSpec { name: "private".into(), kind: LinkKind::Udp },
+            LinkSpec { name: "public".into(), kind: LinkKind::Udp },
+            LinkSpec { name: "disk".into(), kind: LinkKind::Disk },
+        ],
+        arbitration,
+        groups: vec![GroupSpec {
+            name: "db".into(),
+            nodes: vec![NodeId(0), NodeId(1)],
+            failback: Failback::Manual,
+            failback_delay: Duration::from_secs(30),
+            migration_threshold: 3,
+            failure_timeout: Duration::from_secs(600),
+            resources: vec![
+                resource("app", ResourceKind::Process),
+                resource("vip", ResourceKind::Ip),
+                resource("data", ResourceKind::Filesystem),
+                resource("uplink", ResourceKind::Nic),
+            ],
+        }],
+    }
+}
+
+struct Holder {
+    node: NodeId,
+    renewed_at: Instant,
+}
+
+pub(crate) struct Cluster {
+    spec: Arc<ClusterSpec>,
+    pub now: Instant,
+    engines: Vec<Option<Engine>>,
+    incarnations: Vec<u64>,
+    cut: BTreeSet<(u16, u16, u16)>,
+    holders: BTreeMap<u32, Holder>,
+    /// (node, group, resource) running.
+    pub running: BTreeSet<(u16, u32, u16)>,
+    pub events: Vec<(Instant, u16, &'static str, String)>,
+    pub fail_start: BTreeSet<(u16, u32, u16)>,
+    pub nic_down: BTreeSet<u16>,
+    pub fenced: Vec<u16>,
+    queue: Vec<(u16, Input)>,
+}
+
+impl Cluster {
+    pub fn new(spec: ClusterSpec) -> Cluster {
+        let spec = Arc::new(spec);
+        let n = spec.nodes.len();
+        let mut cluster = Cluster {
+            spec,
+            now: Instant(1_000_000_000),
+            engines: (0..n).map(|_| None).collect(),
+            incarnations: vec![0; n],
+            cut: BTreeSet::new(),
+            holders: BTreeMap::new(),
+            running: BTreeSet::new(),
+            events: Vec::new(),
+            fail_start: BTreeSet::new(),
+            nic_down: BTreeSet::new(),
+            fenced: Vec::new(),
+            queue: Vec::new(),
+        };
+        for node in 0..n {
+            cluster.boot(node as u16);
+        }
+        cluster
+    }
+
+    pub fn boot(&mut self, node: u16) {
+        self.incarnations[node as usize] += 1;
+        let engine = Engine::new(
+            self.spec.clone(),
+            NodeId(node),
+            self.incarnations[node as usize],
+            self.now,
+        );
+        self.engines[node as usize] = Some(engine);
+    }
+
+    pub fn crash(&mut self, node: u16) {
+        self.engines[node as usize] = None;
+        self.running.retain(|(n, _, _)| *n != node);
+    }
+
+    pub fn cut_link(&mut self, link: u16, a: u16, b: u16) {
+        self.cut.insert((link, a, b));
+        self.cut.insert((link, b, a));
+    }
+
+    pub fn admin(&mut self, node: u16, command: AdminCommand) {
+        self.queue.push((node, Input::Admin(command)));
+        self.settle();
+    }
+
+    pub fn engine(&self, node: u16) -> &Engine {
+        self.engines[node as usize].as_ref().unwrap()
+    }
+
+    pub fn owners(&self, group: u32) -> BTreeSet<u16> {
+        self.running.iter().filter(|(_, g, _)| *g == group).map(|(n, _, _)| *n).collect()
+    }
+
+    pub fn codes(&self) -> Vec<&'static str> {
+        self.events.iter().map(|e| e.2).collect()
+    }
+
+    /// Deliver queued inputs and outputs until all engines wait.
+    fn settle(&mut self) {
+        for _round in 0..10_000 {
+            let mut progressed = false;
+            for (node, input) in std::mem::take(&mut self.queue) {
+                if let Some(engine) = self.engines[node as usize].as_mut() {
+                    engine.handle(self.now, input);
+                    progressed = true;
+                }
+            }
+            for node in 0..self.engines.len() {
+                loop {
+                    let Some(engine) = self.engines[node].as_mut() else { break };
+                    let output = engine.poll_output();
+                    if let Output::Wait(_) = output {
+                        break;
+                    }
+                    progressed = true;
+                    self.carry_out(node as u16, output);
+                }
+            }
+            if !progressed && self.queue.is_empty() {
+                return;
+            }
+        }
+        panic!("cluster did not settle");
+    }
+
+    fn carry_out(&mut self, node: u16, output: Output) {
+        match output {
+            Output::Heartbeat { link, to, message } => {
+                if !self.cut.contains(&(link.0, node, to.0)) {
+                    self.queue.push((to.0, Input::Heartbeat { link, message }));
+                }
+            }
+            Output::Operation { id, group, resource, op, .. } => {
+                let key = (node, group.0, resource.0);
+                let kind = self.spec.group(group).resource(resource).kind;
+                let result = match op {
+                    _ if kind.is_monitor_only() => {
+                        if self.nic_down.contains(&node) {
+                            OpResult::NotRunning
+                        } else {
+                            OpResult::Ok
+                        }
+                    }
+                    OpKind::Start if self.fail_start.contains(&key) => {
+                        OpResult::Failed("boom".into())
+                    }
+                    OpKind::Start => {
+                        self.running.insert(key);
+                        OpResult::Ok
+                    }
+                    OpKind::Stop => {
+                        self.running.remove(&key);
+                        OpResult::Ok
+                    }
+                    OpKind::Monitor | OpKind::Probe => {
+                        if self.running.contains(&key) {
+                            OpResult::Ok
+                        } else {
+                            OpResult::NotRunning
+                        }
+                    }
+                };
+                self.queue.push((node, Input::Operation { id, result }));
+            }
+            Output::Lease { id, request } => {
+                let result = self.arbitrate(NodeId(node), request);
+                self.queue.push((node, Input::Lease { id, result }));
+            }
+            Output::ArmFence { .. } => {}
+            Output::SelfFence { .. } => {
+                self.fenced.push(node);
+                self.crash(node);
+            }
+            Output::Event(event) => {
+                self.events.push((event.at, node, event.code.code, event.message));
+            }
+            Output::Wait(_) => unreachable!(),
+        }
+    }
+
+    fn arbitrate(&mut self, node: NodeId, request: LeaseRequest) -> LeaseResult {
+        let wait = self.spec.timing.lease_takeover_wait();
+        match request {
+            LeaseRequest::Acquire(group) => match self.holders.get(&group.0) {
+                Some(h) if h.node != node && self.now < h.renewed_at + wait => {
+                    LeaseResult::Denied { holder: Some(h.node) }
+                }
+                _ => {
+                    self.holders.insert(group.0, Holder { node, renewed_at: self.now });
+                    LeaseResult::Granted { since: self.now }
+                }
+            },
+            LeaseRequest::Renew => {
+                for h in self.holders.values_mut().filter(|h| h.node == node) {
+                    h.renewed_at = self.now;
+                }
+                LeaseResult::Granted { since: self.now }
+            }
+            LeaseRequest::Release(group) => {
+                if self.holders.get(&group.0).is_some_and(|h| h.node == node) {
+                    self.holders.remove(&group.0);
+                }
+                LeaseResult::Released
+            }
+        }
+    }
+
+    /// Run for `duration`, checking that no group runs on two nodes.
+    pub fn run(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        loop {
+            self.settle();
+            for group in 0..self.spec.groups.len() as u32 {
+                assert!(
+                    self.owners(group).len() <= 1,
+                    "group {group} runs on two nodes at {}",
+                    self.now
+                );
+            }
+            let next = self
+                .engines
+                .iter_mut()
+                .flatten()
+                .map(|e| match e.poll_output() {
+                    Output::Wait(t) => t,
+                    other => panic!("unsettled output {other:?}"),
+                })
+                .min()
+                .unwrap_or(end);
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next.max(self.now);
+            for node in 0..self.engines.len() {
+                if self.engines[node].is_some() {
+                    self.queue.push((node as u16, Input::Timeout));
+                }
+            }
+        }
+    }
+}
+
+const DB: u32 = 0;
+
+fn formed() -> Cluster {
+    let mut cluster = Cluster::new(two_node_spec(ArbitrationKind::Disk));
+    cluster.run(Duration::from_secs(5));
+    cluster
+}
+
+#[test]
+fn formation_starts_group_on_preferred_node_in_order() {
+    let cluster = formed();
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    let status = cluster.engine(1).status(cluster.now);
+    assert_eq!(status.groups[0].owner, Some(NodeId(0)));
+    assert_eq!(status.groups[0].state, GroupState::Running);
+    assert_eq!(status.nodes[0].state, NodeState::Working);
+    assert_eq!(status.nodes[1].state, NodeState::Standby);
+    assert!(!status.groups[0].locked, "{:?}", status.groups[0].lock_reason);
+    assert!(cluster.codes().contains(&"I4102"));
+}
+
+#[test]
+fn production_crash_fails_over_after_lease_expiry() {
+    let mut cluster = formed();
+    cluster.crash(0);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    let codes = cluster.codes();
+    assert!(codes.contains(&"E2104"), "{codes:?}");
+    assert!(codes.contains(&"W4111"), "{codes:?}");
+}
+
+#[test]
+fn standby_crash_locks_and_return_unlocks() {
+    let mut cluster = formed();
+    cluster.crash(1);
+    cluster.run(Duration::from_secs(3));
+    let status = cluster.engine(0).status(cluster.now);
+    assert!(status.groups[0].locked);
+    assert!(cluster.codes().contains(&"W4109"));
+    cluster.boot(1);
+    cluster.run(Duration::from_secs(5));
+    let status = cluster.engine(0).status(cluster.now);
+    assert!(!status.groups[0].locked, "{:?}", status.groups[0].lock_reason);
+    assert!(cluster.codes().contains(&"I4110"));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+}
+
+#[test]
+fn one_link_lost_changes_nothing_but_alarms() {
+    let mut cluster = formed();
+    let before = cluster.events.len();
+    cluster.cut_link(0, 0, 1);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    let new: Vec<_> = cluster.events[before..].iter().map(|e| e.2).collect();
+    assert_eq!(new, vec!["W2101", "W2101"], "{:?}", &cluster.events[before..]);
+}
+
+#[test]
+fn switchover_moves_group_in_reverse_then_forward_order() {
+    let mut cluster = formed();
+    cluster.admin(1, AdminCommand::Switchover { group: GroupId(DB), to: Some(NodeId(1)) });
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    assert!(cluster.codes().contains(&"I4112"));
+    // the request is consumed: nothing moves back
+    cluster.run(Duration::from_secs(10));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+}
+
+#[test]
+fn failures_restart_in_place_then_move_at_threshold() {
+    let mut cluster = formed();
+    // app crashes three times: restarted twice in place, then moved
+    for round in 0..3 {
+        cluster.running.remove(&(0, DB, 0));
+        cluster.run(Duration::from_secs(3));
+        let expect = if round < 2 { 0 } else { 1 };
+        assert_eq!(
+            cluster.owners(DB),
+            BTreeSet::from([expect]),
+            "round {round}: {:?}",
+            cluster.events
+        );
+    }
+    assert!(cluster.codes().contains(&"E4108"));
+}
+
+#[test]
+fn nic_down_on_production_moves_on_standby_locks() {
+    let mut cluster = formed();
+    cluster.nic_down.insert(1);
+    cluster.run(Duration::from_secs(3));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    assert!(cluster.engine(0).status(cluster.now).groups[0].locked);
+    cluster.nic_down.clear();
+    cluster.run(Duration::from_secs(3));
+    assert!(!cluster.engine(0).status(cluster.now).groups[0].locked);
+    cluster.nic_down.insert(0);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+}
+
+#[test]
+fn partition_of_every_link_keeps_one_owner_with_arbitration() {
+    let mut cluster = formed();
+    for link in 0..3 {
+        cluster.cut_link(link, 0, 1);
+    }
+    cluster.run(Duration::from_secs(10));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+}
+
+#[test]
+fn drain_and_maintenance() {
+    let mut cluster = formed();
+    cluster.admin(1, AdminCommand::Drain(NodeId(0)));
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    assert_eq!(cluster.engine(1).status(cluster.now).nodes[0].state, NodeState::Drained);
+    cluster.admin(0, AdminCommand::Maintenance(true));
+    cluster.run(Duration::from_secs(3));
+    assert_eq!(cluster.engine(0).status(cluster.now).nodes[1].state, NodeState::Maintenance);
+    cluster.running.remove(&(1, DB, 0)); // not noticed in maintenance
+    cluster.run(Duration::from_secs(5));
+    assert!(!cluster.running.contains(&(1, DB, 0)));
+    cluster.admin(0, AdminCommand::Maintenance(false));
+    cluster.run(Duration::from_secs(5));
+    assert!(cluster.running.contains(&(1, DB, 0)), "{:?}", cluster.events);
+}
