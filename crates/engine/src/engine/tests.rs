@@ -65,6 +65,10 @@ pub(crate) struct Cluster {
     pub fail_start: BTreeSet<(u16, u32, u16)>,
     pub nic_down: BTreeSet<u16>,
     pub fenced: Vec<u16>,
+    pub fail_stop: BTreeSet<(u16, u32, u16)>,
+    pub storage_lost: BTreeSet<u16>,
+    /// Armed fence deadlines per node (the guard that outlives the daemon).
+    pub guards: BTreeMap<u16, Instant>,
     queue: Vec<(u16, Input)>,
 }
 
@@ -84,6 +88,9 @@ impl Cluster {
             fail_start: BTreeSet::new(),
             nic_down: BTreeSet::new(),
             fenced: Vec::new(),
+            fail_stop: BTreeSet::new(),
+            storage_lost: BTreeSet::new(),
+            guards: BTreeMap::new(),
             queue: Vec::new(),
         };
         for node in 0..n {
@@ -106,6 +113,16 @@ impl Cluster {
     pub fn crash(&mut self, node: u16) {
         self.engines[node as usize] = None;
         self.running.retain(|(n, _, _)| *n != node);
+    }
+
+    /// The daemon dies; its resources keep running until its fence guard fires.
+    pub fn kill_daemon(&mut self, node: u16) {
+        self.engines[node as usize] = None;
+    }
+
+    pub fn lose_storage(&mut self, node: u16) {
+        self.storage_lost.insert(node);
+        self.queue.push((node, Input::StoragePath { ok: false }));
     }
 
     pub fn cut_link(&mut self, link: u16, a: u16, b: u16) {
@@ -161,7 +178,9 @@ impl Cluster {
     fn carry_out(&mut self, node: u16, output: Output) {
         match output {
             Output::Heartbeat { link, to, message } => {
-                if !self.cut.contains(&(link.0, node, to.0)) {
+                let disk_lost = self.spec.link(link).kind == LinkKind::Disk
+                    && (self.storage_lost.contains(&node) || self.storage_lost.contains(&to.0));
+                if !self.cut.contains(&(link.0, node, to.0)) && !disk_lost {
                     self.queue.push((to.0, Input::Heartbeat { link, message }));
                 }
             }
@@ -183,6 +202,9 @@ impl Cluster {
                         self.running.insert(key);
                         OpResult::Ok
                     }
+                    OpKind::Stop if self.fail_stop.contains(&key) => {
+                        OpResult::Failed("busy".into())
+                    }
                     OpKind::Stop => {
                         self.running.remove(&key);
                         OpResult::Ok
@@ -198,10 +220,21 @@ impl Cluster {
                 self.queue.push((node, Input::Operation { id, result }));
             }
             Output::Lease { id, request } => {
-                let result = self.arbitrate(NodeId(node), request);
+                let result = if self.storage_lost.contains(&node) {
+                    LeaseResult::Unavailable("I/O error".into())
+                } else {
+                    self.arbitrate(NodeId(node), request)
+                };
                 self.queue.push((node, Input::Lease { id, result }));
             }
-            Output::ArmFence { .. } => {}
+            Output::ArmFence { deadline } => match deadline {
+                Some(at) => {
+                    self.guards.insert(node, at);
+                }
+                None => {
+                    self.guards.remove(&node);
+                }
+            },
             Output::SelfFence { .. } => {
                 self.fenced.push(node);
                 self.crash(node);
@@ -215,6 +248,12 @@ impl Cluster {
 
     fn arbitrate(&mut self, node: NodeId, request: LeaseRequest) -> LeaseResult {
         let wait = self.spec.timing.lease_takeover_wait();
+        if self.spec.arbitration == ArbitrationKind::None {
+            return match request {
+                LeaseRequest::Release(_) => LeaseResult::Released,
+                _ => LeaseResult::Granted { since: self.now },
+            };
+        }
         match request {
             LeaseRequest::Acquire(group) => match self.holders.get(&group.0) {
                 Some(h) if h.node != node && self.now < h.renewed_at + wait => {
@@ -245,6 +284,14 @@ impl Cluster {
         let end = self.now + duration;
         loop {
             self.settle();
+            let fired: Vec<u16> =
+                self.guards.iter().filter(|(_, at)| self.now >= **at).map(|(n, _)| *n).collect();
+            for node in fired {
+                if self.engines[node as usize].is_none() {
+                    self.guards.remove(&node);
+                    self.running.retain(|(n, _, _)| *n != node);
+                }
+            }
             for group in 0..self.spec.groups.len() as u32 {
                 assert!(
                     self.owners(group).len() <= 1,
@@ -252,6 +299,12 @@ impl Cluster {
                     self.now
                 );
             }
+            let dead_guards: Vec<Instant> = self
+                .guards
+                .iter()
+                .filter(|(n, _)| self.engines[**n as usize].is_none())
+                .map(|(_, t)| *t)
+                .collect();
             let next = self
                 .engines
                 .iter_mut()
@@ -260,6 +313,7 @@ impl Cluster {
                     Output::Wait(t) => t,
                     other => panic!("unsettled output {other:?}"),
                 })
+                .chain(dead_guards)
                 .min()
                 .unwrap_or(end);
             if next > end {
@@ -406,4 +460,130 @@ fn drain_and_maintenance() {
     cluster.admin(0, AdminCommand::Maintenance(false));
     cluster.run(Duration::from_secs(5));
     assert!(cluster.running.contains(&(1, DB, 0)), "{:?}", cluster.events);
+}
+
+#[test]
+fn storage_loss_on_production_moves_group_on_standby_locks() {
+    let mut cluster = formed();
+    cluster.lose_storage(1);
+    cluster.run(Duration::from_secs(3));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    assert!(cluster.engine(0).status(cluster.now).groups[0].locked);
+    let mut cluster = formed();
+    cluster.lose_storage(0);
+    cluster.run(Duration::from_secs(6));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    assert!(cluster.codes().contains(&"E2106"));
+}
+
+#[test]
+fn killed_daemon_is_fenced_by_guard_then_standby_takes_over() {
+    let mut cluster = formed();
+    cluster.kill_daemon(0);
+    cluster.run(Duration::from_secs(6));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+}
+
+#[test]
+fn restarted_daemon_reattaches_to_running_group() {
+    let mut cluster = formed();
+    cluster.kill_daemon(0);
+    cluster.boot(0);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    assert!(cluster.codes().contains(&"I4120"), "{:?}", cluster.events);
+    let starts = cluster.codes().iter().filter(|c| **c == "I4101").count();
+    assert_eq!(starts, 1, "the group was not restarted");
+}
+
+#[test]
+fn stop_failure_fences_the_node() {
+    let mut cluster = formed();
+    cluster.fail_stop.insert((0, DB, 0));
+    cluster.admin(0, AdminCommand::Switchover { group: GroupId(DB), to: None });
+    cluster.run(Duration::from_secs(6));
+    assert_eq!(cluster.fenced, vec![0]);
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    assert!(cluster.codes().contains(&"E4107"));
+}
+
+#[test]
+fn start_failure_counts_and_moves() {
+    let mut cluster = Cluster::new(two_node_spec(ArbitrationKind::Disk));
+    cluster.fail_start.insert((0, DB, 1));
+    cluster.run(Duration::from_secs(10));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    let fails = cluster.codes().iter().filter(|c| **c == "E4106").count();
+    assert_eq!(fails, 3);
+}
+
+#[test]
+fn auto_failback_returns_after_delay_and_manual_stays() {
+    for failback in [Failback::Auto, Failback::Manual] {
+        let mut spec = two_node_spec(ArbitrationKind::Disk);
+        spec.groups[0].failback = failback;
+        spec.groups[0].failback_delay = Duration::from_secs(5);
+        let mut cluster = Cluster::new(spec);
+        cluster.run(Duration::from_secs(5));
+        cluster.crash(0);
+        cluster.run(Duration::from_secs(5));
+        assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+        cluster.boot(0);
+        cluster.run(Duration::from_secs(4));
+        assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "not before the delay");
+        cluster.run(Duration::from_secs(5));
+        let expect = if failback == Failback::Auto { 0 } else { 1 };
+        assert_eq!(cluster.owners(DB), BTreeSet::from([expect]), "{failback:?}");
+    }
+}
+
+#[test]
+fn failures_expire_after_failure_timeout() {
+    let mut spec = two_node_spec(ArbitrationKind::Disk);
+    spec.groups[0].failure_timeout = Duration::from_secs(20);
+    spec.groups[0].migration_threshold = 1;
+    let mut cluster = Cluster::new(spec);
+    cluster.run(Duration::from_secs(5));
+    cluster.running.remove(&(0, DB, 0));
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    let status = cluster.engine(1).status(cluster.now);
+    assert_eq!(status.nodes[0].state, NodeState::Standby);
+    cluster.run(Duration::from_secs(20));
+    assert!(cluster.codes().contains(&"I4118"));
+    // alpha is eligible again: a switch-over back is accepted
+    cluster.admin(1, AdminCommand::Switchover { group: GroupId(DB), to: Some(NodeId(0)) });
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]), "{:?}", cluster.events);
+}
+
+#[test]
+fn clear_forgets_failures_everywhere() {
+    let mut spec = two_node_spec(ArbitrationKind::Disk);
+    spec.groups[0].migration_threshold = 1;
+    let mut cluster = Cluster::new(spec);
+    cluster.run(Duration::from_secs(5));
+    cluster.running.remove(&(0, DB, 0));
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    cluster.admin(1, AdminCommand::Switchover { group: GroupId(DB), to: Some(NodeId(0)) });
+    assert!(cluster.codes().contains(&"W4121"), "alpha is over its threshold");
+    cluster.admin(1, AdminCommand::Clear { group: GroupId(DB), resource: None });
+    cluster.run(Duration::from_secs(2));
+    cluster.admin(1, AdminCommand::Switchover { group: GroupId(DB), to: Some(NodeId(0)) });
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]), "{:?}", cluster.events);
+}
+
+#[test]
+fn without_arbitration_a_full_partition_splits_the_brain() {
+    let mut cluster = Cluster::new(two_node_spec(ArbitrationKind::None));
+    cluster.run(Duration::from_secs(5));
+    for link in 0..3 {
+        cluster.cut_link(link, 0, 1);
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cluster.run(Duration::from_secs(10))
+    }));
+    assert!(result.is_err(), "both nodes must run the group: nothing arbitrates");
 }
