@@ -55,7 +55,7 @@ impl Engine {
         }
         self.lamport = self.lamport.max(lamport);
         if changed {
-            self.dirty = true;
+            self.touch_all();
             self.apply_admin();
         }
     }
@@ -77,7 +77,7 @@ impl Engine {
 
     fn set_maintenance(&mut self, on: bool) {
         self.maintenance = on;
-        self.dirty = true;
+        self.touch_all();
         if !on {
             // Resources may have been changed by hand: look before acting again.
             self.start_probes();
@@ -92,7 +92,7 @@ impl Engine {
                 res.last_failed = false;
             }
         }
-        self.dirty = true;
+        self.touch(group);
     }
 
     pub(super) fn on_admin(&mut self, command: AdminCommand) {
@@ -105,7 +105,7 @@ impl Engine {
                 let drain = matches!(command, AdminCommand::Drain(_));
                 let stamp = self.next_stamp();
                 self.admin.drained[usize::from(node.0)] = Lww { value: drain, stamp };
-                self.dirty = true;
+                self.touch_all();
                 let name = self.name(node).to_string();
                 let (code, text) = if drain {
                     (&catalogue::NODE_DRAINED, format!("node {name} drained: its groups move away"))
@@ -203,7 +203,6 @@ impl Engine {
             },
         };
         self.write_switchover(group, Some(SwitchoverRequest { from: owner, to: Some(target) }));
-        self.dirty = true;
         let text = format!(
             "switch-over of {name} from {} to {} requested",
             self.name(owner),

@@ -40,6 +40,9 @@ pub struct Group {
     pub(super) started: usize,
     pub(super) goal: usize,
     then_goal: Option<usize>,
+    /// A restart in place beyond the failure threshold (the group cannot move) waits
+    /// until then, so that a resource that fails at once is not retried in a tight loop.
+    restart_at: Option<Instant>,
     op: Option<GroupOp>,
     pub(super) resources: Vec<Res>,
     probes_pending: usize,
@@ -60,6 +63,10 @@ pub struct Group {
     announced_no_node: bool,
     announced_blocked: bool,
     announced_denied: bool,
+    /// Queued for evaluation (see `Engine::touch`).
+    pub(super) touched: bool,
+    /// `deadline()` as of the last evaluation.
+    pub(super) cached_deadline: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +104,7 @@ impl Group {
             started: 0,
             goal: 0,
             then_goal: None,
+            restart_at: None,
             op: None,
             resources: spec
                 .resources
@@ -119,6 +127,8 @@ impl Group {
             announced_no_node: false,
             announced_blocked: false,
             announced_denied: false,
+            touched: false,
+            cached_deadline: Instant::ZERO,
         }
     }
 
@@ -213,7 +223,7 @@ impl Group {
                 next = next.min(*first + spec.failure_timeout);
             }
         }
-        for at in [self.retry_at, self.handoff_until].into_iter().flatten() {
+        for at in [self.retry_at, self.handoff_until, self.restart_at].into_iter().flatten() {
             next = next.min(at);
         }
         if let Some((_, since)) = self.failback {
@@ -394,15 +404,42 @@ impl Engine {
         None
     }
 
-    /// Placement and stepping of every group.
+    /// Placement and stepping of the groups touched since the last call (all of them
+    /// after a cluster-wide change); refreshes their report entries and deadlines.
     pub(super) fn evaluate(&mut self) {
-        for index in 0..self.groups.len() {
-            let group = GroupId(index as u32);
-            if !self.booting && !self.maintenance && self.groups[index].probes_pending == 0 {
-                self.decide(group);
+        if self.report_groups.len() != self.groups.len() {
+            self.dirty_all = true;
+            self.report_groups = (0..self.groups.len())
+                .map(|index| self.group_report(GroupId(index as u32)))
+                .collect();
+        }
+        // Evaluating a group may touch it again (a stop begun, a lease asked): a few
+        // rounds settle it; the bound only guards against a bug.
+        for _round in 0..8 {
+            let list: Vec<GroupId> = if self.dirty_all {
+                self.dirty_all = false;
+                self.touched.clear();
+                (0..self.groups.len()).map(|index| GroupId(index as u32)).collect()
+            } else {
+                std::mem::take(&mut self.touched)
+            };
+            if list.is_empty() {
+                return;
             }
-            self.drive(group);
-            self.track_lock(group);
+            for &group in &list {
+                self.groups[group.0 as usize].touched = false;
+            }
+            for group in list {
+                let index = group.0 as usize;
+                if !self.booting && !self.maintenance && self.groups[index].probes_pending == 0 {
+                    self.decide(group);
+                }
+                self.drive(group);
+                self.track_lock(group);
+                self.report_groups[index] = self.group_report(group);
+                let deadline = self.groups[index].deadline(&self.spec.groups[index]);
+                self.groups[index].cached_deadline = deadline;
+            }
         }
     }
 
@@ -601,6 +638,7 @@ impl Engine {
     /// Start stopping the group (reverse order); hand it to `handoff` afterwards.
     pub(super) fn begin_stop(&mut self, group: GroupId, reason: String, handoff: Option<NodeId>) {
         let index = group.0 as usize;
+        self.touch(group);
         let runtime = &mut self.groups[index];
         if runtime.goal == 0 && runtime.then_goal.is_none() && runtime.handoff_to == handoff {
             return;
@@ -677,6 +715,9 @@ impl Engine {
             if started < goal {
                 if runtime.lease != GroupLease::Held || !self.lease_usable() {
                     return; // wait for the lease (renewal in flight)
+                }
+                if runtime.restart_at.is_some_and(|t| self.now < t) {
+                    return;
                 }
                 let resource = runtime.order[started];
                 if self.gspec(group).resource(resource).kind.is_monitor_only() {
@@ -812,6 +853,7 @@ impl Engine {
                 if let Some((id, _)) = self.groups[index].resources[r].monitor.take() {
                     self.pending.remove(&id);
                 }
+                self.touch(group);
                 let probe = self.issue(group, resource, OpKind::Probe);
                 self.groups[index].resources[r].probe = Some(probe);
                 self.groups[index].probes_pending += 1;
@@ -823,6 +865,7 @@ impl Engine {
         let Some(Pending::Agent { group, resource, kind }) = self.pending.remove(&id) else {
             return;
         };
+        self.touch(group);
         let monitor_only = self.gspec(group).resource(resource).kind.is_monitor_only();
         match kind {
             OpKind::Probe => self.on_probe(group, resource, result, monitor_only),
@@ -906,7 +949,6 @@ impl Engine {
         }
         res.nic_up = up;
         res.nic_down_since = if up { None } else { Some(now) };
-        self.dirty = true;
         let rname = self.gspec(group).resource(resource).name.clone();
         let location = format!("{} on {}", rname, self.name(self.me));
         if up {
@@ -1036,19 +1078,26 @@ impl Engine {
         );
         self.cancel_monitors(group);
         let pos = self.groups[index].pos_of[r];
+        let interval = self.gspec(group).resource(resource).monitor_interval;
         let runtime = &mut self.groups[index];
         if runtime.goal > 0 {
             runtime.goal = runtime.goal.min(pos);
             runtime.then_goal = Some(n);
+            // Beyond the threshold the group should move; if it cannot, the restart in
+            // place is paced by the monitor interval.
+            runtime.restart_at = (count >= threshold).then(|| now + interval);
         }
-        self.dirty = true;
     }
 
     /// Deadlines of operations, monitors, expiries and retries.
     pub(super) fn group_timers(&mut self) {
         let now = self.now;
         for index in 0..self.groups.len() {
+            if self.groups[index].cached_deadline > now {
+                continue;
+            }
             let group = GroupId(index as u32);
+            self.touch(group);
             if let Some(op) = self.groups[index].op {
                 if now >= op.deadline {
                     self.on_operation(op.id, OpResult::Timeout);
@@ -1079,6 +1128,9 @@ impl Engine {
             }
             self.expire_failures(group);
             let runtime = &mut self.groups[index];
+            if runtime.restart_at.is_some_and(|t| now >= t) {
+                runtime.restart_at = None;
+            }
             if runtime.retry_at.is_some_and(|t| now >= t) {
                 runtime.retry_at = None;
             }
@@ -1107,7 +1159,6 @@ impl Engine {
             if after == 0 {
                 self.groups[index].resources[r].last_failed = false;
             }
-            self.dirty = true;
             let rname = self.gspec(group).resources[r].name.clone();
             let gname = self.group_name(group).to_string();
             let note =
@@ -1137,6 +1188,7 @@ impl Engine {
         if self.groups[index].lease != GroupLease::Acquiring(id) {
             return;
         }
+        self.touch(group);
         let name = self.group_name(group).to_string();
         let reattach = self.groups[index].reattach;
         match result {
@@ -1281,6 +1333,7 @@ impl Engine {
         if self.groups[index].lease != GroupLease::Releasing(id) {
             return;
         }
+        self.touch(group);
         match result {
             crate::io::LeaseResult::Released => {
                 let hold = self.timing().lease_takeover_wait() + self.timing().peer_timeout * 2;
@@ -1313,5 +1366,6 @@ impl Engine {
     ) {
         let stamp = self.next_stamp();
         self.admin.switchover[group.0 as usize] = Lww { value, stamp };
+        self.touch(group);
     }
 }

@@ -83,6 +83,8 @@ impl Engine {
     }
 
     pub(super) fn extend_lease(&mut self, since: Instant) {
+        let was_usable = self.lease_usable();
+        let was_unavailable = self.lease.unavailable;
         // A result claiming a write issued in the future is a shell bug: clamp it.
         let since = since.min(self.now);
         let until = since + self.timing().lease_timeout;
@@ -90,6 +92,9 @@ impl Engine {
         self.lease.unavailable = false;
         if self.lease.expiring && self.lease_usable_ignoring_expiry() {
             self.lease.expiring = false;
+        }
+        if was_usable != self.lease_usable() || was_unavailable {
+            self.touch_all(); // groups waiting to start, eligibility
         }
     }
 
@@ -115,6 +120,9 @@ impl Engine {
             LeaseResult::Denied { .. } | LeaseResult::Released | LeaseResult::Unavailable(_) => {
                 let detail = match result {
                     LeaseResult::Unavailable(why) => {
+                        if !self.lease.unavailable {
+                            self.touch_all();
+                        }
                         self.lease.unavailable = true;
                         why
                     }
@@ -197,7 +205,7 @@ impl Engine {
                 }
             }
             if dropped {
-                self.dirty = true;
+                self.touch_all();
             }
             if self.anything_started() {
                 let still: Vec<String> = self

@@ -91,7 +91,7 @@ impl Engine {
 
         if !self.peers[peer_index].alive {
             self.peers[peer_index].alive = true;
-            self.dirty = true;
+            self.touch_all();
             let name = self.name(from).to_string();
             self.event(
                 &catalogue::PEER_JOINED,
@@ -119,10 +119,26 @@ impl Engine {
                 None => true,
             };
             if changed {
-                peer.report = Some(message.report.clone());
-                self.merge_admin(&message.report.admin);
-                self.dirty = true;
+                let old = peer.report.replace(message.report.clone());
+                self.report_changed(old.as_deref(), &message.report);
             }
+        }
+    }
+
+    /// A peer's report changed: evaluate what it can affect.
+    fn report_changed(&mut self, old: Option<&NodeReport>, new: &NodeReport) {
+        if old.is_none_or(|old| old.admin != new.admin) {
+            self.merge_admin(&new.admin);
+        }
+        match old {
+            Some(old) if old.state == new.state && old.groups.len() == new.groups.len() => {
+                for (index, (a, b)) in old.groups.iter().zip(&new.groups).enumerate() {
+                    if a != b {
+                        self.touch(crate::spec::GroupId(index as u32));
+                    }
+                }
+            }
+            _ => self.touch_all(),
         }
     }
 
@@ -134,7 +150,7 @@ impl Engine {
         for link in &mut peer.links {
             link.last_sequence = 0;
         }
-        self.dirty = true;
+        self.touch_all();
         let name = self.name(from).to_string();
         self.event(
             &catalogue::PEER_RESTARTED,
@@ -150,7 +166,7 @@ impl Engine {
             return;
         }
         self.storage_ok = ok;
-        self.dirty = true;
+        self.touch_all();
         let location = format!("storage path of {}", self.name(self.me));
         if ok {
             self.event(
@@ -211,7 +227,7 @@ impl Engine {
                 }
             } else if self.peers[peer_index].alive {
                 self.peers[peer_index].alive = false;
-                self.dirty = true;
+                self.touch_all();
                 let name = self.name(peer_id).to_string();
                 self.event(
                     &catalogue::PEER_LOST,
@@ -246,6 +262,7 @@ impl Engine {
     pub(super) fn send_heartbeats(&mut self) {
         let now = self.now;
         self.next_heartbeat_at = now + self.timing().heartbeat_interval;
+        self.last_heartbeat_at = Some(now);
         self.sequence += 1;
         for peer_index in 0..self.peers.len() {
             let to = NodeId(peer_index as u16);

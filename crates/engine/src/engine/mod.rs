@@ -67,8 +67,15 @@ pub struct Engine {
 
     // Groups (groups.rs).
     groups: Vec<Group>,
-    /// Placement must be evaluated again before the next wait.
-    dirty: bool,
+    /// Every group must be evaluated again before the next wait (peers, admin state,
+    /// storage, leases changed).
+    dirty_all: bool,
+    /// Groups to evaluate again before the next wait (each also flagged in `Group`).
+    touched: Vec<GroupId>,
+    /// This node's entry for each group in its report, kept up to date by `evaluate`.
+    report_groups: Vec<crate::io::GroupReport>,
+    /// When the last heartbeat was sent, to pace the ones sent early on changes.
+    last_heartbeat_at: Option<Instant>,
 
     // Administrative state (admin.rs).
     admin: AdminState,
@@ -113,8 +120,11 @@ impl Engine {
             storage_ok: true,
             lease: HostLease::default(),
             fence_armed: None,
+            report_groups: Vec::new(),
             groups,
-            dirty: true,
+            dirty_all: true,
+            touched: Vec::new(),
+            last_heartbeat_at: None,
             admin,
             lamport: 0,
             maintenance: false,
@@ -175,8 +185,7 @@ impl Engine {
         if self.fenced {
             return Output::Wait(Instant::MAX);
         }
-        if self.dirty {
-            self.dirty = false;
+        if self.dirty_all || !self.touched.is_empty() {
             self.evaluate();
             self.update_fence();
             self.refresh_report();
@@ -199,9 +208,20 @@ impl Engine {
         self.lease_timers();
         self.group_timers();
         self.heartbeat_timer();
-        // Placement depends on time (delays, expiries, retries): evaluate after every
-        // input. It is cheap: a pass over the groups.
-        self.dirty = true;
+    }
+
+    /// Evaluate this group again before the next wait.
+    fn touch(&mut self, group: GroupId) {
+        let runtime = &mut self.groups[group.0 as usize];
+        if !runtime.touched {
+            runtime.touched = true;
+            self.touched.push(group);
+        }
+    }
+
+    /// Evaluate every group again before the next wait.
+    fn touch_all(&mut self) {
+        self.dirty_all = true;
     }
 
     fn next_deadline(&self) -> Instant {
@@ -211,8 +231,8 @@ impl Engine {
             next = next.min(self.started_at + self.spec.timing.startup_wait());
         }
         next = next.min(self.lease_deadline());
-        for (index, group) in self.groups.iter().enumerate() {
-            next = next.min(group.deadline(&self.spec.groups[index]));
+        for group in &self.groups {
+            next = next.min(group.cached_deadline);
         }
         next.max(self.now)
     }
@@ -263,7 +283,7 @@ impl Engine {
         let probing = self.groups.iter().any(|g| g.probes_pending() > 0);
         if (waited || self.all_peers_heard()) && !probing {
             self.booting = false;
-            self.dirty = true;
+            self.touch_all();
             let heard = self.peers.iter().filter(|p| p.alive).count();
             self.event(
                 &crate::catalogue::NODE_READY,

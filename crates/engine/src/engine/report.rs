@@ -25,23 +25,19 @@ impl Engine {
         }
     }
 
+    pub(super) fn group_report(&self, group: GroupId) -> GroupReport {
+        let runtime = &self.groups[group.0 as usize];
+        let state = runtime.state();
+        GroupReport {
+            state,
+            ineligible: self.local_ineligible(group),
+            holds_lease: runtime.lease.is_held(),
+            handoff_to: if state == GroupState::Stopped { runtime.handoff_to } else { None },
+        }
+    }
+
     pub(super) fn build_report(&self) -> NodeReport {
-        let groups = (0..self.groups.len())
-            .map(|index| {
-                let runtime = &self.groups[index];
-                let state = runtime.state();
-                GroupReport {
-                    state,
-                    ineligible: self.local_ineligible(GroupId(index as u32)),
-                    holds_lease: runtime.lease.is_held(),
-                    handoff_to: if state == GroupState::Stopped {
-                        runtime.handoff_to
-                    } else {
-                        None
-                    },
-                }
-            })
-            .collect();
+        let groups = self.report_groups.clone();
         let mut links_up = Vec::new();
         for (peer_index, peer) in self.peers.iter().enumerate() {
             for (link_index, link) in peer.links.iter().enumerate() {
@@ -65,7 +61,14 @@ impl Engine {
         let report = self.build_report();
         if report != *self.report {
             self.report = std::sync::Arc::new(report);
-            self.send_heartbeats();
+            // Pace early heartbeats: at most five per heartbeat interval.
+            let gap = self.timing().heartbeat_interval / 5;
+            match self.last_heartbeat_at {
+                Some(last) if self.now < last + gap => {
+                    self.next_heartbeat_at = self.next_heartbeat_at.min(last + gap);
+                }
+                _ => self.send_heartbeats(),
+            }
         }
     }
 

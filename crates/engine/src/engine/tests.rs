@@ -172,7 +172,8 @@ impl Cluster {
                 return;
             }
         }
-        panic!("cluster did not settle");
+        let tail: Vec<_> = self.events.iter().rev().take(12).collect();
+        panic!("cluster did not settle at {}: {tail:#?}", self.now);
     }
 
     fn carry_out(&mut self, node: u16, output: Output) {
