@@ -226,7 +226,7 @@ impl Group {
         for at in [self.retry_at, self.handoff_until, self.restart_at].into_iter().flatten() {
             next = next.min(at);
         }
-        if let Some((_, since)) = self.failback {
+        if let (true, Some((_, since))) = (self.owns(), self.failback) {
             next = next.min(since + spec.failback_delay);
         }
         next
@@ -304,6 +304,22 @@ impl Engine {
                 Some(why) => Err(why.as_str().to_string()),
                 None => Ok(()),
             },
+        }
+    }
+
+    /// Why the previous owner of a group lost it, when that was a fault (offline,
+    /// storage, network, failures) rather than a plan (switch-over, failback, drain).
+    fn failed_owner(&self, previous: NodeId, group: GroupId) -> Option<String> {
+        if previous == self.me {
+            return None;
+        }
+        let peer = &self.peers[usize::from(previous.0)];
+        let Some(report) = peer.live_report() else {
+            return Some("offline".to_string());
+        };
+        match report.groups.get(group.0 as usize).and_then(|g| g.ineligible) {
+            None | Some(Ineligible::Drained | Ineligible::Maintenance) => None,
+            Some(why) => Some(why.as_str().to_string()),
         }
     }
 
@@ -693,7 +709,7 @@ impl Engine {
         loop {
             let runtime = &self.groups[index];
             if runtime.op.is_some()
-                || self.maintenance
+                || (self.maintenance && !self.lease.expiring)
                 || runtime.failed
                 || runtime.probes_pending > 0
                 || matches!(runtime.lease, GroupLease::Acquiring(_) | GroupLease::Releasing(_))
@@ -1232,11 +1248,7 @@ impl Engine {
                 } else {
                     self.groups[index].goal = n;
                     if let Some(previous) = self.groups[index].last_owner.take() {
-                        if previous != self.me {
-                            let why = self
-                                .node_ineligible(previous, group)
-                                .err()
-                                .unwrap_or_else(|| "gone".into());
+                        if let Some(why) = self.failed_owner(previous, group) {
                             self.event(
                                 &catalogue::FAILOVER,
                                 Some(group),

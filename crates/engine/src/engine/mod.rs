@@ -227,8 +227,9 @@ impl Engine {
     fn next_deadline(&self) -> Instant {
         let mut next = self.next_heartbeat_at;
         next = next.min(self.link_deadline());
-        if self.booting {
-            next = next.min(self.started_at + self.spec.timing.startup_wait());
+        let boot_wait = self.started_at + self.spec.timing.startup_wait();
+        if self.booting && self.now < boot_wait {
+            next = next.min(boot_wait); // afterwards booting waits for probe answers
         }
         next = next.min(self.lease_deadline());
         for group in &self.groups {
