@@ -95,6 +95,9 @@ impl Diagnostic {
                 from -= 1;
             }
             let mut to = self.span.end.saturating_sub(line_start).min(line.len()).max(from);
+            while !line.is_char_boundary(to) {
+                to += 1;
+            }
             if to == from {
                 to = line[from..].chars().next().map_or(from, |c| from + c.len_utf8());
                 if to == from {

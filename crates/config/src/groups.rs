@@ -95,7 +95,7 @@ fn read_group(
     let (name, name_span) = name.unwrap_or_default();
     if !name.is_empty() {
         match names.get(&name) {
-            Some(first) => duplicate_name(ctx, "group", &name, name_span.clone(), &first.clone()),
+            Some(first) => duplicate_name(ctx, "group", "", &name, name_span.clone(), &first.clone()),
             None => {
                 names.insert(name.clone(), name_span.clone());
             }
@@ -111,11 +111,12 @@ fn read_group(
         failure_timeout: FAILURE_TIMEOUT_DEFAULT,
         resources: Vec::new(),
     };
+    let mut nodes_as_written = 0;
     if let Some(e) = fields.require(ctx, "nodes", &what) {
-        spec.nodes = read_group_nodes(ctx, &e, &name, node_ids);
+        (spec.nodes, nodes_as_written) = read_group_nodes(ctx, &e, &name, node_ids);
     }
     if let Some(e) = fields.get("failback") {
-        spec.failback = read_choice(ctx, &e, &[("manual", Failback::Manual), ("auto", Failback::Auto)])
+        spec.failback = read_choice(ctx, &e, "failback", &[("manual", Failback::Manual), ("auto", Failback::Auto)])
             .unwrap_or(Failback::Manual);
     }
     if let Some(d) = fields.get("failback_delay").and_then(|e| ctx.duration(&e)) {
@@ -160,7 +161,7 @@ fn read_group(
             if let Some((rname, span)) = &resource.name {
                 match resource_names.get(rname) {
                     Some(first) => {
-                        duplicate_name(ctx, &format!("resource of group `{name}`"), rname, span.clone(), &first.clone())
+                        duplicate_name(ctx, "resource", &format!(" in group `{name}`"), rname, span.clone(), &first.clone())
                     }
                     None => {
                         resource_names.insert(rname.clone(), span.clone());
@@ -168,7 +169,7 @@ fn read_group(
                             match app_names.get(rname) {
                                 Some(first) => {
                                     let first = first.clone();
-                                    duplicate_name(ctx, "app resource", rname, span.clone(), &first);
+                                    duplicate_name(ctx, "app resource", "", rname, span.clone(), &first);
                                     if let Some(d) = ctx.diagnostics.last_mut() {
                                         d.help.push("app resources are addressed by name alone (POST /v1/apps/NAME/heartbeat), so their names are unique in the cluster".into());
                                     }
@@ -193,7 +194,7 @@ fn read_group(
             || KIND_KEYS.iter().any(|(_, keys)| keys.contains(&key));
         is_resource_key.then(|| format!("`{key}` is a resource key: put it in a [[group.resource]] table"))
     });
-    if spec.nodes.len() == 1 {
+    if spec.nodes.len() == 1 && nodes_as_written == 1 {
         ctx.push(
             &codes::CONFIG_GROUP_SINGLE_NODE,
             name_span_or(&name_span, &anchor),
@@ -211,13 +212,15 @@ fn name_span_or(name_span: &Span, anchor: &Span) -> Span {
     if name_span.is_empty() { anchor.clone() } else { name_span.clone() }
 }
 
+/// The resolved nodes, and how many entries the list had as written.
 fn read_group_nodes(
     ctx: &mut Ctx<'_>,
     entry: &Entry<'_>,
     group: &str,
     node_ids: &HashMap<&str, NodeId>,
-) -> Vec<NodeId> {
-    let Some(list) = ctx.strings(entry) else { return Vec::new() };
+) -> (Vec<NodeId>, usize) {
+    let Some(list) = ctx.strings(entry) else { return (Vec::new(), 0) };
+    let written = list.len();
     if list.is_empty() {
         ctx.push(
             &codes::CONFIG_GROUP_WITHOUT_NODES,
@@ -227,7 +230,7 @@ fn read_group_nodes(
         )
         .help
         .push("list the nodes that may run the group, production node first: nodes = [\"alpha\", \"beta\"]".into());
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let mut out: Vec<NodeId> = Vec::with_capacity(list.len());
     for (node, span) in list {
@@ -254,7 +257,7 @@ fn read_group_nodes(
             Some(id) => out.push(*id),
         }
     }
-    out
+    (out, written)
 }
 
 /// W1104, once per group: resources whose stop may outlast a lost lease.
@@ -320,8 +323,8 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
     let mut fields = Fields::new(table);
     let name = read_name(ctx, &mut fields, "[[group.resource]]");
     let what = match &name {
-        Some((n, _)) => format!("resource `{n}`"),
-        None => "[[group.resource]]".to_string(),
+        Some((n, _)) if !n.is_empty() => format!("resource `{n}`"),
+        _ => "[[group.resource]]".to_string(),
     };
     let kind = fields.require(ctx, "kind", &what).and_then(|e| {
         let text = ctx.string(&e)?;

@@ -95,10 +95,17 @@ pub fn host_checks_on(config: &Config, strictness: Strictness, host: &dyn Host) 
         seen: HashSet::new(),
         out: Vec::new(),
     };
-    checker.file(&config.key_file, &config.key_file.span, "cluster key", false, "run `tandem keygen` and copy the key to every node");
+    checker.file(
+        &config.key_file,
+        &config.key_file.span,
+        "cluster key",
+        "",
+        false,
+        "run `tandem keygen` and copy the key to every node",
+    );
     for (link, spec) in config.links.iter().zip(&config.cluster.links) {
         if let (LinkConfig::Disk { path }, LinkKind::Disk) = (link, spec.kind) {
-            checker.device(path, &path.span, &format!("disk link `{}`", spec.name));
+            checker.device(path, &path.span, "disk area", &format!(" of link `{}`", spec.name));
         }
     }
     for (group, spec) in config.groups.iter().zip(&config.cluster.groups) {
@@ -108,7 +115,7 @@ pub fn host_checks_on(config: &Config, strictness: Strictness, host: &dyn Host) 
     }
     for alert in &config.alerts {
         if let AlertTarget::Script { path } = &alert.target {
-            checker.file(path, &path.span, "alert script", true, "");
+            checker.file(path, &path.span, "alert script", "", true, "");
         }
     }
     let mut out = checker.out;
@@ -153,14 +160,15 @@ impl Checker<'_> {
     }
 
     /// A regular file, optionally executable.
-    fn file(&mut self, path: &Path, span: &Span, what: &str, executable: bool, help: &str) {
+    /// `owner` ends the subject: "" or " of resource `x`".
+    fn file(&mut self, path: &Path, span: &Span, what: &str, owner: &str, executable: bool, help: &str) {
         let shown = path.display().to_string();
         match self.host.path_kind(path) {
             None => self.report(
                 (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
                 &shown,
                 span,
-                format!("{what} {shown} does not exist on this host"),
+                format!("{what} {shown}{owner} does not exist on this host"),
                 "not found",
                 help,
             ),
@@ -168,7 +176,7 @@ impl Checker<'_> {
                 (&codes::HOST_NOT_EXECUTABLE, &codes::HOST_NOT_EXECUTABLE_WARNING),
                 &shown,
                 span,
-                format!("{what} {shown} is not executable"),
+                format!("{what} {shown}{owner} is not executable"),
                 "no execute permission",
                 &format!("chmod +x {shown}"),
             ),
@@ -176,14 +184,14 @@ impl Checker<'_> {
         }
     }
 
-    fn device(&mut self, path: &Path, span: &Span, what: &str) {
+    fn device(&mut self, path: &Path, span: &Span, what: &str, owner: &str) {
         if self.host.path_kind(path).is_none() {
             let shown = path.display().to_string();
             self.report(
                 (&codes::HOST_DEVICE_MISSING, &codes::HOST_DEVICE_MISSING_WARNING),
                 &shown,
                 span,
-                format!("{what}: {shown} does not exist on this host"),
+                format!("{what} {shown}{owner} does not exist on this host"),
                 "not found",
                 "",
             );
@@ -206,7 +214,7 @@ impl Checker<'_> {
     fn resource(&mut self, params: &ResourceParams, name: &str) {
         match params {
             ResourceParams::Filesystem(fs) => {
-                self.device(&fs.device, &fs.device.span, &format!("resource `{name}`"));
+                self.device(&fs.device, &fs.device.span, "device", &format!(" of resource `{name}`"));
             }
             ResourceParams::Ip(ip) => {
                 if let Some(interface) = &ip.interface {
@@ -217,7 +225,7 @@ impl Checker<'_> {
             ResourceParams::Process(process) => {
                 let program = &process.command[0];
                 let span = &process.command.span;
-                let what = format!("program of resource `{name}`");
+                let owner = format!(" of resource `{name}`");
                 if let Some(cwd) = &process.cwd {
                     if self.host.path_kind(cwd) != Some(PathKind::Directory) {
                         let shown = cwd.display().to_string();
@@ -232,7 +240,7 @@ impl Checker<'_> {
                     }
                 }
                 if program.starts_with('/') {
-                    self.file(Path::new(program), span, &what, true, "");
+                    self.file(Path::new(program), span, "program", &owner, true, "");
                 } else if !program.contains('/') {
                     let path = self.host.var("PATH").unwrap_or_default();
                     let found = path
@@ -241,12 +249,12 @@ impl Checker<'_> {
                         .map(|dir| PathBuf::from(dir).join(program))
                         .find(|p| matches!(self.host.path_kind(p), Some(PathKind::File { .. })));
                     match found {
-                        Some(p) => self.file(&p, span, &what, true, ""),
+                        Some(p) => self.file(&p, span, "program", &owner, true, ""),
                         None => self.report(
                             (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
                             program,
                             span,
-                            format!("{what} `{program}` is not found in PATH on this host"),
+                            format!("program `{program}`{owner} is not found in PATH on this host"),
                             "not found",
                             "write the program's absolute path",
                         ),
@@ -256,11 +264,11 @@ impl Checker<'_> {
                 // checked there, not here.
             }
             ResourceParams::Script { path } => {
-                self.file(path, &path.span, &format!("script of resource `{name}`"), true, "");
+                self.file(path, &path.span, "script", &format!(" of resource `{name}`"), true, "");
             }
             ResourceParams::Lsb { service } => {
                 let path = Path::new("/etc/init.d").join(&service.value);
-                self.file(&path, &service.span, &format!("init script of resource `{name}`"), true, "");
+                self.file(&path, &service.span, "init script", &format!(" of resource `{name}`"), true, "");
             }
             ResourceParams::Systemd { unit } => {
                 let full = if unit.contains('.') { unit.value.clone() } else { format!("{}.service", unit.value) };

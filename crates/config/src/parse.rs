@@ -161,34 +161,36 @@ fn syntax_error(ctx: &mut Ctx<'_>, error: &toml_edit::TomlError) {
     }
 }
 
-/// Reads `name`, checks it (E1007) and returns it with its span.
+/// Reads `name` and checks it (E1007). An invalid name is still returned (the error
+/// is reported), so that references to it do not cascade into more errors.
 pub(crate) fn read_name(ctx: &mut Ctx<'_>, fields: &mut Fields<'_>, what: &str) -> Option<(String, Span)> {
     let entry = fields.require(ctx, "name", what)?;
     let name = ctx.string(&entry)?;
     if let Err(e) = values::check_name(name) {
         ctx.push_value_error(&codes::CONFIG_INVALID_NAME, entry.span.clone(), e);
-        return None;
     }
     Some((name.to_string(), entry.span))
 }
 
-/// Reports a second use of a name (E1006); `first` is where it was defined first.
-pub(crate) fn duplicate_name(ctx: &mut Ctx<'_>, what: &str, name: &str, span: Span, first: &Span) {
+/// Reports a second use of a name (E1006); `first` is where it was defined first and
+/// `scope` where names must be unique ("" or " in group `db`").
+pub(crate) fn duplicate_name(ctx: &mut Ctx<'_>, what: &str, scope: &str, name: &str, span: Span, first: &Span) {
     let line = ctx.line_of(first.start);
     ctx.push(
         &codes::CONFIG_DUPLICATE_NAME,
         span,
-        format!("{what} `{name}` is defined twice"),
+        format!("{what} `{name}` is defined twice{scope}"),
         "second definition",
     )
     .help
-    .push(format!("the first {what} named `{name}` is on line {line}"));
+    .push(format!("the first {what} named `{name}`{scope} is on line {line}"));
 }
 
 /// Reads a word from a fixed set (E1021 otherwise, with a suggestion).
 pub(crate) fn read_choice<T: Copy>(
     ctx: &mut Ctx<'_>,
     entry: &Entry<'_>,
+    what: &str,
     choices: &[(&'static str, T)],
 ) -> Option<T> {
     let text = ctx.string(entry)?;
@@ -200,7 +202,7 @@ pub(crate) fn read_choice<T: Copy>(
     let d = ctx.push(
         &codes::CONFIG_UNKNOWN_VALUE,
         entry.span.clone(),
-        format!("unknown {} \"{text}\"", entry.key.replace('_', " ")),
+        format!("unknown {what} \"{text}\""),
         format!("expected one of {list}"),
     );
     if let Some(s) = suggest(text, words.iter().copied()) {
@@ -230,7 +232,7 @@ pub(crate) fn limit_exceeded(ctx: &mut Ctx<'_>, anchor: Span, what: &str, count:
         &codes::CONFIG_LIMIT_EXCEEDED,
         anchor,
         format!("too many {what}: {count}, at most {max}"),
-        format!("the {}th", max + 1),
+        format!("beyond the limit of {max}"),
     );
 }
 
@@ -341,10 +343,13 @@ fn read_timing(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> TimingPart {
     if let (Some(hb), Some(peer_timeout)) = (part.heartbeat_interval, part.peer_timeout) {
         let minimum = hb * PEER_TIMEOUT_HEARTBEATS_MIN;
         if peer_timeout < minimum {
-            let span = match (&peer, &heartbeat) {
-                (Some(p), _) => p.span.clone(),
-                (None, Some(h)) => h.span.clone(),
-                (None, None) => table_anchor,
+            let (span, label) = match (&peer, &heartbeat) {
+                (Some(p), _) => (p.span.clone(), format!("must be at least {}", format_duration(minimum))),
+                (None, Some(h)) => (
+                    h.span.clone(),
+                    format!("peer_timeout (default {}) is too short for this", format_duration(peer_timeout)),
+                ),
+                (None, None) => (table_anchor, String::new()),
             };
             ctx.push(
                 &codes::CONFIG_PEER_TIMEOUT_TOO_SHORT,
@@ -354,7 +359,7 @@ fn read_timing(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> TimingPart {
                     format_duration(peer_timeout),
                     format_duration(hb)
                 ),
-                format!("must be at least {}", format_duration(minimum)),
+                label,
             )
             .help
             .push(format!(
@@ -375,6 +380,15 @@ pub(crate) struct LinkPart {
     pub config: Option<LinkConfig>,
 }
 
+/// A required list of sections that is missing or written as an empty array (a
+/// wrong type is reported as such, not as missing).
+fn is_absent_or_empty(entry: Option<&Entry<'_>>) -> bool {
+    match entry.map(|e| e.item) {
+        None => true,
+        Some(item) => item.as_array().is_some_and(|a| a.is_empty()),
+    }
+}
+
 fn missing_section(ctx: &mut Ctx<'_>, anchor: &Span, section: &str, what: &str) {
     ctx.push(
         &codes::CONFIG_MISSING_SECTION,
@@ -388,7 +402,7 @@ fn missing_section(ctx: &mut Ctx<'_>, anchor: &Span, section: &str, what: &str) 
 
 fn read_links(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>, cluster_anchor: &Span) -> Vec<LinkPart> {
     let tables = entry.as_ref().map(|e| ctx.tables(e)).unwrap_or_default();
-    if entry.is_none() {
+    if is_absent_or_empty(entry.as_ref()) {
         missing_section(ctx, cluster_anchor, "link", "heartbeat links");
     }
     let mut links: Vec<LinkPart> = Vec::with_capacity(tables.len());
@@ -401,19 +415,19 @@ fn read_links(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>, cluster_anchor: &Span
         let anchor = fields.table.anchor.clone();
         let name = read_name(ctx, &mut fields, "[[link]]");
         let what = match &name {
-            Some((n, _)) => format!("[[link]] `{n}`"),
-            None => "[[link]]".to_string(),
+            Some((n, _)) if !n.is_empty() => format!("[[link]] `{n}`"),
+            _ => "[[link]]".to_string(),
         };
         if let Some((n, span)) = &name {
             match names.get(n) {
-                Some(first) => duplicate_name(ctx, "link", n, span.clone(), &first.clone()),
+                Some(first) => duplicate_name(ctx, "link", "", n, span.clone(), &first.clone()),
                 None => {
                     names.insert(n.clone(), span.clone());
                 }
             }
         }
         let kind = fields.require(ctx, "kind", &what).and_then(|e| {
-            read_choice(ctx, &e, &[("udp", LinkKind::Udp), ("disk", LinkKind::Disk)])
+            read_choice(ctx, &e, "link kind", &[("udp", LinkKind::Udp), ("disk", LinkKind::Disk)])
         });
         let config = match kind {
             Some(LinkKind::Udp) => {
@@ -443,9 +457,6 @@ fn read_links(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>, cluster_anchor: &Span
             kind,
             config,
         });
-    }
-    if entry.is_some() && links.is_empty() {
-        missing_section(ctx, cluster_anchor, "link", "heartbeat links");
     }
     links
 }
@@ -479,7 +490,7 @@ fn read_nodes(
     cluster_anchor: &Span,
 ) -> Vec<NodePart> {
     let tables = entry.as_ref().map(|e| ctx.tables(e)).unwrap_or_default();
-    if tables.is_empty() {
+    if is_absent_or_empty(entry.as_ref()) {
         missing_section(ctx, cluster_anchor, "node", "nodes");
     }
     let link_index: HashMap<&str, usize> =
@@ -499,16 +510,18 @@ fn read_nodes(
         let (name, what) = match name {
             Some((n, span)) => {
                 match names.get(&n) {
-                    Some(first) => duplicate_name(ctx, "node", &n, span.clone(), &first.clone()),
+                    Some(first) => duplicate_name(ctx, "node", "", &n, span.clone(), &first.clone()),
                     None => {
                         names.insert(n.clone(), span);
                     }
                 }
-                let what = format!("[[node]] `{n}`");
+                let what = if n.is_empty() { "[[node]]".to_string() } else { format!("[[node]] `{n}`") };
                 (n, what)
             }
             None => (String::new(), "[[node]]".to_string()),
         };
+        // How messages name this node ("node `alpha`").
+        let label = if name.is_empty() { "a node without a name".to_string() } else { format!("node `{name}`") };
         let mut addresses: Vec<Option<SocketAddr>> = vec![None; links.len()];
         match fields.get("addresses") {
             None => {
@@ -525,13 +538,19 @@ fn read_nodes(
             }
             Some(entry) => {
                 if let Some(table) = ctx.table(&entry) {
-                    read_addresses(ctx, &name, table.clone(), links, &link_index, &mut addresses, &mut taken);
-                    for link in links.iter().filter(|l| l.kind == Some(LinkKind::Udp)) {
-                        if table.get(&link.name).is_none() {
+                    let meant =
+                        read_addresses(ctx, &label, table.clone(), links, &link_index, &mut addresses, &mut taken);
+                    for (index, link) in links.iter().enumerate() {
+                        // A misspelt key already reported with "did you mean" this link
+                        // is not reported again as a missing address.
+                        if link.kind == Some(LinkKind::Udp)
+                            && table.get(&link.name).is_none()
+                            && !meant.contains(&index)
+                        {
                             ctx.push(
                                 &codes::CONFIG_MISSING_ADDRESS,
                                 entry.key_span.clone(),
-                                format!("node `{name}` has no address on link `{}`", link.name),
+                                format!("{label} has no address on link `{}`", link.name),
                                 format!("no `{}` here", link.name),
                             )
                             .help
@@ -565,7 +584,7 @@ fn read_nodes(
                     ctx.push(
                         &codes::CONFIG_DUPLICATE_ADDRESS,
                         api_span,
-                        format!("nodes `{other}` and `{name}` would both serve the API on {address}"),
+                        format!("{other} and {label} would both serve the API on {address}"),
                         "already used by another node",
                     )
                     .help
@@ -574,7 +593,7 @@ fn read_nodes(
                     ));
                 }
                 None => {
-                    api_taken.insert(address, name.clone());
+                    api_taken.insert(address, label.clone());
                 }
             }
         }
@@ -584,27 +603,30 @@ fn read_nodes(
     nodes
 }
 
-/// Reads one node's `addresses` table into `addresses` (indexed by link).
+/// Reads one node's `addresses` table into `addresses` (indexed by link). Returns the
+/// links suggested for misspelt keys.
 fn read_addresses(
     ctx: &mut Ctx<'_>,
-    name: &str,
+    label: &str,
     table: Table<'_>,
     links: &[LinkPart],
     link_index: &HashMap<&str, usize>,
     addresses: &mut [Option<SocketAddr>],
     taken: &mut [HashMap<SocketAddr, String>],
-) {
+) -> Vec<usize> {
+    let mut meant = Vec::new();
     for (link_name, key_span, item, span) in table.entries() {
         let entry = Entry { key: link_name, key_span: key_span.clone(), item, span: span.clone() };
         let Some(&index) = link_index.get(link_name) else {
             let d = ctx.push(
                 &codes::CONFIG_UNKNOWN_LINK,
                 key_span,
-                format!("node `{name}` has an address for unknown link `{link_name}`"),
+                format!("{label} has an address for unknown link `{link_name}`"),
                 "no [[link]] has this name",
             );
             if let Some(s) = suggest(link_name, links.iter().map(|l| l.name.as_str())) {
                 d.help.push(format!("did you mean `{s}`?"));
+                meant.extend(link_index.get(s));
             }
             continue;
         };
@@ -615,7 +637,7 @@ fn read_addresses(
                 ctx.push(
                     &codes::CONFIG_ADDRESS_FOR_DISK_LINK,
                     key_span,
-                    format!("node `{name}` has an address for disk link `{link_name}`"),
+                    format!("{label} has an address for disk link `{link_name}`"),
                     "disk links have no addresses",
                 )
                 .help
@@ -647,17 +669,18 @@ fn read_addresses(
                 ctx.push(
                     &codes::CONFIG_DUPLICATE_ADDRESS,
                     span,
-                    format!("nodes `{other}` and `{name}` have the same address {address} on link `{link_name}`"),
+                    format!("{other} and {label} have the same address {address} on link `{link_name}`"),
                     "already used by another node",
                 )
                 .help
                 .push("nodes on one machine need different ports, e.g. \"127.0.0.1:5406\"".into());
             }
             None => {
-                taken[index].insert(address, name.to_string());
+                taken[index].insert(address, label.to_string());
             }
         }
     }
+    meant
 }
 
 struct ArbitrationPart {
@@ -687,7 +710,7 @@ fn read_arbitration(
                 ("witness", ArbitrationKind::Witness),
                 ("none", ArbitrationKind::None),
             ];
-            match read_choice(ctx, &e, &choices) {
+            match read_choice(ctx, &e, "arbitration kind", &choices) {
                 Some(kind) => part.kind = kind,
                 None => kind_valid = false,
             }
@@ -780,11 +803,12 @@ fn read_alerts(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> Vec<AlertConfig> 
         let what = "[[alert]]";
         let kind = fields
             .require(ctx, "kind", what)
-            .and_then(|e| read_choice(ctx, &e, &[("email", 0u8), ("webhook", 1), ("script", 2)]));
+            .and_then(|e| read_choice(ctx, &e, "alert kind", &[("email", 0u8), ("webhook", 1), ("script", 2)]));
         let min_severity = fields.get("min_severity").map_or(Some(Severity::Warning), |e| {
             read_choice(
                 ctx,
                 &e,
+                "severity",
                 &[("info", Severity::Info), ("warning", Severity::Warning), ("error", Severity::Error)],
             )
         });

@@ -424,7 +424,10 @@ pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c s
         .into_iter()
         .filter(|c| *c != word)
         .map(|c| {
-            let d = if c.eq_ignore_ascii_case(word) { 0 } else { edit_distance(word, c) };
+            let lower = word.to_ascii_lowercase();
+            // A prefix of at least three letters ("warn" for "warning") is a near miss.
+            let prefix = lower.len().min(c.len()) >= 3 && (c.starts_with(&lower) || lower.starts_with(c));
+            let d = if c.eq_ignore_ascii_case(word) || prefix { 0 } else { edit_distance(word, c) };
             (d, c)
         })
         .filter(|(d, _)| *d <= limit)
@@ -489,5 +492,8 @@ mod tests {
         assert_eq!(suggest("Kind", keys), Some("kind"));
         assert_eq!(suggest("interval", keys), None);
         assert_eq!(suggest("nodes", ["node", "link"]), Some("node"));
+        assert_eq!(suggest("warn", ["info", "warning", "error"]), Some("warning"));
+        assert_eq!(suggest("automatic", ["manual", "auto"]), Some("auto"));
+        assert_eq!(suggest("a", ["auto"]), None);
     }
 }

@@ -1,0 +1,355 @@
+//! The `config` crate's one integration-test binary.
+//!
+//! * `cases`: every `tests/cases/*.toml` is loaded and its rendered diagnostics are
+//!   compared exactly with the `.out` file beside it (`UPDATE_EXPECT=1 cargo test -p
+//!   config` rewrites them). Files named `host-warn-*` / `host-deny-*` also run the
+//!   host checks against [`FakeHost`] as warnings / errors.
+//! * `every_code_*`: the crate's code list matches the catalogue's 1xxx area both ways,
+//!   and each code is shown by at least one case.
+//! * `examples_*`: every file in `examples/` is valid, and the reference example gives
+//!   the spec PRODUCT.md describes.
+//! * `large_file`: a generated many-group file parses with every group intact.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{
+    AlertTarget, Host, LinkConfig, PathKind, ResourceParams, Strictness,
+};
+use engine::{ArbitrationKind, Failback, LinkKind, ResourceKind};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A machine where only paths under `/present/` (and system paths named `present*`)
+/// exist, except names containing "missing"; `dir*` are directories, `*noexec*` are
+/// not executable, `/present/dev/*` are devices; interfaces are `eth0` and `lo`.
+struct FakeHost;
+
+impl Host for FakeHost {
+    fn path_kind(&self, path: &Path) -> Option<PathKind> {
+        let text = path.to_str()?;
+        let name = path.file_name()?.to_str()?;
+        let system = ["/etc/init.d/", "/etc/systemd/system/"]
+            .iter()
+            .any(|dir| text.starts_with(dir) && name.starts_with("present"));
+        if !(text.starts_with("/present/") || system) || name.contains("missing") {
+            return None;
+        }
+        Some(if name.starts_with("dir") {
+            PathKind::Directory
+        } else if text.starts_with("/present/dev/") {
+            PathKind::Device
+        } else {
+            PathKind::File { executable: !name.contains("noexec") }
+        })
+    }
+    fn interface_exists(&self, name: &str) -> bool {
+        matches!(name, "eth0" | "lo")
+    }
+    fn var(&self, name: &str) -> Option<String> {
+        match name {
+            "PATH" => Some("/present/bin:/usr/bin".into()),
+            "OCF_ROOT" => Some("/present/ocf".into()),
+            _ => None,
+        }
+    }
+}
+
+/// What a case prints: the rendered diagnostics, the summary and the verdict.
+fn run_case(path: &Path) -> String {
+    let relative = path.strip_prefix(manifest_dir()).unwrap_or(path);
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let strictness = if name.starts_with("host-warn-") {
+        Some(Strictness::Warn)
+    } else if name.starts_with("host-deny-") {
+        Some(Strictness::Deny)
+    } else {
+        None
+    };
+    let mut out = String::new();
+    match config::load(relative) {
+        Ok((config, mut diagnostics)) => {
+            if let Some(strictness) = strictness {
+                diagnostics.extend(config::host_checks_on(&config, strictness, &FakeHost));
+                diagnostics.sort_by_key(|d| d.span.start);
+            }
+            out.push_str(&config::render_all(&diagnostics, &config.source, false));
+            let errors = diagnostics.iter().any(|d| d.is_error());
+            let _ = writeln!(out, "result: {}", if errors { "host checks failed" } else { "valid" });
+        }
+        Err(invalid) => {
+            out.push_str(&invalid.render(false));
+            out.push_str("result: invalid\n");
+        }
+    }
+    out
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = manifest_dir().join("tests/cases");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/cases exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "expected the case files in {}", dir.display());
+    files
+}
+
+#[test]
+fn cases() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut failures = Vec::new();
+    for path in case_files() {
+        let actual = run_case(&path);
+        let expected_path = path.with_extension("out");
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual != expected {
+            if update {
+                std::fs::write(&expected_path, &actual).unwrap();
+            } else {
+                failures.push(format!(
+                    "=== {} differs; expected:\n{expected}\n=== actual:\n{actual}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{} case(s) differ; run `UPDATE_EXPECT=1 cargo test -p config` and review the diff",
+        failures.join("\n"),
+        failures.len()
+    );
+}
+
+#[test]
+fn every_code_is_in_the_catalogue_and_the_catalogue_has_no_other_1xxx_code() {
+    for code in config::CODES {
+        let found = engine::catalogue::lookup(code.code)
+            .unwrap_or_else(|| panic!("{} is emitted by config but missing from the catalogue", code.code));
+        assert_eq!(found, *code);
+        assert!(code.code[1..].starts_with('1'), "{} is not a configuration code", code.code);
+    }
+    for entry in engine::catalogue::all().filter(|c| c.code[1..].starts_with('1')) {
+        assert!(
+            config::CODES.iter().any(|c| c.code == entry.code),
+            "{} is in the catalogue but config::CODES does not list it",
+            entry.code
+        );
+    }
+}
+
+#[test]
+fn every_code_has_a_case_and_cases_show_only_known_codes() {
+    // From the cases' actual output (not the .out files, which `cases` may be
+    // rewriting concurrently under UPDATE_EXPECT).
+    let shown: String = case_files().iter().map(|p| run_case(p)).collect();
+    for code in config::CODES {
+        assert!(
+            shown.contains(&format!("[{}]", code.code)),
+            "no case in tests/cases shows {} ({})",
+            code.code,
+            code.title
+        );
+    }
+    for (i, _) in shown.match_indices("error[").chain(shown.match_indices("warning[")) {
+        let code = &shown[i..].split(['[', ']']).nth(1).unwrap();
+        assert!(config::CODES.iter().any(|c| c.code == *code), "case output shows unknown code {code}");
+    }
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = manifest_dir().join("../../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn examples_are_valid() {
+    let names: Vec<String> =
+        examples().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for expected in ["active-standby.toml", "loopback.toml", "mutual-backup.toml", "reference.toml"] {
+        assert!(names.iter().any(|n| n == expected), "examples/{expected} is missing");
+    }
+    for path in examples() {
+        match config::load(&path) {
+            Ok((config, warnings)) => {
+                assert!(warnings.iter().all(|w| !w.is_error()));
+                // Host checks never fail a valid file in Warn mode.
+                assert!(config::host_checks(&config, Strictness::Warn).iter().all(|d| !d.is_error()));
+            }
+            Err(invalid) => panic!("{} is invalid:\n{invalid}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn examples_tuned_for_their_lease_have_no_warnings() {
+    for name in ["active-standby.toml", "mutual-backup.toml", "loopback.toml"] {
+        let path = manifest_dir().join("../../examples").join(name);
+        let (_, warnings) = config::load(&path).unwrap();
+        let text: Vec<String> = warnings.iter().map(|w| w.message.clone()).collect();
+        assert!(warnings.is_empty(), "{name}: {text:?}");
+    }
+}
+
+#[test]
+fn reference_example_gives_the_documented_spec() {
+    let path = manifest_dir().join("../../examples/reference.toml");
+    let (config, warnings) = config::load(&path).unwrap();
+    let spec = &config.cluster;
+    assert_eq!(spec.name, "erp");
+    assert_eq!(spec.timing, engine::Timing::default());
+    assert_eq!(spec.arbitration, ArbitrationKind::Disk);
+    let names = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+    assert_eq!(spec.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), names(vec!["alpha", "beta"]));
+    assert_eq!(
+        spec.links.iter().map(|l| (l.name.as_str(), l.kind)).collect::<Vec<_>>(),
+        vec![("private", LinkKind::Udp), ("public", LinkKind::Udp), ("disk", LinkKind::Disk)]
+    );
+    assert_eq!(config.links[0], LinkConfig::Udp { port: 5405 });
+    assert!(matches!(&config.links[2], LinkConfig::Disk { path } if path.ends_with("wwn-0x6006016012345678-part1")));
+    assert_eq!(config.arbitration.disk_link, Some(engine::LinkId(2)));
+    let alpha = &config.nodes[0];
+    assert_eq!(alpha.addresses[0].unwrap().to_string(), "192.168.50.1:5405");
+    assert_eq!(alpha.addresses[1].unwrap().to_string(), "10.0.0.11:5405");
+    assert_eq!(alpha.addresses[2], None);
+    assert_eq!(alpha.api.to_string(), "10.0.0.11:7400");
+    assert_eq!(config.key_file.value, PathBuf::from("/etc/tandem/cluster.key"));
+    assert_eq!(config.state_dir, PathBuf::from("/var/lib/tandem"));
+
+    let db = &spec.groups[0];
+    assert_eq!(db.name, "db");
+    assert_eq!(db.nodes, vec![engine::NodeId(0), engine::NodeId(1)]);
+    assert_eq!(db.failback, Failback::Manual);
+    assert_eq!(db.failback_delay, Duration::from_secs(30));
+    assert_eq!(db.migration_threshold, 3);
+    assert_eq!(db.failure_timeout, Duration::from_secs(600));
+    let postgres = &db.resources[2];
+    assert_eq!(postgres.kind, ResourceKind::Systemd);
+    assert_eq!(postgres.monitor_interval, Duration::from_secs(2));
+    assert_eq!(postgres.monitor_timeout, Duration::from_secs(10));
+    assert_eq!(postgres.start_timeout, Duration::from_secs(20));
+    match &config.groups[0].resources[0].params {
+        ResourceParams::Filesystem(fs) => {
+            assert_eq!(fs.device.value, PathBuf::from("/dev/mapper/shared-data"));
+            assert_eq!(fs.fstype, "ext4");
+            assert!(fs.lock_standby);
+            assert!(!fs.fsck);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.groups[0].resources[1].params {
+        ResourceParams::Ip(ip) => {
+            assert_eq!(ip.address.to_string(), "10.0.0.100");
+            assert_eq!(ip.prefix_len, 24);
+            assert_eq!(ip.interface.as_ref().unwrap().value, "eth0");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let web = &spec.groups[1];
+    assert_eq!(web.nodes, vec![engine::NodeId(1), engine::NodeId(0)]);
+    assert_eq!(web.failback, Failback::Auto);
+    assert_eq!(web.resources[0].kind, ResourceKind::Nic);
+    assert_eq!(web.resources[0].monitor_interval, Duration::from_secs(1), "nic monitors every second");
+    assert_eq!(web.resources[1].monitor_interval, Duration::from_secs(5));
+    assert_eq!(web.resources[1].stop_timeout, Duration::from_secs(10));
+    match &config.groups[1].resources[1].params {
+        ResourceParams::Process(p) => {
+            assert_eq!(p.command.value, vec!["/usr/bin/python3", "-m", "http.server", "8080"]);
+            assert_eq!(p.cwd.as_ref().unwrap().value, PathBuf::from("/srv/web"));
+            assert_eq!(p.env.get("PYTHONUNBUFFERED").map(String::as_str), Some("1"));
+            assert_eq!(p.user, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.groups[1].resources[2].params {
+        ResourceParams::Ocf(o) => {
+            assert_eq!((o.provider.as_str(), o.agent_type.as_str()), ("heartbeat", "tomcat"));
+            assert_eq!(o.params.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        config.groups[1].resources[3].params,
+        ResourceParams::App { deadline: Duration::from_secs(5) }
+    );
+
+    assert_eq!(config.alerts.len(), 3);
+    assert_eq!(config.alerts[0].min_severity, engine::catalogue::Severity::Warning);
+    assert!(matches!(&config.alerts[0].target, AlertTarget::Email { smtp, starttls: true, to, .. }
+        if smtp.host == "smtp.example.com" && smtp.port == 587 && to.len() == 1));
+    assert!(matches!(&config.alerts[1].target, AlertTarget::Webhook { url } if url == "https://hooks.example.com/tandem"));
+    assert_eq!(config.api.users_file, PathBuf::from("/etc/tandem/users.toml"));
+
+    // The effective order puts storage, then network, then applications.
+    let order: Vec<&str> = web.start_order().into_iter().map(|r| web.resource(r).name.as_str()).collect();
+    assert_eq!(order, ["uplink", "app", "tomcat", "erp-api"]);
+
+    // With the default 1s lease the default 20s stops cannot fit: one warning per group.
+    let codes: Vec<&str> = warnings.iter().map(|w| w.code.code).collect();
+    assert_eq!(codes, ["W1104", "W1104"]);
+}
+
+#[test]
+fn unreadable_files_are_reported_with_a_code() {
+    let missing = manifest_dir().join("tests/cases/does-not-exist.toml");
+    let invalid = config::load(&missing).unwrap_err();
+    assert_eq!(invalid.diagnostics.len(), 1);
+    assert_eq!(invalid.diagnostics[0].code.code, "E1031");
+    let text = invalid.to_string();
+    assert!(text.contains("error[E1031]: cannot read"), "{text}");
+    assert!(text.ends_with("error: 1 error"), "{text}");
+    let directory = config::load(&manifest_dir().join("tests")).unwrap_err();
+    assert_eq!(directory.diagnostics[0].code.code, "E1031");
+}
+
+/// A cluster of `groups` groups of `resources` resources each, as the speed
+/// measurement (`cargo run --release -p config --example timing`) also builds it.
+fn generated(groups: usize) -> String {
+    let mut text = String::from(
+        "[cluster]\nname = \"big\"\n\n[timing]\nlease_timeout = \"60s\"\n\n\
+         [[node]]\nname = \"alpha\"\naddresses = { lan = \"10.0.0.1\" }\n\n\
+         [[node]]\nname = \"beta\"\naddresses = { lan = \"10.0.0.2\" }\n\n\
+         [[link]]\nname = \"lan\"\nkind = \"udp\"\n\n[[link]]\nname = \"disk\"\nkind = \"disk\"\npath = \"/dev/sdb1\"\n",
+    );
+    for g in 0..groups {
+        let _ = write!(text, "\n[[group]]\nname = \"g{g}\"\nnodes = [\"alpha\", \"beta\"]\n");
+        let _ = write!(
+            text,
+            "\n  [[group.resource]]\n  name = \"data\"\n  kind = \"filesystem\"\n  device = \"/dev/mapper/d{g}\"\n  mountpoint = \"/srv/g{g}\"\n  fstype = \"ext4\"\n"
+        );
+        let _ = write!(text, "\n  [[group.resource]]\n  name = \"vip\"\n  kind = \"ip\"\n  address = \"10.1.{}.{}/16\"\n", g / 250, g % 250 + 1);
+        for r in 0..8 {
+            let _ = write!(
+                text,
+                "\n  [[group.resource]]\n  name = \"p{r}\"\n  kind = \"process\"\n  command = [\"/usr/bin/sleep\", \"infinity\"]\n  monitor = {{ interval = \"10s\", timeout = \"5s\" }}\n"
+            );
+        }
+    }
+    text
+}
+
+#[test]
+fn large_file() {
+    let text = generated(200);
+    let (config, warnings) = config::parse(&text, "big.toml").unwrap_or_else(|d| panic!("{:?}", d[0]));
+    assert!(warnings.is_empty(), "{:?}", warnings.first().map(|w| &w.message));
+    assert_eq!(config.cluster.groups.len(), 200);
+    assert!(config.cluster.groups.iter().all(|g| g.resources.len() == 10));
+    assert_eq!(config.groups[199].resources.len(), 10);
+    let order = config.cluster.groups[7].start_order();
+    assert_eq!(config.cluster.groups[7].resource(order[0]).kind, ResourceKind::Filesystem);
+    assert_eq!(config.cluster.groups[7].resource(order[1]).kind, ResourceKind::Ip);
+}
