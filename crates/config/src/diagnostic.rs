@@ -72,9 +72,7 @@ impl Diagnostic {
         let start = self.span.start.min(source.len());
         let line_number = index.line_of(start);
         let line_start = index.starts[line_number];
-        let line_end = source[line_start..]
-            .find('\n')
-            .map_or(source.len(), |i| line_start + i);
+        let line_end = source[line_start..].find('\n').map_or(source.len(), |i| line_start + i);
         let line = source[line_start..line_end].trim_end_matches('\r');
         let mut out = String::new();
         if line.is_empty() {
@@ -140,10 +138,7 @@ pub fn render_all(diagnostics: &[Diagnostic], source: &str, color: bool) -> Stri
 /// "error: 3 errors, 1 warning" / "warning: 2 warnings"; `None` when there are none.
 pub fn summary(diagnostics: &[Diagnostic]) -> Option<String> {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics
-        .iter()
-        .filter(|d| d.severity() == Severity::Warning)
-        .count();
+    let warnings = diagnostics.iter().filter(|d| d.severity() == Severity::Warning).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     match (errors, warnings) {
         (0, 0) => None,
@@ -227,9 +222,6 @@ mod tests {
         let e = diagnostic(0..0);
         assert_eq!(summary(&[]), None);
         assert_eq!(summary(&[w.clone()]).unwrap(), "warning: 1 warning");
-        assert_eq!(
-            summary(&[e.clone(), e, w.clone(), w]).unwrap(),
-            "error: 2 errors, 2 warnings"
-        );
+        assert_eq!(summary(&[e.clone(), e, w.clone(), w]).unwrap(), "error: 2 errors, 2 warnings");
     }
 }

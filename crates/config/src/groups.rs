@@ -34,7 +34,10 @@ pub const STOP_TIMEOUT_DEFAULT: Duration = Duration::from_secs(20);
 
 /// The keys of each resource kind besides the common ones.
 pub(crate) const KIND_KEYS: &[(ResourceKind, &[&str])] = &[
-    (ResourceKind::Filesystem, &["device", "mountpoint", "fstype", "options", "lock_standby", "fsck"]),
+    (
+        ResourceKind::Filesystem,
+        &["device", "mountpoint", "fstype", "options", "lock_standby", "fsck"],
+    ),
     (ResourceKind::Ip, &["address", "interface"]),
     (ResourceKind::Nic, &["interface"]),
     (ResourceKind::Process, &["command", "cwd", "env", "user"]),
@@ -95,13 +98,16 @@ fn read_group(
     let (name, name_span) = name.unwrap_or_default();
     if !name.is_empty() {
         match names.get(&name) {
-            Some(first) => duplicate_name(ctx, "group", "", &name, name_span.clone(), &first.clone()),
+            Some(first) => {
+                duplicate_name(ctx, "group", "", &name, name_span.clone(), &first.clone())
+            }
             None => {
                 names.insert(name.clone(), name_span.clone());
             }
         }
     }
-    let what = if name.is_empty() { "[[group]]".to_string() } else { format!("[[group]] `{name}`") };
+    let what =
+        if name.is_empty() { "[[group]]".to_string() } else { format!("[[group]] `{name}`") };
     let mut spec = GroupSpec {
         name: name.clone(),
         nodes: Vec::new(),
@@ -116,8 +122,13 @@ fn read_group(
         (spec.nodes, nodes_as_written) = read_group_nodes(ctx, &e, &name, node_ids);
     }
     if let Some(e) = fields.get("failback") {
-        spec.failback = read_choice(ctx, &e, "failback", &[("manual", Failback::Manual), ("auto", Failback::Auto)])
-            .unwrap_or(Failback::Manual);
+        spec.failback = read_choice(
+            ctx,
+            &e,
+            "failback",
+            &[("manual", Failback::Manual), ("auto", Failback::Auto)],
+        )
+        .unwrap_or(Failback::Manual);
     }
     if let Some(d) = fields.get("failback_delay").and_then(|e| ctx.duration(&e)) {
         spec.failback_delay = d;
@@ -160,16 +171,28 @@ fn read_group(
             let resource = read_resource(ctx, table);
             if let Some((rname, span)) = &resource.name {
                 match resource_names.get(rname) {
-                    Some(first) => {
-                        duplicate_name(ctx, "resource", &format!(" in group `{name}`"), rname, span.clone(), &first.clone())
-                    }
+                    Some(first) => duplicate_name(
+                        ctx,
+                        "resource",
+                        &format!(" in group `{name}`"),
+                        rname,
+                        span.clone(),
+                        &first.clone(),
+                    ),
                     None => {
                         resource_names.insert(rname.clone(), span.clone());
                         if resource.kind == Some(ResourceKind::App) {
                             match app_names.get(rname) {
                                 Some(first) => {
                                     let first = first.clone();
-                                    duplicate_name(ctx, "app resource", "", rname, span.clone(), &first);
+                                    duplicate_name(
+                                        ctx,
+                                        "app resource",
+                                        "",
+                                        rname,
+                                        span.clone(),
+                                        &first,
+                                    );
                                     if let Some(d) = ctx.diagnostics.last_mut() {
                                         d.help.push("app resources are addressed by name alone (POST /v1/apps/NAME/heartbeat), so their names are unique in the cluster".into());
                                     }
@@ -192,7 +215,8 @@ fn read_group(
     fields.finish(ctx, &what, &|key| {
         let is_resource_key = matches!(key, "kind" | "monitor" | "start_timeout" | "stop_timeout")
             || KIND_KEYS.iter().any(|(_, keys)| keys.contains(&key));
-        is_resource_key.then(|| format!("`{key}` is a resource key: put it in a [[group.resource]] table"))
+        is_resource_key
+            .then(|| format!("`{key}` is a resource key: put it in a [[group.resource]] table"))
     });
     if spec.nodes.len() == 1 && nodes_as_written == 1 {
         ctx.push(
@@ -209,7 +233,11 @@ fn read_group(
 }
 
 fn name_span_or(name_span: &Span, anchor: &Span) -> Span {
-    if name_span.is_empty() { anchor.clone() } else { name_span.clone() }
+    if name_span.is_empty() {
+        anchor.clone()
+    } else {
+        name_span.clone()
+    }
 }
 
 /// The resolved nodes, and how many entries the list had as written.
@@ -270,14 +298,22 @@ fn stop_budget_warning(
 ) {
     let budget = timing.lease_stop_budget();
     let slow: Vec<usize> = (0..spec.resources.len())
-        .filter(|&i| !spec.resources[i].kind.is_monitor_only() && spec.resources[i].stop_timeout > budget)
+        .filter(|&i| {
+            !spec.resources[i].kind.is_monitor_only() && spec.resources[i].stop_timeout > budget
+        })
         .collect();
     let Some(&first) = slow.first() else { return };
     let span = slow.iter().find_map(|&i| stop_spans[i].clone()).unwrap_or(group_span);
     let longest = slow.iter().map(|&i| spec.resources[i].stop_timeout).max().unwrap_or_default();
     let list: Vec<String> = slow
         .iter()
-        .map(|&i| format!("{} ({})", spec.resources[i].name, format_duration(spec.resources[i].stop_timeout)))
+        .map(|&i| {
+            format!(
+                "{} ({})",
+                spec.resources[i].name,
+                format_duration(spec.resources[i].stop_timeout)
+            )
+        })
         .collect();
     let message = if slow.len() == 1 {
         format!(
@@ -366,9 +402,8 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
         .unwrap_or(START_TIMEOUT_DEFAULT);
     let stop_entry = fields.get("stop_timeout");
     let stop_timeout_span = stop_entry.as_ref().map(|e| e.span.clone());
-    let stop_timeout = stop_entry
-        .and_then(|e| ctx.positive_duration(&e))
-        .unwrap_or(STOP_TIMEOUT_DEFAULT);
+    let stop_timeout =
+        stop_entry.and_then(|e| ctx.positive_duration(&e)).unwrap_or(STOP_TIMEOUT_DEFAULT);
     let params = match kind {
         Some(kind) => read_params(ctx, &mut fields, kind, &what),
         None => {
@@ -386,7 +421,11 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
             .map(|(k, _)| k.as_str())
             .collect();
         (!owners.is_empty()).then(|| {
-            format!("`{key}` is a key of {} resources, and this one is of kind \"{}\"", owners.join(" and "), kind.as_str())
+            format!(
+                "`{key}` is a key of {} resources, and this one is of kind \"{}\"",
+                owners.join(" and "),
+                kind.as_str()
+            )
         })
     });
     let mut part = ResourcePart { name: name.clone(), kind, built: None, stop_timeout_span };
@@ -419,9 +458,19 @@ fn invalid(ctx: &mut Ctx<'_>, entry: &Entry<'_>, message: String, label: &str, h
 }
 
 /// A string without '/' or white space (unit, service, interface, file system type).
-fn word(ctx: &mut Ctx<'_>, entry: &Entry<'_>, max_len: usize, help: &str) -> Option<Spanned<String>> {
+fn word(
+    ctx: &mut Ctx<'_>,
+    entry: &Entry<'_>,
+    max_len: usize,
+    help: &str,
+) -> Option<Spanned<String>> {
     let text = ctx.nonempty_string(entry)?;
-    if text.contains('/') || text.contains(char::is_whitespace) || text.len() > max_len || text == "." || text == ".." {
+    if text.contains('/')
+        || text.contains(char::is_whitespace)
+        || text.len() > max_len
+        || text == "."
+        || text == ".."
+    {
         invalid(
             ctx,
             entry,
@@ -478,9 +527,9 @@ fn read_params(
         ResourceKind::Filesystem => {
             let device = fields.require(ctx, "device", &what).and_then(|e| ctx.path(&e));
             let mountpoint = fields.require(ctx, "mountpoint", &what).and_then(|e| ctx.path(&e));
-            let fstype = fields
-                .require(ctx, "fstype", &what)
-                .and_then(|e| word(ctx, &e, 32, "the type as mount -t takes it, such as \"ext4\" or \"xfs\""));
+            let fstype = fields.require(ctx, "fstype", &what).and_then(|e| {
+                word(ctx, &e, 32, "the type as mount -t takes it, such as \"ext4\" or \"xfs\"")
+            });
             let options = match fields.get("options") {
                 None => Some(None),
                 Some(e) => ctx.nonempty_string(&e).map(|s| Some(s.to_string())),
@@ -500,7 +549,9 @@ fn read_params(
             let address = fields.require(ctx, "address", &what).and_then(|e| {
                 let text = ctx.string(&e)?;
                 values::parse_cidr(text)
-                    .map_err(|err| ctx.push_value_error(&codes::CONFIG_BAD_CIDR, e.span.clone(), err))
+                    .map_err(|err| {
+                        ctx.push_value_error(&codes::CONFIG_BAD_CIDR, e.span.clone(), err)
+                    })
                     .ok()
             });
             let interface = match fields.get("interface") {
@@ -511,7 +562,8 @@ fn read_params(
             Some(ResourceParams::Ip(IpParams { address, prefix_len, interface: interface? }))
         }
         ResourceKind::Nic => {
-            let interface = fields.require(ctx, "interface", &what).and_then(|e| interface(ctx, &e));
+            let interface =
+                fields.require(ctx, "interface", &what).and_then(|e| interface(ctx, &e));
             Some(ResourceParams::Nic { interface: interface? })
         }
         ResourceKind::Process => {
@@ -548,15 +600,15 @@ fn read_params(
             Some(ResourceParams::Script { path: path? })
         }
         ResourceKind::Lsb => {
-            let service = fields
-                .require(ctx, "service", &what)
-                .and_then(|e| word(ctx, &e, 255, "the name of a script in /etc/init.d, such as \"apache2\""));
+            let service = fields.require(ctx, "service", &what).and_then(|e| {
+                word(ctx, &e, 255, "the name of a script in /etc/init.d, such as \"apache2\"")
+            });
             Some(ResourceParams::Lsb { service: service? })
         }
         ResourceKind::Systemd => {
-            let unit = fields
-                .require(ctx, "unit", &what)
-                .and_then(|e| word(ctx, &e, 255, "a unit name such as \"postgresql@15-main.service\""));
+            let unit = fields.require(ctx, "unit", &what).and_then(|e| {
+                word(ctx, &e, 255, "a unit name such as \"postgresql@15-main.service\"")
+            });
             Some(ResourceParams::Systemd { unit: unit? })
         }
         ResourceKind::Ocf => {
@@ -584,10 +636,16 @@ fn read_params(
                 Some(e) => identifiers(ctx, &e, "OCF parameter"),
             };
             let (provider, agent_type, agent_span) = agent?;
-            Some(ResourceParams::Ocf(OcfParams { provider, agent_type, agent_span, params: params? }))
+            Some(ResourceParams::Ocf(OcfParams {
+                provider,
+                agent_type,
+                agent_span,
+                params: params?,
+            }))
         }
         ResourceKind::App => {
-            let deadline = fields.require(ctx, "deadline", &what).and_then(|e| ctx.positive_duration(&e));
+            let deadline =
+                fields.require(ctx, "deadline", &what).and_then(|e| ctx.positive_duration(&e));
             Some(ResourceParams::App { deadline: deadline? })
         }
     }

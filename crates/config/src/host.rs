@@ -30,7 +30,9 @@ pub enum Strictness {
 /// What a path is, as far as the checks care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathKind {
-    File { executable: bool },
+    File {
+        executable: bool,
+    },
     Directory,
     /// A block or character device.
     Device,
@@ -76,8 +78,12 @@ impl Host for RealHost {
 }
 
 /// Where systemd looks for unit files, most specific first.
-pub const SYSTEMD_UNIT_DIRS: &[&str] =
-    &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+pub const SYSTEMD_UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
 /// `OCF_ROOT` when the variable is not set.
 pub const OCF_ROOT_DEFAULT: &str = "/usr/lib/ocf";
 
@@ -161,7 +167,15 @@ impl Checker<'_> {
 
     /// A regular file, optionally executable.
     /// `owner` ends the subject: "" or " of resource `x`".
-    fn file(&mut self, path: &Path, span: &Span, what: &str, owner: &str, executable: bool, help: &str) {
+    fn file(
+        &mut self,
+        path: &Path,
+        span: &Span,
+        what: &str,
+        owner: &str,
+        executable: bool,
+        help: &str,
+    ) {
         let shown = path.display().to_string();
         match self.host.path_kind(path) {
             None => self.report(
@@ -214,7 +228,12 @@ impl Checker<'_> {
     fn resource(&mut self, params: &ResourceParams, name: &str) {
         match params {
             ResourceParams::Filesystem(fs) => {
-                self.device(&fs.device, &fs.device.span, "device", &format!(" of resource `{name}`"));
+                self.device(
+                    &fs.device,
+                    &fs.device.span,
+                    "device",
+                    &format!(" of resource `{name}`"),
+                );
             }
             ResourceParams::Ip(ip) => {
                 if let Some(interface) = &ip.interface {
@@ -268,18 +287,29 @@ impl Checker<'_> {
             }
             ResourceParams::Lsb { service } => {
                 let path = Path::new("/etc/init.d").join(&service.value);
-                self.file(&path, &service.span, "init script", &format!(" of resource `{name}`"), true, "");
+                self.file(
+                    &path,
+                    &service.span,
+                    "init script",
+                    &format!(" of resource `{name}`"),
+                    true,
+                    "",
+                );
             }
             ResourceParams::Systemd { unit } => {
-                let full = if unit.contains('.') { unit.value.clone() } else { format!("{}.service", unit.value) };
+                let full = if unit.contains('.') {
+                    unit.value.clone()
+                } else {
+                    format!("{}.service", unit.value)
+                };
                 // A template instance "name@instance.service" is served by "name@.service".
                 let template = full.split_once('@').and_then(|(prefix, rest)| {
                     rest.rsplit_once('.').map(|(_, suffix)| format!("{prefix}@.{suffix}"))
                 });
                 let exists = SYSTEMD_UNIT_DIRS.iter().any(|dir| {
-                    std::iter::once(&full).chain(template.as_ref()).any(|u| {
-                        self.host.path_kind(&Path::new(dir).join(u)).is_some()
-                    })
+                    std::iter::once(&full)
+                        .chain(template.as_ref())
+                        .any(|u| self.host.path_kind(&Path::new(dir).join(u)).is_some())
                 });
                 if !exists {
                     self.report(
@@ -295,15 +325,20 @@ impl Checker<'_> {
             ResourceParams::Ocf(ocf) => {
                 let root = self.host.var("OCF_ROOT").filter(|r| !r.is_empty());
                 let root = root.as_deref().unwrap_or(OCF_ROOT_DEFAULT);
-                let path = Path::new(root).join("resource.d").join(&ocf.provider).join(&ocf.agent_type);
-                let usable = matches!(self.host.path_kind(&path), Some(PathKind::File { executable: true }));
+                let path =
+                    Path::new(root).join("resource.d").join(&ocf.provider).join(&ocf.agent_type);
+                let usable =
+                    matches!(self.host.path_kind(&path), Some(PathKind::File { executable: true }));
                 if !usable {
                     let shown = path.display().to_string();
                     self.report(
                         (&codes::HOST_OCF_AGENT_MISSING, &codes::HOST_OCF_AGENT_MISSING_WARNING),
                         &shown,
                         &ocf.agent_span,
-                        format!("OCF agent {}:{} of resource `{name}` is not installed on this host", ocf.provider, ocf.agent_type),
+                        format!(
+                            "OCF agent {}:{} of resource `{name}` is not installed on this host",
+                            ocf.provider, ocf.agent_type
+                        ),
                         &format!("no executable {shown}"),
                         "",
                     );

@@ -37,7 +37,10 @@ pub use groups::{
     MONITOR_INTERVAL_DEFAULT, MONITOR_TIMEOUT_DEFAULT, NIC_MONITOR_INTERVAL_DEFAULT,
     START_TIMEOUT_DEFAULT, STOP_TIMEOUT_DEFAULT,
 };
-pub use host::{host_checks, host_checks_on, Host, PathKind, RealHost, Strictness, OCF_ROOT_DEFAULT, SYSTEMD_UNIT_DIRS};
+pub use host::{
+    host_checks, host_checks_on, Host, PathKind, RealHost, Strictness, OCF_ROOT_DEFAULT,
+    SYSTEMD_UNIT_DIRS,
+};
 pub use model::*;
 pub use parse::{
     parse, ALERTS_MAX, API_PORT_DEFAULT, HEARTBEAT_INTERVAL_MIN, LEASE_TIMEOUT_MIN,
@@ -149,7 +152,10 @@ pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), Invalid> {
             return Err(unreadable(
                 String::new(),
                 0..0,
-                format!("{file_name} is {} bytes, more than the {FILE_SIZE_MAX}-byte limit", m.len()),
+                format!(
+                    "{file_name} is {} bytes, more than the {FILE_SIZE_MAX}-byte limit",
+                    m.len()
+                ),
                 "",
             ))
         }

@@ -110,17 +110,27 @@ pub struct ResourceConfig {
 pub enum ResourceParams {
     Filesystem(FilesystemParams),
     Ip(IpParams),
-    Nic { interface: Spanned<String> },
+    Nic {
+        interface: Spanned<String>,
+    },
     Process(ProcessParams),
     /// One executable called with `start`, `stop` or `status`, LSB exit codes.
-    Script { path: Spanned<PathBuf> },
+    Script {
+        path: Spanned<PathBuf>,
+    },
     /// A script under /etc/init.d.
-    Lsb { service: Spanned<String> },
-    Systemd { unit: Spanned<String> },
+    Lsb {
+        service: Spanned<String>,
+    },
+    Systemd {
+        unit: Spanned<String>,
+    },
     Ocf(OcfParams),
     /// The application reports its own health; failed after `deadline` without a
     /// heartbeat.
-    App { deadline: Duration },
+    App {
+        deadline: Duration,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use engine::{
     ArbitrationKind, ClusterSpec, LinkId, LinkKind, LinkSpec, NodeSpec, Timing, LINKS_MAX,
     NODES_MAX,
 };
-use toml_edit::ImDocument;
+use toml::de::DeTable;
 
 use crate::diagnostic::Diagnostic;
 use crate::groups::{self, GroupsPart};
@@ -49,14 +49,17 @@ pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/tandem";
 /// `Err` every error and warning. Diagnostics are in file order.
 pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut ctx = Ctx::new(source, file_name);
-    let document = match ImDocument::parse(source) {
-        Ok(document) => document,
-        Err(error) => {
-            syntax_error(&mut ctx, &error);
-            return Err(ctx.diagnostics);
+    let (document, syntax_errors) = DeTable::parse_recoverable(source);
+    if !syntax_errors.is_empty() {
+        // Every syntax error the parser recovered from; the tree after recovery is not
+        // checked further, as its errors would mostly be echoes of these.
+        for error in &syntax_errors {
+            syntax_error(&mut ctx, error);
         }
-    };
-    let mut top = Fields::new(Table::root(document.as_table()));
+        ctx.diagnostics.sort_by_key(|d| d.span.start);
+        return Err(ctx.diagnostics);
+    }
+    let mut top = Fields::new(Table::root(document.get_ref()));
     let cluster = read_cluster(&mut ctx, top.get("cluster"));
     let timing = read_timing(&mut ctx, top.get("timing"));
     let links = read_links(&mut ctx, top.get("link"), &cluster.anchor);
@@ -67,7 +70,9 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
     let alerts = read_alerts(&mut ctx, top.get("alert"));
     let api = read_api(&mut ctx, top.get("api"));
     top.finish(&mut ctx, "the file's top level", &|key| match key {
-        "name" | "key_file" | "state_dir" => Some(format!("`{key}` belongs in the [cluster] table")),
+        "name" | "key_file" | "state_dir" => {
+            Some(format!("`{key}` belongs in the [cluster] table"))
+        }
         "heartbeat_interval" | "peer_timeout" | "lease_timeout" => {
             Some(format!("`{key}` belongs in the [timing] table"))
         }
@@ -86,7 +91,9 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
             "the only link",
         )
         .help
-        .push("when it fails the nodes lose each other; add a second network and a disk link".into());
+        .push(
+            "when it fails the nodes lose each other; add a second network and a disk link".into(),
+        );
     }
 
     if !ctx.has_errors() {
@@ -145,25 +152,38 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
     Ok((config, diagnostics))
 }
 
-fn syntax_error(ctx: &mut Ctx<'_>, error: &toml_edit::TomlError) {
+fn syntax_error(ctx: &mut Ctx<'_>, error: &toml::de::Error) {
     let span = error.span().unwrap_or(0..0);
-    let mut lines = error.message().lines();
-    let first = lines.next().unwrap_or("invalid TOML").to_string();
-    let rest: Vec<String> = lines.map(String::from).collect();
-    let (message, label) = match rest.last() {
-        // toml_edit says e.g. "invalid table header" then "duplicate key `a` ...".
-        Some(last) => (last.clone(), first),
-        None => (first, "here".to_string()),
-    };
-    let d = ctx.push(&codes::CONFIG_SYNTAX, span, message, label);
-    if d.message.contains("duplicate key") {
-        d.help.push("a key or [table] may appear only once; repeated sections are written [[name]]".into());
+    let text = error.message().trim();
+    if text == "duplicate key" {
+        let key = ctx.source.get(span.clone()).unwrap_or("").trim_matches(['[', ']', ' ']);
+        ctx.push(
+            &codes::CONFIG_SYNTAX,
+            span.clone(),
+            format!("duplicate key `{key}`"),
+            "defined before",
+        )
+        .help
+        .push(
+            "a key or [table] may appear only once; repeated sections are written [[name]]".into(),
+        );
+        return;
     }
+    // The parser says e.g. "invalid basic string, expected `\"`".
+    let (message, label) = match text.split_once(", expected ") {
+        Some((what, expected)) => (what.to_string(), format!("expected {expected}")),
+        None => (text.to_string(), "here".to_string()),
+    };
+    ctx.push(&codes::CONFIG_SYNTAX, span, message, label);
 }
 
 /// Reads `name` and checks it (E1007). An invalid name is still returned (the error
 /// is reported), so that references to it do not cascade into more errors.
-pub(crate) fn read_name(ctx: &mut Ctx<'_>, fields: &mut Fields<'_>, what: &str) -> Option<(String, Span)> {
+pub(crate) fn read_name(
+    ctx: &mut Ctx<'_>,
+    fields: &mut Fields<'_>,
+    what: &str,
+) -> Option<(String, Span)> {
     let entry = fields.require(ctx, "name", what)?;
     let name = ctx.string(&entry)?;
     if let Err(e) = values::check_name(name) {
@@ -174,7 +194,14 @@ pub(crate) fn read_name(ctx: &mut Ctx<'_>, fields: &mut Fields<'_>, what: &str) 
 
 /// Reports a second use of a name (E1006); `first` is where it was defined first and
 /// `scope` where names must be unique ("" or " in group `db`").
-pub(crate) fn duplicate_name(ctx: &mut Ctx<'_>, what: &str, scope: &str, name: &str, span: Span, first: &Span) {
+pub(crate) fn duplicate_name(
+    ctx: &mut Ctx<'_>,
+    what: &str,
+    scope: &str,
+    name: &str,
+    span: Span,
+    first: &Span,
+) {
     let line = ctx.line_of(first.start);
     ctx.push(
         &codes::CONFIG_DUPLICATE_NAME,
@@ -227,7 +254,13 @@ fn socket_address(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<SocketAddr> {
 }
 
 /// Reports the first table beyond a limit (E1030).
-pub(crate) fn limit_exceeded(ctx: &mut Ctx<'_>, anchor: Span, what: &str, count: usize, max: usize) {
+pub(crate) fn limit_exceeded(
+    ctx: &mut Ctx<'_>,
+    anchor: Span,
+    what: &str,
+    count: usize,
+    max: usize,
+) {
     ctx.push(
         &codes::CONFIG_LIMIT_EXCEEDED,
         anchor,
@@ -344,10 +377,15 @@ fn read_timing(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> TimingPart {
         let minimum = hb * PEER_TIMEOUT_HEARTBEATS_MIN;
         if peer_timeout < minimum {
             let (span, label) = match (&peer, &heartbeat) {
-                (Some(p), _) => (p.span.clone(), format!("must be at least {}", format_duration(minimum))),
+                (Some(p), _) => {
+                    (p.span.clone(), format!("must be at least {}", format_duration(minimum)))
+                }
                 (None, Some(h)) => (
                     h.span.clone(),
-                    format!("peer_timeout (default {}) is too short for this", format_duration(peer_timeout)),
+                    format!(
+                        "peer_timeout (default {}) is too short for this",
+                        format_duration(peer_timeout)
+                    ),
                 ),
                 (None, None) => (table_anchor, String::new()),
             };
@@ -447,8 +485,12 @@ fn read_links(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>, cluster_anchor: &Span
             }
         };
         fields.finish(ctx, &what, &|key| match (key, kind) {
-            ("path", Some(LinkKind::Udp)) => Some("`path` applies to links of kind \"disk\"".into()),
-            ("port", Some(LinkKind::Disk)) => Some("`port` applies to links of kind \"udp\"".into()),
+            ("path", Some(LinkKind::Udp)) => {
+                Some("`path` applies to links of kind \"disk\"".into())
+            }
+            ("port", Some(LinkKind::Disk)) => {
+                Some("`port` applies to links of kind \"udp\"".into())
+            }
             _ => None,
         });
         links.push(LinkPart {
@@ -510,18 +552,25 @@ fn read_nodes(
         let (name, what) = match name {
             Some((n, span)) => {
                 match names.get(&n) {
-                    Some(first) => duplicate_name(ctx, "node", "", &n, span.clone(), &first.clone()),
+                    Some(first) => {
+                        duplicate_name(ctx, "node", "", &n, span.clone(), &first.clone())
+                    }
                     None => {
                         names.insert(n.clone(), span);
                     }
                 }
-                let what = if n.is_empty() { "[[node]]".to_string() } else { format!("[[node]] `{n}`") };
+                let what =
+                    if n.is_empty() { "[[node]]".to_string() } else { format!("[[node]] `{n}`") };
                 (n, what)
             }
             None => (String::new(), "[[node]]".to_string()),
         };
         // How messages name this node ("node `alpha`").
-        let label = if name.is_empty() { "a node without a name".to_string() } else { format!("node `{name}`") };
+        let label = if name.is_empty() {
+            "a node without a name".to_string()
+        } else {
+            format!("node `{name}`")
+        };
         let mut addresses: Vec<Option<SocketAddr>> = vec![None; links.len()];
         match fields.get("addresses") {
             None => {
@@ -538,8 +587,15 @@ fn read_nodes(
             }
             Some(entry) => {
                 if let Some(table) = ctx.table(&entry) {
-                    let meant =
-                        read_addresses(ctx, &label, table.clone(), links, &link_index, &mut addresses, &mut taken);
+                    let meant = read_addresses(
+                        ctx,
+                        &label,
+                        table.clone(),
+                        links,
+                        &link_index,
+                        &mut addresses,
+                        &mut taken,
+                    );
                     for (index, link) in links.iter().enumerate() {
                         // A misspelt key already reported with "did you mean" this link
                         // is not reported again as a missing address.
@@ -563,9 +619,15 @@ fn read_nodes(
         let (api, api_span) = match fields.get("api") {
             Some(e) => (socket_address(ctx, &e), e.span.clone()),
             None => {
-                let default =
-                    addresses.iter().flatten().next().map(|a| SocketAddr::new(a.ip(), API_PORT_DEFAULT));
-                if default.is_none() && !links.is_empty() && links.iter().all(|l| l.kind == Some(LinkKind::Disk)) {
+                let default = addresses
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|a| SocketAddr::new(a.ip(), API_PORT_DEFAULT));
+                if default.is_none()
+                    && !links.is_empty()
+                    && links.iter().all(|l| l.kind == Some(LinkKind::Disk))
+                {
                     ctx.push(
                         &codes::CONFIG_MISSING_KEY,
                         anchor.clone(),
@@ -669,7 +731,9 @@ fn read_addresses(
                 ctx.push(
                     &codes::CONFIG_DUPLICATE_ADDRESS,
                     span,
-                    format!("{other} and {label} have the same address {address} on link `{link_name}`"),
+                    format!(
+                        "{other} and {label} have the same address {address} on link `{link_name}`"
+                    ),
                     "already used by another node",
                 )
                 .help
@@ -801,15 +865,19 @@ fn read_alerts(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> Vec<AlertConfig> 
         }
         let mut fields = Fields::new(table);
         let what = "[[alert]]";
-        let kind = fields
-            .require(ctx, "kind", what)
-            .and_then(|e| read_choice(ctx, &e, "alert kind", &[("email", 0u8), ("webhook", 1), ("script", 2)]));
+        let kind = fields.require(ctx, "kind", what).and_then(|e| {
+            read_choice(ctx, &e, "alert kind", &[("email", 0u8), ("webhook", 1), ("script", 2)])
+        });
         let min_severity = fields.get("min_severity").map_or(Some(Severity::Warning), |e| {
             read_choice(
                 ctx,
                 &e,
                 "severity",
-                &[("info", Severity::Info), ("warning", Severity::Warning), ("error", Severity::Error)],
+                &[
+                    ("info", Severity::Info),
+                    ("warning", Severity::Warning),
+                    ("error", Severity::Error),
+                ],
             )
         });
         let target = match kind {
@@ -817,7 +885,8 @@ fn read_alerts(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> Vec<AlertConfig> 
             Some(1) => fields.require(ctx, "url", "an [[alert]] of kind \"webhook\"").and_then(|e| {
                 let url = ctx.nonempty_string(&e)?;
                 let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace)) {
+                let valid = matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace));
+                if !valid {
                     ctx.push(
                         &codes::CONFIG_INVALID_VALUE,
                         e.span.clone(),
@@ -883,7 +952,10 @@ fn read_email(ctx: &mut Ctx<'_>, fields: &mut Fields<'_>) -> Option<AlertTarget>
 
 fn email_address(ctx: &mut Ctx<'_>, entry: &Entry<'_>, text: &str) -> Option<String> {
     let valid = text.split_once('@').is_some_and(|(user, domain)| {
-        !user.is_empty() && !domain.is_empty() && !domain.contains('@') && !text.contains(char::is_whitespace)
+        !user.is_empty()
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && !text.contains(char::is_whitespace)
     });
     if !valid {
         ctx.push(

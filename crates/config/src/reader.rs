@@ -1,6 +1,9 @@
-//! A typed, span-keeping reader over a `toml_edit` document that reports problems and
+//! A typed, span-keeping reader over a parsed TOML document (`toml::de::DeTable`, the
+//! span-keeping tree of the `toml` crate's parser, not serde) that reports problems and
 //! carries on, so one run lists every error of the file (serde's deserialisation stops
-//! at the first).
+//! at the first). `toml::de::DeTable` rather than a `toml_edit` document: it keeps the
+//! same spans, recovers from syntax errors (so all of them are listed), and parses
+//! about twice as fast, which matters for files of thousands of groups.
 //!
 //! [`Ctx`] collects diagnostics; [`Table`] is a TOML table of either form (`[x]` or
 //! `{ ... }`) with the place to point at when a key is missing; [`Fields`] reads a
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::catalogue::{self as codes, CodeInfo};
-use toml_edit::{Item, TableLike, Value};
+use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, LineIndex};
 use crate::model::{Span, Spanned};
@@ -66,20 +69,6 @@ impl<'s> Ctx<'s> {
         self.lines.get_or_insert_with(|| LineIndex::new(source)).line_column(source, offset).0
     }
 
-    /// The first line of a table's span (its `[header]`), without a trailing comment.
-    pub fn header(&self, span: Span) -> Span {
-        let text = &self.source[span.clone()];
-        let mut end = text.find('\n').unwrap_or(text.len());
-        let first = &text[..end];
-        if first.trim_start().starts_with('[') {
-            if let Some(hash) = first.find('#') {
-                end = hash;
-            }
-        }
-        let trimmed = text[..end].trim_end().len();
-        span.start..span.start + trimmed
-    }
-
     fn wrong_type(&mut self, entry: &Entry<'_>, expected: &str, help: Option<&str>) {
         let d = self.push(
             &codes::CONFIG_WRONG_TYPE,
@@ -130,10 +119,18 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// An integer; values beyond i64 saturate (every caller checks a smaller range).
     pub fn integer(&mut self, entry: &Entry<'_>) -> Option<i64> {
-        match entry.item.as_integer() {
-            Some(i) => Some(i),
-            None => {
+        match entry.item {
+            DeValue::Integer(i) => {
+                let digits = i.as_str();
+                Some(match i128::from_str_radix(digits, i.radix()) {
+                    Ok(n) => i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX }),
+                    Err(_) if digits.starts_with('-') => i64::MIN,
+                    Err(_) => i64::MAX,
+                })
+            }
+            _ => {
                 let help = entry
                     .item
                     .as_str()
@@ -147,9 +144,12 @@ impl<'s> Ctx<'s> {
 
     pub fn duration(&mut self, entry: &Entry<'_>) -> Option<Duration> {
         let Some(text) = entry.item.as_str() else {
-            let help = match entry.item.as_integer() {
-                Some(n) => format!("durations are strings with a unit: write \"{n}ms\" or \"{n}s\""),
-                None => format!("durations are strings: {}", values::DURATION_UNITS_HELP),
+            let help = match entry.item {
+                DeValue::Integer(n) => {
+                    let n = n.as_str();
+                    format!("durations are strings with a unit: write \"{n}ms\" or \"{n}s\"")
+                }
+                _ => format!("durations are strings: {}", values::DURATION_UNITS_HELP),
             };
             self.wrong_type(entry, "a duration string", Some(&help));
             return None;
@@ -188,7 +188,8 @@ impl<'s> Ctx<'s> {
                 format!("`{}` must be an absolute path, found \"{text}\"", entry.key),
                 "relative path",
             );
-            d.help.push("paths start with '/': the daemon does not run in a fixed directory".into());
+            d.help
+                .push("paths start with '/': the daemon does not run in a fixed directory".into());
             return None;
         }
         Some(Spanned { value: PathBuf::from(text), span: entry.span.clone() })
@@ -197,11 +198,7 @@ impl<'s> Ctx<'s> {
     /// A table in either form; a wrong type is reported.
     pub fn table<'a>(&mut self, entry: &Entry<'a>) -> Option<Table<'a>> {
         match entry.item {
-            Item::Table(t) => Some(Table {
-                like: t,
-                anchor: t.span().map_or(entry.key_span.clone(), |s| self.header(s)),
-            }),
-            Item::Value(Value::InlineTable(t)) => Some(Table { like: t, anchor: entry.span.clone() }),
+            DeValue::Table(t) => Some(Table { map: t, anchor: entry.span.clone() }),
             _ => {
                 self.wrong_type(entry, "a table", None);
                 None
@@ -212,29 +209,20 @@ impl<'s> Ctx<'s> {
     /// A list of tables: `[[key]]` sections or an array of inline tables.
     pub fn tables<'a>(&mut self, entry: &Entry<'a>) -> Vec<Table<'a>> {
         match entry.item {
-            Item::ArrayOfTables(array) => array
-                .iter()
-                .map(|t| Table {
-                    like: t,
-                    anchor: t.span().map_or(entry.key_span.clone(), |s| self.header(s)),
-                })
-                .collect(),
-            Item::Value(Value::Array(array)) => {
-                let mut out = Vec::new();
+            // `[[key]]` sections and `key = [{ ... }]` look the same here.
+            DeValue::Array(array) => {
+                let mut out = Vec::with_capacity(array.len());
                 for element in array.iter() {
-                    match element {
-                        Value::InlineTable(t) => out.push(Table {
-                            like: t,
-                            anchor: t.span().unwrap_or(entry.span.clone()),
-                        }),
+                    match element.get_ref() {
+                        DeValue::Table(t) => out.push(Table { map: t, anchor: element.span() }),
                         other => {
                             self.push(
                                 &codes::CONFIG_WRONG_TYPE,
-                                other.span().unwrap_or(entry.span.clone()),
+                                element.span(),
                                 format!(
                                     "elements of `{}` must be tables, found {}",
                                     entry.key,
-                                    value_type_name(other)
+                                    type_name(other)
                                 ),
                                 "expected a table",
                             );
@@ -260,8 +248,8 @@ impl<'s> Ctx<'s> {
         let mut out = Vec::with_capacity(array.len());
         let mut ok = true;
         for element in array.iter() {
-            let span = element.span().unwrap_or(entry.span.clone());
-            match element.as_str() {
+            let span = element.span();
+            match element.get_ref().as_str() {
                 Some(s) => out.push((s, span)),
                 None => {
                     ok = false;
@@ -271,7 +259,7 @@ impl<'s> Ctx<'s> {
                         format!(
                             "elements of `{}` must be strings, found {}",
                             entry.key,
-                            value_type_name(element)
+                            type_name(element.get_ref())
                         ),
                         "expected a string",
                     );
@@ -311,41 +299,40 @@ impl<'s> Ctx<'s> {
 }
 
 /// A TOML table of either form, and where to point when one of its keys is missing.
+/// A table: `[x]` (its span is the header), `{ ... }` or an implicit table of dotted
+/// keys (its span is the key's).
 #[derive(Clone)]
 pub(crate) struct Table<'a> {
-    like: &'a dyn TableLike,
+    map: &'a DeTable<'a>,
     pub anchor: Span,
 }
 
+type Value<'a> = toml::Spanned<DeValue<'a>>;
+type Key<'a> = toml::Spanned<toml::de::DeString<'a>>;
+
 impl<'a> Table<'a> {
-    pub fn root(table: &'a toml_edit::Table) -> Table<'a> {
-        Table { like: table, anchor: 0..0 }
+    pub fn root(table: &'a DeTable<'a>) -> Table<'a> {
+        Table { map: table, anchor: 0..0 }
     }
 
     pub fn get(&self, key: &str) -> Option<Entry<'a>> {
-        let (k, item) = self.like.get_key_value(key)?;
-        Some(make_entry(k, item))
+        let (k, v) = self.map.get_key_value(key)?;
+        Some(make_entry(k, v))
     }
 
-    /// Every key with its span, item and value span, in file order.
-    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Span, &'a Item, Span)> + 'a {
-        let like = self.like;
-        like.iter().filter_map(move |(name, _)| {
-            let (key, item) = like.get_key_value(name)?;
-            let e = make_entry(key, item);
-            Some((key.get(), e.key_span, item, e.span))
-        })
+    /// Every key with its span, value and value span.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Span, &'a DeValue<'a>, Span)> + 'a {
+        self.map.iter().map(|(k, v)| (k.get_ref().as_ref(), k.span(), v.get_ref(), v.span()))
     }
 }
 
-fn make_entry<'a>(key: &'a toml_edit::Key, item: &'a Item) -> Entry<'a> {
-    let key_span = key.span().unwrap_or(0..0);
-    let span = match item {
-        Item::Value(v) => v.span(),
-        _ => None,
+fn make_entry<'a>(key: &'a Key<'a>, value: &'a Value<'a>) -> Entry<'a> {
+    Entry {
+        key: key.get_ref().as_ref(),
+        key_span: key.span(),
+        item: value.get_ref(),
+        span: value.span(),
     }
-    .unwrap_or(key_span.clone());
-    Entry { key: key.get(), key_span, item, span }
 }
 
 /// One `key = value` of a table.
@@ -353,8 +340,8 @@ fn make_entry<'a>(key: &'a toml_edit::Key, item: &'a Item) -> Entry<'a> {
 pub(crate) struct Entry<'a> {
     pub key: &'a str,
     pub key_span: Span,
-    pub item: &'a Item,
-    /// The value's span, or the key's when the value has none (sub-tables).
+    pub item: &'a DeValue<'a>,
+    /// The value's span (for a table: its header or its key).
     pub span: Span,
 }
 
@@ -375,7 +362,12 @@ impl<'a> Fields<'a> {
     }
 
     /// Like `get`, reporting a missing key (E1004) at the table's anchor.
-    pub fn require(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Option<Entry<'a>> {
+    pub fn require(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        what: &str,
+    ) -> Option<Entry<'a>> {
         let entry = self.get(key);
         if entry.is_none() {
             ctx.push(
@@ -418,7 +410,10 @@ impl<'a> Fields<'a> {
 }
 
 /// The closest candidate to `word` if it is close enough to be a typing mistake.
-pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -426,7 +421,8 @@ pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c s
         .map(|c| {
             let lower = word.to_ascii_lowercase();
             // A prefix of at least three letters ("warn" for "warning") is a near miss.
-            let prefix = lower.len().min(c.len()) >= 3 && (c.starts_with(&lower) || lower.starts_with(c));
+            let prefix =
+                lower.len().min(c.len()) >= 3 && (c.starts_with(&lower) || lower.starts_with(c));
             let d = if c.eq_ignore_ascii_case(word) || prefix { 0 } else { edit_distance(word, c) };
             (d, c)
         })
@@ -443,13 +439,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            let mut best =
+                (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(rows[i - 2][j - 2] + 1);
             }
@@ -459,24 +456,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     rows[a.len()][b.len()]
 }
 
-pub(crate) fn type_name(item: &Item) -> &'static str {
-    match item {
-        Item::None => "nothing",
-        Item::Value(v) => value_type_name(v),
-        Item::Table(_) => "a table",
-        Item::ArrayOfTables(_) => "an array of tables",
-    }
-}
-
-fn value_type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a date-time",
-        Value::Array(_) => "an array",
-        Value::InlineTable(_) => "a table",
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
     }
 }
 

@@ -71,11 +71,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, ValueError> {
                     Some(&format!("write \"{number}ms\" or \"{number}s\"")),
                 );
             }
-            return fail(
-                format!("invalid duration \"{text}\""),
-                "unexpected character",
-                help,
-            );
+            return fail(format!("invalid duration \"{text}\""), "unexpected character", help);
         }
         let Some(position) = UNITS.iter().position(|(u, _)| *u == unit) else {
             return fail(
@@ -93,7 +89,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, ValueError> {
         }
         previous_unit = Some(position);
         let too_large = || {
-            fail(format!("duration \"{text}\" is too large"), "too large", Some("durations must be below 10^12 hours"))
+            fail(
+                format!("duration \"{text}\" is too large"),
+                "too large",
+                Some("durations must be below 10^12 hours"),
+            )
         };
         let Ok(value) = number.parse::<u64>() else { return too_large() };
         let Some(ms) = value.checked_mul(UNITS[position].1) else { return too_large() };
@@ -138,8 +138,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), ValueError> {
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
         return fail(format!("invalid name \"{name}\""), "must start with a letter or digit", help);
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return fail(format!("invalid name \"{name}\""), &format!("character {c:?} is not allowed"), help);
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return fail(
+            format!("invalid name \"{name}\""),
+            &format!("character {c:?} is not allowed"),
+            help,
+        );
     }
     Ok(())
 }
@@ -153,22 +159,38 @@ pub(crate) fn parse_ip(text: &str) -> Result<IpAddr, ValueError> {
     } else if text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.contains(':') {
         Some("host names are not accepted here; write a literal address such as \"192.168.50.1\"")
     } else {
-        Some("write an IPv4 address such as \"192.168.50.1\" or an IPv6 address such as \"fd00::1\"")
+        Some(
+            "write an IPv4 address such as \"192.168.50.1\" or an IPv6 address such as \"fd00::1\"",
+        )
     };
     fail(format!("invalid IP address \"{text}\""), "not an IP address", help)
 }
 
 /// "10.0.0.100/24", "fd00::100/64".
 pub(crate) fn parse_cidr(text: &str) -> Result<(IpAddr, u8), ValueError> {
-    let help = Some("write the address with its prefix length, e.g. \"10.0.0.100/24\" or \"fd00::100/64\"");
+    let help = Some(
+        "write the address with its prefix length, e.g. \"10.0.0.100/24\" or \"fd00::100/64\"",
+    );
     let Some((address, prefix)) = text.split_once('/') else {
         if text.parse::<IpAddr>().is_ok() {
-            return fail(format!("address \"{text}\" has no prefix length"), "missing \"/PREFIX\"", help);
+            return fail(
+                format!("address \"{text}\" has no prefix length"),
+                "missing \"/PREFIX\"",
+                help,
+            );
         }
-        return fail(format!("invalid address \"{text}\""), "not an address with prefix length", help);
+        return fail(
+            format!("invalid address \"{text}\""),
+            "not an address with prefix length",
+            help,
+        );
     };
     let Ok(ip) = address.parse::<IpAddr>() else {
-        return fail(format!("invalid IP address \"{address}\" in \"{text}\""), "not an IP address", help);
+        return fail(
+            format!("invalid IP address \"{address}\" in \"{text}\""),
+            "not an IP address",
+            help,
+        );
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     match prefix.parse::<u8>() {
@@ -297,7 +319,20 @@ mod tests {
         assert_eq!(ms("1m30s"), Ok(90_000));
         assert_eq!(ms("1h2m3s4ms"), Ok(3_723_004));
         assert_eq!(ms("0s"), Ok(0));
-        for bad in ["", "100", "-1s", "1.5s", "5sec", "2d", "30s1m", "1s1s", "s", " 1s", "1s ", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "100",
+            "-1s",
+            "1.5s",
+            "5sec",
+            "2d",
+            "30s1m",
+            "1s1s",
+            "s",
+            " 1s",
+            "1s ",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
         assert!(parse_duration("100").unwrap_err().help.unwrap().contains("\"100ms\""));

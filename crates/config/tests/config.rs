@@ -14,9 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{
-    AlertTarget, Host, LinkConfig, PathKind, ResourceParams, Strictness,
-};
+use config::{AlertTarget, Host, LinkConfig, PathKind, ResourceParams, Strictness};
 use engine::{ArbitrationKind, Failback, LinkKind, ResourceKind};
 
 fn manifest_dir() -> PathBuf {
@@ -78,7 +76,8 @@ fn run_case(path: &Path) -> String {
             }
             out.push_str(&config::render_all(&diagnostics, &config.source, false));
             let errors = diagnostics.iter().any(|d| d.is_error());
-            let _ = writeln!(out, "result: {}", if errors { "host checks failed" } else { "valid" });
+            let _ =
+                writeln!(out, "result: {}", if errors { "host checks failed" } else { "valid" });
         }
         Err(invalid) => {
             out.push_str(&invalid.render(false));
@@ -130,8 +129,9 @@ fn cases() {
 #[test]
 fn every_code_is_in_the_catalogue_and_the_catalogue_has_no_other_1xxx_code() {
     for code in config::CODES {
-        let found = engine::catalogue::lookup(code.code)
-            .unwrap_or_else(|| panic!("{} is emitted by config but missing from the catalogue", code.code));
+        let found = engine::catalogue::lookup(code.code).unwrap_or_else(|| {
+            panic!("{} is emitted by config but missing from the catalogue", code.code)
+        });
         assert_eq!(found, *code);
         assert!(code.code[1..].starts_with('1'), "{} is not a configuration code", code.code);
     }
@@ -159,7 +159,10 @@ fn every_code_has_a_case_and_cases_show_only_known_codes() {
     }
     for (i, _) in shown.match_indices("error[").chain(shown.match_indices("warning[")) {
         let code = &shown[i..].split(['[', ']']).nth(1).unwrap();
-        assert!(config::CODES.iter().any(|c| c.code == *code), "case output shows unknown code {code}");
+        assert!(
+            config::CODES.iter().any(|c| c.code == *code),
+            "case output shows unknown code {code}"
+        );
     }
 }
 
@@ -178,7 +181,8 @@ fn examples() -> Vec<PathBuf> {
 fn examples_are_valid() {
     let names: Vec<String> =
         examples().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for expected in ["active-standby.toml", "loopback.toml", "mutual-backup.toml", "reference.toml"] {
+    for expected in ["active-standby.toml", "loopback.toml", "mutual-backup.toml", "reference.toml"]
+    {
         assert!(names.iter().any(|n| n == expected), "examples/{expected} is missing");
     }
     for path in examples() {
@@ -186,7 +190,9 @@ fn examples_are_valid() {
             Ok((config, warnings)) => {
                 assert!(warnings.iter().all(|w| !w.is_error()));
                 // Host checks never fail a valid file in Warn mode.
-                assert!(config::host_checks(&config, Strictness::Warn).iter().all(|d| !d.is_error()));
+                assert!(config::host_checks(&config, Strictness::Warn)
+                    .iter()
+                    .all(|d| !d.is_error()));
             }
             Err(invalid) => panic!("{} is invalid:\n{invalid}", path.display()),
         }
@@ -212,13 +218,18 @@ fn reference_example_gives_the_documented_spec() {
     assert_eq!(spec.timing, engine::Timing::default());
     assert_eq!(spec.arbitration, ArbitrationKind::Disk);
     let names = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
-    assert_eq!(spec.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), names(vec!["alpha", "beta"]));
+    assert_eq!(
+        spec.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
+        names(vec!["alpha", "beta"])
+    );
     assert_eq!(
         spec.links.iter().map(|l| (l.name.as_str(), l.kind)).collect::<Vec<_>>(),
         vec![("private", LinkKind::Udp), ("public", LinkKind::Udp), ("disk", LinkKind::Disk)]
     );
     assert_eq!(config.links[0], LinkConfig::Udp { port: 5405 });
-    assert!(matches!(&config.links[2], LinkConfig::Disk { path } if path.ends_with("wwn-0x6006016012345678-part1")));
+    assert!(
+        matches!(&config.links[2], LinkConfig::Disk { path } if path.ends_with("wwn-0x6006016012345678-part1"))
+    );
     assert_eq!(config.arbitration.disk_link, Some(engine::LinkId(2)));
     let alpha = &config.nodes[0];
     assert_eq!(alpha.addresses[0].unwrap().to_string(), "192.168.50.1:5405");
@@ -262,7 +273,11 @@ fn reference_example_gives_the_documented_spec() {
     assert_eq!(web.nodes, vec![engine::NodeId(1), engine::NodeId(0)]);
     assert_eq!(web.failback, Failback::Auto);
     assert_eq!(web.resources[0].kind, ResourceKind::Nic);
-    assert_eq!(web.resources[0].monitor_interval, Duration::from_secs(1), "nic monitors every second");
+    assert_eq!(
+        web.resources[0].monitor_interval,
+        Duration::from_secs(1),
+        "nic monitors every second"
+    );
     assert_eq!(web.resources[1].monitor_interval, Duration::from_secs(5));
     assert_eq!(web.resources[1].stop_timeout, Duration::from_secs(10));
     match &config.groups[1].resources[1].params {
@@ -290,11 +305,14 @@ fn reference_example_gives_the_documented_spec() {
     assert_eq!(config.alerts[0].min_severity, engine::catalogue::Severity::Warning);
     assert!(matches!(&config.alerts[0].target, AlertTarget::Email { smtp, starttls: true, to, .. }
         if smtp.host == "smtp.example.com" && smtp.port == 587 && to.len() == 1));
-    assert!(matches!(&config.alerts[1].target, AlertTarget::Webhook { url } if url == "https://hooks.example.com/tandem"));
+    assert!(
+        matches!(&config.alerts[1].target, AlertTarget::Webhook { url } if url == "https://hooks.example.com/tandem")
+    );
     assert_eq!(config.api.users_file, PathBuf::from("/etc/tandem/users.toml"));
 
     // The effective order puts storage, then network, then applications.
-    let order: Vec<&str> = web.start_order().into_iter().map(|r| web.resource(r).name.as_str()).collect();
+    let order: Vec<&str> =
+        web.start_order().into_iter().map(|r| web.resource(r).name.as_str()).collect();
     assert_eq!(order, ["uplink", "app", "tomcat", "erp-api"]);
 
     // With the default 1s lease the default 20s stops cannot fit: one warning per group.
@@ -344,7 +362,8 @@ fn generated(groups: usize) -> String {
 #[test]
 fn large_file() {
     let text = generated(200);
-    let (config, warnings) = config::parse(&text, "big.toml").unwrap_or_else(|d| panic!("{:?}", d[0]));
+    let (config, warnings) =
+        config::parse(&text, "big.toml").unwrap_or_else(|d| panic!("{:?}", d[0]));
     assert!(warnings.is_empty(), "{:?}", warnings.first().map(|w| &w.message));
     assert_eq!(config.cluster.groups.len(), 200);
     assert!(config.cluster.groups.iter().all(|g| g.resources.len() == 10));

@@ -91,7 +91,8 @@ fn report(args: &Args, config: &Config) -> String {
                 format!("{} ({})", resource.name, resource.kind.as_str())
             })
             .collect();
-        let order = if order.is_empty() { "(no resources)".to_string() } else { order.join(" -> ") };
+        let order =
+            if order.is_empty() { "(no resources)".to_string() } else { order.join(" -> ") };
         let _ = writeln!(out, "  group {} ({}): {order}", group.name, nodes.join(" -> "));
     }
     out
@@ -126,13 +127,18 @@ fn json(args: &Args, source: &str, config: Option<&Config>, diagnostics: &[Diagn
         let spec = &config.cluster;
         let _ = write!(out, ",\"cluster\":{},\"groups\":[", string(&spec.name));
         for (i, group) in spec.groups.iter().enumerate() {
-            let nodes: Vec<String> = group.nodes.iter().map(|n| string(&spec.node(*n).name)).collect();
+            let nodes: Vec<String> =
+                group.nodes.iter().map(|n| string(&spec.node(*n).name)).collect();
             let order: Vec<String> = group
                 .start_order()
                 .into_iter()
                 .map(|r| {
                     let resource = group.resource(r);
-                    format!("{{\"name\":{},\"kind\":{}}}", string(&resource.name), string(resource.kind.as_str()))
+                    format!(
+                        "{{\"name\":{},\"kind\":{}}}",
+                        string(&resource.name),
+                        string(resource.kind.as_str())
+                    )
                 })
                 .collect();
             let _ = write!(
