@@ -80,8 +80,13 @@ impl Diagnostic {
             // and the position alone, in the same shape.
             let message = level.title(&self.message).id(self.code.code);
             let _ = write!(out, "{}", renderer.render(message));
-            let (l, c) = index.line_column(source, start);
-            let _ = write!(out, "\n --> {}:{l}:{c}", self.file_name);
+            if source.is_empty() {
+                // No text (an unreadable or empty file): the file alone.
+                let _ = write!(out, "\n --> {}", self.file_name);
+            } else {
+                let (l, c) = index.line_column(source, start);
+                let _ = write!(out, "\n --> {}:{l}:{c}", self.file_name);
+            }
             for help in &self.help {
                 let _ = write!(out, "\n  = help: {help}");
             }
@@ -211,7 +216,9 @@ mod tests {
         let text = diagnostic(9..9).render("[cluster]");
         assert!(text.contains("cluster.toml:1:9"), "{text}");
         let text = diagnostic(0..0).render("");
-        assert!(text.contains(" --> cluster.toml:1:1"), "{text}");
+        assert!(text.contains(" --> cluster.toml\n"), "{text}");
+        let text = diagnostic(10..10).render("[cluster]\n\nname = 1");
+        assert!(text.contains(" --> cluster.toml:2:1"), "{text}");
         assert!(text.contains("= help: did you mean"), "{text}");
     }
 

@@ -174,7 +174,12 @@ fn syntax_error(ctx: &mut Ctx<'_>, error: &toml::de::Error) {
         Some((what, expected)) => (what.to_string(), format!("expected {expected}")),
         None => (text.to_string(), "here".to_string()),
     };
-    ctx.push(&codes::CONFIG_SYNTAX, span, message, label);
+    let quoted = message.starts_with("string values must be quoted");
+    let bare = ctx.source.get(span.clone()).unwrap_or("").to_string();
+    let d = ctx.push(&codes::CONFIG_SYNTAX, span, message, label);
+    if quoted && !bare.is_empty() {
+        d.help.push(format!("write \"{bare}\""));
+    }
 }
 
 /// Reads `name` and checks it (E1007). An invalid name is still returned (the error

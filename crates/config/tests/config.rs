@@ -372,3 +372,75 @@ fn large_file() {
     assert_eq!(config.cluster.groups[7].resource(order[0]).kind, ResourceKind::Filesystem);
     assert_eq!(config.cluster.groups[7].resource(order[1]).kind, ResourceKind::Ip);
 }
+
+#[test]
+fn the_documentation_shows_the_reference_example_and_every_key() {
+    let docs = std::fs::read_to_string(manifest_dir().join("../../docs/configuration.md")).unwrap();
+    let reference =
+        std::fs::read_to_string(manifest_dir().join("../../examples/reference.toml")).unwrap();
+    assert!(
+        docs.contains(&reference),
+        "docs/configuration.md must end with examples/reference.toml verbatim"
+    );
+    // Every key of every table of the reference (and the kind-specific keys of the
+    // other examples) has a row in the reference tables.
+    let mut sources = vec![reference];
+    for path in examples() {
+        sources.push(std::fs::read_to_string(path).unwrap());
+    }
+    for source in &sources {
+        let (document, errors) = toml::de::DeTable::parse_recoverable(source);
+        assert!(errors.is_empty());
+        let mut keys = Vec::new();
+        collect_keys(document.get_ref(), &mut keys);
+        for key in keys {
+            // Tables of user-chosen keys (addresses, env, params) are not documented per key.
+            if [
+                "private",
+                "public",
+                "lan",
+                "net1",
+                "net2",
+                "PYTHONUNBUFFERED",
+                "catalina_home",
+                "tomcat_user",
+            ]
+            .contains(&key.as_str())
+            {
+                continue;
+            }
+            assert!(
+                docs.contains(&format!("| `{key}` |")),
+                "docs/configuration.md has no row for `{key}`"
+            );
+        }
+    }
+}
+
+fn collect_keys(table: &toml::de::DeTable<'_>, out: &mut Vec<String>) {
+    use toml::de::DeValue;
+    for (key, value) in table.iter() {
+        let key = key.get_ref().to_string();
+        match value.get_ref() {
+            DeValue::Table(t) => {
+                if !matches!(key.as_str(), "cluster" | "timing" | "arbitration" | "api") {
+                    out.push(key);
+                }
+                collect_keys(t, out);
+            }
+            DeValue::Array(a) => {
+                let mut tables = false;
+                for element in a.iter() {
+                    if let DeValue::Table(t) = element.get_ref() {
+                        tables = true;
+                        collect_keys(t, out);
+                    }
+                }
+                if !tables {
+                    out.push(key);
+                }
+            }
+            _ => out.push(key),
+        }
+    }
+}
