@@ -444,3 +444,86 @@ fn collect_keys(table: &toml::de::DeTable<'_>, out: &mut Vec<String>) {
         }
     }
 }
+
+#[test]
+fn engine_limits_are_enforced() {
+    let node = |i: usize| {
+        format!(
+            "[[node]]\nname = \"n{i}\"\naddresses = {{ lan = \"10.0.{}.{}\" }}\n",
+            i / 200,
+            i % 200 + 1
+        )
+    };
+    let head = "[cluster]\nname = \"big\"\n[arbitration]\nkind = \"none\"\n[[link]]\nname = \"lan\"\nkind = \"udp\"\n";
+    let codes = |text: &str| -> Vec<String> {
+        match config::parse(text, "limits.toml") {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("{} {}", d.code.code, d.message))
+                .collect(),
+        }
+    };
+    let mut text = head.to_string();
+    for i in 0..=engine::NODES_MAX {
+        text.push_str(&node(i));
+    }
+    assert_eq!(codes(&text), ["E1030 too many nodes: 33, at most 32"]);
+
+    let mut text = format!("{head}{}{}", node(0), node(1));
+    for g in 0..=engine::GROUPS_MAX {
+        let _ = write!(text, "[[group]]\nname = \"g{g}\"\nnodes = [\"n0\", \"n1\"]\n");
+    }
+    assert_eq!(codes(&text), ["E1030 too many groups: 10001, at most 10000"]);
+
+    let mut text =
+        format!("{head}{}{}[[group]]\nname = \"g\"\nnodes = [\"n0\", \"n1\"]\n", node(0), node(1));
+    for r in 0..=engine::RESOURCES_PER_GROUP_MAX {
+        let _ = write!(
+            text,
+            "[[group.resource]]\nname = \"r{r}\"\nkind = \"nic\"\ninterface = \"eth0\"\n"
+        );
+    }
+    assert_eq!(codes(&text), ["E1030 too many resources in group `g`: 65, at most 64"]);
+}
+
+/// Every prefix and every one-line deletion of the examples parses without panicking,
+/// and every diagnostic points inside the text and renders.
+#[test]
+fn damaged_files_never_panic() {
+    for path in examples() {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = source.lines().collect();
+        let mut variants: Vec<String> = (0..lines.len())
+            .map(|skip| {
+                lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, l)| *l)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect();
+        variants.extend(
+            (0..source.len())
+                .step_by(13)
+                .filter(|&i| source.is_char_boundary(i))
+                .map(|i| source[..i].to_string()),
+        );
+        for text in variants {
+            let diagnostics = match config::parse(&text, "damaged.toml") {
+                Ok((_, warnings)) => warnings,
+                Err(errors) => {
+                    assert!(errors.iter().any(|d| d.is_error()));
+                    errors
+                }
+            };
+            for d in &diagnostics {
+                assert!(d.span.start <= d.span.end && d.span.end <= text.len(), "{d:?}");
+                assert!(d.render(&text).contains(d.code.code));
+            }
+        }
+    }
+}
