@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use engine::catalogue as codes;
 use engine::{
-    Failback, GroupSpec, NodeId, ResourceKind, ResourceSpec, Timing, GROUPS_MAX,
-    RESOURCES_PER_GROUP_MAX,
+    Failback, GroupSpec, NodeId, ResourceKind, ResourceSpec, GROUPS_MAX, RESOURCES_PER_GROUP_MAX,
 };
 
 use crate::model::{
@@ -19,7 +18,7 @@ use crate::model::{
 };
 use crate::parse::{duplicate_name, limit_exceeded, read_choice, read_name, NodePart};
 use crate::reader::{suggest, Ctx, Entry, Fields, Table};
-use crate::values::{self, format_duration};
+use crate::values;
 
 /// Group defaults (PRODUCT.md section 2).
 pub const FAILBACK_DELAY_DEFAULT: Duration = Duration::from_secs(30);
@@ -57,7 +56,6 @@ pub(crate) fn read_groups(
     ctx: &mut Ctx<'_>,
     entry: Option<Entry<'_>>,
     nodes: &[NodePart],
-    timing: &Timing,
 ) -> GroupsPart {
     let tables = entry.as_ref().map(|e| ctx.tables(e)).unwrap_or_default();
     let node_ids: HashMap<&str, NodeId> = nodes
@@ -77,7 +75,7 @@ pub(crate) fn read_groups(
         if part.specs.len() == GROUPS_MAX {
             limit_exceeded(ctx, table.anchor.clone(), "groups", part.specs.len() + 1, GROUPS_MAX);
         }
-        let (spec, config) = read_group(ctx, table, &node_ids, timing, &mut names, &mut app_names);
+        let (spec, config) = read_group(ctx, table, &node_ids, &mut names, &mut app_names);
         part.specs.push(spec);
         part.configs.push(config);
     }
@@ -88,7 +86,6 @@ fn read_group(
     ctx: &mut Ctx<'_>,
     table: Table<'_>,
     node_ids: &HashMap<&str, NodeId>,
-    timing: &Timing,
     names: &mut HashMap<String, Span>,
     app_names: &mut HashMap<String, Span>,
 ) -> (GroupSpec, GroupConfig) {
@@ -154,7 +151,6 @@ fn read_group(
         spec.failure_timeout = d;
     }
     let mut config = GroupConfig { resources: Vec::new() };
-    let mut stop_spans: Vec<Option<Span>> = Vec::new();
     if let Some(e) = fields.get("resource") {
         let tables = ctx.tables(&e);
         let mut resource_names: HashMap<String, Span> = HashMap::new();
@@ -208,7 +204,6 @@ fn read_group(
             if let Some((rspec, rconfig)) = resource.built {
                 spec.resources.push(rspec);
                 config.resources.push(rconfig);
-                stop_spans.push(resource.stop_timeout_span);
             }
         }
     }
@@ -228,7 +223,6 @@ fn read_group(
         .help
         .push("add a second node to `nodes` so that the group can fail over".into());
     }
-    stop_budget_warning(ctx, &spec, &stop_spans, timing, name_span_or(&name_span, &anchor));
     (spec, config)
 }
 
@@ -288,69 +282,11 @@ fn read_group_nodes(
     (out, written)
 }
 
-/// W1104, once per group: resources whose stop may outlast a lost lease.
-fn stop_budget_warning(
-    ctx: &mut Ctx<'_>,
-    spec: &GroupSpec,
-    stop_spans: &[Option<Span>],
-    timing: &Timing,
-    group_span: Span,
-) {
-    let budget = timing.lease_stop_budget();
-    let slow: Vec<usize> = (0..spec.resources.len())
-        .filter(|&i| {
-            !spec.resources[i].kind.is_monitor_only() && spec.resources[i].stop_timeout > budget
-        })
-        .collect();
-    let Some(&first) = slow.first() else { return };
-    let span = slow.iter().find_map(|&i| stop_spans[i].clone()).unwrap_or(group_span);
-    let longest = slow.iter().map(|&i| spec.resources[i].stop_timeout).max().unwrap_or_default();
-    let list: Vec<String> = slow
-        .iter()
-        .map(|&i| {
-            format!(
-                "{} ({})",
-                spec.resources[i].name,
-                format_duration(spec.resources[i].stop_timeout)
-            )
-        })
-        .collect();
-    let message = if slow.len() == 1 {
-        format!(
-            "in group `{}`, resource `{}` may take longer to stop than a lost lease allows",
-            spec.name, spec.resources[first].name
-        )
-    } else {
-        format!(
-            "in group `{}`, {} resources may take longer to stop than a lost lease allows",
-            spec.name,
-            slow.len()
-        )
-    };
-    let d = ctx.push(
-        &codes::CONFIG_STOP_TIMEOUT_OVER_LEASE,
-        span,
-        message,
-        format!("stop_timeout over {}", format_duration(budget)),
-    );
-    d.help.push(format!(
-        "a node that cannot renew its lease has 0.4 x lease_timeout = {} to stop the group before it fences itself; stop_timeout: {}",
-        format_duration(budget),
-        list.join(", ")
-    ));
-    d.help.push(format!(
-        "lower stop_timeout to {} or less, or raise lease_timeout to {} or more",
-        format_duration(budget),
-        format_duration(longest * 5 / 2)
-    ));
-}
-
 pub(crate) struct ResourcePart {
     pub name: Option<(String, Span)>,
     pub kind: Option<ResourceKind>,
     /// Present when the resource has no error.
     pub built: Option<(ResourceSpec, ResourceConfig)>,
-    pub stop_timeout_span: Option<Span>,
 }
 
 fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
@@ -401,7 +337,6 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
         .and_then(|e| ctx.positive_duration(&e))
         .unwrap_or(START_TIMEOUT_DEFAULT);
     let stop_entry = fields.get("stop_timeout");
-    let stop_timeout_span = stop_entry.as_ref().map(|e| e.span.clone());
     let stop_timeout =
         stop_entry.and_then(|e| ctx.positive_duration(&e)).unwrap_or(STOP_TIMEOUT_DEFAULT);
     let params = match kind {
@@ -428,7 +363,7 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
             )
         })
     });
-    let mut part = ResourcePart { name: name.clone(), kind, built: None, stop_timeout_span };
+    let mut part = ResourcePart { name: name.clone(), kind, built: None };
     if error_count(ctx) == errors_before {
         if let (Some((name, _)), Some(kind), Some(params)) = (name, kind, params) {
             let spec = ResourceSpec {

@@ -90,7 +90,6 @@ pub const CODES: &[&CodeInfo] = &[
     &codes::CONFIG_SPLIT_BRAIN_RISK,
     &codes::CONFIG_GROUP_SINGLE_NODE,
     &codes::CONFIG_SINGLE_LINK,
-    &codes::CONFIG_STOP_TIMEOUT_OVER_LEASE,
     &codes::CONFIG_WITNESS_IGNORED,
     &codes::HOST_PATH_MISSING,
     &codes::HOST_PATH_MISSING_WARNING,

@@ -66,7 +66,7 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
     let nodes = read_nodes(&mut ctx, top.get("node"), &links, &cluster.anchor);
     let arbitration =
         read_arbitration(&mut ctx, top.get("arbitration"), &links, nodes.len(), &cluster.anchor);
-    let groups = groups::read_groups(&mut ctx, top.get("group"), &nodes, &timing.effective());
+    let groups = groups::read_groups(&mut ctx, top.get("group"), &nodes);
     let alerts = read_alerts(&mut ctx, top.get("alert"));
     let api = read_api(&mut ctx, top.get("api"));
     top.finish(&mut ctx, "the file's top level", &|key| match key {

@@ -315,9 +315,9 @@ fn reference_example_gives_the_documented_spec() {
         web.start_order().into_iter().map(|r| web.resource(r).name.as_str()).collect();
     assert_eq!(order, ["uplink", "app", "tomcat", "erp-api"]);
 
-    // With the default 1s lease the default 20s stops cannot fit: one warning per group.
+    // The reference file is clean: no warning about the file itself.
     let codes: Vec<&str> = warnings.iter().map(|w| w.code.code).collect();
-    assert_eq!(codes, ["W1104", "W1104"]);
+    assert!(codes.is_empty(), "{codes:?}");
 }
 
 #[test]

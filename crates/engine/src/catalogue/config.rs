@@ -110,9 +110,6 @@ codes! {
     CONFIG_SINGLE_LINK = "W1103", Warning, "only one heartbeat link",
         cause: "The cluster has a single heartbeat link. When it fails (a cable, a switch, a NIC) the nodes lose each other completely although both are healthy; this single point of failure is what the three-link interlock avoids.",
         fix: "Add independent links: a dedicated private network, the public network and the shared-disk area (kind = \"disk\"). Any one link working keeps the peers alive.";
-    CONFIG_STOP_TIMEOUT_OVER_LEASE = "W1104", Warning, "stop may outlast a lost lease",
-        cause: "A resource's stop_timeout is longer than 0.4 x lease_timeout, the time a node that can no longer renew its lease has to stop its groups before the lease expires. If the stop takes that long, the node fences itself (stops hard) rather than wait, so that no other node starts the group while it may still run here. Planned switch-overs are not affected.",
-        fix: "Shorten stop_timeout to what the resource really needs, or raise lease_timeout in [timing] (a longer lease also delays takeover after a crash). Accept the warning if a hard stop after a lost lease is acceptable for this group.";
     CONFIG_WITNESS_IGNORED = "W1105", Warning, "witness address ignored",
         cause: "[arbitration] has a witness address but its kind is not \"witness\", so the address is not used. It may be left over from an earlier configuration, or the kind may have been changed by mistake.",
         fix: "Set kind = \"witness\" to use the witness, or remove the witness key.";
