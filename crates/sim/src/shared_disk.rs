@@ -1,0 +1,116 @@
+//! The simulated shared disk: the lease area (one host record per node, one group
+//! record per group, see `arbiter::disk`) and the heartbeat area of the `disk` link (one
+//! slot per ordered node pair), with I/O latency, random I/O errors and a per-node path
+//! that can be lost. A heartbeat "partition" of the disk link between two nodes hides
+//! their slots from each other (the readers see nothing new) while the lease area stays
+//! reachable, so the engine's lease logic is tested without its disk heartbeats.
+//!
+//! It decides I/O outcomes and holds contents; it must not schedule anything.
+
+use engine::{GroupId, Heartbeat, NodeId};
+use rand_chacha::ChaCha8Rng;
+
+use crate::arbiter::disk::{Block, Record};
+use crate::net::{between, chance};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskParams {
+    pub latency_ns: (u64, u64),
+    pub error_ppm: u32,
+}
+
+pub struct SharedDisk {
+    pub params: DiskParams,
+    nodes: usize,
+    /// Per node: its path to the disk works.
+    pub path_ok: Vec<bool>,
+    hosts: Vec<Record>,
+    groups: Vec<Record>,
+    /// [from * nodes + to]: the latest heartbeat `from` wrote for `to`.
+    slots: Vec<Option<Heartbeat>>,
+    /// [from * nodes + to]: `to` cannot see `from`'s slot (heartbeat partition).
+    hidden: Vec<bool>,
+}
+
+impl SharedDisk {
+    pub fn new(nodes: usize, groups: usize, params: DiskParams) -> SharedDisk {
+        SharedDisk {
+            params,
+            nodes,
+            path_ok: vec![true; nodes],
+            hosts: vec![Record::Blank; nodes],
+            groups: vec![Record::Blank; groups],
+            slots: vec![None; nodes * nodes],
+            hidden: vec![false; nodes * nodes],
+        }
+    }
+
+    /// Decides an I/O issued now by `node`: whether it succeeds, and its latency.
+    pub fn io(&self, rng: &mut ChaCha8Rng, node: NodeId) -> (bool, u64) {
+        let latency = between(rng, self.params.latency_ns.0, self.params.latency_ns.1);
+        let ok = self.path_ok[usize::from(node.0)] && !chance(rng, self.params.error_ppm);
+        (ok, latency)
+    }
+
+    pub fn read(&self, block: Block) -> Record {
+        match block {
+            Block::Host(n) => self.hosts[usize::from(n.0)].clone(),
+            Block::Group(g) => self.groups[g.0 as usize].clone(),
+        }
+    }
+
+    pub fn write(&mut self, block: Block, record: Record) {
+        match block {
+            Block::Host(n) => self.hosts[usize::from(n.0)] = record,
+            Block::Group(g) => self.groups[g.0 as usize] = record,
+        }
+    }
+
+    /// The group record's owner: the disk arbitrator's ground truth.
+    pub fn owner(&self, group: GroupId) -> Option<NodeId> {
+        self.groups[group.0 as usize].owner()
+    }
+
+    fn pair(&self, from: NodeId, to: NodeId) -> usize {
+        usize::from(from.0) * self.nodes + usize::from(to.0)
+    }
+
+    /// A heartbeat write lands (an older one never overwrites a newer one: the writer
+    /// serialises writes to its slot).
+    pub fn write_slot(&mut self, from: NodeId, to: NodeId, message: Heartbeat) {
+        let i = self.pair(from, to);
+        let newer = match &self.slots[i] {
+            Some(old) => (message.incarnation, message.sequence) > (old.incarnation, old.sequence),
+            None => true,
+        };
+        if newer {
+            self.slots[i] = Some(message);
+        }
+    }
+
+    /// What `to` reads in `from`'s slot (nothing while the pair is hidden).
+    pub fn slot(&self, from: NodeId, to: NodeId) -> Option<&Heartbeat> {
+        let i = self.pair(from, to);
+        if self.hidden[i] {
+            None
+        } else {
+            self.slots[i].as_ref()
+        }
+    }
+
+    pub fn set_hidden(&mut self, from: NodeId, to: NodeId, hidden: bool) {
+        let i = self.pair(from, to);
+        self.hidden[i] = hidden;
+    }
+
+    pub fn is_hidden(&self, from: NodeId, to: NodeId) -> bool {
+        self.hidden[self.pair(from, to)]
+    }
+
+    /// No I/O errors, every path up, every slot visible.
+    pub fn heal(&mut self) {
+        self.params.error_ppm = 0;
+        self.path_ok.iter_mut().for_each(|ok| *ok = true);
+        self.hidden.iter_mut().for_each(|h| *h = false);
+    }
+}

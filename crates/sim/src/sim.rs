@@ -1,0 +1,1918 @@
+//! The simulator proper: N real engines (one per node, each on its own drifting clock)
+//! driven by one event queue in simulated real time, with a simulated network, shared
+//! disk, arbitrator, resource agents and hosts, and the checkers fed at every step.
+//!
+//! Event-driven: time jumps from one event to the next; nothing reads the OS clock or
+//! OS randomness (one seeded ChaCha generator per run), and no iteration order depends
+//! on a hash map. Two runs of one seed process the same events in the same order, which
+//! the trace hash proves.
+//!
+//! Two ways to drive it: [`Sim::swarm`] draws a fault plan from the seed and runs a
+//! safety phase then a liveness phase on its own; [`Sim::scripted`] injects nothing and
+//! offers methods (`crash`, `cut`, `admin`, ...) for scenario tests. This file must not
+//! decide anything an engine decides: it only carries inputs and outputs and keeps the
+//! ground truth.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{
+    AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Heartbeat, Input, Instant,
+    LeaseRequest, LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, Output, ResourceId,
+    ResourceKind, Status,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::agents::{AgentParams, Agents, Forced, Plan};
+use crate::arbiter::disk::{
+    ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoOp, IoResult, Record,
+};
+use crate::arbiter::witness::{
+    WitnessClient, WitnessClientOutput, WitnessReply, WitnessRequest, WitnessServer,
+};
+use crate::check::{Change, Checkers, Guarantee, HolderTruth, StartContext, Violation};
+use crate::clock::Clock;
+use crate::core::Core;
+use crate::faults::{Rate, SwarmPlan, DISK_IO_TIMEOUT_NS};
+use crate::net::{between, Network, PathParams};
+use crate::queue::EventQueue;
+use crate::shared_disk::{DiskParams, SharedDisk};
+use crate::trace::{Timeline, TraceHash};
+
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000 * MS;
+
+/// Outputs one engine may produce for one input before it is judged not to settle.
+pub const OUTPUTS_PER_INPUT_MAX: usize = 100_000;
+/// Wake-ups one engine may ask for at one instant before it is judged to busy-loop.
+pub const TIMEOUTS_PER_INSTANT_MAX: u32 = 10_000;
+
+/// Everything about a run that is not the cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    /// Keep the transition summary (costs time; off in swarm runs).
+    pub timeline: bool,
+    /// Per node; `None`: every clock reads real time exactly.
+    pub clocks: Option<Vec<Clock>>,
+    /// Per node, when it powers on; `None`: all at time zero.
+    pub boot_ns: Option<Vec<u64>>,
+    pub udp: PathParams,
+    pub witness: PathParams,
+    pub disk: DiskParams,
+    pub agents: AgentParams,
+    /// The disk lease client's I/O timeout (the simulated disk always answers sooner).
+    pub io_timeout: Duration,
+    pub witness_reply_timeout: Duration,
+    /// How long a host that fenced itself (or was reset) stays down.
+    pub reset_delay_ns: (u64, u64),
+}
+
+impl Options {
+    /// Fixed, readable timing for scenario tests: exact clocks, 1 ms network, 5 ms disk,
+    /// 100 ms starts and stops, 10 ms monitors, no random faults.
+    pub fn scripted() -> Options {
+        Options {
+            seed: 0,
+            timeline: true,
+            clocks: None,
+            boot_ns: None,
+            udp: PathParams::fixed(MS),
+            witness: PathParams::fixed(MS),
+            disk: DiskParams { latency_ns: (5 * MS, 5 * MS), error_ppm: 0 },
+            agents: AgentParams::fixed(100 * MS, 100 * MS, 10 * MS),
+            io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
+            witness_reply_timeout: Duration::from_millis(100),
+            reset_delay_ns: (20 * SEC, 20 * SEC),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Safety,
+    Liveness,
+    Done,
+}
+
+/// A fault the swarm injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultKind {
+    Partition,
+    HostCrash,
+    DaemonCrash,
+    StorageLoss,
+    ResourceCrash,
+    NicFault,
+    WitnessCut,
+    Admin,
+}
+
+/// The end of a fault the swarm injected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Healing {
+    /// Heal these (link, from, to) UDP directions and disk-slot pairs.
+    Links {
+        udp: Vec<(LinkId, NodeId, NodeId)>,
+        disk: Vec<(NodeId, NodeId)>,
+    },
+    Storage(NodeId),
+    Nic(NodeId, GroupId, ResourceId),
+    Witness {
+        node: NodeId,
+        up: bool,
+        down: bool,
+    },
+}
+
+enum Ev {
+    EngineTimer {
+        node: NodeId,
+        boot: u64,
+        generation: u64,
+    },
+    Heartbeat {
+        link: LinkId,
+        to: NodeId,
+        message: Heartbeat,
+    },
+    DiskSlot {
+        from: NodeId,
+        to: NodeId,
+        message: Heartbeat,
+    },
+    DiskPoll {
+        node: NodeId,
+        boot: u64,
+    },
+    OpDone {
+        node: NodeId,
+        boot: u64,
+        id: OpId,
+        group: GroupId,
+        resource: ResourceId,
+        op: OpKind,
+        plan: Plan,
+    },
+    LeaseReply {
+        node: NodeId,
+        boot: u64,
+        id: OpId,
+        result: LeaseResult,
+    },
+    LeaseIo {
+        node: NodeId,
+        boot: u64,
+        io: IoId,
+        op: IoOp,
+        ok: bool,
+    },
+    LeaseTimer {
+        node: NodeId,
+        boot: u64,
+        generation: u64,
+    },
+    ToWitness(WitnessRequest),
+    FromWitness {
+        node: NodeId,
+        reply: WitnessReply,
+    },
+    FenceGuard {
+        node: NodeId,
+        generation: u64,
+    },
+    PowerOn {
+        node: NodeId,
+    },
+    DaemonStart {
+        node: NodeId,
+    },
+    Inject(FaultKind),
+    Heal(Healing),
+    HealAll,
+    LivenessCheck,
+    /// An admin command for a random live node.
+    Admin(AdminCommand),
+}
+
+impl Ev {
+    fn tag(&self) -> u8 {
+        match self {
+            Ev::EngineTimer { .. } => 1,
+            Ev::Heartbeat { .. } => 2,
+            Ev::DiskSlot { .. } => 3,
+            Ev::DiskPoll { .. } => 4,
+            Ev::OpDone { .. } => 5,
+            Ev::LeaseReply { .. } => 6,
+            Ev::LeaseIo { .. } => 7,
+            Ev::LeaseTimer { .. } => 8,
+            Ev::ToWitness(_) => 9,
+            Ev::FromWitness { .. } => 10,
+            Ev::FenceGuard { .. } => 11,
+            Ev::PowerOn { .. } => 12,
+            Ev::DaemonStart { .. } => 13,
+            Ev::Inject(_) => 14,
+            Ev::Heal(_) => 15,
+            Ev::HealAll => 16,
+            Ev::LivenessCheck => 17,
+            Ev::Admin(_) => 18,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Timer {
+    at_ns: Option<u64>,
+    generation: u64,
+}
+
+enum LeaseClient {
+    /// `arbitration = none`: granted at once.
+    Open,
+    Disk(DiskLeaseClient),
+    Witness(WitnessClient),
+}
+
+struct Daemon<C> {
+    core: C,
+    boot: u64,
+    timer: Timer,
+    lease_timer: Timer,
+    client: LeaseClient,
+    /// The leases this node was granted and not told it lost or released, with the
+    /// `since` of the latest grant: the S3 checker's view of its leases.
+    leases: BTreeMap<GroupId, Instant>,
+    requests: BTreeMap<OpId, LeaseRequest>,
+    /// Per peer: the newest disk heartbeat (incarnation, sequence) read from its slot.
+    disk_seen: Vec<(u64, u64)>,
+    /// The first disk poll only records what the slots hold: a heartbeat written before
+    /// this daemon started is no news.
+    disk_baseline: bool,
+    /// (instant, count) of wake-ups asked for at one instant.
+    busy: (u64, u32),
+}
+
+struct Host<C> {
+    clock: Clock,
+    powered: bool,
+    daemon: Option<Daemon<C>>,
+    incarnation: u64,
+    boots: u64,
+    guard: Option<Instant>,
+    guard_generation: u64,
+}
+
+/// What one run found and how much it simulated.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub simulated_ns: u64,
+    pub events: u64,
+    /// Violations per guarantee, in `Guarantee::ALL` order.
+    pub counts: Vec<(Guarantee, u64)>,
+    /// The first violations with their messages.
+    pub violations: Vec<Violation>,
+    pub trace_hash: String,
+    /// Engine events by code.
+    pub codes: BTreeMap<&'static str, u64>,
+    pub liveness_bound: Duration,
+    pub heal_at_ns: u64,
+}
+
+impl RunReport {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, c)| c).sum()
+    }
+}
+
+struct Swarm {
+    plan: SwarmPlan,
+    heal_at_ns: u64,
+    bound: Duration,
+}
+
+pub struct Sim<C: Core = Engine> {
+    spec: Arc<ClusterSpec>,
+    options: Options,
+    now: u64,
+    queue: EventQueue<Ev>,
+    rng: ChaCha8Rng,
+    hosts: Vec<Host<C>>,
+    net: Network,
+    disk: SharedDisk,
+    disk_link: Option<LinkId>,
+    witness: Option<(WitnessServer, Clock)>,
+    agents: Agents,
+    checkers: Checkers,
+    trace: TraceHash,
+    timeline: Option<Timeline>,
+    name_width: usize,
+    events: u64,
+    outputs: Vec<Output>,
+    codes: BTreeMap<&'static str, u64>,
+    phase: Phase,
+    swarm: Option<Swarm>,
+}
+
+/// The time after healing within which every group must run on exactly one eligible
+/// node and no group may be locked (L1, L2): boot and peer detection, a lease takeover,
+/// an operation hung at the moment of healing, a monitor interval, a failback delay and
+/// two complete stops and starts of the largest group, plus ten seconds of margin.
+pub fn liveness_bound(spec: &ClusterSpec, agents: &AgentParams) -> Duration {
+    let t = &spec.timing;
+    let mut op_timeout = Duration::ZERO;
+    let mut monitor = Duration::ZERO;
+    let mut group_cycle = 0u64;
+    let mut failback = Duration::ZERO;
+    for group in &spec.groups {
+        failback = failback.max(group.failback_delay);
+        let mut cycle = 0;
+        for r in &group.resources {
+            op_timeout = op_timeout.max(r.start_timeout).max(r.stop_timeout).max(r.monitor_timeout);
+            monitor = monitor.max(r.monitor_interval + r.monitor_timeout);
+            cycle += agents.start_latency_ns.1 + agents.stop_latency_ns.1;
+        }
+        group_cycle = group_cycle.max(cycle);
+    }
+    t.startup_wait()
+        + t.peer_timeout * 2
+        + t.lease_takeover_wait()
+        + t.lease_timeout
+        + op_timeout
+        + monitor
+        + failback
+        + Duration::from_nanos(2 * group_cycle)
+        + Duration::from_secs(10)
+}
+
+impl<C: Core> Sim<C> {
+    /// A run with no injected faults, the timeline on, driven by the scripted methods.
+    pub fn scripted(spec: ClusterSpec, options: Options) -> Sim<C> {
+        Sim::new(spec, options)
+    }
+
+    /// A swarm run of `duration`: the seed draws the fault plan; faults strike until the
+    /// liveness bound before the end, then everything heals and L1/L2 are checked.
+    pub fn swarm(spec: ClusterSpec, seed: u64, duration: Duration, timeline: bool) -> Sim<C> {
+        let mut plan_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000);
+        let plan = SwarmPlan::draw(&mut plan_rng, &spec);
+        let options = Options {
+            seed,
+            timeline,
+            clocks: Some(plan.clocks.clone()),
+            boot_ns: Some(plan.boot_ns.clone()),
+            udp: plan.udp,
+            witness: plan.witness,
+            disk: plan.disk,
+            agents: plan.agents,
+            io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
+            witness_reply_timeout: Duration::from_millis(150),
+            reset_delay_ns: (SEC, 30 * SEC),
+        };
+        let bound = liveness_bound(&spec, &plan.agents);
+        let total = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let bound_ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        // At least a minute of faults, whatever the duration asked for.
+        let heal_at_ns = total.saturating_sub(bound_ns).max(60 * SEC);
+        let mut sim = Sim::new(spec, options);
+        let kinds = [
+            (FaultKind::Partition, plan.partitions),
+            (FaultKind::HostCrash, plan.host_crashes),
+            (FaultKind::DaemonCrash, plan.daemon_crashes),
+            (FaultKind::StorageLoss, plan.storage_loss),
+            (FaultKind::ResourceCrash, plan.resource_crashes),
+            (FaultKind::NicFault, plan.nic_faults),
+            (FaultKind::WitnessCut, plan.witness_cuts),
+            (FaultKind::Admin, plan.admin),
+        ];
+        for (kind, rate) in kinds {
+            if let Some(rate) = rate {
+                let gap = sim.gap(rate);
+                sim.queue.push(gap, Ev::Inject(kind));
+            }
+        }
+        sim.queue.push(heal_at_ns, Ev::HealAll);
+        sim.queue.push(heal_at_ns + bound_ns, Ev::LivenessCheck);
+        sim.swarm = Some(Swarm { plan, heal_at_ns, bound });
+        sim
+    }
+
+    pub fn new(spec: ClusterSpec, options: Options) -> Sim<C> {
+        let spec = Arc::new(spec);
+        let nodes = spec.nodes.len();
+        let groups = spec.groups.len();
+        let clocks = options.clocks.clone().unwrap_or_else(|| vec![Clock::EXACT; nodes]);
+        assert_eq!(clocks.len(), nodes, "one clock per node");
+        let hosts = clocks
+            .into_iter()
+            .map(|clock| Host {
+                clock,
+                powered: false,
+                daemon: None,
+                incarnation: 0,
+                boots: 0,
+                guard: None,
+                guard_generation: 0,
+            })
+            .collect();
+        let disk_link = spec.link_ids().find(|l| spec.link(*l).kind == LinkKind::Disk);
+        let witness = (spec.arbitration == ArbitrationKind::Witness).then(|| {
+            let server = WitnessServer::new(groups, spec.timing.lease_takeover_wait());
+            (server, Clock::new(7 * SEC, 1_234))
+        });
+        let mut queue = EventQueue::default();
+        let boot = options.boot_ns.clone().unwrap_or_else(|| vec![0; nodes]);
+        for (n, at) in boot.into_iter().enumerate() {
+            queue.push(at, Ev::PowerOn { node: NodeId(n as u16) });
+        }
+        Sim {
+            net: Network::new(spec.links.len(), nodes, options.udp),
+            disk: SharedDisk::new(nodes, groups, options.disk),
+            agents: Agents::new(nodes, groups, options.agents),
+            checkers: Checkers::new(spec.clone()),
+            name_width: spec.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0),
+            rng: ChaCha8Rng::seed_from_u64(options.seed),
+            timeline: options.timeline.then(Timeline::default),
+            now: 0,
+            queue,
+            hosts,
+            disk_link,
+            witness,
+            trace: TraceHash::default(),
+            events: 0,
+            outputs: Vec::with_capacity(64),
+            codes: BTreeMap::new(),
+            phase: Phase::Safety,
+            swarm: None,
+            spec,
+            options,
+        }
+        .with_witness_paths()
+    }
+
+    fn with_witness_paths(mut self) -> Self {
+        for path in self.net.to_witness.iter_mut().chain(&mut self.net.from_witness) {
+            path.params = self.options.witness;
+        }
+        self
+    }
+
+    // ----- observation ---------------------------------------------------------------
+
+    pub fn spec(&self) -> &Arc<ClusterSpec> {
+        &self.spec
+    }
+
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.now)
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        self.checkers.violations()
+    }
+
+    pub fn violation_count(&self, guarantee: Guarantee) -> u64 {
+        self.checkers.count(guarantee)
+    }
+
+    pub fn trace_hash(&self) -> String {
+        self.trace.finish()
+    }
+
+    /// The transition summary so far (empty when the timeline is off).
+    pub fn summary(&self) -> String {
+        self.timeline.as_ref().map(Timeline::render).unwrap_or_default()
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Node `name`'s id; panics on an unknown name (scripts are checked before).
+    pub fn node(&self, name: &str) -> NodeId {
+        self.spec.node_id(name).unwrap_or_else(|| panic!("no node named {name}"))
+    }
+
+    /// Whether a resource runs on a node (ground truth).
+    pub fn is_running(&self, node: NodeId, group: GroupId, resource: ResourceId) -> bool {
+        self.agents.is_running(node, group, resource)
+    }
+
+    /// The node's engine's status, if its daemon runs.
+    pub fn status(&self, node: NodeId) -> Option<Status> {
+        let host = &self.hosts[usize::from(node.0)];
+        host.daemon.as_ref().map(|d| d.core.status(host.clock.local(self.now)))
+    }
+
+    /// The swarm's fault plan, described.
+    pub fn plan(&self) -> Option<String> {
+        self.swarm.as_ref().map(|s| s.plan.to_string())
+    }
+
+    pub fn liveness(&self) -> Option<(u64, Duration)> {
+        self.swarm.as_ref().map(|s| (s.heal_at_ns, s.bound))
+    }
+
+    pub fn report(&self) -> RunReport {
+        RunReport {
+            seed: self.options.seed,
+            simulated_ns: self.now,
+            events: self.events,
+            counts: Guarantee::ALL.iter().map(|g| (*g, self.checkers.count(*g))).collect(),
+            violations: self.checkers.violations().to_vec(),
+            trace_hash: self.trace.finish(),
+            codes: self.codes.clone(),
+            liveness_bound: self.swarm.as_ref().map_or(Duration::ZERO, |s| s.bound),
+            heal_at_ns: self.swarm.as_ref().map_or(0, |s| s.heal_at_ns),
+        }
+    }
+
+    fn note(&mut self, text: impl FnOnce(usize) -> String) {
+        if let Some(timeline) = self.timeline.as_mut() {
+            timeline.push(self.now, text(self.name_width));
+        }
+    }
+
+    fn node_name(&self, node: NodeId) -> &str {
+        &self.spec.node(node).name
+    }
+
+    fn action(&mut self, what: String) {
+        self.note(|w| format!("{:<w$}  ** {what}", ""));
+    }
+
+    // ----- running -------------------------------------------------------------------
+
+    /// Runs every event up to and including `until`, then sets the clock to it.
+    pub fn run_until(&mut self, until: Duration) -> &mut Self {
+        let until = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+        while let Some(at) = self.queue.peek_time() {
+            if at > until || self.phase == Phase::Done {
+                break;
+            }
+            self.step();
+        }
+        self.now = self.now.max(until);
+        self
+    }
+
+    /// Alias of [`Sim::run_until`] that reads well in scripts: `sim.at(secs(5)).crash(a)`.
+    pub fn at(&mut self, time: Duration) -> &mut Self {
+        self.run_until(time)
+    }
+
+    /// Runs a swarm run to its liveness check.
+    pub fn run_to_end(&mut self) -> RunReport {
+        while self.phase != Phase::Done {
+            if self.queue.is_empty() {
+                break;
+            }
+            self.step();
+        }
+        self.report()
+    }
+
+    fn step(&mut self) {
+        let (at, ev) = self.queue.pop().expect("step with an empty queue");
+        debug_assert!(at >= self.now, "time went backwards");
+        self.now = at;
+        self.events += 1;
+        self.trace.u8(ev.tag());
+        self.trace.u64(at);
+        match ev {
+            Ev::EngineTimer { node, boot, generation } => {
+                self.trace.u64(u64::from(node.0));
+                let Some(daemon) = self.daemon_mut(node, boot) else { return };
+                if daemon.timer.generation != generation {
+                    return;
+                }
+                daemon.timer.at_ns = None;
+                self.feed(node, Some(Input::Timeout));
+            }
+            Ev::Heartbeat { link, to, message } => {
+                self.trace.u64(u64::from(to.0));
+                self.trace.u64(message.sequence);
+                if self.hosts[usize::from(to.0)].daemon.is_some() {
+                    self.feed(to, Some(Input::Heartbeat { link, message }));
+                }
+            }
+            Ev::DiskSlot { from, to, message } => {
+                self.trace.u64(message.sequence);
+                self.disk.write_slot(from, to, message);
+            }
+            Ev::DiskPoll { node, boot } => self.disk_poll(node, boot),
+            Ev::OpDone { node, boot, id, group, resource, op, plan } => {
+                self.trace.u64(id.0);
+                self.op_done(node, boot, id, group, resource, op, plan);
+            }
+            Ev::LeaseReply { node, boot, id, result } => {
+                self.trace.u64(id.0);
+                self.lease_reply(node, boot, id, result);
+            }
+            Ev::LeaseIo { node, boot, io, op, ok } => {
+                self.trace.u64(io.0);
+                self.lease_io(node, boot, io, op, ok);
+            }
+            Ev::LeaseTimer { node, boot, generation } => {
+                let local = self.local(node);
+                let Some(daemon) = self.daemon_mut(node, boot) else { return };
+                if daemon.lease_timer.generation != generation {
+                    return;
+                }
+                daemon.lease_timer.at_ns = None;
+                match &mut daemon.client {
+                    LeaseClient::Disk(c) => c.timeout(local),
+                    LeaseClient::Witness(c) => c.timeout(local),
+                    LeaseClient::Open => {}
+                }
+                self.drain_client(node);
+            }
+            Ev::ToWitness(request) => self.witness_request(request),
+            Ev::FromWitness { node, reply } => {
+                let local = self.local(node);
+                let host = &mut self.hosts[usize::from(node.0)];
+                if let Some(Daemon { client: LeaseClient::Witness(c), .. }) = host.daemon.as_mut() {
+                    c.reply(local, &reply);
+                    self.drain_client(node);
+                }
+            }
+            Ev::FenceGuard { node, generation } => {
+                let host = &mut self.hosts[usize::from(node.0)];
+                if host.guard_generation == generation && host.guard.is_some() && host.powered {
+                    host.guard = None;
+                    self.wipe(node, "fence guard");
+                }
+            }
+            Ev::PowerOn { node } => {
+                let host = &mut self.hosts[usize::from(node.0)];
+                if !host.powered {
+                    host.powered = true;
+                    self.start_daemon(node);
+                }
+            }
+            Ev::DaemonStart { node } => self.start_daemon(node),
+            Ev::Inject(kind) => self.inject(kind),
+            Ev::Heal(healing) => {
+                if self.phase == Phase::Safety {
+                    self.heal_one(healing);
+                }
+            }
+            Ev::HealAll => self.heal_all(),
+            Ev::LivenessCheck => self.liveness_check(),
+            Ev::Admin(command) => {
+                let live: Vec<NodeId> = self.live_nodes();
+                if let Some(node) = live.choose(&mut self.rng).copied() {
+                    self.admin(node, command);
+                }
+            }
+        }
+    }
+
+    fn local(&self, node: NodeId) -> Instant {
+        self.hosts[usize::from(node.0)].clock.local(self.now)
+    }
+
+    fn daemon_mut(&mut self, node: NodeId, boot: u64) -> Option<&mut Daemon<C>> {
+        self.hosts[usize::from(node.0)].daemon.as_mut().filter(|d| d.boot == boot)
+    }
+
+    fn live_nodes(&self) -> Vec<NodeId> {
+        self.spec.node_ids().filter(|n| self.hosts[usize::from(n.0)].daemon.is_some()).collect()
+    }
+
+    /// Hands one input (or none, right after start) to a node's engine and carries out
+    /// everything it asks for until it waits.
+    fn feed(&mut self, node: NodeId, input: Option<Input>) {
+        let now = self.now;
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let host = &mut self.hosts[usize::from(node.0)];
+        let Some(daemon) = host.daemon.as_mut() else {
+            self.outputs = outputs;
+            return;
+        };
+        let local = host.clock.local(now);
+        if let Some(input) = input {
+            daemon.core.handle(local, input);
+        }
+        let mut settled = false;
+        for _ in 0..OUTPUTS_PER_INPUT_MAX {
+            let out = daemon.core.poll_output();
+            let wait = matches!(out, Output::Wait(_));
+            outputs.push(out);
+            if wait {
+                settled = true;
+                break;
+            }
+        }
+        if !settled {
+            let message = format!(
+                "{} produced {OUTPUTS_PER_INPUT_MAX} outputs without waiting",
+                self.node_name(node)
+            );
+            self.checkers.report(Guarantee::Contract, now, message);
+        }
+        for out in outputs.drain(..) {
+            self.hash_output(node, &out);
+            if self.apply(node, out) {
+                break; // the node fenced itself: the rest is never carried out
+            }
+        }
+        outputs.clear();
+        self.outputs = outputs;
+    }
+
+    /// Carries out one engine output; true when the node fenced itself.
+    fn apply(&mut self, node: NodeId, out: Output) -> bool {
+        match out {
+            Output::Heartbeat { link, to, message } => self.send_heartbeat(node, link, to, message),
+            Output::Operation { id, group, resource, op, timeout } => {
+                self.operation(node, id, group, resource, op, timeout)
+            }
+            Output::Lease { id, request } => self.lease_request(node, id, request),
+            Output::ArmFence { deadline } => {
+                let host = &mut self.hosts[usize::from(node.0)];
+                host.guard = deadline;
+                host.guard_generation += 1;
+                if let Some(real) = deadline.and_then(|d| host.clock.real_at(d)) {
+                    let generation = host.guard_generation;
+                    self.queue.push(real.max(self.now), Ev::FenceGuard { node, generation });
+                }
+            }
+            Output::SelfFence { reason } => {
+                let name = self.node_name(node).to_owned();
+                self.note(|w| format!("{name:<w$}  ** self-fence: {reason}"));
+                let delay = between(
+                    &mut self.rng,
+                    self.options.reset_delay_ns.0,
+                    self.options.reset_delay_ns.1,
+                );
+                self.power_off(node, "self-fence", Some(delay));
+                return true;
+            }
+            Output::Event(event) => {
+                *self.codes.entry(event.code.code).or_default() += 1;
+                if self.timeline.is_some() {
+                    let name = self.node_name(node).to_owned();
+                    let code = event.code.code;
+                    let message = event.message;
+                    self.note(|w| format!("{name:<w$}  {code}  {message}"));
+                }
+            }
+            Output::Wait(deadline) => self.set_engine_timer(node, deadline),
+        }
+        false
+    }
+
+    fn hash_output(&mut self, node: NodeId, out: &Output) {
+        let t = &mut self.trace;
+        t.u8(100);
+        t.u64(u64::from(node.0));
+        match out {
+            Output::Heartbeat { link, to, message } => {
+                t.u8(1);
+                t.u64(u64::from(link.0) << 16 | u64::from(to.0));
+                t.u64(message.incarnation);
+                t.u64(message.sequence);
+                t.u64(message.sent_at.0);
+            }
+            Output::Operation { id, group, resource, op, timeout } => {
+                t.u8(2);
+                t.u64(id.0);
+                t.u64(u64::from(group.0) << 16 | u64::from(resource.0));
+                t.u8(*op as u8);
+                t.u64(timeout.as_nanos() as u64);
+            }
+            Output::Lease { id, request } => {
+                t.u8(3);
+                t.u64(id.0);
+                let (kind, group) = match request {
+                    LeaseRequest::Acquire(g) => (1, g.0),
+                    LeaseRequest::Renew => (2, 0),
+                    LeaseRequest::Release(g) => (3, g.0),
+                };
+                t.u8(kind);
+                t.u64(u64::from(group));
+            }
+            Output::ArmFence { deadline } => {
+                t.u8(4);
+                t.u64(deadline.map_or(u64::MAX, |d| d.0));
+            }
+            Output::SelfFence { reason } => {
+                t.u8(5);
+                t.bytes(reason.as_bytes());
+            }
+            Output::Event(e) => {
+                t.u8(6);
+                t.u64(e.at.0);
+                t.bytes(e.code.code.as_bytes());
+                t.bytes(e.message.as_bytes());
+            }
+            Output::Wait(at) => {
+                t.u8(7);
+                t.u64(at.0);
+            }
+        }
+    }
+
+    fn set_engine_timer(&mut self, node: NodeId, deadline: Instant) {
+        let now = self.now;
+        let host = &mut self.hosts[usize::from(node.0)];
+        let Some(mut real) = host.clock.real_at(deadline) else {
+            if let Some(d) = host.daemon.as_mut() {
+                d.timer.at_ns = None;
+                d.timer.generation += 1;
+            }
+            return;
+        };
+        let daemon = host.daemon.as_mut().expect("a timer for a live daemon");
+        real = real.max(now);
+        if real == now {
+            if daemon.busy.0 == now {
+                daemon.busy.1 += 1;
+            } else {
+                // Sticky once the limit was reached.
+                let stuck = daemon.busy.1 >= TIMEOUTS_PER_INSTANT_MAX;
+                daemon.busy = (now, if stuck { TIMEOUTS_PER_INSTANT_MAX + 1 } else { 1 });
+            }
+            if daemon.busy.1 == TIMEOUTS_PER_INSTANT_MAX {
+                let message = format!(
+                    "{} asked to wake at the same instant {TIMEOUTS_PER_INSTANT_MAX} times (busy loop)",
+                    self.spec.node(node).name
+                );
+                self.checkers.report(Guarantee::Contract, now, message);
+            }
+            if daemon.busy.1 >= TIMEOUTS_PER_INSTANT_MAX {
+                // Throttled from now on: the run goes on, the violation is reported.
+                real = now + MS;
+            }
+        }
+        if daemon.timer.at_ns == Some(real) {
+            return;
+        }
+        daemon.timer.at_ns = Some(real);
+        daemon.timer.generation += 1;
+        let (boot, generation) = (daemon.boot, daemon.timer.generation);
+        self.queue.push(real, Ev::EngineTimer { node, boot, generation });
+    }
+
+    // ----- heartbeats ----------------------------------------------------------------
+
+    fn send_heartbeat(&mut self, from: NodeId, link: LinkId, to: NodeId, message: Heartbeat) {
+        if usize::from(to.0) >= self.spec.nodes.len() || to == from {
+            let message = format!("{} sent a heartbeat to node {}", self.node_name(from), to.0);
+            self.checkers.report(Guarantee::Contract, self.now, message);
+            return;
+        }
+        match self.spec.link(link).kind {
+            LinkKind::Udp => {
+                let path =
+                    self.net.path(usize::from(link.0), usize::from(from.0), usize::from(to.0));
+                let deliveries = path.send(&mut self.rng);
+                if let Some(second) = deliveries.second {
+                    let copy = message.clone();
+                    self.queue.push(self.now + second, Ev::Heartbeat { link, to, message: copy });
+                }
+                if let Some(first) = deliveries.first {
+                    self.queue.push(self.now + first, Ev::Heartbeat { link, to, message });
+                }
+            }
+            LinkKind::Disk => {
+                let (ok, latency) = self.disk.io(&mut self.rng, from);
+                if ok {
+                    self.queue.push(self.now + latency, Ev::DiskSlot { from, to, message });
+                }
+            }
+        }
+    }
+
+    fn disk_poll(&mut self, node: NodeId, boot: u64) {
+        let Some(link) = self.disk_link else { return };
+        let interval = self.spec.timing.heartbeat_interval;
+        let n = usize::from(node.0);
+        let Some(daemon) = self.hosts[n].daemon.as_ref().filter(|d| d.boot == boot) else {
+            return;
+        };
+        let baseline = daemon.disk_baseline;
+        let (ok, latency) = self.disk.io(&mut self.rng, node);
+        if ok {
+            let mut news = Vec::new();
+            for from in self.spec.node_ids().filter(|p| *p != node) {
+                let Some(message) = self.disk.slot(from, node) else { continue };
+                let stamp = (message.incarnation, message.sequence);
+                let seen = &mut self.hosts[n].daemon.as_mut().expect("checked").disk_seen;
+                if stamp > seen[usize::from(from.0)] {
+                    seen[usize::from(from.0)] = stamp;
+                    if !baseline {
+                        news.push(message.clone());
+                    }
+                }
+            }
+            self.hosts[n].daemon.as_mut().expect("checked").disk_baseline = false;
+            for message in news {
+                self.queue.push(self.now + latency, Ev::Heartbeat { link, to: node, message });
+            }
+        }
+        let host = &self.hosts[n];
+        let next = host.clock.real_at(host.clock.local(self.now) + interval).expect("finite");
+        self.queue.push(next.max(self.now + 1), Ev::DiskPoll { node, boot });
+    }
+
+    // ----- agents --------------------------------------------------------------------
+
+    fn operation(
+        &mut self,
+        node: NodeId,
+        id: OpId,
+        group: GroupId,
+        resource: ResourceId,
+        op: OpKind,
+        timeout: Duration,
+    ) {
+        let valid = (group.0 as usize) < self.spec.groups.len()
+            && usize::from(resource.0) < self.spec.group(group).resources.len();
+        if !valid {
+            let message = format!(
+                "{} asked for {op:?} of unknown resource {group:?}/{resource:?}",
+                self.node_name(node)
+            );
+            self.checkers.report(Guarantee::Contract, self.now, message);
+            return;
+        }
+        match op {
+            OpKind::Start => {
+                let context = self.start_context(node, group);
+                self.checkers.start_issued(self.now, node, group, resource, context);
+            }
+            OpKind::Stop => self.checkers.stop_issued(self.now, node, group, resource),
+            OpKind::Monitor | OpKind::Probe => {}
+        }
+        let (mut plan, latency) = self.agents.plan(&mut self.rng, node, group, resource, op);
+        let host = &self.hosts[usize::from(node.0)];
+        let local = host.clock.local(self.now);
+        let timeout_ns =
+            host.clock.real_at(local + timeout).expect("finite").saturating_sub(self.now);
+        let delay = match plan {
+            Plan::Hang { .. } => timeout_ns,
+            _ if latency > timeout_ns => {
+                plan = Plan::Hang { took_effect: false };
+                timeout_ns
+            }
+            _ => latency,
+        };
+        let boot = host.daemon.as_ref().expect("operations come from a live daemon").boot;
+        self.queue.push(self.now + delay, Ev::OpDone { node, boot, id, group, resource, op, plan });
+    }
+
+    fn start_context(&mut self, node: NodeId, group: GroupId) -> StartContext {
+        let holder = match self.spec.arbitration {
+            ArbitrationKind::None => HolderTruth::NotArbitrated,
+            ArbitrationKind::Disk => HolderTruth::Holder(self.disk.owner(group)),
+            ArbitrationKind::Witness => HolderTruth::Holder(
+                self.witness.as_ref().and_then(|(server, _)| server.holder(group)),
+            ),
+        };
+        let host = &self.hosts[usize::from(node.0)];
+        let lease_timeout = self.spec.timing.lease_timeout;
+        let lease_ends_ns = host
+            .daemon
+            .as_ref()
+            .and_then(|d| d.leases.get(&group))
+            .and_then(|since| host.clock.real_at(*since + lease_timeout));
+        let mut locked_by = None;
+        for other in self.spec.node_ids().filter(|o| *o != node) {
+            let h = &self.hosts[usize::from(other.0)];
+            let Some(daemon) = h.daemon.as_ref() else { continue };
+            let status = daemon.core.status(h.clock.local(self.now));
+            let locked = status
+                .groups
+                .iter()
+                .any(|g| g.group == group && g.locked && g.owner == Some(other));
+            if locked {
+                locked_by = Some(other);
+                break;
+            }
+        }
+        StartContext { holder, lease_ends_ns, locked_by }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn op_done(
+        &mut self,
+        node: NodeId,
+        boot: u64,
+        id: OpId,
+        group: GroupId,
+        resource: ResourceId,
+        op: OpKind,
+        plan: Plan,
+    ) {
+        if self.daemon_mut(node, boot).is_none() {
+            return; // the agent died with its daemon (or host)
+        }
+        let monitor_only = self.spec.group(group).resource(resource).kind.is_monitor_only();
+        let (result, change) = self.agents.complete(node, group, resource, monitor_only, op, plan);
+        if let Some(change) = change {
+            self.ground_truth(node, group, resource, change, "");
+        }
+        self.feed(node, Some(Input::Operation { id, result }));
+    }
+
+    fn ground_truth(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+        change: Change,
+        why: &str,
+    ) {
+        self.checkers.resource_changed(self.now, node, group, resource, change);
+        if self.timeline.is_some() {
+            let g = self.spec.group(group);
+            let what = format!("{}/{}", g.name, g.resource(resource).name);
+            let name = self.node_name(node).to_owned();
+            let text = match change {
+                Change::Started => format!("+{what} running"),
+                Change::Stopped => format!("-{what} stopped"),
+                Change::Crashed if why.is_empty() => format!("-{what} crashed"),
+                Change::Crashed => format!("-{what} killed ({why})"),
+            };
+            self.note(|w| format!("{name:<w$}  {text}"));
+        }
+    }
+
+    /// Every resource of the node dies at once.
+    fn wipe(&mut self, node: NodeId, why: &str) {
+        let killed = self.agents.wipe(node);
+        for (group, resource) in killed {
+            self.ground_truth(node, group, resource, Change::Crashed, why);
+        }
+        self.checkers.host_wiped(node);
+    }
+
+    // ----- leases --------------------------------------------------------------------
+
+    fn lease_request(&mut self, node: NodeId, id: OpId, request: LeaseRequest) {
+        let local = self.local(node);
+        let daemon = self.hosts[usize::from(node.0)].daemon.as_mut().expect("live daemon");
+        daemon.requests.insert(id, request);
+        let boot = daemon.boot;
+        match &mut daemon.client {
+            LeaseClient::Open => {
+                let result = match request {
+                    LeaseRequest::Acquire(_) | LeaseRequest::Renew => {
+                        LeaseResult::Granted { since: local }
+                    }
+                    LeaseRequest::Release(_) => LeaseResult::Released,
+                };
+                self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
+            }
+            LeaseClient::Disk(c) => {
+                c.request(local, id, request);
+                self.drain_client(node);
+            }
+            LeaseClient::Witness(c) => {
+                c.request(local, id, request);
+                self.drain_client(node);
+            }
+        }
+    }
+
+    /// Carries out what a node's lease client asks for. Replies go through the queue
+    /// (at the current instant) so that an engine is never fed from inside its own
+    /// output loop.
+    fn drain_client(&mut self, node: NodeId) {
+        let n = usize::from(node.0);
+        loop {
+            let Some(daemon) = self.hosts[n].daemon.as_mut() else { return };
+            let boot = daemon.boot;
+            let wait = match &mut daemon.client {
+                LeaseClient::Open => return,
+                LeaseClient::Disk(c) => match c.poll_output() {
+                    ClientOutput::Io { io, op } => {
+                        let (ok, latency) = self.disk.io(&mut self.rng, node);
+                        self.queue.push(self.now + latency, Ev::LeaseIo { node, boot, io, op, ok });
+                        continue;
+                    }
+                    ClientOutput::Reply { id, result } => {
+                        self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
+                        continue;
+                    }
+                    ClientOutput::Wait(at) => at,
+                },
+                LeaseClient::Witness(c) => match c.poll_output() {
+                    WitnessClientOutput::Send(request) => {
+                        let deliveries = self.net.to_witness[n].send(&mut self.rng);
+                        for delay in [deliveries.first, deliveries.second].into_iter().flatten() {
+                            self.queue.push(self.now + delay, Ev::ToWitness(request.clone()));
+                        }
+                        continue;
+                    }
+                    WitnessClientOutput::Reply { id, result } => {
+                        self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
+                        continue;
+                    }
+                    WitnessClientOutput::Wait(at) => at,
+                },
+            };
+            let host = &mut self.hosts[n];
+            let daemon = host.daemon.as_mut().expect("checked");
+            match host.clock.real_at(wait) {
+                None => daemon.lease_timer.at_ns = None,
+                Some(real) => {
+                    let real = real.max(self.now);
+                    if daemon.lease_timer.at_ns != Some(real) {
+                        daemon.lease_timer.at_ns = Some(real);
+                        daemon.lease_timer.generation += 1;
+                        let generation = daemon.lease_timer.generation;
+                        self.queue.push(real, Ev::LeaseTimer { node, boot, generation });
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    fn lease_io(&mut self, node: NodeId, boot: u64, io: IoId, op: IoOp, ok: bool) {
+        // The device carries out a write whether or not its daemon still lives.
+        let result = match (ok, op) {
+            (false, _) => {
+                let why =
+                    if self.disk.path_ok[usize::from(node.0)] { "I/O error" } else { "path lost" };
+                IoResult::Failed(why.into())
+            }
+            (true, IoOp::Read(block)) => IoResult::Read(self.disk.read(block)),
+            (true, IoOp::Write(block, record)) => {
+                if let Record::Group(g) = &record {
+                    self.trace.u64(g.owner.map_or(u64::MAX, |o| u64::from(o.0)));
+                }
+                self.disk.write(block, record);
+                IoResult::Written
+            }
+        };
+        let local = self.local(node);
+        if let Some(Daemon { client: LeaseClient::Disk(c), .. }) = self.daemon_mut(node, boot) {
+            c.io_done(local, io, result);
+            self.drain_client(node);
+        }
+    }
+
+    fn lease_reply(&mut self, node: NodeId, boot: u64, id: OpId, result: LeaseResult) {
+        let Some(daemon) = self.daemon_mut(node, boot) else { return };
+        match (daemon.requests.remove(&id), &result) {
+            (Some(LeaseRequest::Acquire(g)), LeaseResult::Granted { since }) => {
+                daemon.leases.insert(g, *since);
+            }
+            (Some(LeaseRequest::Renew), LeaseResult::Granted { since }) => {
+                for held in daemon.leases.values_mut() {
+                    *held = *since;
+                }
+            }
+            (Some(LeaseRequest::Renew), LeaseResult::Lost { groups }) => {
+                for g in groups {
+                    daemon.leases.remove(g);
+                }
+            }
+            (Some(LeaseRequest::Release(g)), LeaseResult::Released) => {
+                daemon.leases.remove(&g);
+            }
+            _ => {}
+        }
+        self.feed(node, Some(Input::Lease { id, result }));
+    }
+
+    fn witness_request(&mut self, request: WitnessRequest) {
+        let now = self.now;
+        let Some((server, clock)) = self.witness.as_mut() else { return };
+        let Some(reply) = server.handle(clock.local(now), &request) else { return };
+        let node = reply.to;
+        if usize::from(node.0) >= self.hosts.len() {
+            return;
+        }
+        let deliveries = self.net.from_witness[usize::from(node.0)].send(&mut self.rng);
+        for delay in [deliveries.first, deliveries.second].into_iter().flatten() {
+            self.queue.push(now + delay, Ev::FromWitness { node, reply: reply.clone() });
+        }
+    }
+
+    // ----- hosts ---------------------------------------------------------------------
+
+    fn start_daemon(&mut self, node: NodeId) {
+        let n = usize::from(node.0);
+        let now = self.now;
+        let host = &mut self.hosts[n];
+        if !host.powered || host.daemon.is_some() {
+            return;
+        }
+        host.incarnation += 1;
+        host.boots += 1;
+        let local = host.clock.local(now);
+        let client = match self.spec.arbitration {
+            ArbitrationKind::None => LeaseClient::Open,
+            ArbitrationKind::Disk => {
+                let config = DiskLeaseConfig::new(&self.spec.timing, self.options.io_timeout);
+                LeaseClient::Disk(DiskLeaseClient::new(node, host.incarnation, config))
+            }
+            ArbitrationKind::Witness => LeaseClient::Witness(WitnessClient::new(
+                node,
+                host.incarnation,
+                self.options.witness_reply_timeout,
+            )),
+        };
+        let core = C::start(self.spec.clone(), node, host.incarnation, local);
+        host.daemon = Some(Daemon {
+            core,
+            boot: host.boots,
+            timer: Timer::default(),
+            lease_timer: Timer::default(),
+            client,
+            leases: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            disk_seen: vec![(0, 0); self.spec.nodes.len()],
+            disk_baseline: true,
+            busy: (0, 0),
+        });
+        let boot = host.boots;
+        let incarnation = host.incarnation;
+        let name = self.node_name(node).to_owned();
+        self.note(|w| format!("{name:<w$}  ** daemon starts (incarnation {incarnation})"));
+        if self.disk_link.is_some() {
+            self.queue.push(now, Ev::DiskPoll { node, boot });
+        }
+        self.feed(node, None);
+        if !self.disk.path_ok[n] {
+            self.feed(node, Some(Input::StoragePath { ok: false }));
+        }
+    }
+
+    /// The host goes down: engine lost, resources dead, no heartbeats.
+    fn power_off(&mut self, node: NodeId, why: &str, restart_after_ns: Option<u64>) {
+        let host = &mut self.hosts[usize::from(node.0)];
+        if !host.powered {
+            return;
+        }
+        host.powered = false;
+        host.daemon = None;
+        host.guard = None;
+        host.guard_generation += 1;
+        self.wipe(node, why);
+        if let Some(delay) = restart_after_ns {
+            self.queue.push(self.now + delay, Ev::PowerOn { node });
+        }
+    }
+
+    // ----- scripted actions ----------------------------------------------------------
+
+    /// The host crashes: its engine state is lost and its resources die at once. It stays
+    /// down until [`Sim::restart`].
+    pub fn crash(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("crash {name}"));
+        self.power_off(node, "host crash", None);
+        self
+    }
+
+    /// Powers a crashed host on, or starts a killed daemon again (new incarnation).
+    pub fn restart(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("restart {name}"));
+        let host = &mut self.hosts[usize::from(node.0)];
+        if host.powered {
+            self.start_daemon(node);
+        } else {
+            host.powered = true;
+            self.start_daemon(node);
+        }
+        self
+    }
+
+    /// The daemon dies; the host and its resources keep running, and the last fence guard
+    /// the engine armed stays armed.
+    pub fn kill_daemon(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("kill daemon {name}"));
+        self.hosts[usize::from(node.0)].daemon = None;
+        self
+    }
+
+    fn set_udp_cut(&mut self, link: LinkId, from: NodeId, to: NodeId, cut: bool) {
+        self.net.set_cut(usize::from(link.0), usize::from(from.0), usize::from(to.0), cut);
+    }
+
+    fn set_link_cut(&mut self, link: LinkId, from: NodeId, to: NodeId, cut: bool) {
+        match self.spec.link(link).kind {
+            LinkKind::Udp => self.set_udp_cut(link, from, to, cut),
+            LinkKind::Disk => self.disk.set_hidden(from, to, cut),
+        }
+    }
+
+    /// Cuts a link between two nodes in both directions (the disk link: their heartbeat
+    /// slots; the lease area stays reachable).
+    pub fn cut(&mut self, link: LinkId, a: NodeId, b: NodeId) -> &mut Self {
+        let text = format!(
+            "cut {} {}-{}",
+            self.spec.link(link).name,
+            self.node_name(a),
+            self.node_name(b)
+        );
+        self.action(text);
+        self.set_link_cut(link, a, b, true);
+        self.set_link_cut(link, b, a, true);
+        self
+    }
+
+    /// Cuts one direction of a link: `to` stops hearing `from`.
+    pub fn cut_one_way(&mut self, link: LinkId, from: NodeId, to: NodeId) -> &mut Self {
+        let text = format!(
+            "cut {} {}->{}",
+            self.spec.link(link).name,
+            self.node_name(from),
+            self.node_name(to)
+        );
+        self.action(text);
+        self.set_link_cut(link, from, to, true);
+        self
+    }
+
+    pub fn heal(&mut self, link: LinkId, a: NodeId, b: NodeId) -> &mut Self {
+        let text = format!(
+            "heal {} {}-{}",
+            self.spec.link(link).name,
+            self.node_name(a),
+            self.node_name(b)
+        );
+        self.action(text);
+        self.set_link_cut(link, a, b, false);
+        self.set_link_cut(link, b, a, false);
+        self
+    }
+
+    /// Cuts every link between two nodes, both ways.
+    pub fn cut_all(&mut self, a: NodeId, b: NodeId) -> &mut Self {
+        let text = format!("cut every link {}-{}", self.node_name(a), self.node_name(b));
+        self.action(text);
+        for link in self.spec.link_ids().collect::<Vec<_>>() {
+            self.set_link_cut(link, a, b, true);
+            self.set_link_cut(link, b, a, true);
+        }
+        self
+    }
+
+    pub fn heal_all_links(&mut self, a: NodeId, b: NodeId) -> &mut Self {
+        let text = format!("heal every link {}-{}", self.node_name(a), self.node_name(b));
+        self.action(text);
+        for link in self.spec.link_ids().collect::<Vec<_>>() {
+            self.set_link_cut(link, a, b, false);
+            self.set_link_cut(link, b, a, false);
+        }
+        self
+    }
+
+    fn set_storage(&mut self, node: NodeId, ok: bool) {
+        let n = usize::from(node.0);
+        if self.disk.path_ok[n] == ok {
+            return;
+        }
+        self.disk.path_ok[n] = ok;
+        if self.hosts[n].daemon.is_some() {
+            self.feed(node, Some(Input::StoragePath { ok }));
+        }
+    }
+
+    /// The node's path to the shared disk fails (disk heartbeats, leases, file systems).
+    pub fn lose_storage(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("lose storage {name}"));
+        self.set_storage(node, false);
+        self
+    }
+
+    pub fn restore_storage(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("restore storage {name}"));
+        self.set_storage(node, true);
+        self
+    }
+
+    fn resource_name(&self, group: GroupId, resource: ResourceId) -> String {
+        let g = self.spec.group(group);
+        format!("{}/{}", g.name, g.resource(resource).name)
+    }
+
+    /// Injects `count` failures (u32::MAX: until healed) into the resource's next
+    /// operations of one kind.
+    pub fn force(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+        what: &str,
+        set: impl FnOnce(&mut Forced),
+    ) -> &mut Self {
+        let text =
+            format!("{what} {} {}", self.node_name(node), self.resource_name(group, resource));
+        self.action(text);
+        self.agents.force(node, group, resource, set);
+        self
+    }
+
+    /// The resource's next monitor answers "failed".
+    pub fn fail_monitor(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+    ) -> &mut Self {
+        self.force(node, group, resource, "fail monitor", |f| f.monitor_fail += 1)
+    }
+
+    /// The resource's next `count` starts fail.
+    pub fn fail_start(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+        count: u32,
+    ) -> &mut Self {
+        self.force(node, group, resource, "fail start", |f| f.start_fail = count)
+    }
+
+    /// The resource's next `count` stops fail.
+    pub fn fail_stop(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+        count: u32,
+    ) -> &mut Self {
+        self.force(node, group, resource, "fail stop", |f| f.stop_fail = count)
+    }
+
+    /// The resource's next `count` operations hang until their timeout.
+    pub fn hang(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+        count: u32,
+    ) -> &mut Self {
+        self.force(node, group, resource, "hang", |f| f.hang = count)
+    }
+
+    /// The resource dies by itself (a later monitor finds it not running).
+    pub fn crash_resource(
+        &mut self,
+        node: NodeId,
+        group: GroupId,
+        resource: ResourceId,
+    ) -> &mut Self {
+        let text = format!(
+            "crash resource {} {}",
+            self.node_name(node),
+            self.resource_name(group, resource)
+        );
+        self.action(text);
+        if self.agents.crash(node, group, resource) {
+            self.ground_truth(node, group, resource, Change::Crashed, "");
+        }
+        self
+    }
+
+    /// The interface a `nic` resource watches goes down on one node.
+    pub fn nic_down(&mut self, node: NodeId, group: GroupId, resource: ResourceId) -> &mut Self {
+        let text =
+            format!("nic down {} {}", self.node_name(node), self.resource_name(group, resource));
+        self.action(text);
+        self.agents.set_nic(node, group, resource, false);
+        self
+    }
+
+    pub fn nic_up(&mut self, node: NodeId, group: GroupId, resource: ResourceId) -> &mut Self {
+        let text =
+            format!("nic up {} {}", self.node_name(node), self.resource_name(group, resource));
+        self.action(text);
+        self.agents.set_nic(node, group, resource, true);
+        self
+    }
+
+    /// Gives an administrative command to a node (dropped if its daemon is down).
+    pub fn admin(&mut self, node: NodeId, command: AdminCommand) -> &mut Self {
+        let text = format!("admin {}: {}", self.node_name(node), self.describe_admin(&command));
+        self.action(text);
+        if self.hosts[usize::from(node.0)].daemon.is_some() {
+            self.feed(node, Some(Input::Admin(command)));
+        }
+        self
+    }
+
+    fn describe_admin(&self, command: &AdminCommand) -> String {
+        match command {
+            AdminCommand::Switchover { group, to } => {
+                let to = to.map_or(String::new(), |n| format!(" to {}", self.node_name(n)));
+                format!("switchover {}{to}", self.spec.group(*group).name)
+            }
+            AdminCommand::Drain(n) => format!("drain {}", self.node_name(*n)),
+            AdminCommand::Undrain(n) => format!("undrain {}", self.node_name(*n)),
+            AdminCommand::Maintenance(on) => {
+                format!("maintenance {}", if *on { "on" } else { "off" })
+            }
+            AdminCommand::Clear { group, resource } => match resource {
+                Some(r) => format!("clear {}", self.resource_name(*group, *r)),
+                None => format!("clear {}", self.spec.group(*group).name),
+            },
+        }
+    }
+
+    // ----- swarm ---------------------------------------------------------------------
+
+    fn gap(&mut self, rate: Rate) -> u64 {
+        self.rng.gen_range(1..=2 * rate.mean_gap_ns)
+    }
+
+    fn duration(&mut self, rate: Rate) -> u64 {
+        between(&mut self.rng, rate.duration_ns.0, rate.duration_ns.1)
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        NodeId(self.rng.gen_range(0..self.spec.nodes.len()) as u16)
+    }
+
+    fn random_pair(&mut self) -> (NodeId, NodeId) {
+        let a = self.random_node();
+        let mut b = self.random_node();
+        while b == a {
+            b = self.random_node();
+        }
+        (a, b)
+    }
+
+    fn inject(&mut self, kind: FaultKind) {
+        if self.phase != Phase::Safety {
+            return;
+        }
+        let Some(swarm) = self.swarm.as_ref() else { return };
+        let plan = &swarm.plan;
+        let rate = match kind {
+            FaultKind::Partition => plan.partitions,
+            FaultKind::HostCrash => plan.host_crashes,
+            FaultKind::DaemonCrash => plan.daemon_crashes,
+            FaultKind::StorageLoss => plan.storage_loss,
+            FaultKind::ResourceCrash => plan.resource_crashes,
+            FaultKind::NicFault => plan.nic_faults,
+            FaultKind::WitnessCut => plan.witness_cuts,
+            FaultKind::Admin => plan.admin,
+        }
+        .expect("only enabled kinds are scheduled");
+        let gap = self.gap(rate);
+        self.queue.push(self.now + gap, Ev::Inject(kind));
+        let lasting = self.duration(rate);
+        match kind {
+            FaultKind::Partition => self.inject_partition(lasting),
+            FaultKind::HostCrash => {
+                let node = self.random_node();
+                if self.hosts[usize::from(node.0)].powered {
+                    self.crash(node);
+                    self.queue.push(self.now + lasting, Ev::PowerOn { node });
+                }
+            }
+            FaultKind::DaemonCrash => {
+                let node = self.random_node();
+                if self.hosts[usize::from(node.0)].daemon.is_some() {
+                    self.kill_daemon(node);
+                    self.queue.push(self.now + lasting, Ev::DaemonStart { node });
+                }
+            }
+            FaultKind::StorageLoss => {
+                let node = self.random_node();
+                if self.disk.path_ok[usize::from(node.0)] {
+                    self.lose_storage(node);
+                    self.queue.push(self.now + lasting, Ev::Heal(Healing::Storage(node)));
+                }
+            }
+            FaultKind::ResourceCrash => {
+                let running = self.agents.running_anywhere(self.spec.nodes.len());
+                if let Some((node, group, resource)) = running.choose(&mut self.rng).copied() {
+                    self.crash_resource(node, group, resource);
+                }
+            }
+            FaultKind::NicFault => {
+                let nics: Vec<(GroupId, ResourceId)> = self
+                    .spec
+                    .group_ids()
+                    .flat_map(|g| {
+                        let group = self.spec.group(g);
+                        (0..group.resources.len())
+                            .map(|r| ResourceId(r as u16))
+                            .filter(|r| group.resource(*r).kind == ResourceKind::Nic)
+                            .map(move |r| (g, r))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if let Some((group, resource)) = nics.choose(&mut self.rng).copied() {
+                    let node = self.random_node();
+                    if self.agents.nic_up(node, group, resource) {
+                        self.nic_down(node, group, resource);
+                        self.queue.push(
+                            self.now + lasting,
+                            Ev::Heal(Healing::Nic(node, group, resource)),
+                        );
+                    }
+                }
+            }
+            FaultKind::WitnessCut => {
+                let node = self.random_node();
+                let n = usize::from(node.0);
+                let (up, down) = match self.rng.gen_range(0..3) {
+                    0 => (true, false),
+                    1 => (false, true),
+                    _ => (true, true),
+                };
+                self.net.to_witness[n].cut |= up;
+                self.net.from_witness[n].cut |= down;
+                let name = self.node_name(node).to_owned();
+                self.action(format!("cut witness {name} (to: {up}, from: {down})"));
+                self.queue.push(self.now + lasting, Ev::Heal(Healing::Witness { node, up, down }));
+            }
+            FaultKind::Admin => {
+                let command = self.random_admin();
+                let live = self.live_nodes();
+                if let Some(node) = live.choose(&mut self.rng).copied() {
+                    self.admin(node, command);
+                }
+            }
+        }
+    }
+
+    fn inject_partition(&mut self, lasting: u64) {
+        let (a, b) = self.random_pair();
+        let udp: Vec<LinkId> =
+            self.spec.link_ids().filter(|l| self.spec.link(*l).kind == LinkKind::Udp).collect();
+        let mut cut_udp = Vec::new();
+        let mut cut_disk = Vec::new();
+        match self.rng.gen_range(0..5) {
+            // One UDP link, both ways.
+            0 if !udp.is_empty() => {
+                let link = *udp.choose(&mut self.rng).expect("non-empty");
+                cut_udp.extend([(link, a, b), (link, b, a)]);
+            }
+            // One UDP link, one way.
+            1 if !udp.is_empty() => {
+                let link = *udp.choose(&mut self.rng).expect("non-empty");
+                cut_udp.push((link, a, b));
+            }
+            // The disk heartbeat between the pair.
+            2 => cut_disk.extend([(a, b), (b, a)]),
+            // Every link between the pair.
+            3 => {
+                for link in &udp {
+                    cut_udp.extend([(*link, a, b), (*link, b, a)]);
+                }
+                cut_disk.extend([(a, b), (b, a)]);
+            }
+            // Node a isolated from every peer on every link.
+            _ => {
+                for peer in self.spec.node_ids().filter(|p| *p != a) {
+                    for link in &udp {
+                        cut_udp.extend([(*link, a, peer), (*link, peer, a)]);
+                    }
+                    cut_disk.extend([(a, peer), (peer, a)]);
+                }
+            }
+        }
+        if self.disk_link.is_none() {
+            cut_disk.clear();
+        }
+        if cut_udp.is_empty() && cut_disk.is_empty() {
+            return;
+        }
+        if self.timeline.is_some() {
+            let mut parts: Vec<String> = cut_udp
+                .iter()
+                .map(|(l, f, t)| {
+                    format!(
+                        "{} {}->{}",
+                        self.spec.link(*l).name,
+                        self.node_name(*f),
+                        self.node_name(*t)
+                    )
+                })
+                .collect();
+            parts.extend(
+                cut_disk
+                    .iter()
+                    .map(|(f, t)| format!("disk {}->{}", self.node_name(*f), self.node_name(*t))),
+            );
+            self.action(format!("partition {}", parts.join(", ")));
+        }
+        for (link, from, to) in &cut_udp {
+            self.set_udp_cut(*link, *from, *to, true);
+        }
+        for (from, to) in &cut_disk {
+            self.disk.set_hidden(*from, *to, true);
+        }
+        let healing = Healing::Links { udp: cut_udp, disk: cut_disk };
+        self.queue.push(self.now + lasting, Ev::Heal(healing));
+    }
+
+    fn random_admin(&mut self) -> AdminCommand {
+        let groups = self.spec.groups.len();
+        let group = GroupId(self.rng.gen_range(0..groups.max(1)) as u32);
+        match self.rng.gen_range(0..10) {
+            0..=2 if groups > 0 => {
+                let to = if self.rng.gen_bool(0.5) { Some(self.random_node()) } else { None };
+                AdminCommand::Switchover { group, to }
+            }
+            3 => AdminCommand::Drain(self.random_node()),
+            4 | 5 => AdminCommand::Undrain(self.random_node()),
+            6 => AdminCommand::Maintenance(self.rng.gen_bool(0.4)),
+            _ if groups > 0 => {
+                let count = self.spec.group(group).resources.len();
+                let resource = (count > 0 && self.rng.gen_bool(0.3))
+                    .then(|| ResourceId(self.rng.gen_range(0..count) as u16));
+                AdminCommand::Clear { group, resource }
+            }
+            _ => AdminCommand::Maintenance(false),
+        }
+    }
+
+    fn heal_one(&mut self, healing: Healing) {
+        match healing {
+            Healing::Links { udp, disk } => {
+                self.action("heal partition".to_owned());
+                for (link, from, to) in udp {
+                    self.set_udp_cut(link, from, to, false);
+                }
+                for (from, to) in disk {
+                    self.disk.set_hidden(from, to, false);
+                }
+            }
+            Healing::Storage(node) => {
+                self.restore_storage(node);
+            }
+            Healing::Nic(node, group, resource) => {
+                self.nic_up(node, group, resource);
+            }
+            Healing::Witness { node, up, down } => {
+                let n = usize::from(node.0);
+                if up {
+                    self.net.to_witness[n].cut = false;
+                }
+                if down {
+                    self.net.from_witness[n].cut = false;
+                }
+                let name = self.node_name(node).to_owned();
+                self.action(format!("heal witness {name}"));
+            }
+        }
+    }
+
+    /// The start of the liveness phase: every fault healed, every host and daemon up,
+    /// then maintenance off, every node undrained and every group cleared.
+    fn heal_all(&mut self) {
+        self.phase = Phase::Liveness;
+        self.action("heal everything (liveness phase)".to_owned());
+        self.net.heal_all();
+        self.agents.heal();
+        self.disk.params.error_ppm = 0;
+        for node in self.spec.node_ids().collect::<Vec<_>>() {
+            self.set_storage(node, true);
+        }
+        self.disk.heal();
+        for node in self.spec.node_ids().collect::<Vec<_>>() {
+            let host = &mut self.hosts[usize::from(node.0)];
+            if !host.powered {
+                host.powered = true;
+            }
+            self.start_daemon(node);
+        }
+        let mut commands = vec![AdminCommand::Maintenance(false)];
+        commands.extend(self.spec.node_ids().map(AdminCommand::Undrain));
+        commands.extend(
+            self.spec.group_ids().map(|group| AdminCommand::Clear { group, resource: None }),
+        );
+        for (i, command) in commands.into_iter().enumerate() {
+            self.queue.push(self.now + 100 * MS + i as u64, Ev::Admin(command));
+        }
+    }
+
+    fn liveness_check(&mut self) {
+        let mut locked = Vec::new();
+        for node in self.spec.node_ids() {
+            if let Some(status) = self.status(node) {
+                for g in status.groups.iter().filter(|g| g.locked) {
+                    locked.push((node, g.group));
+                }
+            }
+        }
+        self.checkers.check_liveness(self.now, &locked);
+        self.phase = Phase::Done;
+        self.action("liveness check".to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{three_node, two_node};
+    use crate::core::greedy::Greedy;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn with_arbitration(mut spec: ClusterSpec, kind: ArbitrationKind) -> ClusterSpec {
+        spec.arbitration = kind;
+        spec
+    }
+
+    #[test]
+    fn greedy_nodes_with_a_disk_arbitrator_do_not_split() {
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(30));
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        // Every group runs, each on exactly one node.
+        let running = sim.agents.running_anywhere(2);
+        assert!(running.iter().any(|(_, g, _)| *g == GroupId(0)), "{}", sim.summary());
+        assert!(running.iter().any(|(_, g, _)| *g == GroupId(1)), "{}", sim.summary());
+    }
+
+    #[test]
+    fn greedy_nodes_with_a_witness_do_not_split() {
+        let spec = with_arbitration(three_node(), ArbitrationKind::Witness);
+        let mut sim: Sim<Greedy> = Sim::scripted(spec, Options::scripted());
+        sim.run_until(secs(30));
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        assert_eq!(sim.agents.running_anywhere(3).len(), 5, "{}", sim.summary());
+    }
+
+    /// The checker-can-fail test: without arbitration, greedy nodes split at once.
+    #[test]
+    fn greedy_nodes_without_arbitration_split() {
+        let spec = with_arbitration(two_node(), ArbitrationKind::None);
+        let mut sim: Sim<Greedy> = Sim::scripted(spec, Options::scripted());
+        sim.run_until(secs(5));
+        assert!(sim.violation_count(Guarantee::S1) > 0, "{}", sim.summary());
+    }
+
+    #[test]
+    fn takeover_after_a_crash_waits_for_the_lease() {
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(5));
+        let db = GroupId(0);
+        let data = ResourceId(1);
+        let owner = sim.spec.node_ids().find(|n| sim.is_running(*n, db, data)).expect("db runs");
+        let other = NodeId(1 - owner.0);
+        sim.crash(owner).run_until(secs(6));
+        assert!(!sim.is_running(other, db, data));
+        sim.run_until(secs(10));
+        assert!(sim.is_running(other, db, data), "{}", sim.summary());
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+    }
+
+    #[test]
+    fn same_seed_same_trace_different_seed_different_trace() {
+        let run = |seed| {
+            let mut sim: Sim<Greedy> = Sim::swarm(three_node(), seed, secs(200), false);
+            sim.run_to_end().trace_hash
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+    }
+
+    #[test]
+    fn clocks_drift_within_bounds_and_timers_fire_on_local_time() {
+        let mut options = Options::scripted();
+        options.clocks = Some(vec![Clock::new(5 * SEC, 5_000), Clock::new(0, -5_000)]);
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), options);
+        sim.run_until(secs(20));
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        assert!(sim.events() > 100);
+    }
+
+    #[test]
+    fn daemon_kill_leaves_resources_and_fence_guard_stops_them() {
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(5));
+        let alpha = sim
+            .spec
+            .node_ids()
+            .find(|n| !sim.agents.running_on(*n).is_empty())
+            .expect("a node runs");
+        let before = sim.agents.running_on(alpha).len();
+        assert!(before > 0);
+        // Greedy never arms a guard: resources survive the daemon.
+        sim.kill_daemon(alpha).run_until(secs(6));
+        assert_eq!(sim.agents.running_on(alpha).len(), before);
+        // An armed guard stops them at its deadline.
+        let host = &mut sim.hosts[usize::from(alpha.0)];
+        host.guard = Some(Instant(7 * SEC));
+        host.guard_generation += 1;
+        let generation = host.guard_generation;
+        sim.queue.push(7 * SEC, Ev::FenceGuard { node: alpha, generation });
+        sim.run_until(secs(8));
+        assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
+    }
+}
