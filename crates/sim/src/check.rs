@@ -7,8 +7,9 @@
 //!   the same instant.
 //! - S2 safe ordering: on each node a group's resources start in the effective order and
 //!   stop in its exact reverse: a resource starts only when every resource before it is
-//!   up (or crashed since it started) and none after it is; a resource stops only when
-//!   none after it is up. A restart in place of resource i (stop the tail down to i,
+//!   up (or crashed without the engine noticing yet) and none after it is; a resource
+//!   stops only when none after it is up. "Up" is the engine's knowledge: started, not
+//!   stopped, and not seen not running by a probe or monitor. A restart in place of resource i (stop the tail down to i,
 //!   start it again) is allowed. Monitor-only resources are never started or stopped.
 //! - S3 lease: a node starts a resource of a group only while the arbitrator names it
 //!   the group's holder and its lease (last grant's `since` + lease_timeout on its own
@@ -240,12 +241,25 @@ impl Checkers {
         }
     }
 
-    /// Every resource of the node died at once (host crash, reset, fence guard).
-    pub fn host_wiped(&mut self, node: NodeId) {
+    /// Every resource of the node died at once (host crash, reset, fence guard). With
+    /// `engine_lost` the node's engine died too, so the S2 view starts afresh; otherwise
+    /// the deaths are crashes the engine has yet to see.
+    pub fn host_wiped(&mut self, node: NodeId, engine_lost: bool) {
         for g in 0..self.groups {
             let slot = self.slot(node, GroupId(g as u32));
             self.running[slot] = 0;
-            self.started[slot] = 0;
+            if engine_lost {
+                self.started[slot] = 0;
+            }
+        }
+    }
+
+    /// The node's engine learnt (a probe or monitor answered "not running") that a
+    /// resource is down: from now on S2 no longer expects it to be stopped.
+    pub fn seen_not_running(&mut self, node: NodeId, group: GroupId, resource: ResourceId) {
+        let slot = self.slot(node, group);
+        if self.running[slot] & (1 << resource.0) == 0 {
+            self.started[slot] &= !(1 << resource.0);
         }
     }
 
@@ -545,7 +559,7 @@ mod tests {
     fn s1_a_wiped_host_runs_nothing() {
         let mut c = checkers();
         c.resource_changed(1, ALPHA, DB, DATA, Change::Started);
-        c.host_wiped(ALPHA);
+        c.host_wiped(ALPHA, true);
         c.resource_changed(2, BETA, DB, DATA, Change::Started);
         assert_eq!(c.total(), 0);
     }
@@ -590,6 +604,24 @@ mod tests {
         c.resource_changed(2, ALPHA, DB, POSTGRES, Change::Crashed);
         c.stop_issued(3, ALPHA, DB, VIP);
         assert_eq!(codes(&c), [Guarantee::S2]);
+        // Once a monitor told the engine, stopping vip is in order.
+        c.seen_not_running(ALPHA, DB, POSTGRES);
+        c.stop_issued(4, ALPHA, DB, VIP);
+        assert_eq!(c.total(), 1);
+    }
+
+    #[test]
+    fn s2_a_wipe_under_a_live_engine_is_a_crash() {
+        let mut c = checkers();
+        for r in [DATA, VIP, POSTGRES] {
+            c.resource_changed(1, ALPHA, DB, r, Change::Started);
+        }
+        c.host_wiped(ALPHA, false);
+        c.start_issued(2, ALPHA, DB, VIP, ok_context(100));
+        assert_eq!(codes(&c), [Guarantee::S2]); // postgres still up as far as it knows
+        c.host_wiped(ALPHA, true);
+        c.start_issued(3, ALPHA, DB, DATA, ok_context(100));
+        assert_eq!(c.total(), 1);
     }
 
     #[test]

@@ -13,14 +13,14 @@
 //! decide anything an engine decides: it only carries inputs and outputs and keeps the
 //! ground truth.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
     AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Heartbeat, Input, Instant,
-    LeaseRequest, LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, Output, ResourceId,
-    ResourceKind, Status,
+    LeaseRequest, LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, OpResult, Output,
+    ResourceId, ResourceKind, Status,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -242,9 +242,12 @@ struct Daemon<C> {
     timer: Timer,
     lease_timer: Timer,
     client: LeaseClient,
-    /// The leases this node was granted and not told it lost or released, with the
-    /// `since` of the latest grant: the S3 checker's view of its leases.
-    leases: BTreeMap<GroupId, Instant>,
+    /// The groups this node was granted and not told it lost or released, and the
+    /// latest `since` of any grant (the engine keeps one lease for all its groups,
+    /// extended by every grant; the clients make every `since` valid for all held
+    /// groups): the S3 checker's view of its leases.
+    held: BTreeSet<GroupId>,
+    lease_since: Option<Instant>,
     requests: BTreeMap<OpId, LeaseRequest>,
     /// Per peer: the newest disk heartbeat (incarnation, sequence) read from its slot.
     disk_seen: Vec<(u64, u64)>,
@@ -644,6 +647,7 @@ impl<C: Core> Sim<C> {
                 let host = &mut self.hosts[usize::from(node.0)];
                 if host.guard_generation == generation && host.guard.is_some() && host.powered {
                     host.guard = None;
+                    self.check_guard_not_stale(node);
                     self.wipe(node, "fence guard");
                 }
             }
@@ -859,6 +863,24 @@ impl<C: Core> Sim<C> {
         self.queue.push(real, Ev::EngineTimer { node, boot, generation });
     }
 
+    /// The guard is for a dead daemon: a live engine whose lease is still valid must
+    /// have re-armed it with the later expiry.
+    fn check_guard_not_stale(&mut self, node: NodeId) {
+        let lease_timeout = self.spec.timing.lease_timeout;
+        let host = &self.hosts[usize::from(node.0)];
+        let local = host.clock.local(self.now);
+        let Some(daemon) = host.daemon.as_ref() else { return };
+        if let Some(until) = daemon.lease_since.map(|s| s + lease_timeout).filter(|u| *u > local) {
+            let message = format!(
+                "fence guard fired on {} while its engine runs with a lease valid {} ms more: \
+                 the engine did not re-arm it",
+                self.node_name(node),
+                until.saturating_since(local).as_millis()
+            );
+            self.checkers.report(Guarantee::Contract, self.now, message);
+        }
+    }
+
     // ----- heartbeats ----------------------------------------------------------------
 
     fn send_heartbeat(&mut self, from: NodeId, link: LinkId, to: NodeId, message: Heartbeat) {
@@ -980,8 +1002,9 @@ impl<C: Core> Sim<C> {
         let lease_ends_ns = host
             .daemon
             .as_ref()
-            .and_then(|d| d.leases.get(&group))
-            .and_then(|since| host.clock.real_at(*since + lease_timeout));
+            .filter(|d| d.held.contains(&group))
+            .and_then(|d| d.lease_since)
+            .and_then(|since| host.clock.real_at(since + lease_timeout));
         let mut locked_by = None;
         for other in self.spec.node_ids().filter(|o| *o != node) {
             let h = &self.hosts[usize::from(other.0)];
@@ -1018,6 +1041,9 @@ impl<C: Core> Sim<C> {
         if let Some(change) = change {
             self.ground_truth(node, group, resource, change, "");
         }
+        if result == OpResult::NotRunning && !monitor_only {
+            self.checkers.seen_not_running(node, group, resource);
+        }
         self.feed(node, Some(Input::Operation { id, result }));
     }
 
@@ -1050,7 +1076,8 @@ impl<C: Core> Sim<C> {
         for (group, resource) in killed {
             self.ground_truth(node, group, resource, Change::Crashed, why);
         }
-        self.checkers.host_wiped(node);
+        let engine_lost = self.hosts[usize::from(node.0)].daemon.is_none();
+        self.checkers.host_wiped(node, engine_lost);
     }
 
     // ----- leases --------------------------------------------------------------------
@@ -1161,25 +1188,29 @@ impl<C: Core> Sim<C> {
     }
 
     fn lease_reply(&mut self, node: NodeId, boot: u64, id: OpId, result: LeaseResult) {
+        let local = self.local(node);
         let Some(daemon) = self.daemon_mut(node, boot) else { return };
+        let mut granted = None;
         match (daemon.requests.remove(&id), &result) {
             (Some(LeaseRequest::Acquire(g)), LeaseResult::Granted { since }) => {
-                daemon.leases.insert(g, *since);
+                daemon.held.insert(g);
+                granted = Some(*since);
             }
-            (Some(LeaseRequest::Renew), LeaseResult::Granted { since }) => {
-                for held in daemon.leases.values_mut() {
-                    *held = *since;
-                }
-            }
+            (Some(LeaseRequest::Renew), LeaseResult::Granted { since }) => granted = Some(*since),
             (Some(LeaseRequest::Renew), LeaseResult::Lost { groups }) => {
                 for g in groups {
-                    daemon.leases.remove(g);
+                    daemon.held.remove(g);
                 }
             }
             (Some(LeaseRequest::Release(g)), LeaseResult::Released) => {
-                daemon.leases.remove(&g);
+                daemon.held.remove(&g);
             }
             _ => {}
+        }
+        if let Some(since) = granted {
+            // As the engine does: a `since` in the future is clamped to now.
+            let since = since.min(local);
+            daemon.lease_since = Some(daemon.lease_since.map_or(since, |s| s.max(since)));
         }
         self.feed(node, Some(Input::Lease { id, result }));
     }
@@ -1229,7 +1260,8 @@ impl<C: Core> Sim<C> {
             timer: Timer::default(),
             lease_timer: Timer::default(),
             client,
-            leases: BTreeMap::new(),
+            held: BTreeSet::new(),
+            lease_since: None,
             requests: BTreeMap::new(),
             disk_seen: vec![(0, 0); self.spec.nodes.len()],
             disk_baseline: true,

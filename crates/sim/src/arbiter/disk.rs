@@ -33,9 +33,10 @@
 //! Listing the groups in the host record makes an abandoned claim (a request whose
 //! answer nobody awaited) expire instead of being renewed forever.
 //!
-//! A renewal answers `Granted` with the earliest `since` over the groups the client
-//! holds, so a group granted while a renewal was in flight is never credited with a
-//! write that did not list it.
+//! The engine keeps one lease for all its groups and extends it with every `Granted`
+//! (acquire or renewal), so every `Granted` carries the earliest `since` over the groups
+//! the client holds: a group is never credited with a write that did not cover it (a
+//! group granted while a renewal was in flight, an old group when a new one is claimed).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -392,6 +393,7 @@ impl DiskLeaseClient {
                 match record.owner() {
                     Some(owner) if owner == me => {
                         self.held.insert(group, since);
+                        let since = self.earliest_covered(since);
                         self.finish(key, LeaseResult::Granted { since });
                     }
                     holder => self.finish(key, LeaseResult::Denied { holder }),
@@ -420,6 +422,13 @@ impl DiskLeaseClient {
         self.issue(now, key, IoOp::Write(Block::Group(group), record), None);
     }
 
+    /// The `since` to report: no later than the latest write covering each held group,
+    /// because the engine keeps one lease for all its groups and extends it with every
+    /// grant (acquire or renewal).
+    fn earliest_covered(&self, since: Instant) -> Instant {
+        self.held.values().copied().min().map_or(since, |c| c.min(since))
+    }
+
     fn host_checked(
         &mut self,
         key: u64,
@@ -441,8 +450,7 @@ impl DiskLeaseClient {
                     self.held.remove(g);
                 }
                 let result = if lost.is_empty() {
-                    let since = self.held.values().copied().min().unwrap_or(since).min(since);
-                    LeaseResult::Granted { since }
+                    LeaseResult::Granted { since: self.earliest_covered(since) }
                 } else {
                     LeaseResult::Lost { groups: lost }
                 };
@@ -451,6 +459,7 @@ impl DiskLeaseClient {
             Kind::Acquire(group) => {
                 if lost.is_empty() {
                     self.held.insert(group, since);
+                    let since = self.earliest_covered(since);
                     self.finish(key, LeaseResult::Granted { since });
                 } else {
                     self.finish(key, LeaseResult::Denied { holder: other });
@@ -732,17 +741,23 @@ mod tests {
     #[test]
     fn renewal_during_an_acquire_does_not_extend_the_new_group() {
         let mut b = Bench::new(1);
-        b.request(0, 1, LeaseRequest::Acquire(GroupId(1)));
+        b.request(0, 1, LeaseRequest::Acquire(GroupId(1))); // claimed at 5 ms
         b.run_until(200 * MS);
-        // Claim written at 205 ms, granted after the settle (about 276 ms).
+        // Claim written at 205 ms, granted after the settle (about 276 ms); the grant
+        // may not extend group 1, last covered at 5 ms.
         b.request(0, 2, LeaseRequest::Acquire(G));
         b.run_until(250 * MS);
-        // A renewal issued at 250 ms lists group 1 only, and ends after G's grant.
+        // A renewal issued at 250 ms lists group 1 only, and ends after G's grant: it
+        // may not extend G beyond its claim at 205 ms.
         b.request(0, 3, LeaseRequest::Renew);
-        b.run_until(1_000 * MS);
+        b.run_until(400 * MS);
         let Some(LeaseResult::Granted { since: g_since }) = b.reply(2).cloned() else { panic!() };
         let Some(LeaseResult::Granted { since: r_since }) = b.reply(3).cloned() else { panic!() };
-        assert_eq!(g_since, Instant(205 * MS));
-        assert!(r_since <= g_since, "renew since {r_since:?} after the new grant {g_since:?}");
+        assert_eq!(g_since, Instant(5 * MS));
+        assert_eq!(r_since, Instant(205 * MS));
+        // The next renewal lists both and covers both.
+        b.request(0, 4, LeaseRequest::Renew);
+        b.run_until(600 * MS);
+        assert_eq!(b.reply(4), Some(&LeaseResult::Granted { since: Instant(400 * MS) }));
     }
 }

@@ -11,7 +11,8 @@
 //! (within 1 %). Requests carry (incarnation, sequence); the server drops any not newer
 //! than the last it took from that node, so a delayed or duplicated `Release` cannot
 //! free a group taken again since. A renewal lists the groups the client holds; groups
-//! the server gave away come back as lost.
+//! the server gave away come back as lost. Every `Granted` carries the earliest `since`
+//! over the held groups, because the engine extends one lease for all its groups.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -202,7 +203,7 @@ impl WitnessClient {
         let result = match (&pending.ask, &reply.answer) {
             (WitnessAsk::Acquire(g), WitnessAnswer::Granted) => {
                 self.held.insert(*g, since);
-                LeaseResult::Granted { since }
+                LeaseResult::Granted { since: self.earliest_covered(since) }
             }
             (WitnessAsk::Acquire(_), WitnessAnswer::Denied(holder)) => {
                 LeaseResult::Denied { holder: *holder }
@@ -219,8 +220,7 @@ impl WitnessClient {
                     self.held.remove(g);
                 }
                 if lost.is_empty() {
-                    let earliest = self.held.values().copied().min().unwrap_or(since);
-                    LeaseResult::Granted { since: earliest.min(since) }
+                    LeaseResult::Granted { since: self.earliest_covered(since) }
                 } else {
                     LeaseResult::Lost { groups: lost.clone() }
                 }
@@ -231,6 +231,12 @@ impl WitnessClient {
             }
         };
         self.out.push_back(WitnessClientOutput::Reply { id: pending.id, result });
+    }
+
+    /// The `since` to report: no later than the latest renewal of each held group (the
+    /// engine extends one lease for all its groups with every grant).
+    fn earliest_covered(&self, since: Instant) -> Instant {
+        self.held.values().copied().min().map_or(since, |c| c.min(since))
     }
 
     pub fn timeout(&mut self, now: Instant) {
