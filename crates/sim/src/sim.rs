@@ -12,6 +12,11 @@
 //! offers methods (`crash`, `cut`, `admin`, ...) for scenario tests. This file must not
 //! decide anything an engine decides: it only carries inputs and outputs and keeps the
 //! ground truth.
+//!
+//! The fence guard (`Output::ArmFence`) models what outlives the daemon: armed with the
+//! engine's last deadline, it stops every resource of the host when the deadline passes
+//! with the daemon dead (at once if the daemon dies after its deadline). While the
+//! daemon lives it does nothing: the engine fences itself (`Output::SelfFence`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -644,11 +649,10 @@ impl<C: Core> Sim<C> {
                 }
             }
             Ev::FenceGuard { node, generation } => {
-                let host = &mut self.hosts[usize::from(node.0)];
-                if host.guard_generation == generation && host.guard.is_some() && host.powered {
-                    host.guard = None;
-                    self.check_guard_not_stale(node);
-                    self.wipe(node, "fence guard");
+                let host = &self.hosts[usize::from(node.0)];
+                // While its daemon lives the guard stays armed (it covers a dead daemon).
+                if host.guard_generation == generation && host.daemon.is_none() {
+                    self.fire_guard(node);
                 }
             }
             Ev::PowerOn { node } => {
@@ -863,21 +867,12 @@ impl<C: Core> Sim<C> {
         self.queue.push(real, Ev::EngineTimer { node, boot, generation });
     }
 
-    /// The guard is for a dead daemon: a live engine whose lease is still valid must
-    /// have re-armed it with the later expiry.
-    fn check_guard_not_stale(&mut self, node: NodeId) {
-        let lease_timeout = self.spec.timing.lease_timeout;
-        let host = &self.hosts[usize::from(node.0)];
-        let local = host.clock.local(self.now);
-        let Some(daemon) = host.daemon.as_ref() else { return };
-        if let Some(until) = daemon.lease_since.map(|s| s + lease_timeout).filter(|u| *u > local) {
-            let message = format!(
-                "fence guard fired on {} while its engine runs with a lease valid {} ms more: \
-                 the engine did not re-arm it",
-                self.node_name(node),
-                until.saturating_since(local).as_millis()
-            );
-            self.checkers.report(Guarantee::Contract, self.now, message);
+    /// The fence guard stops every resource of the host at once (if it is armed).
+    fn fire_guard(&mut self, node: NodeId) {
+        let host = &mut self.hosts[usize::from(node.0)];
+        if host.guard.take().is_some() && host.powered {
+            host.guard_generation += 1;
+            self.wipe(node, "fence guard");
         }
     }
 
@@ -1326,7 +1321,12 @@ impl<C: Core> Sim<C> {
     pub fn kill_daemon(&mut self, node: NodeId) -> &mut Self {
         let name = self.node_name(node).to_owned();
         self.action(format!("kill daemon {name}"));
-        self.hosts[usize::from(node.0)].daemon = None;
+        let host = &mut self.hosts[usize::from(node.0)];
+        host.daemon = None;
+        // A guard whose deadline passed while the daemon lived fires as it dies.
+        if host.guard.is_some_and(|deadline| deadline <= host.clock.local(self.now)) {
+            self.fire_guard(node);
+        }
         self
     }
 

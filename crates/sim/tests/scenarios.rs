@@ -1,0 +1,139 @@
+//! The sim crate's one integration-test binary.
+//!
+//! `scenarios`: the data-driven harness over `crates/sim/scenarios/*.scn` (format in
+//! `sim::scenario`): each file runs on the real engine under the scripted simulator and
+//! its transition summary must equal the file's `---- expect` section exactly.
+//! `UPDATE_EXPECT=1 cargo test -p sim` rewrites the sections (review the diff!).
+//!
+//! `swarm`: whole randomized runs of the real engine: one seed twice gives one trace
+//! hash, different seeds different ones, and the checkers do catch a split brain when
+//! arbitration is off and every link is cut.
+
+use std::path::{Path, PathBuf};
+
+use engine::{ClusterSpec, Engine};
+use sim::scenario;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A scenario's cluster: a built-in name, or a configuration file relative to the
+/// workspace root.
+fn load_cluster(name: &str) -> Result<ClusterSpec, String> {
+    if let Some(spec) = sim::cluster::builtin(name) {
+        return Ok(spec);
+    }
+    let path = workspace_root().join(name);
+    config::load(&path)
+        .map(|(config, _)| config.cluster)
+        .map_err(|invalid| format!("{name}: {invalid}"))
+}
+
+#[test]
+fn scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("crates/sim/scenarios exists")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "scn"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected the scenario files in {}", dir.display());
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        let outcome = scenario::parse(&text).and_then(|s| {
+            let spec = load_cluster(&s.cluster)?;
+            scenario::run::<Engine>(&s, spec).map(|actual| (s, actual))
+        });
+        let (parsed, actual) = match outcome {
+            Ok(done) => done,
+            Err(why) => {
+                failures.push(format!("{name}: {why}"));
+                continue;
+            }
+        };
+        if actual == parsed.expected {
+            continue;
+        }
+        if update {
+            let mut script = parsed.script.clone();
+            if !script.ends_with('\n') {
+                script.push('\n');
+            }
+            std::fs::write(file, format!("{script}{}\n{actual}", scenario::EXPECT_MARKER)).unwrap();
+            eprintln!("updated {name}");
+        } else {
+            failures.push(format!(
+                "{name}: summary differs\n{}",
+                first_difference(&parsed.expected, &actual)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed (UPDATE_EXPECT=1 rewrites expectations):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The first differing line, with a little context, and the whole actual summary.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let e: Vec<&str> = expected.lines().collect();
+    let a: Vec<&str> = actual.lines().collect();
+    let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+    let show = |v: &[&str]| v.get(at).copied().unwrap_or("<end>").to_owned();
+    format!(
+        "  line {}:\n    expected: {}\n    actual:   {}\n---- actual summary\n{actual}",
+        at + 1,
+        show(&e),
+        show(&a)
+    )
+}
+
+mod swarm {
+    use std::time::Duration;
+
+    use engine::{ArbitrationKind, Engine};
+    use sim::{Guarantee, Options, Sim};
+
+    #[test]
+    fn same_seed_same_trace_different_seeds_different_traces() {
+        let run = |seed| {
+            let mut sim: Sim<Engine> =
+                Sim::swarm(sim::cluster::two_node(), seed, Duration::from_secs(180), false);
+            sim.run_to_end().trace_hash
+        };
+        let first = run(11);
+        assert_eq!(first, run(11));
+        assert_ne!(first, run(12));
+    }
+
+    /// The checkers must be able to fail: with no arbitrator and every link cut (UDP and
+    /// the disk heartbeat), both nodes run the group and S1 says so.
+    #[test]
+    fn split_brain_without_arbitration_is_reported() {
+        let mut spec = sim::cluster::two_node();
+        spec.arbitration = ArbitrationKind::None;
+        let mut sim: Sim<Engine> = Sim::scripted(spec, Options::scripted());
+        sim.run_until(Duration::from_secs(10));
+        assert_eq!(sim.violations(), &[], "{}", sim.summary());
+        let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+        sim.cut_all(alpha, beta).run_until(Duration::from_secs(30));
+        assert!(sim.violation_count(Guarantee::S1) > 0, "{}", sim.summary());
+    }
+
+    /// The same partition with the disk arbitrator: no split brain.
+    #[test]
+    fn the_disk_arbitrator_prevents_it() {
+        let mut sim: Sim<Engine> = Sim::scripted(sim::cluster::two_node(), Options::scripted());
+        sim.run_until(Duration::from_secs(10));
+        let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+        sim.cut_all(alpha, beta).run_until(Duration::from_secs(30));
+        assert_eq!(sim.violation_count(Guarantee::S1), 0, "{}", sim.summary());
+    }
+}
