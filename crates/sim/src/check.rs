@@ -15,7 +15,8 @@
 //!   the group's holder and its lease (last grant's `since` + lease_timeout on its own
 //!   clock, converted to real time by the caller) has not expired.
 //! - S4 migration lock: no node starts a group while another node that is up reports
-//!   itself the group's owner and the group locked.
+//!   itself the group's owner, holding its lease, with the group locked (a node that
+//!   lost its lease must let the group go, locked or not).
 //! - L1, L2 after healing: every group runs on exactly one eligible node; no engine
 //!   reports a group locked.
 //!
@@ -113,8 +114,8 @@ pub struct StartContext {
     /// Real instant at which the node's lease on the group ends; `None`: it was never
     /// granted one (or lost or released it).
     pub lease_ends_ns: Option<u64>,
-    /// Another node that is up and reports itself the group's owner with the group
-    /// migration-locked.
+    /// Another node that is up and reports itself the group's owner, holding its lease,
+    /// with the group migration-locked.
     pub locked_by: Option<NodeId>,
 }
 

@@ -13,6 +13,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::arbiter::disk::{Block, Record};
 use crate::net::{between, chance};
 
+/// Heartbeat writes one slot may have in flight (the engine writes one per interval,
+/// and each lands within the disk latency).
+pub const SLOT_WRITES_IN_FLIGHT_MAX: usize = 1_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskParams {
     pub latency_ns: (u64, u64),
@@ -28,6 +32,9 @@ pub struct SharedDisk {
     groups: Vec<Record>,
     /// [from * nodes + to]: the latest heartbeat `from` wrote for `to`.
     slots: Vec<Option<Heartbeat>>,
+    /// [from * nodes + to]: writes issued but not landed yet, with their landing time
+    /// (settled lazily when the slot is read: an event per write would cost more).
+    in_flight: Vec<Vec<(u64, Heartbeat)>>,
     /// [from * nodes + to]: `to` cannot see `from`'s slot (heartbeat partition).
     hidden: Vec<bool>,
 }
@@ -41,6 +48,7 @@ impl SharedDisk {
             hosts: vec![Record::Blank; nodes],
             groups: vec![Record::Blank; groups],
             slots: vec![None; nodes * nodes],
+            in_flight: vec![Vec::new(); nodes * nodes],
             hidden: vec![false; nodes * nodes],
         }
     }
@@ -75,22 +83,35 @@ impl SharedDisk {
         usize::from(from.0) * self.nodes + usize::from(to.0)
     }
 
-    /// A heartbeat write lands (an older one never overwrites a newer one: the writer
-    /// serialises writes to its slot).
-    pub fn write_slot(&mut self, from: NodeId, to: NodeId, message: Heartbeat) {
+    /// A heartbeat write issued now lands at `lands_at_ns`.
+    pub fn write_slot(&mut self, from: NodeId, to: NodeId, message: Heartbeat, lands_at_ns: u64) {
         let i = self.pair(from, to);
-        let newer = match &self.slots[i] {
-            Some(old) => (message.incarnation, message.sequence) > (old.incarnation, old.sequence),
-            None => true,
-        };
-        if newer {
-            self.slots[i] = Some(message);
-        }
+        assert!(self.in_flight[i].len() < SLOT_WRITES_IN_FLIGHT_MAX, "disk slot writes pile up");
+        self.in_flight[i].push((lands_at_ns, message));
     }
 
-    /// What `to` reads in `from`'s slot (nothing while the pair is hidden).
-    pub fn slot(&self, from: NodeId, to: NodeId) -> Option<&Heartbeat> {
+    /// What `to` reads at `now_ns` in `from`'s slot (nothing while the pair is hidden).
+    /// Writes landed by then are applied first; an older heartbeat never overwrites a
+    /// newer one (the writer serialises writes to its slot).
+    pub fn read_slot(&mut self, from: NodeId, to: NodeId, now_ns: u64) -> Option<&Heartbeat> {
         let i = self.pair(from, to);
+        let mut k = 0;
+        while k < self.in_flight[i].len() {
+            if self.in_flight[i][k].0 <= now_ns {
+                let (_, message) = self.in_flight[i].swap_remove(k);
+                let newer = match &self.slots[i] {
+                    Some(old) => {
+                        (message.incarnation, message.sequence) > (old.incarnation, old.sequence)
+                    }
+                    None => true,
+                };
+                if newer {
+                    self.slots[i] = Some(message);
+                }
+            } else {
+                k += 1;
+            }
+        }
         if self.hidden[i] {
             None
         } else {

@@ -144,11 +144,6 @@ enum Ev {
         to: NodeId,
         message: Heartbeat,
     },
-    DiskSlot {
-        from: NodeId,
-        to: NodeId,
-        message: Heartbeat,
-    },
     DiskPoll {
         node: NodeId,
         boot: u64,
@@ -208,7 +203,6 @@ impl Ev {
         match self {
             Ev::EngineTimer { .. } => 1,
             Ev::Heartbeat { .. } => 2,
-            Ev::DiskSlot { .. } => 3,
             Ev::DiskPoll { .. } => 4,
             Ev::OpDone { .. } => 5,
             Ev::LeaseReply { .. } => 6,
@@ -385,6 +379,7 @@ impl<C: Core> Sim<C> {
         let bound_ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
         // At least a minute of faults, whatever the duration asked for.
         let heal_at_ns = total.saturating_sub(bound_ns).max(60 * SEC);
+        let witness = spec.arbitration == ArbitrationKind::Witness;
         let mut sim = Sim::new(spec, options);
         let kinds = [
             (FaultKind::Partition, plan.partitions),
@@ -393,7 +388,7 @@ impl<C: Core> Sim<C> {
             (FaultKind::StorageLoss, plan.storage_loss),
             (FaultKind::ResourceCrash, plan.resource_crashes),
             (FaultKind::NicFault, plan.nic_faults),
-            (FaultKind::WitnessCut, plan.witness_cuts),
+            (FaultKind::WitnessCut, plan.witness_cuts.filter(|_| witness)),
             (FaultKind::Admin, plan.admin),
         ];
         for (kind, rate) in kinds {
@@ -607,10 +602,6 @@ impl<C: Core> Sim<C> {
                 if self.hosts[usize::from(to.0)].daemon.is_some() {
                     self.feed(to, Some(Input::Heartbeat { link, message }));
                 }
-            }
-            Ev::DiskSlot { from, to, message } => {
-                self.trace.u64(message.sequence);
-                self.disk.write_slot(from, to, message);
             }
             Ev::DiskPoll { node, boot } => self.disk_poll(node, boot),
             Ev::OpDone { node, boot, id, group, resource, op, plan } => {
@@ -900,12 +891,14 @@ impl<C: Core> Sim<C> {
             LinkKind::Disk => {
                 let (ok, latency) = self.disk.io(&mut self.rng, from);
                 if ok {
-                    self.queue.push(self.now + latency, Ev::DiskSlot { from, to, message });
+                    self.disk.write_slot(from, to, message, self.now + latency);
                 }
             }
         }
     }
 
+    /// A node's disk transport reads the slots addressed to it (the event is the read's
+    /// completion) and hands what is new to its engine.
     fn disk_poll(&mut self, node: NodeId, boot: u64) {
         let Some(link) = self.disk_link else { return };
         let interval = self.spec.timing.heartbeat_interval;
@@ -914,11 +907,15 @@ impl<C: Core> Sim<C> {
             return;
         };
         let baseline = daemon.disk_baseline;
-        let (ok, latency) = self.disk.io(&mut self.rng, node);
+        let (ok, _) = self.disk.io(&mut self.rng, node);
+        let mut news = Vec::new();
         if ok {
-            let mut news = Vec::new();
-            for from in self.spec.node_ids().filter(|p| *p != node) {
-                let Some(message) = self.disk.slot(from, node) else { continue };
+            for from in 0..self.spec.nodes.len() {
+                let from = NodeId(from as u16);
+                if from == node {
+                    continue;
+                }
+                let Some(message) = self.disk.read_slot(from, node, self.now) else { continue };
                 let stamp = (message.incarnation, message.sequence);
                 let seen = &mut self.hosts[n].daemon.as_mut().expect("checked").disk_seen;
                 if stamp > seen[usize::from(from.0)] {
@@ -929,13 +926,14 @@ impl<C: Core> Sim<C> {
                 }
             }
             self.hosts[n].daemon.as_mut().expect("checked").disk_baseline = false;
-            for message in news {
-                self.queue.push(self.now + latency, Ev::Heartbeat { link, to: node, message });
-            }
         }
         let host = &self.hosts[n];
         let next = host.clock.real_at(host.clock.local(self.now) + interval).expect("finite");
         self.queue.push(next.max(self.now + 1), Ev::DiskPoll { node, boot });
+        for message in news {
+            self.trace.u64(message.sequence);
+            self.feed(node, Some(Input::Heartbeat { link, message }));
+        }
     }
 
     // ----- agents --------------------------------------------------------------------
@@ -1005,10 +1003,14 @@ impl<C: Core> Sim<C> {
             let h = &self.hosts[usize::from(other.0)];
             let Some(daemon) = h.daemon.as_ref() else { continue };
             let status = daemon.core.status(h.clock.local(self.now));
+            // The other node owns the group (active there), holds its lease and reports
+            // it locked. (A node that lost its lease — say its storage path failed while
+            // it saw no standby — may still call the group locked, yet must let it go.)
             let locked = status
                 .groups
                 .iter()
-                .any(|g| g.group == group && g.locked && g.owner == Some(other));
+                .any(|g| g.group == group && g.locked && g.owner == Some(other))
+                && status.leases.iter().any(|l| l.group == group && l.holder == other);
             if locked {
                 locked_by = Some(other);
                 break;
