@@ -226,6 +226,8 @@ impl Ev {
 struct Timer {
     at_ns: Option<u64>,
     generation: u64,
+    /// The last local deadline converted and its real time (engines repeat deadlines).
+    converted: Option<(Instant, u64)>,
 }
 
 enum LeaseClient {
@@ -820,14 +822,17 @@ impl<C: Core> Sim<C> {
     fn set_engine_timer(&mut self, node: NodeId, deadline: Instant) {
         let now = self.now;
         let host = &mut self.hosts[usize::from(node.0)];
-        let Some(mut real) = host.clock.real_at(deadline) else {
-            if let Some(d) = host.daemon.as_mut() {
-                d.timer.at_ns = None;
-                d.timer.generation += 1;
-            }
+        let daemon = host.daemon.as_mut().expect("a timer for a live daemon");
+        let converted = match daemon.timer.converted {
+            Some((local, real)) if local == deadline => Some(real),
+            _ => host.clock.real_at(deadline),
+        };
+        let Some(mut real) = converted else {
+            daemon.timer.at_ns = None;
+            daemon.timer.generation += 1;
             return;
         };
-        let daemon = host.daemon.as_mut().expect("a timer for a live daemon");
+        daemon.timer.converted = Some((deadline, real));
         real = real.max(now);
         if real == now {
             if daemon.busy.0 == now {
