@@ -621,9 +621,9 @@ mod tests {
                     };
                     self.clients[n].io_done(Instant(self.now), io, result);
                 } else {
-                    for n in 0..self.clients.len() {
-                        if wakes[n] == Some(next) {
-                            self.clients[n].timeout(Instant(self.now));
+                    for (client, wake) in self.clients.iter_mut().zip(&wakes) {
+                        if *wake == Some(next) {
+                            client.timeout(Instant(self.now));
                         }
                     }
                 }
@@ -759,5 +759,242 @@ mod tests {
         b.request(0, 4, LeaseRequest::Renew);
         b.run_until(600 * MS);
         assert_eq!(b.reply(4), Some(&LeaseResult::Granted { since: Instant(400 * MS) }));
+    }
+
+    /// A randomized check of the protocol alone (no engine): clients on drifting clocks
+    /// with random I/O latency (below the I/O timeout), I/O errors, path losses and
+    /// crashes, each acting like the engine (one lease for all its groups, renewed every
+    /// renew interval, given up at expiry). At no real instant may two clients hold a
+    /// valid lease on one group.
+    #[test]
+    fn randomized_leases_never_overlap() {
+        use crate::clock::Clock;
+        use crate::queue::EventQueue;
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+
+        const NODES: usize = 3;
+        const GROUPS: u32 = 2;
+        let timing = Timing::default();
+        let io_timeout = Duration::from_millis(20);
+        let config = DiskLeaseConfig::new(&timing, io_timeout);
+        let lt = timing.lease_timeout;
+
+        enum Ev {
+            Io { node: usize, life: u64, io: IoId, op: IoOp, ok: bool },
+            Wake { node: usize, life: u64 },
+            Tick { node: usize, life: u64 },
+            Crash { node: usize },
+            Path { node: usize, ok: bool },
+        }
+        struct Node {
+            clock: Clock,
+            client: DiskLeaseClient,
+            life: u64,
+            up: bool,
+            path_ok: bool,
+            held: BTreeMap<GroupId, ()>,
+            valid_until: Option<Instant>,
+            pending: BTreeMap<OpId, LeaseRequest>,
+            next_op: u64,
+        }
+
+        let mut granted = 0;
+        for seed in 0..24u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut disk: BTreeMap<Block, Record> = BTreeMap::new();
+            let mut queue = EventQueue::default();
+            let mut nodes: Vec<Node> = (0..NODES)
+                .map(|n| Node {
+                    clock: Clock::new(
+                        rng.gen_range(0..10_000_000_000),
+                        rng.gen_range(-5_000..=5_000),
+                    ),
+                    client: DiskLeaseClient::new(NodeId(n as u16), 1, config),
+                    life: 1,
+                    up: true,
+                    path_ok: true,
+                    held: BTreeMap::new(),
+                    valid_until: None,
+                    pending: BTreeMap::new(),
+                    next_op: 0,
+                })
+                .collect();
+            for n in 0..NODES {
+                queue.push(rng.gen_range(0..MS * 100), Ev::Tick { node: n, life: 1 });
+                queue.push(rng.gen_range(1..60) * 1_000 * MS, Ev::Crash { node: n });
+                queue.push(rng.gen_range(1..60) * 1_000 * MS, Ev::Path { node: n, ok: false });
+            }
+            let error_ppm = rng.gen_range(0..100_000u32);
+            let end = 180 * 1_000 * MS;
+            while let Some((now, ev)) = queue.pop() {
+                if now > end {
+                    break;
+                }
+                // Drain a node's client: I/O to the disk, replies to the "engine".
+                let drain = |n: usize,
+                             nodes: &mut Vec<Node>,
+                             queue: &mut EventQueue<Ev>,
+                             rng: &mut ChaCha8Rng| {
+                    loop {
+                        let node = &mut nodes[n];
+                        let local = node.clock.local(now);
+                        match node.client.poll_output() {
+                            ClientOutput::Io { io, op } => {
+                                let latency =
+                                    rng.gen_range(MS / 10..io_timeout.as_nanos() as u64 * 95 / 100);
+                                let ok = node.path_ok && rng.gen_range(0..1_000_000) >= error_ppm;
+                                queue.push(
+                                    now + latency,
+                                    Ev::Io { node: n, life: node.life, io, op, ok },
+                                );
+                            }
+                            ClientOutput::Reply { id, result } => {
+                                let request =
+                                    node.pending.remove(&id).expect("a reply to a request");
+                                let since = match (&request, &result) {
+                                    (LeaseRequest::Acquire(g), LeaseResult::Granted { since }) => {
+                                        node.held.insert(*g, ());
+                                        Some(*since)
+                                    }
+                                    (LeaseRequest::Renew, LeaseResult::Granted { since }) => {
+                                        Some(*since)
+                                    }
+                                    (LeaseRequest::Renew, LeaseResult::Lost { groups }) => {
+                                        for g in groups {
+                                            node.held.remove(g);
+                                        }
+                                        None
+                                    }
+                                    _ => None,
+                                };
+                                if let Some(since) = since {
+                                    assert!(since <= local, "a grant from the future");
+                                    let until = since + lt;
+                                    node.valid_until =
+                                        Some(node.valid_until.map_or(until, |u| u.max(until)));
+                                }
+                            }
+                            ClientOutput::Wait(at) => {
+                                if let Some(real) = node.clock.real_at(at) {
+                                    queue
+                                        .push(real.max(now), Ev::Wake { node: n, life: node.life });
+                                }
+                                return;
+                            }
+                        }
+                    }
+                };
+                match ev {
+                    Ev::Io { node: n, life, io, op, ok } => {
+                        let result = match (ok, op) {
+                            (false, _) => IoResult::Failed("error".into()),
+                            (true, IoOp::Read(b)) => {
+                                IoResult::Read(disk.get(&b).cloned().unwrap_or_default())
+                            }
+                            (true, IoOp::Write(b, r)) => {
+                                disk.insert(b, r);
+                                IoResult::Written
+                            }
+                        };
+                        let node = &mut nodes[n];
+                        if node.up && node.life == life {
+                            node.client.io_done(node.clock.local(now), io, result);
+                            drain(n, &mut nodes, &mut queue, &mut rng);
+                        }
+                    }
+                    Ev::Wake { node: n, life } => {
+                        let node = &mut nodes[n];
+                        if node.up && node.life == life {
+                            node.client.timeout(node.clock.local(now));
+                            drain(n, &mut nodes, &mut queue, &mut rng);
+                        }
+                    }
+                    Ev::Tick { node: n, life } => {
+                        let node = &mut nodes[n];
+                        if !node.up || node.life != life {
+                            continue;
+                        }
+                        let local = node.clock.local(now);
+                        if node.valid_until.is_some_and(|u| u <= local) {
+                            node.held.clear(); // expired: the engine gives everything up
+                            node.valid_until = None;
+                        }
+                        let mut requests = Vec::new();
+                        if !node.held.is_empty()
+                            && !node.pending.values().any(|r| *r == LeaseRequest::Renew)
+                        {
+                            requests.push(LeaseRequest::Renew);
+                        }
+                        for g in 0..GROUPS {
+                            let g = GroupId(g);
+                            if !node.held.contains_key(&g)
+                                && !node.pending.values().any(|r| *r == LeaseRequest::Acquire(g))
+                                && rng.gen_bool(0.3)
+                            {
+                                requests.push(LeaseRequest::Acquire(g));
+                            }
+                        }
+                        for request in requests {
+                            let node = &mut nodes[n];
+                            node.next_op += 1;
+                            let id = OpId(node.next_op);
+                            node.pending.insert(id, request);
+                            node.client.request(local, id, request);
+                        }
+                        drain(n, &mut nodes, &mut queue, &mut rng);
+                        let node = &nodes[n];
+                        let next =
+                            node.clock.real_at(local + timing.lease_renew_interval()).unwrap();
+                        queue.push(next, Ev::Tick { node: n, life });
+                    }
+                    Ev::Crash { node: n } => {
+                        let node = &mut nodes[n];
+                        if node.up {
+                            node.up = false;
+                            node.held.clear();
+                            node.valid_until = None;
+                            node.pending.clear();
+                            queue.push(
+                                now + rng.gen_range(1..10) * 1_000 * MS,
+                                Ev::Crash { node: n },
+                            );
+                        } else {
+                            node.up = true;
+                            node.life += 1;
+                            node.client = DiskLeaseClient::new(NodeId(n as u16), node.life, config);
+                            queue.push(now, Ev::Tick { node: n, life: node.life });
+                            queue.push(
+                                now + rng.gen_range(5..60) * 1_000 * MS,
+                                Ev::Crash { node: n },
+                            );
+                        }
+                    }
+                    Ev::Path { node: n, ok } => {
+                        nodes[n].path_ok = ok;
+                        let next = now + rng.gen_range(1..20) * 1_000 * MS;
+                        queue.push(next, Ev::Path { node: n, ok: !ok });
+                    }
+                }
+                // The invariant, at this real instant.
+                for g in 0..GROUPS {
+                    let g = GroupId(g);
+                    let holders: Vec<usize> = (0..NODES)
+                        .filter(|n| {
+                            let node = &nodes[*n];
+                            node.up
+                                && node.held.contains_key(&g)
+                                && node.valid_until.is_some_and(|u| u > node.clock.local(now))
+                        })
+                        .collect();
+                    assert!(
+                        holders.len() <= 1,
+                        "seed {seed}: {g:?} held by {holders:?} at {now} ns"
+                    );
+                    granted += holders.len();
+                }
+            }
+        }
+        assert!(granted > 1_000, "the test must exercise grants ({granted})");
     }
 }
