@@ -13,10 +13,11 @@
 //! decide anything an engine decides: it only carries inputs and outputs and keeps the
 //! ground truth.
 //!
-//! The fence guard (`Output::ArmFence`) models what outlives the daemon: armed with the
+//! The fence guard (`Output::ArmFence`) models what outlives the daemon: armed with an
 //! engine's last deadline, it stops every resource of the host when the deadline passes
-//! with the daemon dead (at once if the daemon dies after its deadline). While the
-//! daemon lives it does nothing: the engine fences itself (`Output::SelfFence`).
+//! unless the engine that armed it still runs (that engine fences itself instead,
+//! `Output::SelfFence`) or a new engine re-armed it; it fires at once when the daemon
+//! that armed it dies after its deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -267,6 +268,8 @@ struct Host<C> {
     boots: u64,
     guard: Option<Instant>,
     guard_generation: u64,
+    /// The daemon (boot number) that armed the guard.
+    guard_armed_by: u64,
 }
 
 /// What one run found and how much it simulated.
@@ -421,6 +424,7 @@ impl<C: Core> Sim<C> {
                 boots: 0,
                 guard: None,
                 guard_generation: 0,
+                guard_armed_by: 0,
             })
             .collect();
         let disk_link = spec.link_ids().find(|l| spec.link(*l).kind == LinkKind::Disk);
@@ -643,8 +647,10 @@ impl<C: Core> Sim<C> {
             }
             Ev::FenceGuard { node, generation } => {
                 let host = &self.hosts[usize::from(node.0)];
-                // While its daemon lives the guard stays armed (it covers a dead daemon).
-                if host.guard_generation == generation && host.daemon.is_none() {
+                // While the daemon that armed it lives, the guard stays armed.
+                let armer_alive =
+                    host.daemon.as_ref().is_some_and(|d| d.boot == host.guard_armed_by);
+                if host.guard_generation == generation && !armer_alive {
                     self.fire_guard(node);
                 }
             }
@@ -738,6 +744,7 @@ impl<C: Core> Sim<C> {
                 let host = &mut self.hosts[usize::from(node.0)];
                 host.guard = deadline;
                 host.guard_generation += 1;
+                host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
                 if let Some(real) = deadline.and_then(|d| host.clock.real_at(d)) {
                     let generation = host.guard_generation;
                     self.queue.push(real.max(self.now), Ev::FenceGuard { node, generation });
@@ -1931,8 +1938,19 @@ mod tests {
         assert!(sim.events() > 100);
     }
 
+    /// Arms `node`'s guard as if its current daemon had asked for `deadline_s`.
+    fn arm(sim: &mut Sim<Greedy>, node: NodeId, deadline_s: u64) {
+        let now = sim.now;
+        let host = &mut sim.hosts[usize::from(node.0)];
+        host.guard = Some(Instant(deadline_s * SEC));
+        host.guard_generation += 1;
+        host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
+        let generation = host.guard_generation;
+        sim.queue.push((deadline_s * SEC).max(now), Ev::FenceGuard { node, generation });
+    }
+
     #[test]
-    fn daemon_kill_leaves_resources_and_fence_guard_stops_them() {
+    fn fence_guard_covers_a_dead_or_replaced_daemon_only() {
         let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
         sim.run_until(secs(5));
         let alpha = sim
@@ -1941,17 +1959,23 @@ mod tests {
             .find(|n| !sim.agents.running_on(*n).is_empty())
             .expect("a node runs");
         let before = sim.agents.running_on(alpha).len();
-        assert!(before > 0);
-        // Greedy never arms a guard: resources survive the daemon.
-        sim.kill_daemon(alpha).run_until(secs(6));
+        // The daemon that armed it lives: the guard does nothing at its deadline.
+        arm(&mut sim, alpha, 6);
+        sim.run_until(secs(7));
         assert_eq!(sim.agents.running_on(alpha).len(), before);
-        // An armed guard stops them at its deadline.
-        let host = &mut sim.hosts[usize::from(alpha.0)];
-        host.guard = Some(Instant(7 * SEC));
-        host.guard_generation += 1;
-        let generation = host.guard_generation;
-        sim.queue.push(7 * SEC, Ev::FenceGuard { node: alpha, generation });
-        sim.run_until(secs(8));
+        // It dies after the deadline: the guard fires at once.
+        sim.kill_daemon(alpha);
+        assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
+
+        // A new daemon that has not re-armed it does not hold it off.
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(5));
+        arm(&mut sim, alpha, 9);
+        sim.kill_daemon(alpha).run_until(secs(6));
+        assert_eq!(sim.agents.running_on(alpha).len(), before, "resources outlive the daemon");
+        sim.restart(alpha).run_until(secs(8));
+        assert_eq!(sim.agents.running_on(alpha).len(), before);
+        sim.run_until(secs(10));
         assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
     }
 }

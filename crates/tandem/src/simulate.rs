@@ -128,6 +128,7 @@ fn sweep(target: &Target, first: u64, count: u64, duration: Duration, hours: f64
     );
     let started = Instant::now();
     let mut totals = vec![0u64; Guarantee::ALL.len()];
+    let mut first_seed: Vec<Option<u64>> = vec![None; Guarantee::ALL.len()];
     let mut codes = std::collections::BTreeMap::new();
     let mut simulated_ns = 0u128;
     let mut events = 0u64;
@@ -141,6 +142,9 @@ fn sweep(target: &Target, first: u64, count: u64, duration: Duration, hours: f64
         bound = report.liveness_bound;
         for (i, (_, n)) in report.counts.iter().enumerate() {
             totals[i] += n;
+            if *n > 0 && first_seed[i].is_none() {
+                first_seed[i] = Some(seed);
+            }
         }
         for (code, n) in &report.codes {
             *codes.entry(*code).or_insert(0u64) += n;
@@ -174,7 +178,8 @@ fn sweep(target: &Target, first: u64, count: u64, duration: Duration, hours: f64
         .collect();
     println!("  engine events: {}", shown.join(", "));
     for (i, guarantee) in Guarantee::ALL.iter().enumerate() {
-        println!("  {:<3} {:>6}  {}", guarantee.code(), totals[i], guarantee.title());
+        let first = first_seed[i].map_or(String::new(), |s| format!(" (first: seed {s})"));
+        println!("  {:<3} {:>6}  {}{first}", guarantee.code(), totals[i], guarantee.title());
     }
     if failing.is_empty() {
         println!("  no violations");
