@@ -11,15 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use engine::catalogue::{self, CodeInfo};
 
-/// The areas, by the first digit of a code, as PRODUCT.md section 7 names them.
-pub const AREAS: &[(char, &str)] = &[
-    ('1', "configuration"),
-    ('2', "links and heartbeats"),
-    ('3', "arbitration and leases"),
-    ('4', "resources and agents"),
-    ('5', "API and security"),
-    ('6', "alerts"),
-];
+pub use engine::catalogue::AREAS;
 
 /// Where the generated page lives, relative to the workspace root.
 pub const PATH: &str = "docs/errors.md";

@@ -6,6 +6,9 @@
 //! Reported as median and p99 over the trials; never asserted (machines are noisy).
 //! Run: `cargo bench -p engine --bench decision`.
 
+// A benchmark reads the clock; the engine itself never does (clippy.toml).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

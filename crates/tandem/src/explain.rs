@@ -28,15 +28,7 @@ const SUGGESTIONS_MAX: usize = 3;
 /// Suggested codes differ from the one asked for in at most this many characters.
 const SUGGESTION_DISTANCE_MAX: usize = 2;
 
-/// The areas, by a code's first digit (PRODUCT.md section 7).
-const AREAS: &[(char, &str)] = &[
-    ('1', "configuration"),
-    ('2', "links and heartbeats"),
-    ('3', "arbitration and leases"),
-    ('4', "resources and agents"),
-    ('5', "API and security"),
-    ('6', "alerts"),
-];
+use engine::catalogue::area_name;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let width = output_width();
@@ -153,11 +145,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
-}
-
-fn area_name(code: &str) -> &'static str {
-    let digit = code.chars().nth(1);
-    AREAS.iter().find(|(d, _)| Some(*d) == digit).map_or("unknown area", |(_, name)| name)
 }
 
 /// Splits "1. Do this. 2. Then that." into its steps; other text stays one piece.

@@ -69,6 +69,22 @@ impl fmt::Display for Severity {
     }
 }
 
+/// The areas, by the first digit of a code (PRODUCT.md section 7).
+pub const AREAS: &[(char, &str)] = &[
+    ('1', "configuration"),
+    ('2', "links and heartbeats"),
+    ('3', "arbitration and leases"),
+    ('4', "resources and agents"),
+    ('5', "API and security"),
+    ('6', "alerts"),
+];
+
+/// The name of a code's area ("links and heartbeats" for `W2101`).
+pub fn area_name(code: &str) -> &'static str {
+    let digit = code.chars().nth(1);
+    AREAS.iter().find(|(d, _)| Some(*d) == digit).map_or("unknown area", |(_, name)| name)
+}
+
 /// One entry of the catalogue.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CodeInfo {
@@ -89,10 +105,10 @@ impl fmt::Display for CodeInfo {
 
 /// Every code, area by area, in code order within an area.
 pub fn all() -> impl Iterator<Item = &'static CodeInfo> {
-    AREAS.iter().flat_map(|area| area.iter().copied())
+    CODE_AREAS.iter().flat_map(|area| area.iter().copied())
 }
 
-const AREAS: &[&[&CodeInfo]] = &[config::AREA, links::AREA, leases::AREA, groups::AREA];
+const CODE_AREAS: &[&[&CodeInfo]] = &[config::AREA, links::AREA, leases::AREA, groups::AREA];
 
 /// Look a code up, case-insensitively (`tandem explain w2101` works).
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

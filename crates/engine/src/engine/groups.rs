@@ -147,18 +147,19 @@ impl Group {
         } else if matches!(self.lease, GroupLease::Acquiring(_)) && !self.reattach {
             GroupState::Starting
         } else if self.goal == 0 {
-            if self.started > 0 || matches!(self.lease, GroupLease::Releasing(_)) || self.reattach {
+            // Resources still up, or all down but the lease not yet given back.
+            if self.started > 0 || self.lease.is_held() || self.reattach {
                 GroupState::Stopping
-            } else if self.lease == GroupLease::Held {
-                GroupState::Stopping // stopped, lease not yet given back
             } else {
                 GroupState::Stopped
             }
-        } else if self.started == self.len() && self.goal == self.len() && self.then_goal.is_none()
+        } else if (self.started == self.len()
+            && self.goal == self.len()
+            && self.then_goal.is_none())
+            || (self.then_goal.is_some() && self.started > 0)
         {
+            // All up, or restarting in place: still the owner, still serving the rest.
             GroupState::Running
-        } else if self.then_goal.is_some() && self.started > 0 {
-            GroupState::Running // restarting in place: still the owner, still serving the rest
         } else {
             GroupState::Starting
         }

@@ -158,8 +158,7 @@ impl Cluster {
                 }
             }
             for node in 0..self.engines.len() {
-                loop {
-                    let Some(engine) = self.engines[node].as_mut() else { break };
+                while let Some(engine) = self.engines[node].as_mut() {
                     let output = engine.poll_output();
                     if let Output::Wait(_) = output {
                         break;
