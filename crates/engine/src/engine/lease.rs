@@ -130,21 +130,33 @@ impl Engine {
                 };
                 if !self.lease.renew_failing {
                     self.lease.renew_failing = true;
-                    let left = self
-                        .lease
-                        .valid_until
-                        .map(|u| u.saturating_since(self.now))
-                        .unwrap_or_default();
-                    self.event(
-                        &catalogue::LEASE_RENEW_FAILED,
-                        None,
-                        None,
-                        None,
-                        format!(
-                            "lease renewal failed ({detail}); valid for {} more",
-                            super::ms(left)
-                        ),
-                    );
+                    if self.holds_any() {
+                        let left = self
+                            .lease
+                            .valid_until
+                            .map(|u| u.saturating_since(self.now))
+                            .unwrap_or_default();
+                        self.event(
+                            &catalogue::LEASE_RENEW_FAILED,
+                            None,
+                            None,
+                            None,
+                            format!(
+                                "lease renewal failed ({detail}); valid for {} more",
+                                super::ms(left)
+                            ),
+                        );
+                    } else {
+                        self.event(
+                            &catalogue::LEASE_UNAVAILABLE,
+                            None,
+                            None,
+                            None,
+                            format!(
+                                "arbitrator unreachable ({detail}): this node cannot take groups"
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -178,13 +190,14 @@ impl Engine {
                 self.lease.renew = None;
             }
         }
-        if !self.holds_any() && !self.acquiring_any() {
-            if !self.anything_started() {
-                self.lease.valid_until = None;
-                self.lease.expiring = false;
-            }
-        } else if self.lease.renew.is_none()
-            && self.holds_any()
+        if !self.holds_any() && !self.acquiring_any() && !self.anything_started() {
+            self.lease.valid_until = None;
+            self.lease.expiring = false;
+        }
+        // The host lease is renewed whether or not the node holds groups (sanlock's
+        // delta lease): the arbitrator sees the node alive, and the node learns at once
+        // whether it can reach the arbitrator (it is not eligible while it cannot).
+        if self.lease.renew.is_none()
             && self.lease.last_renew_issued.is_none_or(|t| now >= t + timing.lease_renew_interval())
         {
             let id = self.request_lease(LeaseRequest::Renew);
@@ -250,7 +263,7 @@ impl Engine {
         let mut next = Instant::MAX;
         if let Some((_, issued)) = self.lease.renew {
             next = next.min(issued + timing.lease_timeout);
-        } else if self.holds_any() {
+        } else {
             next = next.min(
                 self.lease
                     .last_renew_issued
