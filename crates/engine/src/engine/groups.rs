@@ -35,6 +35,10 @@ pub struct Group {
     /// Resource id -> position in `order`.
     pos_of: Vec<usize>,
     pub(super) lease: GroupLease,
+    /// The lease expired here without being released: the arbitrator must be told, or
+    /// the renewals of our host lease would keep it ours. Nothing is acquired meanwhile.
+    pub(super) release_owed: bool,
+    owed_release: Option<OpId>,
     /// Do not ask the arbitrator again (acquire or release) before this.
     retry_at: Option<Instant>,
     pub(super) started: usize,
@@ -100,6 +104,8 @@ impl Group {
             order,
             pos_of,
             lease: GroupLease::None,
+            release_owed: false,
+            owed_release: None,
             retry_at: None,
             started: 0,
             goal: 0,
@@ -479,6 +485,13 @@ impl Engine {
             return;
         }
         if self.groups[index].retry_at.is_some_and(|t| self.now < t) {
+            return;
+        }
+        if self.groups[index].release_owed {
+            if self.groups[index].owed_release.is_none() {
+                let id = self.request_lease(crate::io::LeaseRequest::Release(group));
+                self.groups[index].owed_release = Some(id);
+            }
             return;
         }
         match self.designated(group) {
@@ -1343,6 +1356,17 @@ impl Engine {
         result: crate::io::LeaseResult,
     ) {
         let index = group.0 as usize;
+        if self.groups[index].owed_release == Some(id) {
+            self.touch(group);
+            let retry = self.timing().lease_renew_interval();
+            let runtime = &mut self.groups[index];
+            runtime.owed_release = None;
+            match result {
+                crate::io::LeaseResult::Unavailable(_) => runtime.retry_at = Some(self.now + retry),
+                _ => runtime.release_owed = false,
+            }
+            return;
+        }
         if self.groups[index].lease != GroupLease::Releasing(id) {
             return;
         }

@@ -210,10 +210,13 @@ impl Engine {
         };
         if now >= until {
             // Expired: nothing we hold is ours any more.
+            // The arbitrator may still count them as ours (our host lease is renewed
+            // again once it is reachable): give them back explicitly.
             let mut dropped = false;
             for group in &mut self.groups {
                 if group.lease.is_held() {
                     group.lease = GroupLease::None;
+                    group.release_owed = true;
                     dropped = true;
                 }
             }
