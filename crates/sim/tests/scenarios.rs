@@ -113,6 +113,20 @@ mod swarm {
         assert_ne!(first, run(12));
     }
 
+    /// Recording the timeline (`--seed`) must not change the run (`--seeds`).
+    #[test]
+    fn the_timeline_does_not_change_the_run() {
+        let run = |timeline| {
+            let mut sim: Sim<Engine> =
+                Sim::swarm(sim::cluster::three_node(), 5, Duration::from_secs(120), timeline);
+            let report = sim.run_to_end();
+            (report.trace_hash, report.events, sim.summary().is_empty())
+        };
+        let (quiet, loud) = (run(false), run(true));
+        assert_eq!((&quiet.0, quiet.1), (&loud.0, loud.1));
+        assert!(quiet.2 && !loud.2);
+    }
+
     /// The checkers must be able to fail: with no arbitrator and every link cut (UDP and
     /// the disk heartbeat), both nodes run the group and S1 says so.
     #[test]
