@@ -39,6 +39,8 @@ pub struct Group {
     /// the renewals of our host lease would keep it ours. Nothing is acquired meanwhile.
     pub(super) release_owed: bool,
     owed_release: Option<OpId>,
+    /// The lease request in flight for this group and when to give up waiting for it.
+    lease_deadline: Option<(OpId, Instant)>,
     /// Do not ask the arbitrator again (acquire or release) before this.
     retry_at: Option<Instant>,
     pub(super) started: usize,
@@ -106,6 +108,7 @@ impl Group {
             lease: GroupLease::None,
             release_owed: false,
             owed_release: None,
+            lease_deadline: None,
             retry_at: None,
             started: 0,
             goal: 0,
@@ -229,6 +232,9 @@ impl Group {
             if let Some(first) = res.failures.first() {
                 next = next.min(*first + spec.failure_timeout);
             }
+        }
+        if let Some((_, at)) = self.lease_deadline {
+            next = next.min(at);
         }
         for at in [self.retry_at, self.handoff_until, self.restart_at].into_iter().flatten() {
             next = next.min(at);
@@ -489,14 +495,14 @@ impl Engine {
         }
         if self.groups[index].release_owed {
             if self.groups[index].owed_release.is_none() {
-                let id = self.request_lease(crate::io::LeaseRequest::Release(group));
+                let id = self.group_lease_request(group, crate::io::LeaseRequest::Release(group));
                 self.groups[index].owed_release = Some(id);
             }
             return;
         }
         match self.designated(group) {
             Some(node) if node == self.me => {
-                let id = self.request_lease(crate::io::LeaseRequest::Acquire(group));
+                let id = self.group_lease_request(group, crate::io::LeaseRequest::Acquire(group));
                 self.groups[index].lease = GroupLease::Acquiring(id);
                 self.groups[index].reattach = false;
             }
@@ -779,9 +785,15 @@ impl Engine {
             if self.groups[index].retry_at.is_some_and(|t| self.now < t) {
                 return;
             }
-            let id = self.request_lease(crate::io::LeaseRequest::Release(group));
+            let id = self.group_lease_request(group, crate::io::LeaseRequest::Release(group));
             self.groups[index].lease = GroupLease::Releasing(id);
             return;
+        }
+        if self.groups[index].handoff_to.is_some() && self.groups[index].handoff_until.is_none() {
+            // A hand-over offer lasts long enough for the target to take the lease, and
+            // no longer: a stale one could point two nodes at each other.
+            let hold = self.timing().lease_takeover_wait() + self.timing().peer_timeout * 2;
+            self.groups[index].handoff_until = Some(self.now + hold);
         }
         if self.groups[index].announced != GroupState::Stopped {
             self.groups[index].announced = GroupState::Stopped;
@@ -891,6 +903,14 @@ impl Engine {
         }
     }
 
+    /// Ask the arbitrator about one group, with a deadline for the answer.
+    fn group_lease_request(&mut self, group: GroupId, request: crate::io::LeaseRequest) -> OpId {
+        let id = self.request_lease(request);
+        let deadline = self.now + self.timing().lease_timeout * 2;
+        self.groups[group.0 as usize].lease_deadline = Some((id, deadline));
+        id
+    }
+
     pub(super) fn on_operation(&mut self, id: OpId, result: OpResult) {
         let Some(Pending::Agent { group, resource, kind }) = self.pending.remove(&id) else {
             return;
@@ -962,7 +982,7 @@ impl Engine {
         } else {
             runtime.goal = 0;
             runtime.reattach = true;
-            let id = self.request_lease(crate::io::LeaseRequest::Acquire(group));
+            let id = self.group_lease_request(group, crate::io::LeaseRequest::Acquire(group));
             self.groups[index].lease = GroupLease::Acquiring(id);
         }
     }
@@ -1133,6 +1153,13 @@ impl Engine {
                     self.on_operation(op.id, OpResult::Timeout);
                 }
             }
+            if let Some((id, deadline)) = self.groups[index].lease_deadline {
+                if now >= deadline {
+                    self.groups[index].lease_deadline = None;
+                    let why = "no answer from the arbitrator".to_string();
+                    self.on_lease(id, crate::io::LeaseResult::Unavailable(why));
+                }
+            }
             for r in 0..self.groups[index].resources.len() {
                 let res = &self.groups[index].resources[r];
                 if let Some((id, deadline)) = res.probe.or(res.monitor) {
@@ -1207,6 +1234,13 @@ impl Engine {
     }
 
     /// Acquire/release answers for one group.
+    pub(super) fn clear_lease_deadline(&mut self, group: GroupId, id: OpId) {
+        let runtime = &mut self.groups[group.0 as usize];
+        if runtime.lease_deadline.is_some_and(|(pending, _)| pending == id) {
+            runtime.lease_deadline = None;
+        }
+    }
+
     pub(super) fn on_acquire_result(
         &mut self,
         group: GroupId,

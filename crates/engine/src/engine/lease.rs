@@ -77,8 +77,14 @@ impl Engine {
         };
         match request {
             LeaseRequest::Renew => self.on_renew_result(id, result),
-            LeaseRequest::Acquire(group) => self.on_acquire_result(group, id, result),
-            LeaseRequest::Release(group) => self.on_release_result(group, id, result),
+            LeaseRequest::Acquire(group) => {
+                self.clear_lease_deadline(group, id);
+                self.on_acquire_result(group, id, result)
+            }
+            LeaseRequest::Release(group) => {
+                self.clear_lease_deadline(group, id);
+                self.on_release_result(group, id, result)
+            }
         }
     }
 
