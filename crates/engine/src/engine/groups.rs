@@ -214,6 +214,41 @@ impl Group {
         }
     }
 
+    /// Every pending deadline of the group, in words (diagnostics).
+    pub(super) fn describe_deadlines(&self, spec: &GroupSpec) -> String {
+        let mut parts = Vec::new();
+        if let Some(op) = self.op {
+            parts.push(format!("{:?} op until {}", op.kind, op.deadline));
+        }
+        for (r, res) in self.resources.iter().enumerate() {
+            let name = &spec.resources[r].name;
+            if let Some((_, at)) = res.monitor {
+                parts.push(format!("{name} monitor until {at}"));
+            }
+            if let Some((_, at)) = res.probe {
+                parts.push(format!("{name} probe until {at}"));
+            }
+            if let Some(at) = res.next_monitor_at {
+                parts.push(format!("{name} next monitor {at}"));
+            }
+            if let Some(first) = res.failures.first() {
+                parts.push(format!("{name} failure expires {}", *first + spec.failure_timeout));
+            }
+        }
+        for (what, at) in [
+            ("retry", self.retry_at),
+            ("hand-over ends", self.handoff_until),
+            ("restart", self.restart_at),
+            ("lease answer due", self.lease_deadline.map(|(_, at)| at)),
+            ("failback", self.failback.map(|(_, since)| since + spec.failback_delay)),
+        ] {
+            if let Some(at) = at {
+                parts.push(format!("{what} {at}"));
+            }
+        }
+        parts.join(", ")
+    }
+
     /// The earliest instant at which this group has something to do.
     pub(super) fn deadline(&self, spec: &GroupSpec) -> Instant {
         let mut next = Instant::MAX;
@@ -224,7 +259,7 @@ impl Group {
             for (_, deadline) in res.monitor.iter().chain(res.probe.iter()) {
                 next = next.min(*deadline);
             }
-            if res.monitor.is_none() {
+            if res.monitor.is_none() && res.probe.is_none() {
                 if let Some(at) = res.next_monitor_at {
                     next = next.min(at);
                 }

@@ -242,6 +242,9 @@ impl Engine {
                     still.join(", ")
                 ));
             }
+            // Expired and acted upon: no deadline may stay in the past.
+            self.lease.valid_until = None;
+            self.lease.expiring = false;
             return;
         }
         if !self.lease.expiring

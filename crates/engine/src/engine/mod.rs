@@ -238,6 +238,38 @@ impl Engine {
         next.max(self.now)
     }
 
+    /// What makes the engine want to be woken at or before `at`: for diagnosing an
+    /// engine that asks to be woken again and again at one instant (a bug).
+    pub fn due_at(&self, at: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        if self.next_heartbeat_at <= at {
+            due.push(format!("heartbeat at {}", self.next_heartbeat_at));
+        }
+        if self.link_deadline() <= at {
+            due.push(format!("link timeout at {}", self.link_deadline()));
+        }
+        if self.lease_deadline() <= at {
+            due.push(format!(
+                "lease at {} (valid until {:?}, expiring {})",
+                self.lease_deadline(),
+                self.lease.valid_until,
+                self.lease.expiring
+            ));
+        }
+        for (index, group) in self.groups.iter().enumerate() {
+            let deadline = group.deadline(&self.spec.groups[index]);
+            if deadline <= at || group.cached_deadline <= at {
+                due.push(format!(
+                    "group {} at {deadline} (cached {}): {}",
+                    self.spec.groups[index].name,
+                    group.cached_deadline,
+                    group.describe_deadlines(&self.spec.groups[index])
+                ));
+            }
+        }
+        due
+    }
+
     fn push(&mut self, output: Output) {
         assert!(self.outputs.len() < OUTPUTS_MAX, "outputs not drained");
         self.outputs.push_back(output);
