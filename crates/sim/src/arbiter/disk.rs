@@ -159,10 +159,9 @@ pub enum ClientOutput {
 
 #[derive(Clone, Debug)]
 enum Step {
-    /// Host write issued at `since` listing `listed`; then settle, then read `check`.
-    HostWrite {
-        since: Instant,
-    },
+    /// Waiting for, or in, the host write (see `issue_host_write`); then settle from its
+    /// issue, then read the records of `check`.
+    HostWrite,
     HostSettle {
         since: Instant,
     },
@@ -225,11 +224,19 @@ pub struct DiskLeaseClient {
     held: BTreeMap<GroupId, Instant>,
     tasks: BTreeMap<u64, Task>,
     next_task: u64,
-    /// Outstanding I/O: its task, the group it reads (host checks), its deadline.
+    /// Outstanding I/O: its task ([`HOST_WRITE`] for the shared host write), the group
+    /// it reads (host checks), its deadline.
     ios: BTreeMap<IoId, (u64, Option<GroupId>, Instant)>,
     next_io: u64,
+    /// The host write in flight: the tasks it serves and when it was issued.
+    host_flight: Option<(Vec<u64>, Instant)>,
+    /// Tasks waiting for the next host write.
+    host_waiting: Vec<u64>,
     out: VecDeque<ClientOutput>,
 }
+
+/// The task key of the host write (shared by the tasks it serves).
+const HOST_WRITE: u64 = u64::MAX;
 
 impl DiskLeaseClient {
     pub fn new(me: NodeId, incarnation: u64, config: DiskLeaseConfig) -> DiskLeaseClient {
@@ -243,6 +250,8 @@ impl DiskLeaseClient {
             next_task: 0,
             ios: BTreeMap::new(),
             next_io: 0,
+            host_flight: None,
+            host_waiting: Vec::new(),
             out: VecDeque::new(),
         }
     }
@@ -266,7 +275,7 @@ impl DiskLeaseClient {
         self.next_task += 1;
         let (kind, step, check) = match request {
             LeaseRequest::Renew => {
-                (Kind::Renew, Step::HostWrite { since: now }, self.held.keys().copied().collect())
+                (Kind::Renew, Step::HostWrite, self.held.keys().copied().collect())
             }
             LeaseRequest::Acquire(g) => (Kind::Acquire(g), Step::ReadGroup, vec![g]),
             LeaseRequest::Release(g) => {
@@ -276,7 +285,7 @@ impl DiskLeaseClient {
         };
         self.tasks.insert(key, Task { id, kind, step, check, wake: None });
         match kind {
-            Kind::Renew => self.write_host(now, key),
+            Kind::Renew => self.want_host_write(now, key),
             Kind::Acquire(g) | Kind::Release(g) => {
                 self.issue(now, key, IoOp::Read(Block::Group(g)), None)
             }
@@ -290,25 +299,79 @@ impl DiskLeaseClient {
         self.out.push_back(ClientOutput::Io { io, op });
     }
 
-    /// Writes this node's host record listing the held groups and the task's groups.
-    fn write_host(&mut self, now: Instant, key: u64) {
-        self.counter += 1;
-        let mut groups: Vec<GroupId> = self.held.keys().copied().collect();
-        groups.extend(self.tasks[&key].check.iter().copied());
+    /// Queues the task for the next host write, and issues it if none is in flight.
+    fn want_host_write(&mut self, now: Instant, key: u64) {
+        self.tasks.get_mut(&key).expect("task").step = Step::HostWrite;
+        self.host_waiting.push(key);
+        if self.host_flight.is_none() {
+            self.issue_host_write(now);
+        }
+    }
+
+    /// Host writes are one at a time: two in flight could land out of order, and a
+    /// write that omits a group could then hide from a contender the write that listed
+    /// it. Each lists the held groups and every group an acquire is claiming through
+    /// the host record (from its write until it is answered).
+    fn issue_host_write(&mut self, now: Instant) {
+        if self.host_waiting.is_empty() {
+            return;
+        }
+        let served = std::mem::take(&mut self.host_waiting);
+        let held: Vec<GroupId> = self.held.keys().copied().collect();
+        for key in &served {
+            let task = self.tasks.get_mut(key).expect("waiting task");
+            task.step = Step::HostWrite;
+            if task.kind == Kind::Renew {
+                task.check = held.clone();
+            }
+        }
+        let mut groups = held;
+        for task in self.tasks.values() {
+            let via_host = matches!(
+                task.step,
+                Step::HostWrite | Step::HostSettle { .. } | Step::HostCheck { .. }
+            );
+            if let (Kind::Acquire(g), true) = (task.kind, via_host) {
+                groups.push(g);
+            }
+        }
         groups.sort();
         groups.dedup();
+        self.counter += 1;
         let record = Record::Host(HostRecord {
             incarnation: self.incarnation,
             counter: self.counter,
             groups,
         });
-        self.tasks.get_mut(&key).expect("task").step = Step::HostWrite { since: now };
-        self.issue(now, key, IoOp::Write(Block::Host(self.me), record), None);
+        self.host_flight = Some((served, now));
+        self.issue(now, HOST_WRITE, IoOp::Write(Block::Host(self.me), record), None);
+    }
+
+    /// The host write ended: its tasks settle (or fail), and the next one goes out.
+    fn host_written(&mut self, now: Instant, failure: Option<String>) {
+        let (served, since) = self.host_flight.take().expect("a host write in flight");
+        for key in served {
+            if !self.tasks.contains_key(&key) {
+                continue;
+            }
+            match &failure {
+                Some(why) => {
+                    self.finish(key, LeaseResult::Unavailable(format!("shared disk: {why}")))
+                }
+                None => {
+                    let task = self.tasks.get_mut(&key).expect("checked");
+                    task.step = Step::HostSettle { since };
+                    task.wake = Some(now + self.config.settle);
+                }
+            }
+        }
+        self.issue_host_write(now);
     }
 
     fn finish(&mut self, key: u64, result: LeaseResult) {
         let task = self.tasks.remove(&key).expect("finished task exists");
         self.ios.retain(|_, (k, _, _)| *k != key);
+        self.host_waiting.retain(|k| *k != key);
         self.out.push_back(ClientOutput::Reply { id: task.id, result });
     }
 
@@ -316,6 +379,14 @@ impl DiskLeaseClient {
         let Some((key, reads, _)) = self.ios.remove(&io) else {
             return; // timed out earlier, or its task ended
         };
+        if key == HOST_WRITE {
+            let failure = match result {
+                IoResult::Failed(why) => Some(why),
+                _ => None,
+            };
+            self.host_written(now, failure);
+            return;
+        }
         let record = match result {
             IoResult::Failed(why) => {
                 self.finish(key, LeaseResult::Unavailable(format!("shared disk: {why}")));
@@ -327,10 +398,7 @@ impl DiskLeaseClient {
         let task = self.tasks.get_mut(&key).expect("io of a live task");
         let me = self.me;
         match task.step.clone() {
-            Step::HostWrite { since } => {
-                task.step = Step::HostSettle { since };
-                task.wake = Some(now + self.config.settle);
-            }
+            Step::HostWrite => unreachable!("host writes complete in host_written"),
             Step::HostSettle { .. } => unreachable!("no I/O while settling"),
             Step::HostCheck { since, pending, mut lost, mut other } => {
                 let group = reads.expect("host checks read a group");
@@ -348,7 +416,7 @@ impl DiskLeaseClient {
             }
             Step::ReadGroup => match record.owner() {
                 None => self.claim(now, key),
-                Some(owner) if owner == me => self.write_host(now, key),
+                Some(owner) if owner == me => self.want_host_write(now, key),
                 Some(owner) => {
                     task.step = Step::Watch { owner, version: None, first_seen: now, read_at: now };
                     self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
@@ -380,7 +448,7 @@ impl DiskLeaseClient {
             }
             Step::ClaimRead { dead } => match record.owner() {
                 owner if owner.is_none() || owner == dead => self.claim(now, key),
-                Some(owner) if owner == me => self.write_host(now, key),
+                Some(owner) if owner == me => self.want_host_write(now, key),
                 holder => self.finish(key, LeaseResult::Denied { holder }),
             },
             Step::ClaimWrite { since } => {
@@ -470,14 +538,17 @@ impl DiskLeaseClient {
     }
 
     pub fn timeout(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
+        let expired: Vec<(IoId, u64)> = self
             .ios
-            .values()
-            .filter(|(_, _, deadline)| *deadline <= now)
-            .map(|(k, _, _)| *k)
+            .iter()
+            .filter(|(_, (_, _, deadline))| *deadline <= now)
+            .map(|(io, (k, _, _))| (*io, *k))
             .collect();
-        for key in expired {
-            if self.tasks.contains_key(&key) {
+        for (io, key) in expired {
+            if key == HOST_WRITE {
+                self.ios.remove(&io);
+                self.host_written(now, Some("I/O timed out".into()));
+            } else if self.tasks.contains_key(&key) {
                 self.finish(key, LeaseResult::Unavailable("shared disk: I/O timed out".into()));
             }
         }
@@ -800,7 +871,7 @@ mod tests {
         }
 
         let mut granted = 0;
-        for seed in 0..24u64 {
+        for seed in 0..64u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut disk: BTreeMap<Block, Record> = BTreeMap::new();
             let mut queue = EventQueue::default();
