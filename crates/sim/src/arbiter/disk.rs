@@ -8,7 +8,9 @@
 //! The disk holds one host record per node and one group record per group:
 //! - host record `{incarnation, counter, groups}`: rewritten with a new counter by every
 //!   renewal, listing the groups the node claims to hold;
-//! - group record `{owner}`: who holds the group (none: free).
+//! - group record `{owner, stamp}`: who holds the group (none: free), and a stamp
+//!   unique to each write (the writer's incarnation and write counter), so that a
+//!   record rewritten with the same owner still reads as changed.
 //!
 //! A grant of group g to node A at local instant `since` (the issue of A's write) always
 //! follows one of two paths, and a lease is valid `lease_timeout` from `since`:
@@ -23,7 +25,10 @@
 //! A contender B decides that the owner A is dead when A's host record, as far as g is
 //! concerned (its counter if it lists g, "absent" otherwise), stays unchanged from the
 //! completion of B's first read to the issue of a later read at least
-//! `Timing::lease_takeover_wait` apart on B's clock. Why that is safe, assuming every
+//! `Timing::lease_takeover_wait` apart on B's clock, and g's record, read again just
+//! before B's claim, is still exactly (owner and stamp) the one B read before watching:
+//! a claim-path grant to A in between (say A released g and claimed it again) would
+//! otherwise go unseen, as it does not touch A's host record. Why that is safe, assuming every
 //! I/O lands or fails within `io_timeout` (the real daemon must enforce it): a host
 //! write of A that lands inside B's window is seen; one that lands after it is followed
 //! by A's read of g's record more than `settle >= 3 io_timeout` later, by which time B's
@@ -104,6 +109,8 @@ pub struct HostRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupRecord {
     pub owner: Option<NodeId>,
+    /// The writer's (incarnation, write counter): unique to each write.
+    pub stamp: (u64, u64),
 }
 
 impl Record {
@@ -174,16 +181,18 @@ enum Step {
     },
     /// Acquire: the first read of the group's record.
     ReadGroup,
-    /// Acquire: watching `owner`'s host record.
+    /// Acquire: watching `owner`'s host record; `record` is g's record read before.
     Watch {
         owner: NodeId,
+        record: Record,
         version: Option<Option<(u64, u64)>>,
         first_seen: Instant,
         read_at: Instant,
     },
-    /// Acquire: the read before the claim; `dead` is the owner found dead (if any).
+    /// Acquire: the read before the claim; it must find `expected` (the record read
+    /// before watching its dead owner) or a free record.
     ClaimRead {
-        dead: Option<NodeId>,
+        expected: Record,
     },
     ClaimWrite {
         since: Instant,
@@ -297,6 +306,12 @@ impl DiskLeaseClient {
         self.next_io += 1;
         self.ios.insert(io, (key, reads, now + self.config.io_timeout));
         self.out.push_back(ClientOutput::Io { io, op });
+    }
+
+    /// A stamp for a group-record write: unique across this node's writes and daemons.
+    fn stamp(&mut self) -> (u64, u64) {
+        self.counter += 1;
+        (self.incarnation, self.counter)
     }
 
     /// Queues the task for the next host write, and issues it if none is in flight.
@@ -418,18 +433,24 @@ impl DiskLeaseClient {
                 None => self.claim(now, key),
                 Some(owner) if owner == me => self.want_host_write(now, key),
                 Some(owner) => {
-                    task.step = Step::Watch { owner, version: None, first_seen: now, read_at: now };
+                    task.step =
+                        Step::Watch { owner, record, version: None, first_seen: now, read_at: now };
                     self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
                 }
             },
-            Step::Watch { owner, version, first_seen, read_at } => {
+            Step::Watch { owner, record: before, version, first_seen, read_at } => {
                 let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
                 let seen = record.version_for(group);
                 match version {
                     None => {
                         // The window starts when the first read completes.
-                        task.step =
-                            Step::Watch { owner, version: Some(seen), first_seen: now, read_at };
+                        task.step = Step::Watch {
+                            owner,
+                            record: before,
+                            version: Some(seen),
+                            first_seen: now,
+                            read_at,
+                        };
                         task.wake = Some(now + self.config.watch_poll_interval);
                     }
                     Some(v) if v != seen => {
@@ -438,7 +459,7 @@ impl DiskLeaseClient {
                     Some(_)
                         if read_at.saturating_since(first_seen) >= self.config.takeover_wait =>
                     {
-                        task.step = Step::ClaimRead { dead: Some(owner) };
+                        task.step = Step::ClaimRead { expected: before };
                         self.issue(now, key, IoOp::Read(Block::Group(group)), None);
                     }
                     Some(_) => {
@@ -446,8 +467,9 @@ impl DiskLeaseClient {
                     }
                 }
             }
-            Step::ClaimRead { dead } => match record.owner() {
-                owner if owner.is_none() || owner == dead => self.claim(now, key),
+            Step::ClaimRead { expected } => match record.owner() {
+                None => self.claim(now, key),
+                _ if record == expected => self.claim(now, key),
                 Some(owner) if owner == me => self.want_host_write(now, key),
                 holder => self.finish(key, LeaseResult::Denied { holder }),
             },
@@ -471,7 +493,7 @@ impl DiskLeaseClient {
                 let Kind::Release(group) = task.kind else { unreachable!("only releases") };
                 if record.owner() == Some(me) {
                     task.step = Step::ReleaseWrite;
-                    let free = Record::Group(GroupRecord { owner: None });
+                    let free = Record::Group(GroupRecord { owner: None, stamp: self.stamp() });
                     self.issue(now, key, IoOp::Write(Block::Group(group), free), None);
                 } else {
                     self.finish(key, LeaseResult::Released);
@@ -486,7 +508,7 @@ impl DiskLeaseClient {
         let task = self.tasks.get_mut(&key).expect("task");
         let Kind::Acquire(group) = task.kind else { unreachable!("only acquires claim") };
         task.step = Step::ClaimWrite { since: now };
-        let record = Record::Group(GroupRecord { owner: Some(self.me) });
+        let record = Record::Group(GroupRecord { owner: Some(self.me), stamp: self.stamp() });
         self.issue(now, key, IoOp::Write(Block::Group(group), record), None);
     }
 
@@ -578,8 +600,8 @@ impl DiskLeaseClient {
                         self.issue(now, key, IoOp::Read(Block::Group(g)), Some(g));
                     }
                 }
-                Step::Watch { owner, version, first_seen, .. } => {
-                    task.step = Step::Watch { owner, version, first_seen, read_at: now };
+                Step::Watch { owner, record, version, first_seen, .. } => {
+                    task.step = Step::Watch { owner, record, version, first_seen, read_at: now };
                     self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
                 }
                 Step::ClaimSettle { since } => {
@@ -771,6 +793,34 @@ mod tests {
         b.request(0, 4, LeaseRequest::Renew);
         b.run_until(6_000 * MS);
         assert_eq!(b.reply(4), Some(&LeaseResult::Lost { groups: vec![G] }));
+    }
+
+    /// The owner releases and claims the group again while a contender watches its host
+    /// record (which the claim does not touch): the contender must notice the new claim.
+    #[test]
+    fn a_new_claim_during_a_watch_is_seen() {
+        let mut b = Bench::new(2);
+        b.request(0, 1, LeaseRequest::Acquire(G));
+        b.run_until(100 * MS);
+        assert!(matches!(b.reply(1), Some(LeaseResult::Granted { .. })));
+        b.request(1, 2, LeaseRequest::Acquire(G)); // watches node 0 from now on
+        b.run_until(1_000 * MS);
+        b.request(0, 3, LeaseRequest::Release(G));
+        b.run_until(1_020 * MS);
+        b.request(0, 4, LeaseRequest::Acquire(G));
+        b.run_until(1_200 * MS);
+        let Some(LeaseResult::Granted { since }) = b.reply(4).cloned() else {
+            panic!("{:?}", b.replies)
+        };
+        b.run_until(3_000 * MS);
+        let answer = b.replies.iter().find(|r| r.2 == OpId(2)).expect("answered");
+        let lease_end = since.0 + Timing::default().lease_timeout.as_nanos() as u64;
+        assert!(
+            !matches!(answer.3, LeaseResult::Granted { .. }) || answer.0 >= lease_end,
+            "granted at {} while node 0 holds the group until {lease_end}: {:?}",
+            answer.0,
+            b.replies
+        );
     }
 
     #[test]
@@ -1005,6 +1055,11 @@ mod tests {
                             {
                                 requests.push(LeaseRequest::Acquire(g));
                             }
+                        }
+                        if !node.held.is_empty() && rng.gen_bool(0.05) {
+                            let g = *node.held.keys().next().expect("non-empty");
+                            node.held.remove(&g);
+                            requests.push(LeaseRequest::Release(g));
                         }
                         for request in requests {
                             let node = &mut nodes[n];
