@@ -517,6 +517,49 @@ impl<C: Core> Sim<C> {
         host.daemon.as_ref().map(|d| d.core.status(host.clock.local(self.now)))
     }
 
+    /// Each live engine's view (its status), one line per node, for people reading a
+    /// failed run: node states, each group's state, owner and lock, and current faults.
+    pub fn views(&self) -> String {
+        let mut out = String::new();
+        for node in self.spec.node_ids() {
+            let name = self.node_name(node);
+            let Some(status) = self.status(node) else {
+                out.push_str(&format!("{name}: daemon down\n"));
+                continue;
+            };
+            let nodes: Vec<String> = status
+                .nodes
+                .iter()
+                .map(|n| format!("{}={}", self.node_name(n.node), n.state.as_str()))
+                .collect();
+            let groups: Vec<String> = status
+                .groups
+                .iter()
+                .map(|g| {
+                    let owner = g.owner.map_or("-".to_owned(), |o| self.node_name(o).to_owned());
+                    let lock = g
+                        .lock_reason
+                        .as_deref()
+                        .map_or(String::new(), |r| format!(", locked: {r}"));
+                    format!(
+                        "{} {} on {owner}{lock}",
+                        self.spec.group(g.group).name,
+                        g.state.as_str()
+                    )
+                })
+                .collect();
+            let faults: Vec<String> =
+                status.faults.iter().map(|f| format!("{} {}", f.code.code, f.location)).collect();
+            out.push_str(&format!(
+                "{name}: nodes {}; groups {}; faults [{}]\n",
+                nodes.join(" "),
+                groups.join("; "),
+                faults.join("; ")
+            ));
+        }
+        out
+    }
+
     /// The swarm's fault plan, described.
     pub fn plan(&self) -> Option<String> {
         self.swarm.as_ref().map(|s| s.plan.to_string())

@@ -226,6 +226,8 @@ fn replay(target: &Target, seed: u64, duration: Duration, hours: f64) -> bool {
     println!("---- timeline");
     let report = sim.run_to_end();
     print!("{}", sim.summary());
+    println!("---- what each engine reports at the end");
+    print!("{}", sim.views());
     println!("---- verdict");
     println!("{} events, trace {}", report.events, report.trace_hash);
     if report.total() == 0 {
