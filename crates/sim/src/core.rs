@@ -13,6 +13,10 @@ pub trait Core {
     fn handle(&mut self, now: Instant, input: Input);
     fn poll_output(&mut self) -> Output;
     fn status(&self, now: Instant) -> Status;
+    /// Why the core wants to be woken at or before `at` (diagnostics of busy loops).
+    fn due_at(&self, _at: Instant) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Core for Engine {
@@ -27,6 +31,9 @@ impl Core for Engine {
     }
     fn status(&self, now: Instant) -> Status {
         Engine::status(self, now)
+    }
+    fn due_at(&self, at: Instant) -> Vec<String> {
+        Engine::due_at(self, at)
     }
 }
 

@@ -893,8 +893,9 @@ impl<C: Core> Sim<C> {
                 daemon.busy = (now, if stuck { TIMEOUTS_PER_INSTANT_MAX + 1 } else { 1 });
             }
             if daemon.busy.1 == TIMEOUTS_PER_INSTANT_MAX {
+                let due = daemon.core.due_at(deadline).join("; ");
                 let message = format!(
-                    "{} asked to wake at the same instant {TIMEOUTS_PER_INSTANT_MAX} times (busy loop)",
+                    "{} asked to wake at the same instant {TIMEOUTS_PER_INSTANT_MAX} times (busy loop): {due}",
                     self.spec.node(node).name
                 );
                 self.checkers.report(Guarantee::Contract, now, message);

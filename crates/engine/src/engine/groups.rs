@@ -157,7 +157,7 @@ impl Group {
             GroupState::Starting
         } else if self.goal == 0 {
             // Resources still up, or all down but the lease not yet given back.
-            if self.started > 0 || self.lease.is_held() || self.reattach {
+            if self.may_run() || self.lease.is_held() || self.reattach {
                 GroupState::Stopping
             } else {
                 GroupState::Stopped
@@ -172,6 +172,18 @@ impl Group {
         } else {
             GroupState::Starting
         }
+    }
+
+    /// Some resource of the group may be running here: started, or an operation on it
+    /// in flight (a start that times out may still have started it).
+    pub(super) fn may_run(&self) -> bool {
+        self.started > 0 || self.op.is_some()
+    }
+
+    /// Forget a pending restart in place.
+    pub(super) fn clear_restart(&mut self) {
+        self.then_goal = None;
+        self.restart_at = None;
     }
 
     /// This node holds the group and wants it running.
@@ -500,6 +512,12 @@ impl Engine {
                 }
                 self.drive(group);
                 self.track_lock(group);
+                // A failback due but not acted upon (maintenance, the move blocked) is
+                // disarmed; it is armed afresh, with a full delay, once it can happen.
+                let delay = self.spec.groups[index].failback_delay;
+                if self.groups[index].failback.is_some_and(|(_, since)| since + delay <= self.now) {
+                    self.groups[index].failback = None;
+                }
                 self.report_groups[index] = self.group_report(group);
                 let deadline = self.groups[index].deadline(&self.spec.groups[index]);
                 self.groups[index].cached_deadline = deadline;
@@ -731,11 +749,18 @@ impl Engine {
     }
 
     fn cancel_monitors(&mut self, group: GroupId) {
+        self.cancel_monitors_from(group, 0);
+    }
+
+    /// Cancel the monitors of the resources at `from` and after in the start order (they
+    /// are being stopped); the earlier ones keep reporting.
+    fn cancel_monitors_from(&mut self, group: GroupId, from: usize) {
         let index = group.0 as usize;
         let spec = self.spec.clone();
         let gspec = spec.group(group);
-        for (r, res) in self.groups[index].resources.iter_mut().enumerate() {
-            if gspec.resources[r].kind.is_monitor_only() {
+        let runtime = &mut self.groups[index];
+        for (r, res) in runtime.resources.iter_mut().enumerate() {
+            if gspec.resources[r].kind.is_monitor_only() || runtime.pos_of[r] < from {
                 continue;
             }
             if let Some((id, _)) = res.monitor.take() {
@@ -1058,15 +1083,28 @@ impl Engine {
     fn on_monitor(&mut self, group: GroupId, resource: ResourceId, result: OpResult) {
         let index = group.0 as usize;
         let r = usize::from(resource.0);
-        self.groups[index].resources[r].monitor = None;
-        if !self.groups[index].steady() || self.maintenance {
+        let runtime = &mut self.groups[index];
+        runtime.resources[r].monitor = None;
+        let pos = runtime.pos_of[r];
+        // A result counts while this node owns the group and the resource is among those
+        // it started and is not operating on: also during a restart in place of a later
+        // resource, so that an earlier failure is never ignored.
+        let relevant = runtime.lease.is_held()
+            && runtime.goal > 0
+            && pos < runtime.started
+            && runtime.op.is_none_or(|op| op.pos != pos);
+        if !relevant || self.maintenance {
             return;
         }
         match result {
             OpResult::Ok => {
                 let interval = self.gspec(group).resource(resource).monitor_interval;
-                self.groups[index].resources[r].next_monitor_at = Some(self.now + interval);
-                self.groups[index].resources[r].last_failed = false;
+                let steady = self.groups[index].steady();
+                let res = &mut self.groups[index].resources[r];
+                res.last_failed = false;
+                if steady {
+                    res.next_monitor_at = Some(self.now + interval);
+                }
             }
             other => self.resource_failed(group, resource, OpKind::Monitor, other),
         }
@@ -1161,8 +1199,8 @@ impl Engine {
             Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
             format!("{gname}/{rname} {what} failed ({detail}); failure {count} of {threshold}"),
         );
-        self.cancel_monitors(group);
         let pos = self.groups[index].pos_of[r];
+        self.cancel_monitors_from(group, pos);
         let interval = self.gspec(group).resource(resource).monitor_interval;
         let runtime = &mut self.groups[index];
         if runtime.goal > 0 {

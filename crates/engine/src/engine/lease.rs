@@ -68,7 +68,7 @@ impl Engine {
     }
 
     fn anything_started(&self) -> bool {
-        self.groups.iter().any(|g| g.started > 0)
+        self.groups.iter().any(|g| g.may_run())
     }
 
     pub(super) fn on_lease(&mut self, id: OpId, result: LeaseResult) {
@@ -223,6 +223,9 @@ impl Engine {
                 if group.lease.is_held() {
                     group.lease = GroupLease::None;
                     group.release_owed = true;
+                    // Not ours any more: nothing may be started (what runs is fenced).
+                    group.goal = 0;
+                    group.clear_restart();
                     dropped = true;
                 }
             }
@@ -234,7 +237,7 @@ impl Engine {
                     .groups
                     .iter()
                     .enumerate()
-                    .filter(|(_, g)| g.started > 0)
+                    .filter(|(_, g)| g.may_run())
                     .map(|(i, _)| self.spec.groups[i].name.clone())
                     .collect();
                 self.self_fence(format!(
@@ -263,7 +266,7 @@ impl Engine {
                 ),
             );
             for index in 0..self.groups.len() {
-                if self.groups[index].started > 0 || self.groups[index].goal > 0 {
+                if self.groups[index].may_run() || self.groups[index].goal > 0 {
                     self.begin_stop(GroupId(index as u32), "lease expiring".to_string(), None);
                 }
             }
