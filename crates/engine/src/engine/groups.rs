@@ -25,6 +25,15 @@ use crate::spec::{Failback, GroupId, GroupSpec, NodeId, ResourceId};
 use crate::status::ResourceState;
 use crate::time::Instant;
 
+/// What a probe found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probed {
+    NotRunning,
+    Running,
+    /// The probe timed out: treat as possibly running, never as healthy.
+    Unknown,
+}
+
 /// At most this many failure times are kept per resource.
 const FAILURES_KEPT_MAX: usize = 64;
 
@@ -52,7 +61,8 @@ pub struct Group {
     op: Option<GroupOp>,
     pub(super) resources: Vec<Res>,
     probes_pending: usize,
-    probe_running: Vec<bool>,
+    /// What the last probes found, by resource id.
+    probed: Vec<Probed>,
     /// Acquiring the lease for resources found running (restart, maintenance end).
     reattach: bool,
     pub(super) handoff_to: Option<NodeId>,
@@ -121,7 +131,7 @@ impl Group {
                 .map(|_| Res { nic_up: true, ..Res::default() })
                 .collect(),
             probes_pending: 0,
-            probe_running: vec![false; spec.resources.len()],
+            probed: vec![Probed::NotRunning; spec.resources.len()],
             reattach: false,
             handoff_to: None,
             handoff_until: None,
@@ -178,6 +188,15 @@ impl Group {
     /// in flight (a start that times out may still have started it).
     pub(super) fn may_run(&self) -> bool {
         self.started > 0 || self.op.is_some()
+    }
+
+    fn probed_at(&self, pos: usize) -> Probed {
+        self.probed[usize::from(self.order[pos].0)]
+    }
+
+    /// The first position before `top` not confirmed running by its probe.
+    fn first_unconfirmed(&self, top: usize) -> Option<usize> {
+        (0..top).find(|pos| self.probed_at(*pos) != Probed::Running)
     }
 
     /// Forget a pending restart in place.
@@ -1003,11 +1022,14 @@ impl Engine {
         if monitor_only {
             self.on_nic(group, resource, result == OpResult::Ok);
         } else {
-            // A probe that times out leaves the state unknown: assume running, so that it
-            // is stopped or re-attached under the lease. An agent error means "cannot run
-            // here", not "running".
-            self.groups[index].probe_running[r] =
-                matches!(result, OpResult::Ok | OpResult::Timeout);
+            // A probe that times out leaves the state unknown: the resource is stopped
+            // (and restarted under the lease), never trusted. An agent error means
+            // "cannot run here", not "running".
+            self.groups[index].probed[r] = match result {
+                OpResult::Ok => Probed::Running,
+                OpResult::Timeout => Probed::Unknown,
+                OpResult::NotRunning | OpResult::Failed(_) => Probed::NotRunning,
+            };
         }
         if self.groups[index].probes_pending == 0 {
             self.reconcile(group);
@@ -1018,10 +1040,10 @@ impl Engine {
     fn reconcile(&mut self, group: GroupId) {
         let index = group.0 as usize;
         let runtime = &self.groups[index];
-        let running: Vec<usize> = (0..runtime.len())
-            .filter(|pos| runtime.probe_running[usize::from(runtime.order[*pos].0)])
+        let maybe: Vec<usize> = (0..runtime.len())
+            .filter(|pos| runtime.probed_at(*pos) != Probed::NotRunning)
             .collect();
-        let Some(&last) = running.last() else {
+        let Some(&last) = maybe.last() else {
             if runtime.lease.is_held() && runtime.goal > 0 {
                 // Stopped behind our back during maintenance: start again.
                 self.groups[index].started = 0;
@@ -1029,7 +1051,7 @@ impl Engine {
             return;
         };
         let top = last + 1;
-        let first_gap = (0..top).find(|pos| !running.contains(pos));
+        let first_gap = runtime.first_unconfirmed(top);
         let n = runtime.len();
         let runtime = &mut self.groups[index];
         runtime.started = runtime.started.max(top);
@@ -1351,21 +1373,24 @@ impl Engine {
                 }
                 if reattach {
                     let runtime = &mut self.groups[index];
-                    let first_gap = (0..runtime.started)
-                        .find(|pos| !runtime.probe_running[usize::from(runtime.order[*pos].0)]);
+                    let first_gap = runtime.first_unconfirmed(runtime.started);
                     runtime.goal = n;
                     if let Some(gap) = first_gap {
                         runtime.goal = gap;
                         runtime.then_goal = Some(n);
                     }
-                    let started = runtime.started;
-                    self.event(
-                        &catalogue::REATTACHED,
-                        Some(group),
-                        None,
-                        None,
-                        format!("{name}: {started} of {n} resources found running; kept"),
-                    );
+                    let found = runtime.probed.iter().filter(|p| **p == Probed::Running).count();
+                    let gap_resource = first_gap.map(|gap| runtime.order[gap]);
+                    let text = match gap_resource {
+                        None => format!("{name}: all {n} resources found running; kept"),
+                        Some(resource) => {
+                            let from = &self.gspec(group).resource(resource).name;
+                            format!(
+                                "{name}: {found} of {n} resources found running; kept, restarting from {from}"
+                            )
+                        }
+                    };
+                    self.event(&catalogue::REATTACHED, Some(group), None, None, text);
                 } else {
                     self.groups[index].goal = n;
                     if let Some(previous) = self.groups[index].last_owner.take() {
