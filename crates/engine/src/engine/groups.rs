@@ -1044,17 +1044,22 @@ impl Engine {
             .filter(|pos| runtime.probed_at(*pos) != Probed::NotRunning)
             .collect();
         let Some(&last) = maybe.last() else {
-            if runtime.lease.is_held() && runtime.goal > 0 {
-                // Stopped behind our back during maintenance: start again.
-                self.groups[index].started = 0;
+            if runtime.lease.is_held() && runtime.goal > 0 && runtime.started > 0 {
+                // Stopped behind our back during maintenance: stop what we had started
+                // (each stop of a stopped resource is harmless), then start again.
+                let runtime = &mut self.groups[index];
+                runtime.goal = 0;
+                runtime.then_goal = Some(runtime.len());
             }
             return;
         };
         let top = last + 1;
-        let first_gap = runtime.first_unconfirmed(top);
         let n = runtime.len();
         let runtime = &mut self.groups[index];
+        // Everything that may run is counted as started (so that it is stopped in
+        // order); the restart begins at the first resource the probes did not confirm.
         runtime.started = runtime.started.max(top);
+        let first_gap = runtime.first_unconfirmed(runtime.started);
         if runtime.lease.is_held() {
             runtime.goal = n;
             if let Some(gap) = first_gap {
