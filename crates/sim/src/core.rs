@@ -13,6 +13,12 @@ pub trait Core {
     fn handle(&mut self, now: Instant, input: Input);
     fn poll_output(&mut self) -> Output;
     fn status(&self, now: Instant) -> Status;
+    /// The administrative state the core holds (diagnostics).
+    fn admin_state(&self) -> Option<engine::AdminState> {
+        None
+    }
+    /// Restore the administrative state kept from the previous run on this node.
+    fn restore_admin(&mut self, _admin: &engine::AdminState) {}
     /// Why the core wants to be woken at or before `at` (diagnostics of busy loops).
     fn due_at(&self, _at: Instant) -> Vec<String> {
         Vec::new()
@@ -34,6 +40,12 @@ impl Core for Engine {
     }
     fn due_at(&self, at: Instant) -> Vec<String> {
         Engine::due_at(self, at)
+    }
+    fn restore_admin(&mut self, admin: &engine::AdminState) {
+        Engine::restore_admin(self, admin)
+    }
+    fn admin_state(&self) -> Option<engine::AdminState> {
+        Some(Engine::admin_state(self).clone())
     }
 }
 

@@ -270,6 +270,9 @@ struct Host<C> {
     guard_generation: u64,
     /// The daemon (boot number) that armed the guard.
     guard_armed_by: u64,
+    /// The administrative state the daemon keeps in its state directory (the real
+    /// daemon journals it): it survives daemon restarts and host crashes.
+    persisted_admin: Option<Arc<engine::NodeReport>>,
 }
 
 /// What one run found and how much it simulated.
@@ -425,6 +428,7 @@ impl<C: Core> Sim<C> {
                 guard: None,
                 guard_generation: 0,
                 guard_armed_by: 0,
+                persisted_admin: None,
             })
             .collect();
         let disk_link = spec.link_ids().find(|l| spec.link(*l).kind == LinkKind::Disk);
@@ -512,6 +516,11 @@ impl<C: Core> Sim<C> {
     }
 
     /// The node's engine's status, if its daemon runs.
+    /// The administrative state a live node holds (diagnostics).
+    pub fn admin_state(&self, node: NodeId) -> Option<engine::AdminState> {
+        self.hosts[usize::from(node.0)].daemon.as_ref().and_then(|d| d.core.admin_state())
+    }
+
     pub fn status(&self, node: NodeId) -> Option<Status> {
         let host = &self.hosts[usize::from(node.0)];
         host.daemon.as_ref().map(|d| d.core.status(host.clock.local(self.now)))
@@ -926,6 +935,10 @@ impl<C: Core> Sim<C> {
     // ----- heartbeats ----------------------------------------------------------------
 
     fn send_heartbeat(&mut self, from: NodeId, link: LinkId, to: NodeId, message: Heartbeat) {
+        let host = &mut self.hosts[usize::from(from.0)];
+        if !host.persisted_admin.as_ref().is_some_and(|r| Arc::ptr_eq(r, &message.report)) {
+            host.persisted_admin = Some(message.report.clone());
+        }
         if usize::from(to.0) >= self.spec.nodes.len() || to == from {
             let message = format!("{} sent a heartbeat to node {}", self.node_name(from), to.0);
             self.checkers.report(Guarantee::Contract, self.now, message);
@@ -1306,7 +1319,10 @@ impl<C: Core> Sim<C> {
                 self.options.witness_reply_timeout,
             )),
         };
-        let core = C::start(self.spec.clone(), node, host.incarnation, local);
+        let mut core = C::start(self.spec.clone(), node, host.incarnation, local);
+        if let Some(report) = &host.persisted_admin {
+            core.restore_admin(&report.admin);
+        }
         host.daemon = Some(Daemon {
             core,
             boot: host.boots,

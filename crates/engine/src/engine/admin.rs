@@ -10,6 +10,9 @@ use crate::catalogue;
 use crate::io::{AdminCommand, AdminState, ClearRequest, Lww, Stamp, SwitchoverRequest};
 use crate::spec::{ClusterSpec, GroupId, NodeId, ResourceId};
 
+/// Commands kept while booting, at most; more are dropped (a bug in the caller).
+const QUEUED_ADMIN_MAX: usize = 64;
+
 pub(super) fn empty_admin(spec: &ClusterSpec) -> AdminState {
     AdminState {
         maintenance: Lww::default(),
@@ -96,6 +99,13 @@ impl Engine {
     }
 
     pub(super) fn on_admin(&mut self, command: AdminCommand) {
+        if self.booting {
+            if self.queued_admin.len() < QUEUED_ADMIN_MAX {
+                self.queued_admin.push(command);
+            }
+            return;
+        }
+        self.touch_all(); // and so the new state goes out at once
         match command {
             AdminCommand::Switchover { group, to } => self.admin_switchover(group, to),
             AdminCommand::Drain(node) | AdminCommand::Undrain(node) => {

@@ -256,6 +256,12 @@ impl Engine {
         if self.now < self.next_heartbeat_at {
             return;
         }
+        // Always the current report: not every change re-evaluates placement (an admin
+        // write that changes nothing here, a link coming up), yet peers must learn it.
+        let report = self.build_report();
+        if report != *self.report {
+            self.report = Arc::new(report);
+        }
         self.send_heartbeats();
     }
 

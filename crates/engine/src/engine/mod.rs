@@ -81,6 +81,9 @@ pub struct Engine {
     admin: AdminState,
     lamport: u64,
     maintenance: bool,
+    /// Commands given while booting, applied once the node knows the cluster's state
+    /// (its Lamport clock is then past every stamp its peers hold).
+    queued_admin: Vec<crate::io::AdminCommand>,
 
     /// Heartbeats dropped because they came from an older incarnation.
     pub stale_heartbeats: u64,
@@ -128,6 +131,7 @@ impl Engine {
             admin,
             lamport: 0,
             maintenance: false,
+            queued_admin: Vec::new(),
             stale_heartbeats: 0,
             spec,
         };
@@ -140,6 +144,25 @@ impl Engine {
         );
         engine.start_probes();
         engine
+    }
+
+    /// Restore the administrative state this node held before it restarted (the shell
+    /// keeps it with the journal). Call right after [`Engine::new`]: a restarted node
+    /// must not lose the commands it alone knew, nor stamp new ones below old ones.
+    pub fn restore_admin(&mut self, admin: &AdminState) {
+        let spec = &self.spec;
+        let fits = admin.drained.len() == spec.nodes.len()
+            && admin.switchover.len() == spec.groups.len()
+            && admin.clear.len() == spec.groups.len();
+        if fits {
+            self.merge_admin(admin);
+        }
+    }
+
+    /// The administrative state as this node knows it (maintenance, drains, pending
+    /// switch-overs, clears), with the stamps that order concurrent commands.
+    pub fn admin_state(&self) -> &AdminState {
+        &self.admin
     }
 
     pub fn node(&self) -> NodeId {
@@ -317,6 +340,9 @@ impl Engine {
         if (waited || self.all_peers_heard()) && !probing {
             self.booting = false;
             self.touch_all();
+            for command in std::mem::take(&mut self.queued_admin) {
+                self.on_admin(command);
+            }
             let heard = self.peers.iter().filter(|p| p.alive).count();
             self.event(
                 &crate::catalogue::NODE_READY,

@@ -595,3 +595,27 @@ fn without_arbitration_a_full_partition_splits_the_brain() {
     }));
     assert!(result.is_err(), "both nodes must run the group: nothing arbitrates");
 }
+
+#[test]
+fn admin_commands_survive_a_restart_and_the_newest_wins() {
+    let mut cluster = formed();
+    cluster.admin(1, AdminCommand::Maintenance(true));
+    cluster.run(Duration::from_secs(2));
+    let saved = cluster.engine(0).report.admin.clone();
+    cluster.kill_daemon(0);
+    cluster.boot(0);
+    cluster.engines[0].as_mut().unwrap().restore_admin(&saved);
+    cluster.run(Duration::from_secs(3));
+    cluster.admin(1, AdminCommand::Maintenance(true));
+    cluster.run(Duration::from_secs(3));
+    cluster.admin(0, AdminCommand::Maintenance(false));
+    cluster.run(Duration::from_secs(3));
+    for node in 0..2 {
+        let status = cluster.engine(node).status(cluster.now);
+        assert!(
+            status.nodes.iter().all(|n| n.state != NodeState::Maintenance),
+            "node {node}: {:?}",
+            status.nodes
+        );
+    }
+}
