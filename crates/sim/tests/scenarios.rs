@@ -151,3 +151,70 @@ mod swarm {
         assert_eq!(sim.violation_count(Guarantee::S1), 0, "{}", sim.summary());
     }
 }
+
+/// Every seed that once found a bug keeps being run (STYLE.md habit 7): the cluster, the
+/// seed, and what it found. Each must now run clean.
+mod regressions {
+    use std::time::Duration;
+
+    use engine::Engine;
+    use sim::Sim;
+
+    const SEEDS: &[(&str, u64, &str)] = &[
+        (
+            "examples/active-standby.toml",
+            0,
+            "L2: a standby stayed 'arbitrator unreachable' for ever",
+        ),
+        (
+            "examples/active-standby.toml",
+            52,
+            "L1: renewals kept an expired, unreleased lease alive",
+        ),
+        (
+            "examples/active-standby.toml",
+            120,
+            "L1: two stale hand-over offers pointed at each other",
+        ),
+        ("examples/active-standby.toml", 842, "S2: a timed-out probe was taken as running"),
+        ("examples/active-standby.toml", 1208, "L1: an expired lease left the group 'starting'"),
+        (
+            "examples/active-standby.toml",
+            1931,
+            "L1: a restarted daemon's command lost to an older one",
+        ),
+        (
+            "examples/active-standby.toml",
+            1,
+            "S2: an earlier monitor failure ignored during a restart",
+        ),
+        ("examples/mutual-backup.toml", 183, "C: failback timer left in the past (busy loop)"),
+        (
+            "examples/mutual-backup.toml",
+            440,
+            "S2: after maintenance, resources probed down kept as up",
+        ),
+        ("examples/loopback.toml", 180, "C: failback timer left in the past (busy loop)"),
+        ("examples/loopback.toml", 260, "L1/L2: an admin write that changed nothing never left"),
+        ("examples/reference.toml", 80, "C: failback timer left in the past (busy loop)"),
+        ("three-node", 19, "C: failback timer left in the past (busy loop)"),
+        ("three-node", 160, "S1: a start in flight not counted as possibly running"),
+        ("two-node", 847, "S1: a start in flight not counted as possibly running"),
+        ("two-node", 15, "S2: an earlier monitor failure ignored during a restart"),
+    ];
+
+    #[test]
+    fn seeds_that_found_bugs_run_clean() {
+        for (cluster, seed, found) in SEEDS {
+            let spec = super::load_cluster(cluster).expect("regression cluster");
+            let mut sim: Sim<Engine> = Sim::swarm(spec, *seed, Duration::from_secs(360), false);
+            let report = sim.run_to_end();
+            let total: u64 = report.counts.iter().map(|(_, n)| n).sum();
+            assert_eq!(
+                total, 0,
+                "{cluster} seed {seed} (once: {found}) violates again: {:?}\nreplay: tandem simulate --config {cluster} --seed {seed}",
+                report.violations
+            );
+        }
+    }
+}
