@@ -4,6 +4,7 @@
 //! suite (`cargo xtask test`). It is tooling only: no tandem crate may depend on it, and
 //! it must not hold product logic — it reads the catalogue, it never defines codes.
 
+pub mod bench;
 pub mod deps;
 pub mod errors_doc;
 pub mod suite;

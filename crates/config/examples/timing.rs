@@ -3,8 +3,11 @@
 //! configuration crate promises to keep well under 100 ms in a release build:
 //!
 //! ```text
-//! cargo run --release -p config --example timing [GROUPS]
+//! cargo run --release -p config --example timing [GROUPS] [--emit PATH]
 //! ```
+//!
+//! `--emit PATH` also writes the generated file (`cargo xtask bench` times `tandem
+//! validate` on it).
 //!
 //! A measurement tool only: it asserts nothing about time (machines differ), it checks
 //! only that the file is valid and complete.
@@ -42,25 +45,28 @@ fn generated(groups: usize) -> String {
 }
 
 fn main() {
-    let groups: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let groups: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let text = generated(groups);
-    let runs = 10;
-    let mut best = f64::MAX;
-    let mut total = 0.0;
+    if let Some(path) = args.iter().position(|a| a == "--emit").and_then(|i| args.get(i + 1)) {
+        std::fs::write(path, &text).expect("write the generated file");
+    }
+    let runs = 30;
+    let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
         let (config, warnings) =
             config::parse(&text, "big.toml").expect("the generated file is valid");
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
         assert!(warnings.is_empty());
         assert_eq!(config.cluster.groups.len(), groups);
-        best = best.min(ms);
-        total += ms;
     }
+    times.sort_by(f64::total_cmp);
+    let p99 = times[((times.len() - 1) as f64 * 0.99).round() as usize];
     println!(
-        "{groups} groups x 10 resources ({} KiB, {} lines): best {best:.1} ms, mean {:.1} ms over {runs} runs",
+        "config::parse of {groups} groups x 10 resources ({} KiB, {} lines): median {:.1} ms, p99 {p99:.1} ms over {runs} runs",
         text.len() / 1024,
         text.lines().count(),
-        total / f64::from(runs)
+        times[times.len() / 2],
     );
 }
