@@ -135,6 +135,10 @@ pub struct Checkers {
     /// [node * groups + group]: the S2 view, bit r set from a start until a stop or a
     /// wipe of the node (a crash does not clear it: the engine has not seen it yet).
     started: Vec<u64>,
+    /// [node * groups + group]: resources the engine learnt were down (a probe or
+    /// monitor) while it had not stopped them. A start already in flight when an earlier
+    /// resource is found down cannot be recalled; its completion is not an S2 fault.
+    seen_down: Vec<u64>,
     violations: Vec<Violation>,
     counts: [u64; 7],
 }
@@ -167,6 +171,7 @@ impl Checkers {
             position,
             running: vec![0; nodes * groups],
             started: vec![0; nodes * groups],
+            seen_down: vec![0; nodes * groups],
             violations: Vec::new(),
             counts: [0; 7],
         }
@@ -229,12 +234,22 @@ impl Checkers {
                 }
                 self.running[slot] |= bit;
                 self.check_one_owner(at_ns, node, group, resource);
-                self.check_predecessors(at_ns, node, group, resource, "finished starting");
+                let tolerated = self.seen_down[slot];
+                self.check_predecessors(
+                    at_ns,
+                    node,
+                    group,
+                    resource,
+                    "finished starting",
+                    tolerated,
+                );
                 self.started[slot] |= bit;
+                self.seen_down[slot] &= !bit;
             }
             Change::Stopped => {
                 self.running[slot] &= !bit;
                 self.started[slot] &= !bit;
+                self.seen_down[slot] &= !bit;
             }
             Change::Crashed => {
                 self.running[slot] &= !bit;
@@ -251,6 +266,7 @@ impl Checkers {
             self.running[slot] = 0;
             if engine_lost {
                 self.started[slot] = 0;
+                self.seen_down[slot] = 0;
             }
         }
     }
@@ -260,6 +276,9 @@ impl Checkers {
     pub fn seen_not_running(&mut self, node: NodeId, group: GroupId, resource: ResourceId) {
         let slot = self.slot(node, group);
         if self.running[slot] & (1 << resource.0) == 0 {
+            if self.started[slot] & (1 << resource.0) != 0 {
+                self.seen_down[slot] |= 1 << resource.0;
+            }
             self.started[slot] &= !(1 << resource.0);
         }
     }
@@ -299,11 +318,12 @@ impl Checkers {
         group: GroupId,
         resource: ResourceId,
         moment: &str,
+        tolerated: u64,
     ) {
         let Some(pos) = self.position[group.0 as usize][usize::from(resource.0)] else {
             return;
         };
-        let started = self.started[self.slot(node, group)];
+        let started = self.started[self.slot(node, group)] | tolerated;
         let missing: Vec<ResourceId> = self.order[group.0 as usize][..pos]
             .iter()
             .copied()
@@ -379,7 +399,7 @@ impl Checkers {
         context: StartContext,
     ) {
         if self.check_not_monitor_only(at_ns, node, group, resource, "started") {
-            self.check_predecessors(at_ns, node, group, resource, "asked to start");
+            self.check_predecessors(at_ns, node, group, resource, "asked to start", 0);
             self.check_successors(at_ns, node, group, resource, "asked to start");
         }
         let what = self.what(group, resource);
@@ -609,6 +629,24 @@ mod tests {
         c.seen_not_running(ALPHA, DB, POSTGRES);
         c.stop_issued(4, ALPHA, DB, VIP);
         assert_eq!(c.total(), 1);
+    }
+
+    #[test]
+    fn s2_a_start_in_flight_when_an_earlier_resource_is_found_down() {
+        let mut c = checkers();
+        for r in [DATA, VIP] {
+            c.resource_changed(1, ALPHA, DB, r, Change::Started);
+        }
+        c.start_issued(2, ALPHA, DB, POSTGRES, ok_context(100));
+        // vip crashes and a monitor says so while postgres is starting: the start
+        // cannot be recalled, so its completion is in order...
+        c.resource_changed(3, ALPHA, DB, VIP, Change::Crashed);
+        c.seen_not_running(ALPHA, DB, VIP);
+        c.resource_changed(4, ALPHA, DB, POSTGRES, Change::Started);
+        assert_eq!(c.total(), 0);
+        // ...but a new start of postgres before vip is up again is not.
+        c.start_issued(5, ALPHA, DB, POSTGRES, ok_context(100));
+        assert_eq!(codes(&c), [Guarantee::S2]);
     }
 
     #[test]

@@ -201,6 +201,16 @@ mod regressions {
         ("three-node", 160, "S1: a start in flight not counted as possibly running"),
         ("two-node", 847, "S1: a start in flight not counted as possibly running"),
         ("two-node", 15, "S2: an earlier monitor failure ignored during a restart"),
+        (
+            "crates/sim/tests/witness-active-standby.toml",
+            6,
+            "S4: a group stopping for safety was reported locked",
+        ),
+        (
+            "crates/sim/tests/witness-active-standby.toml",
+            784,
+            "S2 checker: a start in flight when an earlier resource is found down",
+        ),
     ];
 
     #[test]

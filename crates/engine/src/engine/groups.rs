@@ -438,6 +438,17 @@ impl Engine {
         }
     }
 
+    /// The group's state on `node` as this node knows it.
+    fn group_state_on(&self, node: NodeId, group: GroupId) -> GroupState {
+        if node == self.me {
+            return self.groups[group.0 as usize].state();
+        }
+        self.peers[usize::from(node.0)]
+            .live_report()
+            .and_then(|r| r.groups.get(group.0 as usize))
+            .map_or(GroupState::Stopped, |g| g.state)
+    }
+
     /// Why the group could not move away from `owner` now; `None` when some other node
     /// of the group is alive and eligible (or booting, on its way to be).
     pub(super) fn lock_reason(&self, group: GroupId, owner: NodeId) -> Option<String> {
@@ -923,7 +934,12 @@ impl Engine {
     fn track_lock(&mut self, group: GroupId) {
         let index = group.0 as usize;
         let owner = self.owner(group);
-        let reason = owner.and_then(|o| self.lock_reason(group, o));
+        // A lock holds a group where it runs; a group being stopped (planned, or for
+        // safety when its lease cannot be renewed) is not held in place.
+        let in_place = owner.is_some_and(|o| {
+            matches!(self.group_state_on(o, group), GroupState::Running | GroupState::Starting)
+        });
+        let reason = owner.filter(|_| in_place).and_then(|o| self.lock_reason(group, o));
         let was = self.groups[index].lock_reason.is_some();
         let mine = owner == Some(self.me) && self.groups[index].state() == GroupState::Running;
         match (&reason, was) {
