@@ -16,8 +16,8 @@ codes! {
     LEASE_EXPIRING = "E3105", Error, "lease cannot be renewed: stopping groups",
         cause: "This node could not renew its leases for most of lease_timeout. To keep the one-owner guarantee it stops its groups before the lease can be granted to another node.",
         fix: "Restore the path to the arbitrator (shared disk or witness). The groups are taken over by a node that can reach it.";
-    SELF_FENCE = "E3106", Error, "self-fence: resources did not stop before the lease expired",
-        cause: "This node had to give up a group (lease expiring, or a stop that failed) and its resources could not be stopped in time. It resets itself (watchdog) so that another node can safely take the group.",
+    SELF_FENCE = "E3106", Error, "self-fence: resources could not be stopped safely",
+        cause: "This node cannot prove its resources are down before another node may take them: a stop failed or timed out, or its lease expired while resources still ran. It resets itself (watchdog) so that another node can safely take the group.",
         fix: "After the reboot, read this node's journal to find the resource that did not stop and why (a hung process, a busy mount). Fix it before `tandem clear`.";
     LEASE_LOST = "E3107", Error, "lease lost to another node",
         cause: "The arbitrator reports that another node now holds a lease this node believed it held: this node's renewals stopped reaching it for longer than the lease timeout.",

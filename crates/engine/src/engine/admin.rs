@@ -196,7 +196,7 @@ impl Engine {
             }
             Some(to) => match self.node_ineligible(to, group) {
                 Ok(()) => to,
-                Err(why) => return refuse(self, format!("{} is {why}", self.name(to))),
+                Err(why) => return refuse(self, format!("{}: {why}", self.name(to))),
             },
             None => match gspec
                 .nodes

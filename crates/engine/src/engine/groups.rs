@@ -43,6 +43,9 @@ pub struct Group {
     pub(super) order: Vec<ResourceId>,
     /// Resource id -> position in `order`.
     pos_of: Vec<usize>,
+    /// By position in `order`: a monitor-only resource (`nic`), never started or stopped,
+    /// so never "running" for probes and restarts.
+    monitor_only: Vec<bool>,
     pub(super) lease: GroupLease,
     /// The lease expired here without being released: the arbitrator must be told, or
     /// the renewals of our host lease would keep it ours. Nothing is acquired meanwhile.
@@ -72,6 +75,8 @@ pub struct Group {
     /// State last announced by an event (running/stopped).
     announced: GroupState,
     pub(super) locked_since: Option<Instant>,
+    /// This node announced the current lock (W4109) and owes its end (I4110).
+    lock_announced: bool,
     pub(super) lock_reason: Option<String>,
     failback: Option<(NodeId, Instant)>,
     pub(super) clear_seen: u64,
@@ -112,9 +117,11 @@ impl Group {
         for (pos, r) in order.iter().enumerate() {
             pos_of[usize::from(r.0)] = pos;
         }
+        let monitor_only = order.iter().map(|r| spec.resource(*r).kind.is_monitor_only()).collect();
         Group {
             order,
             pos_of,
+            monitor_only,
             lease: GroupLease::None,
             release_owed: false,
             owed_release: None,
@@ -139,6 +146,7 @@ impl Group {
             failed: false,
             announced: GroupState::Stopped,
             locked_since: None,
+            lock_announced: false,
             lock_reason: None,
             failback: None,
             clear_seen: 0,
@@ -196,7 +204,7 @@ impl Group {
 
     /// The first position before `top` not confirmed running by its probe.
     fn first_unconfirmed(&self, top: usize) -> Option<usize> {
-        (0..top).find(|pos| self.probed_at(*pos) != Probed::Running)
+        (0..top).find(|pos| !self.monitor_only[*pos] && self.probed_at(*pos) != Probed::Running)
     }
 
     /// Forget a pending restart in place.
@@ -477,18 +485,26 @@ impl Engine {
     fn designated(&self, group: GroupId) -> Option<NodeId> {
         let spec = self.gspec(group);
         let own = &self.groups[group.0 as usize];
-        let mut handoffs = Vec::new();
+        // Hand-over offers (from, to) of stopped nodes. An offer to a node that has
+        // since made an offer of its own is stale: that node took the group and passed
+        // it on.
+        let mut offers: Vec<(NodeId, NodeId)> = Vec::new();
         if own.state() == GroupState::Stopped {
-            handoffs.extend(own.handoff_to);
+            offers.extend(own.handoff_to.map(|to| (self.me, to)));
         }
-        for peer in &self.peers {
+        for (index, peer) in self.peers.iter().enumerate() {
             if let Some(g) = peer.live_report().and_then(|r| r.groups.get(group.0 as usize)) {
                 if g.state == GroupState::Stopped {
-                    handoffs.extend(g.handoff_to);
+                    offers.extend(g.handoff_to.map(|to| (NodeId(index as u16), to)));
                 }
             }
         }
-        if let Some(target) = handoffs.into_iter().find(|t| self.eligible(*t, group)) {
+        let current = offers
+            .iter()
+            .map(|(_, to)| *to)
+            .filter(|to| !offers.iter().any(|(from, _)| from == to))
+            .find(|to| self.eligible(*to, group));
+        if let Some(target) = current {
             return Some(target);
         }
         if let Some(request) = self.admin.switchover[group.0 as usize].value {
@@ -571,6 +587,11 @@ impl Engine {
         if let Some(peer) = self.active_peer(group) {
             self.groups[index].last_owner = Some(peer);
             self.groups[index].announced_no_node = false;
+            if self.groups[index].handoff_to == Some(peer) {
+                // The hand-over is done: the offer must not outlive it.
+                self.groups[index].handoff_to = None;
+                self.groups[index].handoff_until = None;
+            }
             return;
         }
         if self.groups[index].retry_at.is_some_and(|t| self.now < t) {
@@ -645,7 +666,7 @@ impl Engine {
         let mut switchover_target = None;
         let mut reason = None;
         if let Some(why) = self.local_ineligible(group) {
-            reason = Some((format!("this node is {}", why.as_str()), why == Ineligible::Failures));
+            reason = Some((format!("{} on this node", why.as_str()), why == Ineligible::Failures));
         } else if let Some(request) = self.admin.switchover[index].value {
             if request.from == self.me && request.to != Some(self.me) {
                 switchover_target = Some(request.to);
@@ -941,25 +962,30 @@ impl Engine {
         });
         let reason = owner.filter(|_| in_place).and_then(|o| self.lock_reason(group, o));
         let was = self.groups[index].lock_reason.is_some();
-        let mine = owner == Some(self.me) && self.groups[index].state() == GroupState::Running;
         match (&reason, was) {
-            (Some(why), false) => {
-                self.groups[index].locked_since = Some(self.now);
-                if mine {
-                    let name = self.group_name(group).to_string();
-                    self.event(
-                        &catalogue::GROUP_LOCKED,
-                        Some(group),
-                        None,
-                        Some(format!("group {name}")),
-                        format!("{name} migration-locked: {why}"),
-                    );
-                }
+            (Some(_), false) => self.groups[index].locked_since = Some(self.now),
+            (None, true) => self.groups[index].locked_since = None,
+            _ => {}
+        }
+        // The owner announces a lock while it runs the group, whenever the lock began
+        // (also when it became the owner of an already locked group by a takeover), and
+        // the end of every lock it announced.
+        let mine = owner == Some(self.me) && self.groups[index].state() == GroupState::Running;
+        let name = self.group_name(group).to_string();
+        match (&reason, self.groups[index].lock_announced) {
+            (Some(why), false) if mine => {
+                self.groups[index].lock_announced = true;
+                self.event(
+                    &catalogue::GROUP_LOCKED,
+                    Some(group),
+                    None,
+                    Some(format!("group {name}")),
+                    format!("{name} migration-locked: {why}"),
+                );
             }
             (None, true) => {
-                self.groups[index].locked_since = None;
-                if mine {
-                    let name = self.group_name(group).to_string();
+                self.groups[index].lock_announced = false;
+                if owner == Some(self.me) {
                     self.event(
                         &catalogue::GROUP_UNLOCKED,
                         Some(group),
@@ -1057,12 +1083,17 @@ impl Engine {
         let index = group.0 as usize;
         let runtime = &self.groups[index];
         let maybe: Vec<usize> = (0..runtime.len())
-            .filter(|pos| runtime.probed_at(*pos) != Probed::NotRunning)
+            .filter(|pos| {
+                !runtime.monitor_only[*pos] && runtime.probed_at(*pos) != Probed::NotRunning
+            })
             .collect();
         let Some(&last) = maybe.last() else {
             if runtime.lease.is_held() && runtime.goal > 0 && runtime.started > 0 {
                 // Stopped behind our back during maintenance: stop what we had started
                 // (each stop of a stopped resource is harmless), then start again.
+                let first = runtime.order
+                    [(0..runtime.len()).find(|p| !runtime.monitor_only[*p]).unwrap_or(0)];
+                self.announce_probe_restart(group, first);
                 let runtime = &mut self.groups[index];
                 runtime.goal = 0;
                 runtime.then_goal = Some(runtime.len());
@@ -1076,6 +1107,11 @@ impl Engine {
         // order); the restart begins at the first resource the probes did not confirm.
         runtime.started = runtime.started.max(top);
         let first_gap = runtime.first_unconfirmed(runtime.started);
+        if let (true, Some(gap)) = (runtime.lease.is_held(), first_gap) {
+            let resource = runtime.order[gap];
+            self.announce_probe_restart(group, resource);
+        }
+        let runtime = &mut self.groups[index];
         if runtime.lease.is_held() {
             runtime.goal = n;
             if let Some(gap) = first_gap {
@@ -1088,6 +1124,21 @@ impl Engine {
             let id = self.group_lease_request(group, crate::io::LeaseRequest::Acquire(group));
             self.groups[index].lease = GroupLease::Acquiring(id);
         }
+    }
+
+    /// Probes found resources of a group this node runs not running (they stopped while
+    /// tandem was not acting on them): say so before restarting them. Not counted as a
+    /// failure: the operator may have stopped them during maintenance.
+    fn announce_probe_restart(&mut self, group: GroupId, resource: ResourceId) {
+        let gname = self.group_name(group).to_string();
+        let rname = self.gspec(group).resource(resource).name.clone();
+        self.event(
+            &catalogue::RESOURCE_FAILED,
+            Some(group),
+            Some(resource),
+            Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
+            format!("{gname}/{rname} found not running by its probe: restarting from it"),
+        );
     }
 
     fn on_nic(&mut self, group: GroupId, resource: ResourceId, up: bool) {
@@ -1401,13 +1452,14 @@ impl Engine {
                         runtime.then_goal = Some(n);
                     }
                     let found = runtime.probed.iter().filter(|p| **p == Probed::Running).count();
+                    let managed = runtime.monitor_only.iter().filter(|m| !**m).count();
                     let gap_resource = first_gap.map(|gap| runtime.order[gap]);
                     let text = match gap_resource {
-                        None => format!("{name}: all {n} resources found running; kept"),
+                        None => format!("{name}: all {managed} resources found running; kept"),
                         Some(resource) => {
                             let from = &self.gspec(group).resource(resource).name;
                             format!(
-                                "{name}: {found} of {n} resources found running; kept, restarting from {from}"
+                                "{name}: {found} of {managed} resources found running; kept, restarting from {from}"
                             )
                         }
                     };
@@ -1542,9 +1594,14 @@ impl Engine {
                 );
             }
             _ => {
+                // Nothing runs here any more: report the group stopped (so that its next
+                // node starts waiting out the lease now, not when it expires here) and
+                // owe the release, retried until the arbitrator answers.
                 let retry = self.timing().lease_renew_interval();
-                self.groups[index].lease = GroupLease::Held;
-                self.groups[index].retry_at = Some(self.now + retry);
+                let runtime = &mut self.groups[index];
+                runtime.lease = GroupLease::None;
+                runtime.release_owed = true;
+                runtime.retry_at = Some(self.now + retry);
             }
         }
     }
