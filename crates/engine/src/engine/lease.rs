@@ -115,7 +115,14 @@ impl Engine {
         }
         match result {
             LeaseResult::Granted { since } => {
-                self.extend_lease(since);
+                // A renewal covers the groups held; holding none, it proves only that
+                // the arbitrator is reachable.
+                if self.holds_any() {
+                    self.extend_lease(since);
+                } else if self.lease.unavailable {
+                    self.lease.unavailable = false;
+                    self.touch_all();
+                }
                 self.lease.renew_failing = false;
             }
             LeaseResult::Lost { groups } => {
@@ -296,10 +303,18 @@ impl Engine {
 
     /// Keep the fence guard armed with the lease expiry while anything may run.
     pub(super) fn update_fence(&mut self) {
-        // Nothing may run past the lease. Resources found running without a lease are
-        // being stopped by this engine; the guard covers only what a lease protects.
-        let wanted =
-            if self.anything_started() || self.holds_any() { self.lease.valid_until } else { None };
+        // Nothing may run past the lease. While resources of a group may run here
+        // without its lease (a restarted daemon found them running and asks for the
+        // lease), the guard is left exactly as it is: the one its predecessor armed
+        // holds the old lease's expiry, the only bound this node knows for them. It is
+        // disarmed only when nothing runs.
+        let may_run = self.anything_started() || self.holds_any();
+        let unleased = self.groups.iter().any(|g| g.may_run() && !g.lease.is_held());
+        let wanted = match (may_run, unleased, self.lease.valid_until) {
+            (false, _, _) => None,
+            (true, false, Some(until)) => Some(until),
+            (true, _, _) => return,
+        };
         if wanted != self.fence_armed {
             self.fence_armed = wanted;
             self.push(Output::ArmFence { deadline: wanted });
