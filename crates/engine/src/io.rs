@@ -44,9 +44,12 @@ pub enum Output {
     Operation { id: OpId, group: GroupId, resource: ResourceId, op: OpKind, timeout: Duration },
     /// Ask the arbitrator; answer with [`Input::Lease`] with the same id.
     Lease { id: OpId, request: LeaseRequest },
-    /// Arm (or re-arm) the fence guard: if the engine has not re-armed it by `deadline`
-    /// (local clock), something outside the daemon must stop every resource of the node
-    /// at once (the daemon died). `None` disarms it: the node holds no lease.
+    /// Arm (or re-arm) the fence guard, something that outlives the daemon: if the
+    /// daemon that armed it dies, the guard stops every resource of the node at
+    /// `deadline` (local clock; at once if the daemon dies later). While that daemon
+    /// lives the engine enforces the deadline itself (E3105, E3106). A new daemon's
+    /// engine leaves a predecessor's guard as it is until it holds the lease of every
+    /// group that may run here. `None` disarms it: nothing runs.
     ArmFence { deadline: Option<Instant> },
     /// Reset this node now (watchdog): its resources could not be stopped before its
     /// lease expires. The shell must not return to normal work after this.

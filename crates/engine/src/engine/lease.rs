@@ -304,12 +304,16 @@ impl Engine {
     /// Keep the fence guard armed with the lease expiry while anything may run.
     pub(super) fn update_fence(&mut self) {
         // Nothing may run past the lease. While resources of a group may run here
-        // without its lease (a restarted daemon found them running and asks for the
+        // (started, or not yet probed) without its lease (a restarted daemon found them running and asks for the
         // lease), the guard is left exactly as it is: the one its predecessor armed
         // holds the old lease's expiry, the only bound this node knows for them. It is
         // disarmed only when nothing runs.
         let may_run = self.anything_started() || self.holds_any();
-        let unleased = self.groups.iter().any(|g| g.may_run() && !g.lease.is_held());
+        // A group whose probes are still out may run too: nobody knows yet.
+        let unleased = self
+            .groups
+            .iter()
+            .any(|g| (g.may_run() || g.probes_pending() > 0) && !g.lease.is_held());
         let wanted = match (may_run, unleased, self.lease.valid_until) {
             (false, _, _) => None,
             (true, false, Some(until)) => Some(until),
