@@ -6,8 +6,8 @@
 //! Code map:
 //! - [`sim`]: the event loop, the scripted API and the swarm runner;
 //! - [`check`]: the checkers (S1-S4, L1, L2), fed with ground truth;
-//! - [`arbiter`]: the lease protocols (disk, witness) as pure state machines, reusable by
-//!   the daemon;
+//! - the lease protocols (disk, witness) are pure state machines in the `arbiter` crate;
+//!   their randomized safety checks run here (`protocol_checks`);
 //! - [`net`], [`shared_disk`], [`agents`], [`clock`]: the simulated world;
 //! - [`faults`]: the per-seed swarm fault plan;
 //! - [`scenario`]: the `.scn` scenario-file format and runner;
@@ -20,7 +20,6 @@
 //! the ground truth.
 
 pub mod agents;
-pub mod arbiter;
 pub mod check;
 pub mod clock;
 pub mod cluster;
@@ -32,6 +31,9 @@ pub mod scenario;
 pub mod shared_disk;
 pub mod sim;
 pub mod trace;
+
+#[cfg(test)]
+mod protocol_checks;
 
 pub use check::{Guarantee, Violation};
 pub use sim::{liveness_bound, Options, RunReport, Sim};

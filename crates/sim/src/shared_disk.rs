@@ -10,7 +10,7 @@
 use engine::{GroupId, Heartbeat, NodeId};
 use rand_chacha::ChaCha8Rng;
 
-use crate::arbiter::disk::{Block, Record};
+use arbiter::disk::{Block, Record};
 use crate::net::{between, chance};
 
 /// Heartbeat writes one slot may have in flight (the engine writes one per interval,

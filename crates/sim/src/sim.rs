@@ -33,10 +33,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::agents::{AgentParams, Agents, Forced, Plan};
-use crate::arbiter::disk::{
+use arbiter::disk::{
     ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoOp, IoResult, Record,
 };
-use crate::arbiter::witness::{
+use arbiter::witness::{
     WitnessClient, WitnessClientOutput, WitnessReply, WitnessRequest, WitnessServer,
 };
 use crate::check::{Change, Checkers, Guarantee, HolderTruth, StartContext, Violation};
