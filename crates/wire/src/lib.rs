@@ -1,0 +1,39 @@
+//! tandem's heartbeat packet format: one authenticated, versioned frame per UDP datagram
+//! or shared-disk slot, carrying an [`engine::Heartbeat`].
+//!
+//! Frame layout (all integers little-endian):
+//!
+//! | offset | bytes | field                                                      |
+//! |-------:|------:|------------------------------------------------------------|
+//! |      0 |     4 | magic `TNDM` ([`MAGIC`])                                   |
+//! |      4 |     2 | format version ([`VERSION`])                               |
+//! |      6 |     8 | cluster id: hash of the cluster name ([`ClusterId`])       |
+//! |     14 |     2 | sender node id                                             |
+//! |     16 |     8 | sender incarnation                                         |
+//! |     24 |     8 | sequence (per sender incarnation)                          |
+//! |     32 |     4 | payload length *n*                                         |
+//! |     36 |   *n* | payload: postcard of the sent time, echo and report        |
+//! | 36 + n |    32 | HMAC-SHA256 tag over bytes `0 .. 36 + n`, cluster key      |
+//!
+//! Limits: a whole frame is at most [`PACKET_BYTES_MAX`] bytes (the largest UDP payload
+//! over IPv4); a report carries at most `engine::GROUPS_MAX` groups, `NODES_MAX` drain
+//! registers and `NODES_MAX * LINKS_MAX` link entries. The payload is laid out so that
+//! a report of 10,000 groups in ordinary states fits (one byte per group, sparse lists
+//! for hand-overs and administrative registers ever written).
+//!
+//! This crate owns the format, the key and the receiving checks ([`Receiver`]: tag,
+//! cluster, version, replay window, with a counter per rejection reason). It must not do
+//! I/O (it works on byte slices; the one exception is [`Key::from_file`]), read a clock,
+//! or decide anything about the heartbeat's contents: that is the engine's job.
+
+mod frame;
+mod key;
+mod payload;
+mod receiver;
+
+pub use frame::{
+    decode, encode, ClusterId, EncodeError, Header, HEADER_BYTES, MAGIC, PACKET_BYTES_MAX,
+    TAG_BYTES, VERSION,
+};
+pub use key::{Key, KeyError, KEY_BYTES};
+pub use receiver::{Counters, Receiver, Reject, REPLAY_WINDOW};

@@ -1,0 +1,482 @@
+//! The receiving side of one link: [`Receiver::receive`] authenticates and decodes a
+//! frame, then drops replays (per sender: the newest incarnation and a window of the
+//! last [`REPLAY_WINDOW`] sequences), and counts every rejection by [`Reject`] reason in
+//! [`Counters`] (the daemon exports them as metrics).
+//!
+//! It owns the replay state; it must not panic on any input, read a clock or do I/O.
+//! Its memory is bounded: one window per possible sender (`engine::NODES_MAX`).
+
+use engine::{Heartbeat, NODES_MAX};
+
+use crate::frame::{decode, ClusterId};
+use crate::key::Key;
+
+/// How many recent sequences per sender are remembered; older ones are dropped.
+pub const REPLAY_WINDOW: u64 = 64;
+
+/// Why a frame was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// It does not start with `TNDM`.
+    BadMagic,
+    /// A format version this build does not read.
+    UnknownVersion,
+    /// A frame of another cluster (another cluster name).
+    OtherCluster,
+    /// Shorter than a header and tag, or than its payload length says.
+    Truncated,
+    /// Over `PACKET_BYTES_MAX`, or longer than its payload length says.
+    Oversized,
+    /// The tag does not match: forged, corrupted, or another key.
+    BadTag,
+    /// The sender restarted since (a newer incarnation was seen).
+    StaleIncarnation,
+    /// This sequence was already accepted.
+    Replayed,
+    /// The sequence is older than the replay window.
+    TooOld,
+    /// Authentic but undecodable: unknown values, indexes or counts out of range.
+    Malformed,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 10] = [
+        Reject::BadMagic,
+        Reject::UnknownVersion,
+        Reject::OtherCluster,
+        Reject::Truncated,
+        Reject::Oversized,
+        Reject::BadTag,
+        Reject::StaleIncarnation,
+        Reject::Replayed,
+        Reject::TooOld,
+        Reject::Malformed,
+    ];
+
+    /// A stable name, for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::BadMagic => "bad_magic",
+            Reject::UnknownVersion => "unknown_version",
+            Reject::OtherCluster => "other_cluster",
+            Reject::Truncated => "truncated",
+            Reject::Oversized => "oversized",
+            Reject::BadTag => "bad_tag",
+            Reject::StaleIncarnation => "stale_incarnation",
+            Reject::Replayed => "replayed",
+            Reject::TooOld => "too_old",
+            Reject::Malformed => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Accepted frames and drops by reason, since the receiver was made.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub accepted: u64,
+    rejected: [u64; Reject::ALL.len()],
+}
+
+impl Counters {
+    /// How many frames were dropped for `reason`.
+    pub fn rejected(&self, reason: Reject) -> u64 {
+        self.rejected[reason as usize]
+    }
+    /// Every reason with its count, in [`Reject::ALL`] order.
+    pub fn by_reason(&self) -> impl Iterator<Item = (Reject, u64)> + '_ {
+        Reject::ALL.iter().map(|&r| (r, self.rejected(r)))
+    }
+}
+
+/// Replay state of one sender.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    incarnation: u64,
+    newest: u64,
+    /// Bit `i`: sequence `newest - i` was accepted.
+    seen: u64,
+}
+
+/// Authenticates, decodes and de-duplicates the frames of one link.
+#[derive(Debug)]
+pub struct Receiver {
+    key: Key,
+    cluster: ClusterId,
+    senders: [Option<Window>; NODES_MAX],
+    counters: Counters,
+}
+
+impl Receiver {
+    pub fn new(key: Key, cluster: ClusterId) -> Receiver {
+        Receiver { key, cluster, senders: [None; NODES_MAX], counters: Counters::default() }
+    }
+
+    /// The heartbeat in `bytes`, or why it was dropped (and counted).
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Heartbeat, Reject> {
+        let result = decode(&self.key, self.cluster, bytes)
+            .and_then(|heartbeat| self.admit(&heartbeat).map(|()| heartbeat));
+        match &result {
+            Ok(_) => self.counters.accepted += 1,
+            Err(reason) => self.counters.rejected[*reason as usize] += 1,
+        }
+        result
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Records `heartbeat` in its sender's window unless it is stale or seen.
+    fn admit(&mut self, heartbeat: &Heartbeat) -> Result<(), Reject> {
+        // `decode` refuses senders at or over NODES_MAX.
+        let slot = self.senders.get_mut(usize::from(heartbeat.from.0)).ok_or(Reject::Malformed)?;
+        let (incarnation, sequence) = (heartbeat.incarnation, heartbeat.sequence);
+        let fresh = Window { incarnation, newest: sequence, seen: 1 };
+        let Some(window) = slot else {
+            *slot = Some(fresh);
+            return Ok(());
+        };
+        if incarnation < window.incarnation {
+            return Err(Reject::StaleIncarnation);
+        }
+        if incarnation > window.incarnation {
+            *window = fresh;
+            return Ok(());
+        }
+        if sequence > window.newest {
+            let shift = sequence - window.newest;
+            window.seen = if shift >= REPLAY_WINDOW { 1 } else { window.seen << shift | 1 };
+            window.newest = sequence;
+            return Ok(());
+        }
+        let age = window.newest - sequence;
+        if age >= REPLAY_WINDOW {
+            return Err(Reject::TooOld);
+        }
+        if window.seen & 1 << age != 0 {
+            return Err(Reject::Replayed);
+        }
+        window.seen |= 1 << age;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use engine::{
+        ClearRequest, Echo, GroupState, Ineligible, Instant, LinkId, Lww, NodeId, NodeReport,
+        Stamp, SwitchoverRequest,
+    };
+    use hmac::{Hmac, Mac};
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use sha2::Sha256;
+
+    use super::*;
+    use crate::frame::{encode, HEADER_BYTES, PACKET_BYTES_MAX, TAG_BYTES};
+    use crate::payload::tests::{report, simple_report};
+
+    fn key() -> Key {
+        Key::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3))
+    }
+    fn cluster() -> ClusterId {
+        ClusterId::from_name("prod")
+    }
+    fn receiver() -> Receiver {
+        Receiver::new(key(), cluster())
+    }
+
+    fn heartbeat(from: u16, incarnation: u64, sequence: u64, report: NodeReport) -> Heartbeat {
+        Heartbeat {
+            from: NodeId(from),
+            incarnation,
+            sequence,
+            sent_at: Instant::from_nanos(1_234_567_890),
+            echo: Some(Echo { sent_at: Instant::from_nanos(99), held: Duration::from_micros(70) }),
+            report: Arc::new(report),
+        }
+    }
+
+    /// A realistic report of `groups` groups: mixed states, a few hand-overs, drains,
+    /// switch-overs and clears written.
+    fn realistic(groups: usize) -> NodeReport {
+        let mut report = simple_report(groups);
+        report.links_up = vec![(LinkId(0), NodeId(1)), (LinkId(1), NodeId(1))];
+        report.admin.drained = vec![Lww::default(); 2];
+        report.admin.drained[1] = Lww { value: true, stamp: Stamp { lamport: 812, writer: 1 } };
+        for (i, group) in report.groups.iter_mut().enumerate() {
+            group.state = [GroupState::Running, GroupState::Stopped][i % 2];
+            group.holds_lease = i % 2 == 0;
+            group.ineligible = (i % 7 == 0).then_some(Ineligible::NicDown);
+            group.handoff_to = (i % 97 == 0).then_some(NodeId(1));
+        }
+        for i in (0..groups).step_by(10) {
+            report.admin.clear[i] = Lww {
+                value: ClearRequest { sequence: 3, resource: Some(engine::ResourceId(2)) },
+                stamp: Stamp { lamport: 70_000 + i as u64, writer: 2 },
+            };
+        }
+        for i in (0..groups).step_by(50) {
+            report.admin.switchover[i] = Lww {
+                value: Some(SwitchoverRequest { from: NodeId(0), to: Some(NodeId(1)) }),
+                stamp: Stamp { lamport: 90_000 + i as u64, writer: 1 },
+            };
+        }
+        report
+    }
+
+    fn frame(from: u16, incarnation: u64, sequence: u64) -> Vec<u8> {
+        encode(&key(), cluster(), &heartbeat(from, incarnation, sequence, realistic(2))).unwrap()
+    }
+
+    /// Recomputes the tag of a frame changed on purpose, so that only the check under
+    /// test can refuse it.
+    fn resign(mut bytes: Vec<u8>) -> Vec<u8> {
+        let end = bytes.len() - TAG_BYTES;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key().as_bytes()).unwrap();
+        mac.update(&bytes[..end]);
+        bytes[end..].copy_from_slice(&mac.finalize().into_bytes());
+        bytes
+    }
+
+    fn set_payload(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut out = bytes[..HEADER_BYTES].to_vec();
+        out[32..36].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&[0; TAG_BYTES]);
+        resign(out)
+    }
+
+    fn only(receiver: &Receiver, reason: Reject, count: u64) {
+        for (r, n) in receiver.counters().by_reason() {
+            assert_eq!(n, if r == reason { count } else { 0 }, "{r}");
+        }
+    }
+
+    #[test]
+    fn a_realistic_heartbeat_round_trips_and_is_counted() {
+        let mut rx = receiver();
+        let sent = heartbeat(1, 5, 9, realistic(2));
+        let got = rx.receive(&encode(&key(), cluster(), &sent).unwrap()).unwrap();
+        assert_eq!(got, sent);
+        assert_eq!(rx.counters().accepted, 1);
+        assert!(rx.counters().by_reason().all(|(_, n)| n == 0));
+    }
+
+    #[test]
+    fn packet_sizes() {
+        let size = |groups| {
+            encode(&key(), cluster(), &heartbeat(1, 5, 9, realistic(groups))).unwrap().len()
+        };
+        let (two, thousand, ten_thousand) = (size(2), size(1_000), size(10_000));
+        eprintln!("2 groups: {two} B, 1,000 groups: {thousand} B, 10,000: {ten_thousand} B");
+        assert!(two < 200, "{two}");
+        assert!(thousand < 4_000, "{thousand}");
+        assert!(ten_thousand <= PACKET_BYTES_MAX, "{ten_thousand}");
+        let mut rx = receiver();
+        let big = heartbeat(0, 1, 1, realistic(10_000));
+        assert_eq!(rx.receive(&encode(&key(), cluster(), &big).unwrap()).unwrap(), big);
+    }
+
+    #[test]
+    fn a_report_too_large_is_refused_when_encoding() {
+        let mut report = simple_report(10_000);
+        for (i, clear) in report.admin.clear.iter_mut().enumerate() {
+            *clear = Lww {
+                value: ClearRequest { sequence: u64::MAX, resource: None },
+                stamp: Stamp { lamport: u64::MAX - i as u64, writer: 1 },
+            };
+        }
+        let err = encode(&key(), cluster(), &heartbeat(0, 1, 1, report)).unwrap_err();
+        assert!(matches!(err, crate::EncodeError::TooLarge { bytes } if bytes > PACKET_BYTES_MAX));
+    }
+
+    #[test]
+    fn bad_magic() {
+        let mut rx = receiver();
+        let mut bytes = frame(1, 1, 1);
+        bytes[0] = b'X';
+        assert_eq!(rx.receive(&resign(bytes)), Err(Reject::BadMagic));
+        only(&rx, Reject::BadMagic, 1);
+    }
+
+    #[test]
+    fn unknown_version() {
+        let mut rx = receiver();
+        let mut bytes = frame(1, 1, 1);
+        bytes[4] = 2;
+        assert_eq!(rx.receive(&resign(bytes)), Err(Reject::UnknownVersion));
+        only(&rx, Reject::UnknownVersion, 1);
+    }
+
+    #[test]
+    fn other_cluster() {
+        let mut rx = receiver();
+        let hb = heartbeat(1, 1, 1, realistic(2));
+        let bytes = encode(&key(), ClusterId::from_name("staging"), &hb).unwrap();
+        assert_ne!(ClusterId::from_name("staging"), cluster());
+        assert_eq!(rx.receive(&bytes), Err(Reject::OtherCluster));
+        only(&rx, Reject::OtherCluster, 1);
+    }
+
+    #[test]
+    fn truncated() {
+        let mut rx = receiver();
+        let bytes = frame(1, 1, 1);
+        assert_eq!(rx.receive(&bytes[..bytes.len() - 1]), Err(Reject::Truncated));
+        assert_eq!(rx.receive(&bytes[..HEADER_BYTES + TAG_BYTES - 1]), Err(Reject::Truncated));
+        assert_eq!(rx.receive(&[]), Err(Reject::Truncated));
+        only(&rx, Reject::Truncated, 3);
+    }
+
+    #[test]
+    fn oversized() {
+        let mut rx = receiver();
+        let mut bytes = frame(1, 1, 1);
+        bytes.push(0);
+        assert_eq!(rx.receive(&bytes), Err(Reject::Oversized));
+        let huge = set_payload(&frame(1, 1, 1), &vec![0; PACKET_BYTES_MAX]);
+        assert_eq!(rx.receive(&huge), Err(Reject::Oversized));
+        only(&rx, Reject::Oversized, 2);
+    }
+
+    #[test]
+    fn forged_or_foreign_key_tags() {
+        let mut rx = receiver();
+        let mut bytes = frame(1, 1, 1);
+        let middle = HEADER_BYTES + 3;
+        bytes[middle] ^= 1;
+        assert_eq!(rx.receive(&bytes), Err(Reject::BadTag));
+        let other = Key::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
+        let foreign = encode(&other, cluster(), &heartbeat(1, 1, 1, realistic(2))).unwrap();
+        assert_eq!(rx.receive(&foreign), Err(Reject::BadTag));
+        only(&rx, Reject::BadTag, 2);
+    }
+
+    #[test]
+    fn stale_incarnation() {
+        let mut rx = receiver();
+        assert!(rx.receive(&frame(1, 7, 100)).is_ok());
+        assert_eq!(rx.receive(&frame(1, 6, 101)), Err(Reject::StaleIncarnation));
+        // A new incarnation restarts the sequence.
+        assert!(rx.receive(&frame(1, 8, 1)).is_ok());
+        assert_eq!(rx.receive(&frame(1, 7, 102)), Err(Reject::StaleIncarnation));
+        only(&rx, Reject::StaleIncarnation, 2);
+        assert_eq!(rx.counters().accepted, 2);
+    }
+
+    #[test]
+    fn replayed() {
+        let mut rx = receiver();
+        let first = frame(1, 1, 10);
+        assert!(rx.receive(&first).is_ok());
+        assert_eq!(rx.receive(&first), Err(Reject::Replayed));
+        // Out of order within the window is fine, once.
+        assert!(rx.receive(&frame(1, 1, 12)).is_ok());
+        assert!(rx.receive(&frame(1, 1, 11)).is_ok());
+        assert_eq!(rx.receive(&frame(1, 1, 11)), Err(Reject::Replayed));
+        assert_eq!(rx.receive(&frame(1, 1, 12)), Err(Reject::Replayed));
+        // Senders are independent.
+        assert!(rx.receive(&frame(2, 1, 10)).is_ok());
+        only(&rx, Reject::Replayed, 3);
+    }
+
+    #[test]
+    fn too_old() {
+        let mut rx = receiver();
+        assert!(rx.receive(&frame(1, 1, 5)).is_ok());
+        assert!(rx.receive(&frame(1, 1, 5 + REPLAY_WINDOW)).is_ok());
+        assert_eq!(rx.receive(&frame(1, 1, 5)), Err(Reject::TooOld));
+        assert_eq!(rx.receive(&frame(1, 1, 6)), Ok(heartbeat(1, 1, 6, realistic(2))));
+        assert_eq!(rx.receive(&frame(1, 1, 6)), Err(Reject::Replayed));
+        // Jumping further than the window forgets everything older.
+        assert!(rx.receive(&frame(1, 1, 1_000)).is_ok());
+        assert_eq!(rx.receive(&frame(1, 1, 1_000 - REPLAY_WINDOW)), Err(Reject::TooOld));
+        assert!(rx.receive(&frame(1, 1, 1_000 - REPLAY_WINDOW + 1)).is_ok());
+        assert_eq!(rx.counters().rejected(Reject::TooOld), 2);
+    }
+
+    #[test]
+    fn malformed_payloads_and_senders() {
+        let mut rx = receiver();
+        let good = frame(1, 1, 1);
+        assert_eq!(rx.receive(&set_payload(&good, &[0xff; 9])), Err(Reject::Malformed));
+        assert_eq!(rx.receive(&set_payload(&good, &[])), Err(Reject::Malformed));
+        let mut bad_sender = good.clone();
+        bad_sender[14..16].copy_from_slice(&(NODES_MAX as u16).to_le_bytes());
+        assert_eq!(rx.receive(&resign(bad_sender)), Err(Reject::Malformed));
+        only(&rx, Reject::Malformed, 3);
+        // Nothing rejected was remembered: the good frame is still new.
+        assert!(rx.receive(&good).is_ok());
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_rejected() {
+        let bytes = frame(3, 2, 40);
+        let mut rx = receiver();
+        for len in 0..bytes.len() {
+            assert!(rx.receive(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(rx.receive(&flipped).is_err(), "bit {bit}");
+        }
+        assert_eq!(rx.counters().accepted, 0);
+        assert!(rx.receive(&bytes).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_are_rejected(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            prop_assert!(receiver().receive(&bytes).is_err());
+        }
+
+        #[test]
+        fn random_bytes_after_a_valid_header_are_rejected(
+            tail in prop::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let mut bytes = frame(1, 1, 1)[..HEADER_BYTES].to_vec();
+            bytes[32..36].copy_from_slice(&(tail.len().saturating_sub(TAG_BYTES) as u32).to_le_bytes());
+            bytes.extend_from_slice(&tail);
+            prop_assert!(receiver().receive(&bytes).is_err());
+        }
+
+        #[test]
+        fn arbitrary_heartbeats_round_trip(
+            report in report(60),
+            from in 0..NODES_MAX as u16,
+            incarnation in any::<u64>(),
+            sequence in any::<u64>(),
+        ) {
+            let sent = heartbeat(from, incarnation, sequence, report);
+            let bytes = encode(&key(), cluster(), &sent).unwrap();
+            prop_assert_eq!(receiver().receive(&bytes), Ok(sent));
+        }
+    }
+
+    #[test]
+    fn arbitrary_thousand_group_reports_round_trip() {
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 8,
+            ..Default::default()
+        });
+        runner
+            .run(&report(1_000), |report| {
+                let sent = heartbeat(2, 1, 1, report);
+                let bytes = encode(&key(), cluster(), &sent).unwrap();
+                prop_assert_eq!(receiver().receive(&bytes), Ok(sent));
+                Ok(())
+            })
+            .unwrap();
+    }
+}
