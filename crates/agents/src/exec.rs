@@ -1,0 +1,104 @@
+//! Running and supervising child processes with deadlines: spawning each in a new
+//! process group with its output appended to a log file, waiting with a deadline, and
+//! killing a whole group. It owns no policy (what an exit code means is the agents'
+//! business) and must never signal anything but a group or process it started.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// The longest sleep between two checks of a child; the first checks come sooner.
+const POLL_INTERVAL_MAX: Duration = Duration::from_millis(20);
+/// How long to wait for a SIGKILLed child to be reapable before giving up on it.
+const REAP_MARGIN: Duration = Duration::from_secs(2);
+
+/// How a command run to completion ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// Killed (with its process group) at the deadline.
+    TimedOut,
+    /// It could not be started at all.
+    SpawnFailed(String),
+}
+
+/// Opens `log` for appending (creating its directory), or `None` when that fails: a
+/// resource must not fail because its log cannot be written.
+pub(crate) fn open_log(log: &Path) -> Option<File> {
+    if let Some(dir) = log.parent() {
+        let _ = fs::create_dir_all(dir);
+    }
+    OpenOptions::new().create(true).append(true).open(log).ok()
+}
+
+/// Makes `command` run in a new process group, with no stdin and its stdout and
+/// stderr appended to `log`.
+pub(crate) fn prepare(command: &mut Command, log: &Path) {
+    command.process_group(0).stdin(Stdio::null());
+    match open_log(log) {
+        Some(file) => {
+            let copy = file.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+            command.stdout(Stdio::from(file)).stderr(copy);
+        }
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+}
+
+/// Runs `command` (already [`prepare`]d) to completion or until `timeout`; at the
+/// deadline its whole process group is killed.
+pub(crate) fn run(mut command: Command, timeout: Duration) -> Exit {
+    let deadline = Instant::now() + timeout;
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Exit::SpawnFailed(e.to_string()),
+    };
+    match wait_until(&mut child, deadline) {
+        Ok(Some(status)) => exit_of(status),
+        Ok(None) | Err(_) => {
+            kill_group(&child, Signal::SIGKILL);
+            let _ = wait_until(&mut child, Instant::now() + REAP_MARGIN);
+            Exit::TimedOut
+        }
+    }
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    match status.code() {
+        Some(code) => Exit::Code(code),
+        None => Exit::Signal(status.signal().unwrap_or(0)),
+    }
+}
+
+/// Waits for `child` to exit (reaping it) until `deadline`; `Ok(None)`: still running.
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(POLL_INTERVAL_MAX);
+    }
+}
+
+/// Sends `signal` to the process group `child` leads (every child here leads its own).
+/// A group that no longer exists is fine.
+pub(crate) fn kill_group(child: &Child, signal: Signal) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(pid), signal);
+    }
+}

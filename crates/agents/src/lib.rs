@@ -1,0 +1,159 @@
+//! tandem's resource agents: the only code in tandem that changes the host. Each
+//! resource kind is one implementation of [`Agent`] (start, stop, monitor, probe), built
+//! from the resource's `config::ResourceParams` by [`build`]. This crate decides
+//! nothing: it runs what the engine asks (through the daemon) and reports an
+//! [`engine::OpResult`]; it must not retry, restart or interpret failures.
+//!
+//! **Blocking, not async.** Every operation is a blocking call that returns within its
+//! timeout (plus a small, bounded reaping margin). The daemon runs each call in
+//! `tokio::task::spawn_blocking`. Reasons: an operation is a child process to supervise
+//! and kill, which std's `Command`/`Child` and a poll loop do simply and portably; the
+//! crate then needs no runtime, its tests need none, and a slow agent can never stall
+//! the daemon's reactor. Operations on one resource are serialised by the engine; the
+//! agents are `Send + Sync` so that the daemon may hold them in `Arc`s.
+//!
+//! **Timeouts.** Every operation takes a timeout. A script or OCF agent that has not
+//! finished by then is killed with its whole process group (every agent process runs
+//! in a new process group) and the operation answers [`OpResult::Timeout`].
+//!
+//! Kinds implemented: `process`, `script`, `lsb`, `ocf`, and `systemd` (which, for
+//! now, answers every operation with a stable failure: see [`systemd`]). Not
+//! implemented yet, by design: `filesystem`, `ip` and `nic` (they need root or network
+//! namespaces to test) and `app` (its health reports arrive through the daemon); for
+//! those [`build`] answers [`BuildError::NotImplemented`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::ResourceParams;
+use engine::{OpKind, OpResult, ResourceKind};
+
+mod exec;
+pub mod ocf;
+pub mod process;
+pub mod script;
+pub mod systemd;
+
+/// Where OCF resource agents live unless the context says otherwise.
+pub const DEFAULT_OCF_ROOT: &str = "/usr/lib/ocf";
+/// Where LSB init scripts live unless the context says otherwise.
+pub const DEFAULT_INIT_DIR: &str = "/etc/init.d";
+
+/// One resource's agent. Every call returns within `timeout` plus a bounded margin for
+/// killing and reaping a hung agent.
+pub trait Agent: Send + Sync {
+    /// Start the resource; starting a running resource is fine ([`OpResult::Ok`]).
+    fn start(&self, timeout: Duration) -> OpResult;
+    /// Stop the resource; stopping a stopped resource is fine.
+    fn stop(&self, timeout: Duration) -> OpResult;
+    /// Is the resource running? [`OpResult::Ok`] yes, [`OpResult::NotRunning`] no.
+    fn monitor(&self, timeout: Duration) -> OpResult;
+    /// A one-time check of whether the resource runs here; by default a monitor.
+    fn probe(&self, timeout: Duration) -> OpResult {
+        self.monitor(timeout)
+    }
+    /// Runs `op`: what the daemon calls for [`engine::Output::Operation`].
+    fn run(&self, op: OpKind, timeout: Duration) -> OpResult {
+        match op {
+            OpKind::Start => self.start(timeout),
+            OpKind::Stop => self.stop(timeout),
+            OpKind::Monitor => self.monitor(timeout),
+            OpKind::Probe => self.probe(timeout),
+        }
+    }
+}
+
+/// What an agent needs to know besides its resource's parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// The resource's name, unique in the cluster: `OCF_RESOURCE_INSTANCE`, and the
+    /// stem of its log file.
+    pub instance: String,
+    /// Where `<instance>.log` (the output of the resource's processes and agents) is
+    /// written; created when missing.
+    pub log_dir: PathBuf,
+    /// `OCF_ROOT`; default [`DEFAULT_OCF_ROOT`].
+    pub ocf_root: PathBuf,
+    /// Where `lsb` services' scripts are; default [`DEFAULT_INIT_DIR`].
+    pub init_dir: PathBuf,
+}
+
+impl Context {
+    /// A context with the default OCF root and init directory.
+    pub fn new(instance: impl Into<String>, log_dir: impl Into<PathBuf>) -> Context {
+        Context {
+            instance: instance.into(),
+            log_dir: log_dir.into(),
+            ocf_root: PathBuf::from(DEFAULT_OCF_ROOT),
+            init_dir: PathBuf::from(DEFAULT_INIT_DIR),
+        }
+    }
+
+    /// The file the resource's processes and agents write to.
+    pub fn log_file(&self) -> PathBuf {
+        self.log_dir.join(format!("{}.log", self.instance))
+    }
+}
+
+/// Why no agent could be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// This kind has no agent yet.
+    NotImplemented(ResourceKind),
+    /// `process`: the `user` does not exist on this host.
+    UnknownUser(String),
+    /// `process`: the `command` is empty.
+    EmptyCommand,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NotImplemented(kind) => {
+                write!(f, "resources of kind `{}` are not implemented yet", kind.as_str())
+            }
+            BuildError::UnknownUser(user) => write!(f, "no user `{user}` on this host"),
+            BuildError::EmptyCommand => write!(f, "the command is empty"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The kind of resource `params` describe.
+pub fn kind_of(params: &ResourceParams) -> ResourceKind {
+    match params {
+        ResourceParams::Filesystem(_) => ResourceKind::Filesystem,
+        ResourceParams::Ip(_) => ResourceKind::Ip,
+        ResourceParams::Nic { .. } => ResourceKind::Nic,
+        ResourceParams::Process(_) => ResourceKind::Process,
+        ResourceParams::Script { .. } => ResourceKind::Script,
+        ResourceParams::Lsb { .. } => ResourceKind::Lsb,
+        ResourceParams::Systemd { .. } => ResourceKind::Systemd,
+        ResourceParams::Ocf(_) => ResourceKind::Ocf,
+        ResourceParams::App { .. } => ResourceKind::App,
+    }
+}
+
+/// The agent for the resource described by `params`.
+pub fn build(params: &ResourceParams, context: &Context) -> Result<Box<dyn Agent>, BuildError> {
+    match params {
+        ResourceParams::Process(p) => {
+            Ok(Box::new(process::ProcessAgent::new(p, context)?) as Box<dyn Agent>)
+        }
+        ResourceParams::Script { path } => {
+            Ok(Box::new(script::ScriptAgent::new(path.value.clone(), "status", context)))
+        }
+        ResourceParams::Lsb { service } => Ok(Box::new(script::ScriptAgent::new(
+            context.init_dir.join(&service.value),
+            "status",
+            context,
+        ))),
+        ResourceParams::Ocf(p) => Ok(Box::new(ocf::OcfAgent::new(p, context))),
+        ResourceParams::Systemd { unit } => {
+            Ok(Box::new(systemd::SystemdAgent::new(unit.value.clone())))
+        }
+        other => Err(BuildError::NotImplemented(kind_of(other))),
+    }
+}

@@ -1,0 +1,418 @@
+//! The agents' conformance suite: every implemented kind (process, script, lsb, ocf
+//! with a test OCF agent, and `heartbeat:Dummy` when Debian's `resource-agents` is
+//! installed) passes the same lifecycle checks against real processes. Each case lives
+//! in its own temporary directory and kills every process it started (by process id and
+//! process group, never by name) when it ends, even on failure. The kind-specific
+//! checks (a hung start is killed; SIGTERM ignored escalates to SIGKILL; systemd's
+//! stable failure; OCF required parameters) are here too. It must not install anything.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use agents::{build, Agent, Context};
+use config::{OcfParams, ProcessParams, ResourceParams, Spanned};
+use engine::OpResult;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{getpgid, Pid};
+use tempfile::TempDir;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const DUMMY: &str = "/usr/lib/ocf/resource.d/heartbeat/Dummy";
+
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned { value, span: 0..0 }
+}
+
+/// How a case's resource is made to die behind the agent's back.
+enum Death {
+    /// SIGKILL the process whose id is in this file.
+    Kill(PathBuf),
+    /// Remove this state file (agents with no process, like Dummy).
+    Remove(PathBuf),
+}
+
+/// One resource under test, in its own directory; dropping it kills what it started.
+struct Case {
+    name: &'static str,
+    agent: Box<dyn Agent>,
+    /// Files holding ids of processes the case may have left running.
+    pid_files: Vec<PathBuf>,
+    death: Death,
+    dir: TempDir,
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        let _ = self.agent.stop(Duration::from_secs(2));
+        for file in &self.pid_files {
+            if let Some(pid) = read_pid(file) {
+                kill_everything_of(pid);
+            }
+        }
+    }
+}
+
+fn read_pid(file: &Path) -> Option<Pid> {
+    let text = fs::read_to_string(file).ok()?;
+    text.trim().parse::<i32>().ok().filter(|pid| *pid > 1).map(Pid::from_raw)
+}
+
+/// The process id in `file`, once written (a process writes it just after its start).
+fn wait_for_pid(file: &Path) -> Pid {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(pid) = read_pid(file) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no pid in {}", file.display());
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGKILLs `pid` and, unless it is ours, its process group.
+fn kill_everything_of(pid: Pid) {
+    let ours = getpgid(None).ok();
+    if let Ok(group) = getpgid(Some(pid)) {
+        if Some(group) != ours && group.as_raw() > 1 {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+}
+
+/// The live (not zombie) processes of process group `group`, from /proc.
+fn live_members(group: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+fn alive(pid: Pid) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').map(|i| &stat[i + 2..i + 3]) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+fn write_executable(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A shell resource script that runs `sleep` in the background, monitored through a
+/// pid file in `$DIR`. `status` is its status action, `not_running` that action's
+/// "not running" exit code. If `$DIR/hang` exists, start hangs.
+fn service_script(dir_line: &str, status: &str, not_running: u8) -> String {
+    format!(
+        r#"#!/bin/sh
+{dir_line}
+PIDFILE="$DIR/daemon.pid"
+running() {{
+    [ -s "$PIDFILE" ] || return 1
+    pid=$(cat "$PIDFILE")
+    [ -r "/proc/$pid/stat" ] || return 1
+    state=$(sed 's/^.*) //' "/proc/$pid/stat" | cut -c1)
+    [ "$state" != Z ]
+}}
+case "$1" in
+start)
+    echo $$ > "$DIR/start.pgid"
+    if [ -e "$DIR/hang" ]; then sleep 1000; fi
+    running && exit 0
+    sleep 1000 >/dev/null 2>&1 &
+    echo $! > "$PIDFILE"
+    exit 0 ;;
+stop)
+    if running; then
+        kill "$(cat "$PIDFILE")"
+        i=0
+        while running && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+        running && exit 1
+    fi
+    rm -f "$PIDFILE"
+    exit 0 ;;
+{status})
+    running && exit 0
+    exit {not_running} ;;
+meta-data)
+    cat <<'END'
+<?xml version="1.0"?>
+<resource-agent name="sleeper" version="1">
+<parameters>
+<parameter name="state" required="1" unique="1"><content type="string"/></parameter>
+<parameter name="comment" required="0"><content type="string"/></parameter>
+</parameters>
+<actions><action name="start" timeout="20s"/></actions>
+</resource-agent>
+END
+    exit 0 ;;
+*)
+    exit 3 ;;
+esac
+"#
+    )
+}
+
+fn context(dir: &Path) -> Context {
+    let mut context = Context::new("rsc", dir.join("log"));
+    context.ocf_root = dir.join("ocf");
+    context.init_dir = dir.join("init.d");
+    context
+}
+
+fn process_case(script: &str) -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("daemon.pid");
+    let script = script.replace("PIDFILE", &pid_file.display().to_string());
+    let params = ResourceParams::Process(ProcessParams {
+        command: spanned(vec!["/bin/sh".into(), "-c".into(), script]),
+        cwd: Some(spanned(dir.path().to_path_buf())),
+        env: BTreeMap::from([("TANDEM_TEST".into(), "1".into())]),
+        user: None,
+    });
+    let agent = build(&params, &context(dir.path())).unwrap();
+    Case {
+        name: "process",
+        agent,
+        pid_files: vec![pid_file.clone()],
+        death: Death::Kill(pid_file),
+        dir,
+    }
+}
+
+fn script_case() -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bin/service");
+    let dir_line = format!("DIR='{}'", dir.path().display());
+    write_executable(&path, &service_script(&dir_line, "status", 3));
+    let params = ResourceParams::Script { path: spanned(path) };
+    let agent = build(&params, &context(dir.path())).unwrap();
+    service_case("script", agent, dir)
+}
+
+fn lsb_case() -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_line = format!("DIR='{}'", dir.path().display());
+    write_executable(&dir.path().join("init.d/sleeper"), &service_script(&dir_line, "status", 3));
+    let params = ResourceParams::Lsb { service: spanned("sleeper".into()) };
+    let agent = build(&params, &context(dir.path())).unwrap();
+    service_case("lsb", agent, dir)
+}
+
+fn ocf_params(provider: &str, agent_type: &str, params: &[(&str, String)]) -> ResourceParams {
+    ResourceParams::Ocf(OcfParams {
+        provider: provider.into(),
+        agent_type: agent_type.into(),
+        agent_span: 0..0,
+        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+    })
+}
+
+fn ocf_case() -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ocf/resource.d/tandem-test/sleeper");
+    write_executable(&path, &service_script(r#"DIR="$OCF_RESKEY_state""#, "monitor", 7));
+    let params =
+        ocf_params("tandem-test", "sleeper", &[("state", dir.path().display().to_string())]);
+    let agent = build(&params, &context(dir.path())).unwrap();
+    service_case("ocf", agent, dir)
+}
+
+fn service_case(name: &'static str, agent: Box<dyn Agent>, dir: TempDir) -> Case {
+    let pid_file = dir.path().join("daemon.pid");
+    let pid_files = vec![pid_file.clone(), dir.path().join("start.pgid")];
+    Case { name, agent, pid_files, death: Death::Kill(pid_file), dir }
+}
+
+/// `heartbeat:Dummy` from Debian's resource-agents, when installed.
+fn dummy_case() -> Option<Case> {
+    if !Path::new(DUMMY).exists() {
+        eprintln!("skipped heartbeat:Dummy: {DUMMY} does not exist (package resource-agents is not installed)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("dummy.state");
+    let params = ocf_params("heartbeat", "Dummy", &[("state", state.display().to_string())]);
+    let mut context = Context::new("rsc", dir.path().join("log"));
+    context.ocf_root = PathBuf::from(agents::DEFAULT_OCF_ROOT);
+    let agent = build(&params, &context).unwrap();
+    Some(Case {
+        name: "ocf heartbeat:Dummy",
+        agent,
+        pid_files: Vec::new(),
+        death: Death::Remove(state),
+        dir,
+    })
+}
+
+const SLEEPER: &str = "echo $$ > 'PIDFILE'; exec sleep 1000";
+
+/// Every case of the shared suite.
+fn all_cases() -> Vec<Case> {
+    let mut cases = vec![process_case(SLEEPER), script_case(), lsb_case(), ocf_case()];
+    cases.extend(dummy_case());
+    cases
+}
+
+fn assert_result(case: &Case, what: &str, got: OpResult, want: OpResult) {
+    assert_eq!(got, want, "{}: {what}", case.name);
+}
+
+#[test]
+fn lifecycle_is_idempotent() {
+    for case in all_cases() {
+        let a = &case.agent;
+        assert_result(&case, "probe when stopped", a.probe(TIMEOUT), OpResult::NotRunning);
+        assert_result(&case, "monitor when stopped", a.monitor(TIMEOUT), OpResult::NotRunning);
+        assert_result(&case, "start", a.start(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "monitor after start", a.monitor(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "probe after start", a.probe(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "second start", a.start(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "monitor after second start", a.monitor(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "stop", a.stop(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "monitor after stop", a.monitor(TIMEOUT), OpResult::NotRunning);
+        let second = a.stop(TIMEOUT);
+        assert!(
+            matches!(second, OpResult::Ok | OpResult::NotRunning),
+            "{}: second stop: {second:?}",
+            case.name
+        );
+        assert_result(&case, "probe after stop", a.probe(TIMEOUT), OpResult::NotRunning);
+        if let Death::Kill(file) = &case.death {
+            if let Some(pid) = read_pid(file) {
+                assert!(!alive(pid), "{}: process {pid} still runs after stop", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resource_that_dies_is_not_running() {
+    for case in all_cases() {
+        assert_result(&case, "start", case.agent.start(TIMEOUT), OpResult::Ok);
+        assert_result(&case, "monitor", case.agent.monitor(TIMEOUT), OpResult::Ok);
+        match &case.death {
+            Death::Kill(file) => {
+                let pid = wait_for_pid(file);
+                kill(pid, Signal::SIGKILL).unwrap();
+            }
+            Death::Remove(file) => fs::remove_file(file).unwrap(),
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = case.agent.monitor(TIMEOUT);
+        while last != OpResult::NotRunning && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+            last = case.agent.monitor(TIMEOUT);
+        }
+        assert_result(&case, "monitor after death", last, OpResult::NotRunning);
+    }
+}
+
+/// Kinds whose start runs an agent (a `process` start is a spawn: it cannot hang).
+#[test]
+fn a_hung_start_is_killed_with_its_group_and_reported_timeout() {
+    for case in [script_case(), lsb_case(), ocf_case()] {
+        fs::write(case.dir.path().join("hang"), "").unwrap();
+        let timeout = Duration::from_millis(500);
+        let began = Instant::now();
+        assert_result(&case, "hung start", case.agent.start(timeout), OpResult::Timeout);
+        let took = began.elapsed();
+        assert!(took < timeout + Duration::from_secs(1), "{}: took {took:?}", case.name);
+        let group = read_pid(&case.dir.path().join("start.pgid")).expect("start wrote its pgid");
+        let left = live_members(group.as_raw());
+        assert!(left.is_empty(), "{}: processes left in group {group}: {left:?}", case.name);
+    }
+}
+
+#[test]
+fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
+    let case = process_case("trap '' TERM; echo $$ > 'PIDFILE'; exec sleep 1000");
+    assert_result(&case, "start", case.agent.start(TIMEOUT), OpResult::Ok);
+    let pid = wait_for_pid(&case.dir.path().join("daemon.pid"));
+    let stop_timeout = Duration::from_secs(1);
+    let began = Instant::now();
+    assert_result(&case, "stop", case.agent.stop(stop_timeout), OpResult::Ok);
+    let took = began.elapsed();
+    assert!(took <= stop_timeout, "stop took {took:?}");
+    assert!(took >= stop_timeout / 2, "stop took only {took:?}: was SIGTERM ignored?");
+    assert!(!alive(pid), "process {pid} survived the stop");
+    assert_result(&case, "monitor", case.agent.monitor(TIMEOUT), OpResult::NotRunning);
+}
+
+#[test]
+fn a_process_that_exits_at_once_is_not_running() {
+    let case = process_case("echo $$ > 'PIDFILE'; exit 1");
+    assert_result(&case, "start", case.agent.start(TIMEOUT), OpResult::Ok);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while case.agent.monitor(TIMEOUT) != OpResult::NotRunning && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_result(&case, "monitor", case.agent.monitor(TIMEOUT), OpResult::NotRunning);
+}
+
+#[test]
+fn a_missing_program_fails_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = ResourceParams::Script { path: spanned(dir.path().join("missing")) };
+    let agent = build(&params, &context(dir.path())).unwrap();
+    let OpResult::Failed(message) = agent.start(TIMEOUT) else { panic!("start succeeded") };
+    assert!(message.contains("missing"), "{message}");
+}
+
+#[test]
+fn ocf_start_without_a_required_parameter_fails() {
+    let case = ocf_case();
+    let params = ocf_params("tandem-test", "sleeper", &[]);
+    let agent = build(&params, &context(case.dir.path())).unwrap();
+    let OpResult::Failed(message) = agent.start(TIMEOUT) else { panic!("start succeeded") };
+    assert!(message.contains("state"), "{message}");
+    assert!(!case.dir.path().join("start.pgid").exists(), "start ran anyway");
+}
+
+#[test]
+fn ocf_exit_codes_carry_their_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    write_executable(&dir.path().join("ocf/resource.d/tandem-test/broken"), "#!/bin/sh\nexit 5\n");
+    let agent = build(&ocf_params("tandem-test", "broken", &[]), &context(dir.path())).unwrap();
+    let OpResult::Failed(message) = agent.monitor(TIMEOUT) else { panic!("monitor succeeded") };
+    assert!(message.contains("exited with 5") && message.contains("not installed"), "{message}");
+}
+
+#[test]
+fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
+    if agents::systemd::booted() {
+        eprintln!("skipped: this host runs systemd");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let params = ResourceParams::Systemd { unit: spanned("x.service".into()) };
+    let agent = build(&params, &context(dir.path())).unwrap();
+    for result in
+        [agent.start(TIMEOUT), agent.stop(TIMEOUT), agent.monitor(TIMEOUT), agent.probe(TIMEOUT)]
+    {
+        let OpResult::Failed(message) = result else { panic!("{result:?}") };
+        assert!(message.starts_with(agents::systemd::NOT_BOOTED), "{message}");
+        assert!(message.contains("x.service"), "{message}");
+    }
+}
+
+#[test]
+fn kinds_without_an_agent_yet_are_refused() {
+    let params = ResourceParams::App { deadline: Duration::from_secs(1) };
+    let error = build(&params, &Context::new("rsc", "/nonexistent")).err().expect("built");
+    assert_eq!(error, agents::BuildError::NotImplemented(engine::ResourceKind::App));
+}
