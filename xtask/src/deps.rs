@@ -1,8 +1,9 @@
 //! The workspace's dependency rules (STYLE.md, "Dependency rules"), checked against
 //! `cargo metadata`: the engine depends on no other workspace crate, and the leaf crates
 //! (the simulator, the I/O shell, the lab, the binary, this tooling) are depended on by
-//! nothing except the explicitly allowed edges below. It owns the rules as data; it must
-//! not change any manifest.
+//! nothing except the explicitly allowed edges below; the agents depend on the engine
+//! and the configuration only. It owns the rules as data; it must not change any
+//! manifest.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -22,6 +23,11 @@ pub const LEAVES: &[&str] = &["sim", "tandem", "xtask", "daemon", "testbed"];
 /// those crates exist) `tandem node` runs the daemon and `tandem demo` the lab.
 pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] =
     &[("tandem", "sim"), ("tandem", "daemon"), ("tandem", "testbed")];
+
+/// Crates held to a fixed list of workspace dependencies, as (crate, allowed): the
+/// agents (the only code that changes the host) see the engine's types and the
+/// configuration, nothing else.
+pub const RESTRICTED: &[(&str, &[&str])] = &[("agents", &["engine", "config"])];
 
 /// Runs `cargo metadata --format-version 1 --no-deps` in `root`.
 pub fn metadata(root: &Path) -> anyhow::Result<Value> {
@@ -63,6 +69,14 @@ pub fn violations(metadata: &Value) -> anyhow::Result<Vec<String>> {
                     "{name} depends on workspace crate {target} ({kind}): \
                      the engine must depend on no other workspace crate"
                 ));
+            }
+            if let Some((_, allowed)) = RESTRICTED.iter().find(|(from, _)| *from == name) {
+                if !allowed.contains(&target) {
+                    found.push(format!(
+                        "{name} depends on {target} ({kind}): {name} may depend only on {}",
+                        allowed.join(", ")
+                    ));
+                }
             }
             if LEAVES.contains(&target) && !ALLOWED_INTO_LEAVES.contains(&(name, target)) {
                 let allowed: Vec<String> = ALLOWED_INTO_LEAVES
@@ -128,6 +142,24 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("config depends on sim (normal)"));
         assert!(found[1].starts_with("sim depends on tandem (dev)"));
+    }
+
+    #[test]
+    fn agents_depend_only_on_engine_and_config() {
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("config", &[("engine", None)]),
+            package("wire", &[]),
+            package("agents", &[("engine", None), ("config", None), ("nix", None)]),
+        ]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+        let metadata = json!({"packages": [
+            package("wire", &[]),
+            package("agents", &[("wire", Some("dev"))]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("agents depends on wire (dev): agents may depend only on"));
     }
 
     #[test]
