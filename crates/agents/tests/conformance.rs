@@ -73,10 +73,11 @@ fn wait_for_pid(file: &Path) -> Pid {
     }
 }
 
-/// SIGKILLs `pid` and, unless it is ours, its process group.
+/// SIGKILLs `pid`, its process group and the group `pid` would lead (the recorded id
+/// may be a group's whose leader is gone), never our own group.
 fn kill_everything_of(pid: Pid) {
     let ours = getpgid(None).ok();
-    if let Ok(group) = getpgid(Some(pid)) {
+    for group in [getpgid(Some(pid)).ok(), Some(pid)].into_iter().flatten() {
         if Some(group) != ours && group.as_raw() > 1 {
             let _ = killpg(group, Signal::SIGKILL);
         }
@@ -105,6 +106,15 @@ fn alive(pid: Pid) -> bool {
         Ok(stat) => stat.rfind(')').map(|i| &stat[i + 2..i + 3]) != Some("Z"),
         Err(_) => false,
     }
+}
+
+/// A fresh directory under cargo's target directory (where executables surely may run,
+/// unlike a `/tmp` mounted `noexec`).
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("agents-conformance-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
 }
 
 fn write_executable(path: &Path, text: &str) {
@@ -175,7 +185,7 @@ fn context(dir: &Path) -> Context {
 }
 
 fn process_case(script: &str) -> Case {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let pid_file = dir.path().join("daemon.pid");
     let script = script.replace("PIDFILE", &pid_file.display().to_string());
     let params = ResourceParams::Process(ProcessParams {
@@ -195,7 +205,7 @@ fn process_case(script: &str) -> Case {
 }
 
 fn script_case() -> Case {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let path = dir.path().join("bin/service");
     let dir_line = format!("DIR='{}'", dir.path().display());
     write_executable(&path, &service_script(&dir_line, "status", 3));
@@ -205,7 +215,7 @@ fn script_case() -> Case {
 }
 
 fn lsb_case() -> Case {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let dir_line = format!("DIR='{}'", dir.path().display());
     write_executable(&dir.path().join("init.d/sleeper"), &service_script(&dir_line, "status", 3));
     let params = ResourceParams::Lsb { service: spanned("sleeper".into()) };
@@ -223,7 +233,7 @@ fn ocf_params(provider: &str, agent_type: &str, params: &[(&str, String)]) -> Re
 }
 
 fn ocf_case() -> Case {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let path = dir.path().join("ocf/resource.d/tandem-test/sleeper");
     write_executable(&path, &service_script(r#"DIR="$OCF_RESKEY_state""#, "monitor", 7));
     let params =
@@ -244,7 +254,7 @@ fn dummy_case() -> Option<Case> {
         eprintln!("skipped heartbeat:Dummy: {DUMMY} does not exist (package resource-agents is not installed)");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let state = dir.path().join("dummy.state");
     let params = ocf_params("heartbeat", "Dummy", &[("state", state.display().to_string())]);
     let mut context = Context::new("rsc", dir.path().join("log"));
@@ -366,7 +376,7 @@ fn a_process_that_exits_at_once_is_not_running() {
 
 #[test]
 fn a_missing_program_fails_to_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let params = ResourceParams::Script { path: spanned(dir.path().join("missing")) };
     let agent = build(&params, &context(dir.path())).unwrap();
     let OpResult::Failed(message) = agent.start(TIMEOUT) else { panic!("start succeeded") };
@@ -385,7 +395,7 @@ fn ocf_start_without_a_required_parameter_fails() {
 
 #[test]
 fn ocf_exit_codes_carry_their_meaning() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     write_executable(&dir.path().join("ocf/resource.d/tandem-test/broken"), "#!/bin/sh\nexit 5\n");
     let agent = build(&ocf_params("tandem-test", "broken", &[]), &context(dir.path())).unwrap();
     let OpResult::Failed(message) = agent.monitor(TIMEOUT) else { panic!("monitor succeeded") };
@@ -398,7 +408,7 @@ fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
         eprintln!("skipped: this host runs systemd");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let params = ResourceParams::Systemd { unit: spanned("x.service".into()) };
     let agent = build(&params, &context(dir.path())).unwrap();
     for result in
