@@ -357,7 +357,9 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     let began = Instant::now();
     assert_result(&case, "stop", case.agent.stop(stop_timeout), OpResult::Ok);
     let took = began.elapsed();
-    assert!(took <= stop_timeout, "stop took {took:?}");
+    // `Ok` means it was reaped within the timeout by the agent's own clock; this bound
+    // only adds the call's overhead on a loaded machine.
+    assert!(took <= stop_timeout + Duration::from_millis(200), "stop took {took:?}");
     assert!(took >= stop_timeout / 2, "stop took only {took:?}: was SIGTERM ignored?");
     assert!(!alive(pid), "process {pid} survived the stop");
     assert_result(&case, "monitor", case.agent.monitor(TIMEOUT), OpResult::NotRunning);
