@@ -413,7 +413,9 @@ mod tests {
         assert_eq!(rx.receive(&set_payload(&good, &[])), Err(Reject::Malformed));
         let mut bad_sender = good.clone();
         bad_sender[14..16].copy_from_slice(&(NODES_MAX as u16).to_le_bytes());
-        assert_eq!(rx.receive(&resign(bad_sender)), Err(Reject::Malformed));
+        let bad_sender = resign(bad_sender);
+        assert_eq!(crate::decode(&key(), cluster(), &bad_sender), Err(Reject::Malformed));
+        assert_eq!(rx.receive(&bad_sender), Err(Reject::Malformed));
         only(&rx, Reject::Malformed, 3);
         // Nothing rejected was remembered: the good frame is still new.
         assert!(rx.receive(&good).is_ok());
