@@ -2,7 +2,8 @@
 //! `cargo metadata`: the engine depends on no other workspace crate, and the leaf crates
 //! (the simulator, the I/O shell, the lab, the binary, this tooling) are depended on by
 //! nothing except the explicitly allowed edges below; the agents depend on the engine
-//! and the configuration only. It owns the rules as data; it must not change any
+//! and the configuration only; the wire format depends on the engine only and is used
+//! only by the daemon and the binary. It owns the rules as data; it must not change any
 //! manifest.
 
 use std::collections::BTreeSet;
@@ -27,7 +28,12 @@ pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] =
 /// Crates held to a fixed list of workspace dependencies, as (crate, allowed): the
 /// agents (the only code that changes the host) see the engine's types and the
 /// configuration, nothing else.
-pub const RESTRICTED: &[(&str, &[&str])] = &[("agents", &["engine", "config"])];
+pub const RESTRICTED: &[(&str, &[&str])] =
+    &[("agents", &["engine", "config"]), ("wire", &["engine"])];
+
+/// Crates only a fixed list of workspace crates may depend on, as (crate, dependents):
+/// the wire format (serialization and keys) is the I/O shell's business.
+pub const USED_ONLY_BY: &[(&str, &[&str])] = &[("wire", &["daemon", "tandem"])];
 
 /// Runs `cargo metadata --format-version 1 --no-deps` in `root`.
 pub fn metadata(root: &Path) -> anyhow::Result<Value> {
@@ -75,6 +81,14 @@ pub fn violations(metadata: &Value) -> anyhow::Result<Vec<String>> {
                     found.push(format!(
                         "{name} depends on {target} ({kind}): {name} may depend only on {}",
                         allowed.join(", ")
+                    ));
+                }
+            }
+            if let Some((_, users)) = USED_ONLY_BY.iter().find(|(crate_, _)| *crate_ == target) {
+                if !users.contains(&name) {
+                    found.push(format!(
+                        "{name} depends on {target} ({kind}): only {} may depend on {target}",
+                        users.join(", ")
                     ));
                 }
             }
@@ -154,12 +168,32 @@ mod tests {
         ]});
         assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
         let metadata = json!({"packages": [
-            package("wire", &[]),
-            package("agents", &[("wire", Some("dev"))]),
+            package("arbiter", &[]),
+            package("agents", &[("arbiter", Some("dev"))]),
         ]});
         let found = violations(&metadata).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("agents depends on wire (dev): agents may depend only on"));
+        assert!(found[0].starts_with("agents depends on arbiter (dev): agents may depend only on"));
+    }
+
+    #[test]
+    fn wire_depends_on_the_engine_and_serves_only_the_daemon_and_tandem() {
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("wire", &[("engine", None), ("postcard", None)]),
+            package("daemon", &[("engine", None), ("wire", None)]),
+            package("tandem", &[("wire", None)]),
+        ]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+        let metadata = json!({"packages": [
+            package("config", &[]),
+            package("wire", &[("config", None)]),
+            package("sim", &[("wire", Some("dev"))]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("wire depends on config (normal): wire may depend only on"));
+        assert!(found[1].starts_with("sim depends on wire (dev): only daemon, tandem may"));
     }
 
     #[test]
