@@ -11,7 +11,7 @@
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::command::run_ok;
 use crate::names::image_path;
@@ -25,6 +25,9 @@ pub const DISK_MIB_MAX: u64 = 4096;
 /// How often attaching a loop device is retried: parallel tests may race for the same
 /// free device number.
 const ATTACH_ATTEMPTS_MAX: u32 = 5;
+
+/// How long detaching one loop device may take.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The image file and the loop devices over it, one per host (index = host).
 #[derive(Debug)]
@@ -85,10 +88,39 @@ fn attach(image: &str) -> Result<PathBuf, LabError> {
     Err(last_error.unwrap_or_else(|| LabError::new("losetup never ran".to_owned())))
 }
 
+/// Whether loop device `device` is still attached to `image`, per sysfs.
+fn attached_to(device: &Path, image: &Path) -> bool {
+    let Some(name) = device.file_name() else { return false };
+    let backing = Path::new("/sys/block").join(name).join("loop/backing_file");
+    match std::fs::read_to_string(backing) {
+        Ok(file) => Path::new(file.trim().trim_end_matches("(deleted)").trim()) == image,
+        Err(_) => false,
+    }
+}
+
+/// Detaches `device` and waits until it really is: while anything else holds the device
+/// open (a concurrent `losetup --find`, a probe), the kernel only marks it to detach on
+/// the last close.
+fn detach(device: &Path, image: &Path) -> Result<(), LabError> {
+    run_ok("losetup", &["--detach", &device.to_string_lossy()])?;
+    let deadline = Instant::now() + DETACH_TIMEOUT;
+    while attached_to(device, image) {
+        if Instant::now() >= deadline {
+            return Err(LabError::new(format!(
+                "{} still attached after {} ms",
+                device.display(),
+                DETACH_TIMEOUT.as_millis()
+            )));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 impl Drop for SharedDisk {
     fn drop(&mut self) {
         for device in &self.devices {
-            if let Err(error) = run_ok("losetup", &["--detach", &device.to_string_lossy()]) {
+            if let Err(error) = detach(device, &self.image) {
                 eprintln!("testbed: could not detach {}: {error}", device.display());
             }
         }
