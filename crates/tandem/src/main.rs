@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod disk;
 mod explain;
+mod keygen;
 mod simulate;
 mod validate;
 
@@ -24,6 +26,11 @@ enum Command {
     Explain(explain::Args),
     /// Run the real decision core under simulated time and faults; report guarantee violations.
     Simulate(simulate::Args),
+    /// The shared-disk area: `tandem disk init` formats it.
+    Disk(disk::Args),
+    /// Write a new cluster key to DIR/cluster.key (the API's TLS certificate comes with
+    /// the API, later).
+    Keygen(keygen::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +39,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Disk(args) => disk::run(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(code) => code,
