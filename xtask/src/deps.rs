@@ -3,7 +3,8 @@
 //! (the simulator, the I/O shell, the lab, the binary, this tooling) are depended on by
 //! nothing except the explicitly allowed edges below; the agents depend on the engine
 //! and the configuration only; the wire format depends on the engine only and is used
-//! only by the daemon and the binary. It owns the rules as data; it must not change any
+//! only by the daemon and the binary; the shared-disk area depends on the engine and
+//! the lease protocols only. It owns the rules as data; it must not change any
 //! manifest.
 
 use std::collections::BTreeSet;
@@ -27,9 +28,13 @@ pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] =
 
 /// Crates held to a fixed list of workspace dependencies, as (crate, allowed): the
 /// agents (the only code that changes the host) see the engine's types and the
-/// configuration, nothing else.
-pub const RESTRICTED: &[(&str, &[&str])] =
-    &[("agents", &["engine", "config"]), ("wire", &["engine"])];
+/// configuration, nothing else; the shared-disk area (bytes on the disk) sees the
+/// engine's ids and the lease records, not the heartbeat format (a slot is opaque).
+pub const RESTRICTED: &[(&str, &[&str])] = &[
+    ("agents", &["engine", "config"]),
+    ("wire", &["engine"]),
+    ("diskarea", &["engine", "arbiter"]),
+];
 
 /// Crates only a fixed list of workspace crates may depend on, as (crate, dependents):
 /// the wire format (serialization and keys) is the I/O shell's business.
@@ -194,6 +199,25 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("wire depends on config (normal): wire may depend only on"));
         assert!(found[1].starts_with("sim depends on wire (dev): only daemon, tandem may"));
+    }
+
+    #[test]
+    fn diskarea_depends_only_on_engine_and_arbiter() {
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("arbiter", &[("engine", None)]),
+            package("wire", &[("engine", None)]),
+            package("diskarea", &[("engine", None), ("arbiter", None), ("nix", None)]),
+            package("tandem", &[("diskarea", None), ("wire", None)]),
+        ]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+        let metadata = json!({"packages": [
+            package("wire", &[]),
+            package("diskarea", &[("wire", None)]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("diskarea depends on wire (normal): diskarea may depend"));
     }
 
     #[test]
