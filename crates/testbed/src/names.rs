@@ -171,7 +171,8 @@ pub fn remove_namespace(namespace: &str) -> Result<(), LabError> {
     killed
 }
 
-/// What [`sweep`] removed, one readable line each.
+/// What [`sweep`] found and saw gone (removed by it or by a concurrent sweep), one
+/// readable line each.
 pub type Swept = Vec<String>;
 
 /// Removes the leftovers of labs whose process is gone (a test that was killed before
@@ -179,14 +180,24 @@ pub type Swept = Vec<String>;
 /// scheme only. Labs of live processes, including other test processes running in
 /// parallel, are left alone. Call it at the start of a test run.
 pub fn sweep() -> Result<Swept, LabError> {
+    // Other threads and test processes may sweep the same leftovers at the same time:
+    // a removal that fails because the thing is already gone is not an error.
     let mut swept = Vec::new();
     for namespace in namespaces()?.into_iter().filter(|n| abandoned(n)) {
-        remove_namespace(&namespace)?;
+        if let Err(error) = remove_namespace(&namespace) {
+            if namespaces()?.contains(&namespace) {
+                return Err(error);
+            }
+        }
         swept.push(format!("netns {namespace}"));
     }
     for (device, file) in loop_devices()? {
         if abandoned(&backing_name(&file)) {
-            run_ok("losetup", &["--detach", &device])?;
+            if let Err(error) = run_ok("losetup", &["--detach", &device]) {
+                if loop_devices()?.iter().any(|(d, f)| *d == device && *f == file) {
+                    return Err(error);
+                }
+            }
             swept.push(format!("loop device {device}"));
         }
     }
@@ -195,9 +206,12 @@ pub fn sweep() -> Result<Swept, LabError> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".img") && abandoned(&name) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| LabError::io(&format!("removing {name}"), e))?;
-            swept.push(format!("image file {name}"));
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LabError::io(&format!("removing {name}"), e));
+                }
+                _ => swept.push(format!("image file {name}")),
+            }
         }
     }
     Ok(swept)
