@@ -151,6 +151,16 @@ impl Area {
         Ok(Area { device, header, path: path.to_owned() })
     }
 
+    /// Checks that the area was formatted for `nodes` nodes and `groups` groups (the
+    /// configuration in force); a changed cluster needs `tandem disk init` again.
+    pub fn check_layout(&self, nodes: usize, groups: usize) -> Result<(), AreaError> {
+        let expected = Layout::new(nodes, groups)?;
+        if self.header.layout != expected {
+            return Err(AreaError::WrongLayout { found: self.header.layout, expected });
+        }
+        Ok(())
+    }
+
     pub fn layout(&self) -> Layout {
         self.header.layout
     }
@@ -309,5 +319,7 @@ mod tests {
         area.write_heartbeat(NodeId(0), 1, b"hello").unwrap();
         assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), Some((1, b"hello".to_vec())));
         assert!(matches!(Area::open(file.path(), "other"), Err(AreaError::ForeignCluster { .. })));
+        area.check_layout(2, 2).unwrap();
+        assert!(matches!(area.check_layout(2, 3), Err(AreaError::WrongLayout { .. })));
     }
 }

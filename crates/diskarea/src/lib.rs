@@ -75,6 +75,8 @@ pub enum AreaError {
     ForeignCluster { name: String, id: [u8; 8] },
     /// The area is smaller than the layout needs.
     TooSmall { bytes: u64, needed: u64 },
+    /// The area was formatted for another number of nodes or groups.
+    WrongLayout { found: Layout, expected: Layout },
     /// A node, group, name or payload outside the format's limits.
     Limit(String),
 }
@@ -93,6 +95,12 @@ impl fmt::Display for AreaError {
             AreaError::TooSmall { bytes, needed } => {
                 write!(f, "the area has {bytes} bytes; it needs at least {needed}")
             }
+            AreaError::WrongLayout { found, expected } => write!(
+                f,
+                "the area was formatted for {} nodes and {} groups, the configuration has {} \
+                 and {}; run `tandem disk init` with the cluster stopped",
+                found.nodes, found.groups, expected.nodes, expected.groups
+            ),
             AreaError::Limit(why) => f.write_str(why),
         }
     }
