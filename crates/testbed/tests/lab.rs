@@ -206,8 +206,8 @@ fn a_file_written_through_one_hosts_device_is_read_through_the_others() {
 }
 
 #[test]
-fn a_lab_that_fails_to_build_leaves_nothing() {
-    if !lab_available("a_lab_that_fails_to_build_leaves_nothing") {
+fn invalid_labs_are_refused() {
+    if !lab_available("invalid_labs_are_refused") {
         return;
     }
     assert!(Lab::builder().hosts(0).build().is_err());
