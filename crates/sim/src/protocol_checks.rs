@@ -13,13 +13,13 @@ mod disk {
     #[test]
     fn randomized_leases_never_overlap() {
         use crate::clock::Clock;
+        use crate::queue::EventQueue;
         use arbiter::disk::*;
         use engine::{GroupId, Instant, LeaseRequest, LeaseResult, NodeId, OpId, Timing};
-        use std::collections::BTreeMap;
-        use std::time::Duration;
-        use crate::queue::EventQueue;
         use rand::{Rng, SeedableRng};
         use rand_chacha::ChaCha8Rng;
+        use std::collections::BTreeMap;
+        use std::time::Duration;
 
         const NODES: usize = 3;
         const GROUPS: u32 = 2;
@@ -262,14 +262,14 @@ mod witness {
     #[test]
     fn randomized_leases_never_overlap() {
         use crate::clock::Clock;
-        use arbiter::witness::*;
-        use engine::{GroupId, Instant, LeaseRequest, LeaseResult, NodeId, OpId};
-        use std::collections::BTreeMap;
-        use std::time::Duration;
         use crate::queue::EventQueue;
+        use arbiter::witness::*;
         use engine::Timing;
+        use engine::{GroupId, Instant, LeaseRequest, LeaseResult, NodeId, OpId};
         use rand::{Rng, SeedableRng};
         use rand_chacha::ChaCha8Rng;
+        use std::collections::BTreeMap;
+        use std::time::Duration;
 
         const NODES: usize = 3;
         const GROUPS: u32 = 2;

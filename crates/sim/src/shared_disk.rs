@@ -10,8 +10,8 @@
 use engine::{GroupId, Heartbeat, NodeId};
 use rand_chacha::ChaCha8Rng;
 
-use arbiter::disk::{Block, Record};
 use crate::net::{between, chance};
+use arbiter::disk::{Block, Record};
 
 /// Heartbeat writes one slot may have in flight (the engine writes one per interval,
 /// and each lands within the disk latency).

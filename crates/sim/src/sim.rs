@@ -33,12 +33,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::agents::{AgentParams, Agents, Forced, Plan};
-use arbiter::disk::{
-    ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoOp, IoResult, Record,
-};
-use arbiter::witness::{
-    WitnessClient, WitnessClientOutput, WitnessReply, WitnessRequest, WitnessServer,
-};
 use crate::check::{Change, Checkers, Guarantee, HolderTruth, StartContext, Violation};
 use crate::clock::Clock;
 use crate::core::Core;
@@ -47,6 +41,10 @@ use crate::net::{between, Network, PathParams};
 use crate::queue::EventQueue;
 use crate::shared_disk::{DiskParams, SharedDisk};
 use crate::trace::{Timeline, TraceHash};
+use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoOp, IoResult, Record};
+use arbiter::witness::{
+    WitnessClient, WitnessClientOutput, WitnessReply, WitnessRequest, WitnessServer,
+};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
