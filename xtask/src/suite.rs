@@ -93,12 +93,48 @@ pub fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Checks that the system packages needed by the real-I/O tests are installed
-/// (iproute2, nftables, util-linux, ... arrive with the issues that add the lab and its
-/// tests). Nothing needs one yet, so it checks nothing and prints nothing; when a test
-/// needs a package, check it here and fail with the package name and how to install it.
+/// The commands the lab tests (`crates/testbed`, `TANDEM_LAB=1`) need, with the Debian
+/// package that provides each.
+const LAB_TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("losetup", "mount"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+];
+
+/// Turns the lab tests on (`TANDEM_LAB=1`) unless the caller chose otherwise, and says
+/// what they need: as root with every tool present they run; otherwise each prints why
+/// it skips, and this names the missing packages and how to install them. Later issues
+/// add nftables and iputils-arping here (and install them under CI).
 fn check_system_packages() -> anyhow::Result<()> {
+    if std::env::var_os("TANDEM_LAB").is_none() {
+        std::env::set_var("TANDEM_LAB", "1");
+    }
+    let missing: Vec<&str> =
+        LAB_TOOLS.iter().filter(|(tool, _)| !on_path(tool)).map(|(_, package)| *package).collect();
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !missing.is_empty() {
+        println!(
+            "WARNING: the lab tests will skip: missing packages {} (apt-get install {})",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    } else if !root {
+        println!(
+            "WARNING: the lab tests will skip: they need root (network namespaces, loop devices)"
+        );
+    } else {
+        println!("lab tests: on (root, tools present)");
+    }
     Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
+        .any(|dir| dir.join(tool).is_file())
 }
 
 fn format(suite: &Suite) -> anyhow::Result<Outcome> {
