@@ -80,6 +80,28 @@ fn exit_of(status: ExitStatus) -> Exit {
 }
 
 /// Waits for `child` to exit (reaping it) until `deadline`; `Ok(None)`: still running.
+/// Runs `command` (an agent script called with `action`) like [`run`] and returns its
+/// exit code, or the operation's result when it has none: a timeout, a signal, or a
+/// program that could not be started. `path` names the script in messages.
+pub(crate) fn exit_code(
+    command: Command,
+    timeout: Duration,
+    path: &Path,
+    action: &str,
+) -> Result<i32, engine::OpResult> {
+    use engine::OpResult;
+    match run(command, timeout) {
+        Exit::Code(code) => Ok(code),
+        Exit::TimedOut => Err(OpResult::Timeout),
+        Exit::Signal(signal) => {
+            Err(OpResult::Failed(format!("{} {action}: killed by signal {signal}", path.display())))
+        }
+        Exit::SpawnFailed(e) => {
+            Err(OpResult::Failed(format!("cannot run {} {action}: {e}", path.display())))
+        }
+    }
+}
+
 pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
     let mut pause = Duration::from_millis(1);
     loop {

@@ -125,17 +125,7 @@ impl OcfAgent {
     fn call(&self, action: &str, timeout: Duration) -> Result<i32, OpResult> {
         let mut command = self.command(action, timeout);
         exec::prepare(&mut command, &self.log);
-        match exec::run(command, timeout) {
-            Exit::Code(code) => Ok(code),
-            Exit::TimedOut => Err(OpResult::Timeout),
-            Exit::Signal(signal) => Err(OpResult::Failed(format!(
-                "{} {action}: killed by signal {signal}",
-                self.path.display()
-            ))),
-            Exit::SpawnFailed(e) => {
-                Err(OpResult::Failed(format!("cannot run {} {action}: {e}", self.path.display())))
-            }
-        }
+        exec::exit_code(command, timeout, &self.path, action)
     }
 
     fn failed(&self, action: &str, code: i32) -> OpResult {

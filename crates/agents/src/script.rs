@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use engine::OpResult;
 
-use crate::exec::{self, Exit};
+use crate::exec;
 use crate::{Agent, Context};
 
 pub struct ScriptAgent {
@@ -53,17 +53,7 @@ impl ScriptAgent {
         let mut command = Command::new(&self.path);
         command.arg(action);
         exec::prepare(&mut command, &self.log);
-        match exec::run(command, timeout) {
-            Exit::Code(code) => Ok(code),
-            Exit::TimedOut => Err(OpResult::Timeout),
-            Exit::Signal(signal) => Err(OpResult::Failed(format!(
-                "{} {action}: killed by signal {signal}",
-                self.path.display()
-            ))),
-            Exit::SpawnFailed(e) => {
-                Err(OpResult::Failed(format!("cannot run {} {action}: {e}", self.path.display())))
-            }
-        }
+        exec::exit_code(command, timeout, &self.path, action)
     }
 
     fn action(&self, action: &str, timeout: Duration) -> OpResult {
