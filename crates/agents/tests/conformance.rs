@@ -428,3 +428,54 @@ fn kinds_without_an_agent_yet_are_refused() {
     let error = build(&params, &Context::new("rsc", "/nonexistent")).err().expect("built");
     assert_eq!(error, agents::BuildError::NotImplemented(engine::ResourceKind::App));
 }
+
+#[test]
+fn a_new_process_agent_reattaches_to_the_running_process() {
+    let case = process_case(SLEEPER);
+    assert_result(&case, "start", case.agent.start(TIMEOUT), OpResult::Ok);
+    let pid = wait_for_pid(&case.dir.path().join("daemon.pid"));
+    // What a daemon restart leaves: the process runs, its agent object is gone.
+    let params = ResourceParams::Process(ProcessParams {
+        command: spanned(vec!["/bin/sh".into(), "-c".into(), SLEEPER.into()]),
+        cwd: None,
+        env: BTreeMap::new(),
+        user: None,
+    });
+    let fresh = build(&params, &context(case.dir.path())).unwrap();
+    assert_result(&case, "probe by a new agent", fresh.probe(TIMEOUT), OpResult::Ok);
+    assert_result(&case, "monitor by a new agent", fresh.monitor(TIMEOUT), OpResult::Ok);
+    assert_result(&case, "start by a new agent", fresh.start(TIMEOUT), OpResult::Ok);
+    assert_eq!(live_members(pid.as_raw()), vec![pid.as_raw()], "a second process was started");
+    assert_result(&case, "stop by a new agent", fresh.stop(TIMEOUT), OpResult::Ok);
+    assert!(!alive(pid), "process {pid} survived the stop");
+    assert_result(&case, "probe after stop", fresh.probe(TIMEOUT), OpResult::NotRunning);
+    assert!(!case.dir.path().join("log/rsc.pid").exists(), "state file left after stop");
+}
+
+#[test]
+fn a_stale_state_file_whose_pid_was_reused_is_not_running() {
+    let dir = temp_dir();
+    let params = ResourceParams::Process(ProcessParams {
+        command: spanned(vec!["/bin/sh".into(), "-c".into(), SLEEPER.into()]),
+        cwd: None,
+        env: BTreeMap::new(),
+        user: None,
+    });
+    let context = context(dir.path());
+    // Our own process stands for a process that reused the recorded id; its start time
+    // is not the recorded one.
+    let me = std::process::id();
+    let start = agents::process::start_time(me).expect("our own start time");
+    fs::create_dir_all(&context.log_dir).unwrap();
+    let state = context.log_dir.join("rsc.pid");
+    fs::write(&state, format!("{me} {}\n", start + 1)).unwrap();
+    let agent = build(&params, &context).unwrap();
+    assert_eq!(agent.probe(TIMEOUT), OpResult::NotRunning, "a reused pid was taken as running");
+    assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
+    assert!(!state.exists(), "stale state file kept");
+    // The matching start time is taken as running (so the check above can fail).
+    fs::write(&state, format!("{me} {start}\n")).unwrap();
+    let agent = build(&params, &context).unwrap();
+    assert_eq!(agent.probe(TIMEOUT), OpResult::Ok);
+    fs::remove_file(&state).unwrap();
+}
