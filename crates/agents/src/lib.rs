@@ -16,11 +16,17 @@
 //! finished by then is killed with its whole process group (every agent process runs
 //! in a new process group) and the operation answers [`OpResult::Timeout`].
 //!
-//! Kinds implemented: `process`, `script`, `lsb`, `ocf`, and `systemd` (which, for
-//! now, answers every operation with a stable failure: see [`systemd`]). Not
-//! implemented yet, by design: `filesystem`, `ip` and `nic` (they need root or network
-//! namespaces to test) and `app` (its health reports arrive through the daemon); for
-//! those [`build`] answers [`BuildError::NotImplemented`].
+//! Kinds implemented: `process` (re-attaching to its process after a daemon restart
+//! through a state file), `script`, `lsb`, `ocf`, `nic` (monitor-only, from sysfs),
+//! `app` (sd_notify heartbeats on a Unix datagram socket, plus the daemon's
+//! [`Agent::record_heartbeat`]), and `systemd` (which, for now, answers every operation
+//! with a stable failure: see [`systemd`]). Not implemented yet, by design:
+//! `filesystem` and `ip` (they need root or network namespaces to test); for those
+//! [`build`] answers [`BuildError::NotImplemented`].
+//!
+//! **Details.** [`OpResult::NotRunning`] carries no text; an agent with more to say
+//! (why an interface is down, an application's last STATUS) keeps it for
+//! [`Agent::detail`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,7 +35,9 @@ use std::time::Duration;
 use config::ResourceParams;
 use engine::{OpKind, OpResult, ResourceKind};
 
+pub mod app;
 mod exec;
+pub mod nic;
 pub mod ocf;
 pub mod process;
 pub mod script;
@@ -53,6 +61,23 @@ pub trait Agent: Send + Sync {
     fn probe(&self, timeout: Duration) -> OpResult {
         self.monitor(timeout)
     }
+    /// Why the last monitor or probe answered as it did, when the agent has more to say
+    /// than [`OpResult::NotRunning`] carries (`nic`: "interface eth1 is down"; `app`:
+    /// the application's last STATUS); for the daemon's log and status output.
+    fn detail(&self) -> Option<String> {
+        None
+    }
+    /// The Unix datagram socket on which this agent hears sd_notify messages, for the
+    /// daemon to pass as `NOTIFY_SOCKET` to what the group starts: `app` only.
+    fn notify_socket(&self) -> Option<PathBuf> {
+        None
+    }
+    /// A heartbeat that reached the daemon another way (`POST
+    /// /v1/apps/{name}/heartbeat`), with the application's status text if it sent one.
+    /// Answers whether this agent takes heartbeats (`app` only).
+    fn record_heartbeat(&self, _status: Option<&str>) -> bool {
+        false
+    }
     /// Runs `op`: what the daemon calls for [`engine::Output::Operation`].
     fn run(&self, op: OpKind, timeout: Duration) -> OpResult {
         match op {
@@ -71,7 +96,8 @@ pub struct Context {
     /// stem of its log file.
     pub instance: String,
     /// Where `<instance>.log` (the output of the resource's processes and agents) is
-    /// written; created when missing.
+    /// written, and the agents' state: `<instance>.pid` (`process`) and
+    /// `<instance>.notify` (`app`'s socket); created when missing.
     pub log_dir: PathBuf,
     /// `OCF_ROOT`; default [`DEFAULT_OCF_ROOT`].
     pub ocf_root: PathBuf,
@@ -93,6 +119,11 @@ impl Context {
     /// The file the resource's processes and agents write to.
     pub fn log_file(&self) -> PathBuf {
         self.log_dir.join(format!("{}.log", self.instance))
+    }
+
+    /// `app`: the sd_notify socket, `<log dir>/<instance>.notify`.
+    pub fn notify_socket(&self) -> PathBuf {
+        self.log_dir.join(format!("{}.notify", self.instance))
     }
 }
 
@@ -154,6 +185,10 @@ pub fn build(params: &ResourceParams, context: &Context) -> Result<Box<dyn Agent
         ResourceParams::Systemd { unit } => {
             Ok(Box::new(systemd::SystemdAgent::new(unit.value.clone())))
         }
+        ResourceParams::Nic { interface } => {
+            Ok(Box::new(nic::NicAgent::new(interface.value.clone())))
+        }
+        ResourceParams::App { deadline } => Ok(Box::new(app::AppAgent::new(*deadline, context))),
         other => Err(BuildError::NotImplemented(kind_of(other))),
     }
 }

@@ -1,10 +1,12 @@
-//! The agents' conformance suite: every implemented kind (process, script, lsb, ocf
-//! with a test OCF agent, and `heartbeat:Dummy` when Debian's `resource-agents` is
-//! installed) passes the same lifecycle checks against real processes. Each case lives
+//! The agents' conformance suite: every implemented kind that runs something (process,
+//! script, lsb, ocf with a test OCF agent, and `heartbeat:Dummy` when Debian's
+//! `resource-agents` is installed) passes the same lifecycle checks against real
+//! processes; `nic` and `app`, which run nothing, have their own checks at the end. Each case lives
 //! in its own temporary directory and kills every process it started (by process id and
 //! process group, never by name) when it ends, even on failure. The kind-specific
 //! checks (a hung start is killed; SIGTERM ignored escalates to SIGKILL; systemd's
-//! stable failure; OCF required parameters) are here too. It must not install anything.
+//! stable failure; OCF required parameters; `process` re-attaching after a restart)
+//! are here too. It must not install anything.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -424,9 +426,13 @@ fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
 
 #[test]
 fn kinds_without_an_agent_yet_are_refused() {
-    let params = ResourceParams::App { deadline: Duration::from_secs(1) };
+    let params = ResourceParams::Ip(config::IpParams {
+        address: "192.0.2.1".parse().unwrap(),
+        prefix_len: 24,
+        interface: None,
+    });
     let error = build(&params, &Context::new("rsc", "/nonexistent")).err().expect("built");
-    assert_eq!(error, agents::BuildError::NotImplemented(engine::ResourceKind::App));
+    assert_eq!(error, agents::BuildError::NotImplemented(engine::ResourceKind::Ip));
 }
 
 #[test]
@@ -478,4 +484,135 @@ fn a_stale_state_file_whose_pid_was_reused_is_not_running() {
     let agent = build(&params, &context).unwrap();
     assert_eq!(agent.probe(TIMEOUT), OpResult::Ok);
     fs::remove_file(&state).unwrap();
+}
+
+fn nic_agent(interface: &str) -> Box<dyn Agent> {
+    let params = ResourceParams::Nic { interface: spanned(interface.into()) };
+    build(&params, &Context::new("nic", "/nonexistent")).unwrap()
+}
+
+#[test]
+fn nic_loopback_is_up() {
+    let agent = nic_agent("lo");
+    assert_eq!(agent.probe(TIMEOUT), OpResult::Ok, "{:?}", agent.detail());
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::Ok, "{:?}", agent.detail());
+    assert_eq!(agent.detail(), None);
+    assert_eq!(agent.start(TIMEOUT), OpResult::Ok);
+    assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
+}
+
+#[test]
+fn nic_missing_interface_is_not_running() {
+    let agent = nic_agent("tandemnone0");
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning);
+    let detail = agent.detail().expect("no detail");
+    assert!(detail.contains("tandemnone0") && detail.contains("does not exist"), "{detail}");
+}
+
+const APP_DEADLINE: Duration = Duration::from_millis(500);
+
+fn app_agent(dir: &Path) -> Box<dyn Agent> {
+    let params = ResourceParams::App { deadline: APP_DEADLINE };
+    build(&params, &context(dir)).unwrap()
+}
+
+/// Monitors `agent` until it answers `want` or 3 s pass; the last answer.
+fn monitor_until(agent: &dyn Agent, want: OpResult) -> OpResult {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = agent.monitor(TIMEOUT);
+        if got == want || Instant::now() >= deadline {
+            return got;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The app lifecycle with heartbeats sent by `send` (a `KEY=VALUE` datagram).
+fn app_lifecycle(send: &dyn Fn(&Path, &str)) {
+    let dir = temp_dir();
+    let agent = app_agent(dir.path());
+    let socket = agent.notify_socket().expect("no notify socket");
+    assert_eq!(socket, context(dir.path()).notify_socket());
+    assert_eq!(agent.probe(TIMEOUT), OpResult::NotRunning, "probe before start");
+    assert_eq!(agent.start(TIMEOUT), OpResult::Ok);
+    assert!(socket.exists(), "start did not bind {}", socket.display());
+    assert_eq!(agent.start(TIMEOUT), OpResult::Ok, "second start");
+    // The application has one deadline after the start for its first heartbeat.
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::Ok, "monitor just after start");
+    thread::sleep(APP_DEADLINE + Duration::from_millis(100));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning, "no heartbeat since the start");
+    send(&socket, "READY=1\nSTATUS=warming up");
+    assert_eq!(monitor_until(agent.as_ref(), OpResult::Ok), OpResult::Ok, "after READY=1");
+    // Heartbeats within the deadline keep it running, past the deadline of the first.
+    for _ in 0..4 {
+        thread::sleep(APP_DEADLINE / 3);
+        send(&socket, "WATCHDOG=1");
+    }
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::Ok, "after WATCHDOG=1 heartbeats");
+    thread::sleep(APP_DEADLINE + Duration::from_millis(100));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning, "after silence");
+    let detail = agent.detail().expect("no detail");
+    assert!(detail.contains("warming up"), "{detail}");
+    assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
+    assert!(!socket.exists(), "stop left {}", socket.display());
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning, "monitor after stop");
+    assert_eq!(agent.stop(TIMEOUT), OpResult::Ok, "second stop");
+}
+
+#[test]
+fn app_heartbeats_from_a_datagram_sender() {
+    app_lifecycle(&|socket, text| {
+        let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        sender.send_to(text.as_bytes(), socket).unwrap();
+    });
+}
+
+#[test]
+fn app_heartbeats_from_systemd_notify() {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("systemd-notify").is_file()))
+        .unwrap_or(false);
+    if !found {
+        eprintln!("skipped: systemd-notify is not on PATH");
+        return;
+    }
+    app_lifecycle(&|socket, text| {
+        let args: Vec<String> = text
+            .split('\n')
+            .map(|line| match line {
+                "READY=1" => "--ready".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        let status = std::process::Command::new("systemd-notify")
+            .args(&args)
+            .env("NOTIFY_SOCKET", socket)
+            .status()
+            .unwrap();
+        assert!(status.success(), "systemd-notify {args:?}: {status}");
+    });
+}
+
+#[test]
+fn app_ignores_oversized_datagrams_and_takes_daemon_heartbeats() {
+    let dir = temp_dir();
+    let agent = app_agent(dir.path());
+    assert_eq!(agent.start(TIMEOUT), OpResult::Ok);
+    let socket = agent.notify_socket().unwrap();
+    let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    thread::sleep(APP_DEADLINE + Duration::from_millis(100));
+    let mut big = b"READY=1\n".to_vec();
+    big.resize(agents::app::DATAGRAM_MAX_BYTES + 1, b'x');
+    sender.send_to(&big, &socket).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning, "an oversized datagram counted");
+    assert!(agent.record_heartbeat(Some("from the API")));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::Ok, "after record_heartbeat");
+    thread::sleep(APP_DEADLINE + Duration::from_millis(100));
+    assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning);
+    assert!(agent.detail().unwrap().contains("from the API"));
+    assert!(!nic_agent("lo").record_heartbeat(None), "a nic took a heartbeat");
+    assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
 }
