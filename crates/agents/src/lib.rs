@@ -19,10 +19,11 @@
 //! Kinds implemented: `process` (re-attaching to its process after a daemon restart
 //! through a state file), `script`, `lsb`, `ocf`, `nic` (monitor-only, from sysfs),
 //! `app` (sd_notify heartbeats on a Unix datagram socket, plus the daemon's
-//! [`Agent::record_heartbeat`]), and `systemd` (which, for now, answers every operation
-//! with a stable failure: see [`systemd`]). Not implemented yet, by design:
-//! `filesystem` and `ip` (they need root or network namespaces to test); for those
-//! [`build`] answers [`BuildError::NotImplemented`].
+//! [`Agent::record_heartbeat`]), `filesystem` (mount(8)/umount(8), killing the
+//! processes that hold a busy filesystem, and the `lock_standby` read-only flag:
+//! [`filesystem::set_read_only`]) and `systemd` (which, for now, answers every operation
+//! with a stable failure: see [`systemd`]). Not implemented yet: `ip`; for it [`build`]
+//! answers [`BuildError::NotImplemented`].
 //!
 //! **Details.** [`OpResult::NotRunning`] carries no text; an agent with more to say
 //! (why an interface is down, an application's last STATUS) keeps it for
@@ -37,6 +38,7 @@ use engine::{OpKind, OpResult, ResourceKind};
 
 pub mod app;
 mod exec;
+pub mod filesystem;
 pub mod nic;
 pub mod ocf;
 pub mod process;
@@ -189,6 +191,7 @@ pub fn build(params: &ResourceParams, context: &Context) -> Result<Box<dyn Agent
             Ok(Box::new(nic::NicAgent::new(interface.value.clone())))
         }
         ResourceParams::App { deadline } => Ok(Box::new(app::AppAgent::new(*deadline, context))),
+        ResourceParams::Filesystem(p) => Ok(Box::new(filesystem::FilesystemAgent::new(p, context))),
         other => Err(BuildError::NotImplemented(kind_of(other))),
     }
 }
