@@ -21,9 +21,10 @@
 //! `app` (sd_notify heartbeats on a Unix datagram socket, plus the daemon's
 //! [`Agent::record_heartbeat`]), `filesystem` (mount(8)/umount(8), killing the
 //! processes that hold a busy filesystem, and the `lock_standby` read-only flag:
-//! [`filesystem::set_read_only`]) and `systemd` (which, for now, answers every operation
-//! with a stable failure: see [`systemd`]). Not implemented yet: `ip`; for it [`build`]
-//! answers [`BuildError::NotImplemented`].
+//! [`filesystem::set_read_only`]), `ip` (`ip addr add/del`; no duplicate-address check
+//! and no gratuitous ARP yet: see [`ip`]) and `systemd` (which, for now, answers every
+//! operation with a stable failure: see [`systemd`]). Every kind now has an agent;
+//! [`BuildError::NotImplemented`] stays for kinds added later.
 //!
 //! **Details.** [`OpResult::NotRunning`] carries no text; an agent with more to say
 //! (why an interface is down, an application's last STATUS) keeps it for
@@ -39,6 +40,7 @@ use engine::{OpKind, OpResult, ResourceKind};
 pub mod app;
 mod exec;
 pub mod filesystem;
+pub mod ip;
 pub mod nic;
 pub mod ocf;
 pub mod process;
@@ -192,6 +194,6 @@ pub fn build(params: &ResourceParams, context: &Context) -> Result<Box<dyn Agent
         }
         ResourceParams::App { deadline } => Ok(Box::new(app::AppAgent::new(*deadline, context))),
         ResourceParams::Filesystem(p) => Ok(Box::new(filesystem::FilesystemAgent::new(p, context))),
-        other => Err(BuildError::NotImplemented(kind_of(other))),
+        ResourceParams::Ip(p) => Ok(Box::new(ip::IpAgent::new(p, context))),
     }
 }

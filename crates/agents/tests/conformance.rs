@@ -425,14 +425,24 @@ fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
 }
 
 #[test]
-fn kinds_without_an_agent_yet_are_refused() {
-    let params = ResourceParams::Ip(config::IpParams {
+fn ip_and_filesystem_resources_build_an_agent() {
+    let ip = ResourceParams::Ip(config::IpParams {
         address: "192.0.2.1".parse().unwrap(),
         prefix_len: 24,
         interface: None,
     });
-    let error = build(&params, &Context::new("rsc", "/nonexistent")).err().expect("built");
-    assert_eq!(error, agents::BuildError::NotImplemented(engine::ResourceKind::Ip));
+    let filesystem = ResourceParams::Filesystem(config::FilesystemParams {
+        device: spanned(PathBuf::from("/dev/nonexistent")),
+        mountpoint: PathBuf::from("/nonexistent"),
+        fstype: "ext4".into(),
+        options: None,
+        lock_standby: false,
+        fsck: false,
+    });
+    for params in [ip, filesystem] {
+        let agent = build(&params, &Context::new("rsc", "/nonexistent")).expect("built");
+        assert_ne!(agent.probe(TIMEOUT), OpResult::Ok, "{params:?} runs nowhere");
+    }
 }
 
 #[test]
