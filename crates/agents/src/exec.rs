@@ -102,6 +102,30 @@ pub(crate) fn exit_code(
     }
 }
 
+/// Runs `command` (logging to `log`) with the time left before `deadline`; past the
+/// deadline it is not started at all.
+pub(crate) fn run_until(mut command: Command, log: &Path, deadline: Instant) -> Exit {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Exit::TimedOut;
+    }
+    prepare(&mut command, log);
+    run(command, left)
+}
+
+/// The result of a helper command (`what`) that did not succeed; `log` holds its output.
+pub(crate) fn failure(what: &str, exit: Exit, log: &Path) -> engine::OpResult {
+    use engine::OpResult;
+    match exit {
+        Exit::TimedOut => OpResult::Timeout,
+        Exit::Code(code) => {
+            OpResult::Failed(format!("{what} exited with code {code} (see {})", log.display()))
+        }
+        Exit::Signal(signal) => OpResult::Failed(format!("{what} killed by signal {signal}")),
+        Exit::SpawnFailed(e) => OpResult::Failed(format!("cannot run {what}: {e}")),
+    }
+}
+
 pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
     let mut pause = Duration::from_millis(1);
     loop {

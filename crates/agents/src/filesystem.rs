@@ -161,26 +161,13 @@ impl FilesystemAgent {
 
     /// Runs `program args` with the time left before `deadline`.
     fn run(&self, program: &str, args: &[&std::ffi::OsStr], deadline: Instant) -> Exit {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Exit::TimedOut;
-        }
         let mut command = Command::new(program);
         command.args(args);
-        exec::prepare(&mut command, &self.log);
-        exec::run(command, left)
+        exec::run_until(command, &self.log, deadline)
     }
 
     fn failure(&self, what: &str, exit: Exit) -> OpResult {
-        match exit {
-            Exit::TimedOut => OpResult::Timeout,
-            Exit::Code(code) => OpResult::Failed(format!(
-                "{what} exited with code {code} (see {})",
-                self.log.display()
-            )),
-            Exit::Signal(signal) => OpResult::Failed(format!("{what} killed by signal {signal}")),
-            Exit::SpawnFailed(e) => OpResult::Failed(format!("cannot run {what}: {e}")),
-        }
+        exec::failure(what, exit, &self.log)
     }
 
     /// Kills every process holding something under the mountpoint: SIGTERM, then

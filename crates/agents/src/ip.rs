@@ -124,26 +124,13 @@ impl IpAgent {
     }
 
     fn run(&self, args: &[&str], deadline: Instant) -> Exit {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Exit::TimedOut;
-        }
         let mut command = self.command();
         command.args(args);
-        exec::prepare(&mut command, &self.log);
-        exec::run(command, left)
+        exec::run_until(command, &self.log, deadline)
     }
 
     fn failure(&self, what: &str, exit: Exit) -> OpResult {
-        match exit {
-            Exit::TimedOut => OpResult::Timeout,
-            Exit::Code(code) => OpResult::Failed(format!(
-                "{what} exited with code {code} (see {})",
-                self.log.display()
-            )),
-            Exit::Signal(signal) => OpResult::Failed(format!("{what} killed by signal {signal}")),
-            Exit::SpawnFailed(e) => OpResult::Failed(format!("cannot run {what}: {e}")),
-        }
+        exec::failure(what, exit, &self.log)
     }
 }
 
