@@ -33,6 +33,12 @@ pub enum Input {
     Lease { id: OpId, result: LeaseResult },
     /// An administrative command given to this node (CLI, API, console).
     Admin(AdminCommand),
+    /// The daemon is asked to stop (SIGTERM): from now on this node takes no group, and
+    /// hands the ones it runs to the next eligible node, as a drain does, but only for
+    /// this run (nothing is replicated or kept). Groups stop even when no node can take
+    /// them. In maintenance nothing is stopped. The shell exits once
+    /// [`crate::Engine::is_quiescent`] answers true.
+    Shutdown,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -82,4 +82,7 @@ codes! {
     NODE_UNDRAINED = "I4204", Info, "node undrained",
         cause: "An operator allowed the node to run groups again.",
         fix: "Nothing to do. Groups with failback = \"auto\" preferring this node return after failback_delay.";
+    NODE_LEAVING = "I4205", Info, "node shutting down: its groups move away",
+        cause: "The daemon was asked to stop (SIGTERM, `systemctl stop tandem`): like a drain for this run only, it stops its groups in reverse order, releases their leases so that another node takes them at once, and exits. In maintenance it leaves the resources running.",
+        fix: "Nothing to do. To keep a node's groups off it across restarts use `tandem drain NODE`.";
 }

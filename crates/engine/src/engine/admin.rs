@@ -98,6 +98,22 @@ impl Engine {
         self.touch(group);
     }
 
+    /// The daemon stops: hand every group away as a drain would, for this run only.
+    pub(super) fn on_shutdown(&mut self) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        self.touch_all();
+        let name = self.name(self.me).to_string();
+        let text = if self.maintenance {
+            format!("node {name} shutting down in maintenance: resources are left running")
+        } else {
+            format!("node {name} shutting down: its groups stop here and move to another node")
+        };
+        self.event(&catalogue::NODE_LEAVING, None, None, Some(format!("node {name}")), text);
+    }
+
     pub(super) fn on_admin(&mut self, command: AdminCommand) {
         if self.booting {
             if self.queued_admin.len() < QUEUED_ADMIN_MAX {

@@ -342,7 +342,7 @@ impl Engine {
         if self.maintenance {
             return Some(Ineligible::Maintenance);
         }
-        if self.is_drained(self.me) {
+        if self.is_drained(self.me) || self.leaving {
             return Some(Ineligible::Drained);
         }
         let needs_storage =
@@ -734,6 +734,10 @@ impl Engine {
                     format!("switch-over of {name} refused: {why}"),
                 );
                 self.write_switchover(group, None);
+            }
+            None if self.leaving => {
+                // The daemon stops: the group stops with it even if nobody takes it.
+                self.begin_stop(group, "the node is shutting down".to_string(), None);
             }
             None => {
                 if !self.groups[index].announced_blocked {

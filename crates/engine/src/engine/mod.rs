@@ -81,6 +81,8 @@ pub struct Engine {
     admin: AdminState,
     lamport: u64,
     maintenance: bool,
+    /// The daemon is shutting down ([`Input::Shutdown`]): act as if drained.
+    leaving: bool,
     /// Commands given while booting, applied once the node knows the cluster's state
     /// (its Lamport clock is then past every stamp its peers hold).
     queued_admin: Vec<crate::io::AdminCommand>,
@@ -131,6 +133,7 @@ impl Engine {
             admin,
             lamport: 0,
             maintenance: false,
+            leaving: false,
             queued_admin: Vec::new(),
             stale_heartbeats: 0,
             spec,
@@ -177,6 +180,16 @@ impl Engine {
         self.incarnation
     }
 
+    /// After [`Input::Shutdown`]: nothing runs here any more that the daemon must stop
+    /// (every group stopped, or left running on purpose in maintenance), no lease is
+    /// held and no operation is in flight. The shell may exit.
+    pub fn is_quiescent(&self) -> bool {
+        self.leaving
+            && (self.maintenance
+                || self.groups.iter().all(|g| !g.state().is_active() && !g.lease.is_held()))
+            && !self.pending.values().any(|p| matches!(p, Pending::Agent { .. }))
+    }
+
     /// Whether the engine fenced itself (the shell must reset the node).
     pub fn is_fenced(&self) -> bool {
         self.fenced
@@ -196,6 +209,7 @@ impl Engine {
             Input::Operation { id, result } => self.on_operation(id, result),
             Input::Lease { id, result } => self.on_lease(id, result),
             Input::Admin(command) => self.on_admin(command),
+            Input::Shutdown => self.on_shutdown(),
         }
         self.on_time();
     }

@@ -16,7 +16,7 @@ impl Engine {
             NodeState::Booting
         } else if self.maintenance {
             NodeState::Maintenance
-        } else if self.is_drained(self.me) {
+        } else if self.is_drained(self.me) || self.leaving {
             NodeState::Drained
         } else if self.groups.iter().any(|g| g.state().is_active()) {
             NodeState::Working

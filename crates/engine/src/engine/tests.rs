@@ -619,3 +619,40 @@ fn admin_commands_survive_a_restart_and_the_newest_wins() {
         );
     }
 }
+
+#[test]
+fn shutdown_hands_groups_over_then_is_quiescent() {
+    let mut cluster = formed();
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+    cluster.queue.push((0, Input::Shutdown));
+    cluster.run(Duration::from_millis(500));
+    // Stopped and released here: the standby takes it without waiting for a lease expiry.
+    assert!(cluster.engine(0).is_quiescent(), "{:?}", cluster.events);
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+    assert!(cluster.codes().contains(&"I4205"));
+    cluster.kill_daemon(0);
+    cluster.run(Duration::from_secs(3));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]));
+}
+
+#[test]
+fn shutdown_of_the_last_node_stops_everything() {
+    let mut cluster = formed();
+    cluster.crash(1);
+    cluster.run(Duration::from_secs(3));
+    cluster.queue.push((0, Input::Shutdown));
+    cluster.run(Duration::from_secs(1));
+    assert!(cluster.engine(0).is_quiescent());
+    assert!(cluster.owners(DB).is_empty());
+}
+
+#[test]
+fn shutdown_in_maintenance_leaves_resources_running() {
+    let mut cluster = formed();
+    cluster.admin(0, AdminCommand::Maintenance(true));
+    cluster.run(Duration::from_secs(1));
+    cluster.queue.push((0, Input::Shutdown));
+    cluster.run(Duration::from_millis(200));
+    assert!(cluster.engine(0).is_quiescent());
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
+}
