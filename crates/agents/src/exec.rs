@@ -26,9 +26,17 @@ pub(crate) enum Exit {
     Signal(i32),
     /// Killed (with its process group) at the deadline.
     TimedOut,
-    /// It could not be started at all.
-    SpawnFailed(String),
+    /// It could not be started at all; `missing`: no such program.
+    SpawnFailed {
+        error: String,
+        missing: bool,
+    },
 }
+
+/// The Debian package that provides each system program a helper runs, for the
+/// message when one is missing.
+const PACKAGES: &[(&str, &str)] =
+    &[("mount", "mount"), ("umount", "mount"), ("fsck", "util-linux"), ("sync", "coreutils")];
 
 /// Opens `log` for appending (creating its directory), or `None` when that fails: a
 /// resource must not fail because its log cannot be written.
@@ -60,7 +68,10 @@ pub(crate) fn run(mut command: Command, timeout: Duration) -> Exit {
     let deadline = Instant::now() + timeout;
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return Exit::SpawnFailed(e.to_string()),
+        Err(e) => {
+            let missing = e.kind() == io::ErrorKind::NotFound;
+            return Exit::SpawnFailed { error: e.to_string(), missing };
+        }
     };
     match wait_until(&mut child, deadline) {
         Ok(Some(status)) => exit_of(status),
@@ -96,8 +107,8 @@ pub(crate) fn exit_code(
         Exit::Signal(signal) => {
             Err(OpResult::Failed(format!("{} {action}: killed by signal {signal}", path.display())))
         }
-        Exit::SpawnFailed(e) => {
-            Err(OpResult::Failed(format!("cannot run {} {action}: {e}", path.display())))
+        Exit::SpawnFailed { error, .. } => {
+            Err(OpResult::Failed(format!("cannot run {} {action}: {error}", path.display())))
         }
     }
 }
@@ -113,7 +124,9 @@ pub(crate) fn run_until(mut command: Command, log: &Path, deadline: Instant) -> 
     run(command, left)
 }
 
-/// The result of a helper command (`what`) that did not succeed; `log` holds its output.
+/// The result of a helper command (`what`, the program's name) that did not succeed;
+/// `log` holds its output. A program that is not installed is `E4306`, naming its
+/// package.
 pub(crate) fn failure(what: &str, exit: Exit, log: &Path) -> engine::OpResult {
     use engine::OpResult;
     match exit {
@@ -122,7 +135,21 @@ pub(crate) fn failure(what: &str, exit: Exit, log: &Path) -> engine::OpResult {
             OpResult::Failed(format!("{what} exited with code {code} (see {})", log.display()))
         }
         Exit::Signal(signal) => OpResult::Failed(format!("{what} killed by signal {signal}")),
-        Exit::SpawnFailed(e) => OpResult::Failed(format!("cannot run {what}: {e}")),
+        Exit::SpawnFailed { error, missing: true } => {
+            let package = PACKAGES
+                .iter()
+                .find(|(tool, _)| *tool == what)
+                .map_or("the package that provides it".to_string(), |(_, package)| {
+                    format!("the Debian package `{package}`")
+                });
+            OpResult::Failed(format!(
+                "{}: {what} is not installed ({error}): install {package}",
+                engine::catalogue::AGENT_TOOL_MISSING.code
+            ))
+        }
+        Exit::SpawnFailed { error, missing: false } => {
+            OpResult::Failed(format!("cannot run {what}: {error}"))
+        }
     }
 }
 
@@ -146,5 +173,27 @@ pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Opt
 pub(crate) fn kill_group(child: &Child, signal: Signal) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = killpg(Pid::from_raw(pid), signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_named_with_its_package() {
+        let exit = run(Command::new("/nonexistent/tandem-no-such-tool"), Duration::from_secs(1));
+        assert!(matches!(exit, Exit::SpawnFailed { missing: true, .. }), "{exit:?}");
+        let missing = Exit::SpawnFailed { error: "not found".into(), missing: true };
+        let engine::OpResult::Failed(message) = failure("umount", missing, Path::new("/x")) else {
+            panic!("not a failure")
+        };
+        assert!(message.starts_with("E4306: umount is not installed"), "{message}");
+        assert!(message.contains("`mount`"), "{message}");
+        let other = Exit::SpawnFailed { error: "permission denied".into(), missing: false };
+        let engine::OpResult::Failed(message) = failure("mount", other, Path::new("/x")) else {
+            panic!("not a failure")
+        };
+        assert_eq!(message, "cannot run mount: permission denied");
     }
 }

@@ -14,17 +14,26 @@
 //!
 //! **Timeouts.** Every operation takes a timeout. A script or OCF agent that has not
 //! finished by then is killed with its whole process group (every agent process runs
-//! in a new process group) and the operation answers [`OpResult::Timeout`].
+//! in a new process group) and the operation answers [`OpResult::Timeout`], which the
+//! engine reports as `W4117`. Agents that run no child (`ip`, `systemd`, `app`, `nic`)
+//! bound every wait by the deadline instead (socket timeouts, D-Bus call timeouts), so
+//! no call outlives its timeout by more than a bounded margin.
+//!
+//! **Codes.** A failure the catalogue names starts its [`OpResult::Failed`] text with
+//! the code (`E4301: 10.0.0.50 is already answered by 02:...`): `E4301`-`E4302` for
+//! `ip`, `E4303`-`E4305` for `systemd`, `E4306` for a system program that is not
+//! installed (the text names its Debian package).
 //!
 //! Kinds implemented: `process` (re-attaching to its process after a daemon restart
 //! through a state file), `script`, `lsb`, `ocf`, `nic` (monitor-only, from sysfs),
 //! `app` (sd_notify heartbeats on a Unix datagram socket, plus the daemon's
 //! [`Agent::record_heartbeat`]), `filesystem` (mount(8)/umount(8), killing the
 //! processes that hold a busy filesystem, and the `lock_standby` read-only flag:
-//! [`filesystem::set_read_only`]), `ip` (`ip addr add/del`; no duplicate-address check
-//! and no gratuitous ARP yet: see [`ip`]) and `systemd` (which, for now, answers every
-//! operation with a stable failure: see [`systemd`]). Every kind now has an agent;
-//! [`BuildError::NotImplemented`] stays for kinds added later.
+//! [`filesystem::set_read_only`]), `ip` (rtnetlink, a duplicate-address probe before
+//! adding and gratuitous ARPs / unsolicited neighbour advertisements after: see [`ip`])
+//! and `systemd` (which, for now, answers every operation with a stable failure: see
+//! [`systemd`]). Every kind now has an agent; [`BuildError::NotImplemented`] stays for
+//! kinds added later.
 //!
 //! **Details.** [`OpResult::NotRunning`] carries no text; an agent with more to say
 //! (why an interface is down, an application's last STATUS) keeps it for
@@ -41,6 +50,9 @@ pub mod app;
 mod exec;
 pub mod filesystem;
 pub mod ip;
+mod neighbour;
+mod netlink;
+mod netns;
 pub mod nic;
 pub mod ocf;
 pub mod process;

@@ -1,50 +1,71 @@
-//! The real lab: several "hosts" on one machine, each a Linux network namespace, joined
-//! by two switched networks (`private` for node-to-node traffic, `public` where clients
-//! are), plus a `client` namespace on the public network and an optional shared disk (a
-//! loop device per host over one image file). Tests, benchmarks and `tandem demo` build
-//! a [`Lab`], run commands and long-lived processes inside its hosts, and inject faults:
-//! [`Lab::cut`] / [`Lab::heal`] a host's cable, [`Lab::crash`] a host.
+//! The real lab: several "hosts" on one machine, joined by two switched networks
+//! (`private` for node-to-node traffic, `public` where clients are), plus a `client` on
+//! the public network and an optional shared disk (a loop device per host over one image
+//! file). Tests, benchmarks and `tandem demo` build a [`Lab`], run commands and
+//! long-lived processes (a `tandem node` per host) inside its machines, and inject
+//! faults: network cuts, cuts between two hosts, packet loss, carrier loss, a lost disk
+//! path, a killed process, a host crash (see "Faults" on [`Lab`]).
 //!
-//! It owns every namespace, interface, loop device and image file it creates and removes
-//! them all on `Drop`, also when a test fails or panics; [`sweep`] removes what a killed
-//! test process left behind, by this crate's naming scheme only (see `names.rs`). It must
-//! not send traffic anywhere but inside its own namespaces (there is no default route
-//! and no bridge is attached to a physical interface), and it never signals a process
-//! except by PID, after finding it inside one of its own namespaces or having started it.
+//! Each machine (host or client) is a network namespace plus a small init (the crate's
+//! `testbed-init`, see [`init`]) that is PID 1 of the machine's own PID namespace, in a
+//! private mount namespace of its own: `/etc/tandem`, `/var/lib/tandem` and `/run` there
+//! are bind mounts of per-machine directories of the lab ([`Lab::host_dir`]), so that
+//! tests can write a host's configuration from outside and nothing collides between
+//! hosts; `/sys` shows the machine's own interfaces. [`Lab::exec`] and [`Lab::spawn`]
+//! enter all three namespaces (`nsenter`). The init reaps every orphan at once, and
+//! killing it kills everything in the machine, which makes a crash exact.
 //!
-//! Built on the `ip`, `losetup`, `mkfs.ext4` commands (iproute2, util-linux, e2fsprogs)
-//! rather than netlink crates: every step is one readable command that can be replayed
-//! by hand when a lab misbehaves, and the tools are on every machine the tests run on.
-//! Each network is a bridge inside the lab's own "switch" namespace, so no interface of
-//! the lab ever exists in the machine's root namespace and interface names (at most 15
-//! bytes) never collide between labs. A cut downs the switch-side end of the host's veth,
-//! like pulling the cable: the host sees its link lose carrier.
+//! It owns every namespace, interface, loop device, image file and directory it creates
+//! and removes them all on `Drop`, also when a test fails or panics; [`sweep`] removes
+//! what a killed test process left behind, by this crate's naming scheme only (see
+//! `names.rs`). The only things it leaves on the machine are the empty mount points
+//! `/etc/tandem` and `/var/lib/tandem`, created when missing (other labs may be using
+//! them). It must not send traffic anywhere but inside its own namespaces (there is no
+//! default route and no bridge is attached to a physical interface), and it never
+//! signals a process except through a pidfd opened on a process found inside one of its
+//! own machines, or by the PID of its own unreaped child.
 //!
-//! Not here yet (later parts of issue 3): losing one host's disk path (shrink its loop
-//! device with `LOOP_SET_STATUS64`), partial cuts and packet loss with nftables, a mount
-//! namespace per host with its own `/etc/tandem`, `/var/lib/tandem` and `/run`, and a
-//! tandem node per host.
+//! Built on the `ip`, `nft`, `losetup`, `mkfs.ext4`, `unshare` and `nsenter` commands
+//! (iproute2, nftables, util-linux, e2fsprogs) rather than netlink crates: every step is
+//! one readable command that can be replayed by hand when a lab misbehaves. Each network
+//! is a bridge inside the lab's own "switch" namespace, so no interface of the lab ever
+//! exists in the machine's root namespace and interface names (at most 15 bytes) never
+//! collide between labs. Network faults are nftables rules on that bridge (`netfault.rs`),
+//! except carrier loss, which downs the switch-side end of the machine's veth. A disk
+//! path is lost by shrinking the host's own loop device to one sector (`loopctl.rs`,
+//! the crate's only `unsafe` code), since this machine has no device-mapper.
 //!
 //! Running it needs root and `TANDEM_LAB=1`; [`availability`] says whether a lab can be
-//! built here, and why not.
+//! built here, and why not. The init program is found next to the running executable
+//! (or its parent directory, for test binaries in `target/*/deps`), or named by
+//! `TESTBED_INIT` or [`LabBuilder::init_command`].
 
 mod command;
 mod disk;
+mod host;
+pub mod init;
+mod loopctl;
 mod names;
+mod netfault;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 pub use command::Output;
 pub use disk::{SharedDisk, DISK_MIB_MAX, DISK_MIB_MIN};
+pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
 
-use command::{run, run_ok};
+use command::run_ok;
+use host::Init;
+use netfault::NetFaults;
 
 /// Most hosts one lab may have (addresses are `.10` to `.10 + HOSTS_MAX - 1`).
 pub const HOSTS_MAX: usize = 16;
@@ -53,7 +74,19 @@ pub const HOSTS_MAX: usize = 16;
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The tools a lab needs on `PATH`.
-pub const TOOLS: &[&str] = &["ip", "losetup", "mkfs.ext4", "unshare", "nsenter"];
+pub const TOOLS: &[&str] = &["ip", "nft", "losetup", "mkfs.ext4", "unshare", "nsenter"];
+
+/// The name of the init program, and the variable that may name its path instead.
+pub const INIT_PROGRAM: &str = "testbed-init";
+/// See [`INIT_PROGRAM`].
+pub const INIT_PROGRAM_VARIABLE: &str = "TESTBED_INIT";
+
+/// How long a crashed host's old ext4 mount may take to go away before its disk path
+/// comes back.
+const MOUNT_GONE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The size a lost disk path leaves of the host's loop device: one sector.
+const LOST_DISK_BYTES: u64 = 512;
 
 /// The error of any lab operation: what was being done and why it failed.
 #[derive(Debug)]
@@ -92,7 +125,11 @@ pub fn availability() -> Result<(), String> {
     let missing: Vec<&str> = TOOLS
         .iter()
         .copied()
-        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .filter(|tool| {
+            !std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+                .any(|dir| dir.join(tool).is_file())
+        })
         .collect();
     if !missing.is_empty() {
         return Err(format!("missing tools: {}", missing.join(", ")));
@@ -101,7 +138,7 @@ pub fn availability() -> Result<(), String> {
 }
 
 /// One of the lab's two networks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Network {
     /// Node-to-node traffic (heartbeats), 192.168.250.0/24.
     Private,
@@ -141,7 +178,7 @@ impl Network {
 }
 
 /// A machine of the lab: one of the hosts (numbered from 0) or the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Node {
     /// Host number `n` (0-based), where a tandem node runs.
     Host(usize),
@@ -168,8 +205,43 @@ impl Node {
     }
 
     /// The switch-side end of the node's veth on `network` (at most 8 bytes).
-    fn port(self, network: Network) -> String {
+    pub(crate) fn port(self, network: Network) -> String {
         format!("{}-{}", self.tag(), network.name())
+    }
+}
+
+/// A directory every lab machine has of its own: a bind mount, inside the machine, of a
+/// directory of the lab that tests read and write from outside ([`Lab::host_dir`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostDir {
+    /// `/etc/tandem`: the configuration (kept across a crash, as on a disk).
+    EtcTandem,
+    /// `/var/lib/tandem`: the state directory (kept across a crash).
+    VarLibTandem,
+    /// `/run`: runtime state such as PID files (emptied by a crash, as a tmpfs is).
+    Run,
+}
+
+impl HostDir {
+    /// All of them.
+    pub const ALL: [HostDir; 3] = [HostDir::EtcTandem, HostDir::VarLibTandem, HostDir::Run];
+
+    /// Where the machine sees it.
+    pub fn inside(self) -> &'static str {
+        match self {
+            HostDir::EtcTandem => "/etc/tandem",
+            HostDir::VarLibTandem => "/var/lib/tandem",
+            HostDir::Run => "/run",
+        }
+    }
+
+    /// Its name under the machine's directory of the lab.
+    fn name(self) -> &'static str {
+        match self {
+            HostDir::EtcTandem => "etc-tandem",
+            HostDir::VarLibTandem => "var-lib-tandem",
+            HostDir::Run => "run",
+        }
     }
 }
 
@@ -179,6 +251,7 @@ pub struct LabBuilder {
     hosts: usize,
     client: bool,
     disk_mib: Option<u64>,
+    init_command: Option<Vec<OsString>>,
 }
 
 impl LabBuilder {
@@ -188,7 +261,7 @@ impl LabBuilder {
         self
     }
 
-    /// Whether to add the client namespace on the public network (default yes).
+    /// Whether to add the client on the public network (default yes).
     pub fn client(mut self, client: bool) -> LabBuilder {
         self.client = client;
         self
@@ -197,6 +270,14 @@ impl LabBuilder {
     /// Adds a shared disk of `size_mib` MiB, formatted with ext4, one loop device per host.
     pub fn shared_disk_mib(mut self, size_mib: u64) -> LabBuilder {
         self.disk_mib = Some(size_mib);
+        self
+    }
+
+    /// The program (and leading arguments) that runs [`init::main`] as each machine's
+    /// init, for a binary that carries it under another name (e.g. a hidden subcommand);
+    /// by default `testbed-init`, found as the crate doc says.
+    pub fn init_command(mut self, command: Vec<OsString>) -> LabBuilder {
+        self.init_command = Some(command);
         self
     }
 
@@ -214,13 +295,29 @@ impl LabBuilder {
                 "shared disk of {size_mib} MiB: must be {DISK_MIB_MIN}..={DISK_MIB_MAX} MiB"
             )));
         }
+        let init_command = match self.init_command {
+            Some(command) if !command.is_empty() => command,
+            Some(_) => return Err(LabError::new("an empty init command".to_owned())),
+            None => vec![find_init_program()?.into_os_string()],
+        };
+        for dir in [HostDir::EtcTandem, HostDir::VarLibTandem] {
+            std::fs::create_dir_all(dir.inside())
+                .map_err(|e| LabError::io(&format!("creating mount point {}", dir.inside()), e))?;
+        }
+        let prefix = names::new_lab_prefix();
         let mut lab = Lab {
-            prefix: names::new_lab_prefix(),
+            dir: names::lab_dir(&prefix),
+            prefix,
             hosts: self.hosts,
             client: false,
             created: Vec::new(),
+            init_command,
+            machines: Mutex::new((0..=self.hosts).map(|_| Machine::default()).collect()),
+            faults: Mutex::new(NetFaults::default()),
             disk: None,
         };
+        std::fs::create_dir(&lab.dir)
+            .map_err(|e| LabError::io(&format!("creating {}", lab.dir.display()), e))?;
         let switch = lab.switch();
         lab.add_namespace(&switch)?;
         for network in Network::ALL {
@@ -232,8 +329,8 @@ impl LabBuilder {
             lab.add_node(Node::Host(host), &Network::ALL)?;
         }
         if self.client {
-            lab.add_node(Node::Client, &[Network::Public])?;
             lab.client = true;
+            lab.add_node(Node::Client, &[Network::Public])?;
         }
         if let Some(size_mib) = self.disk_mib {
             lab.disk = Some(SharedDisk::create(&lab.prefix, size_mib, self.hosts)?);
@@ -242,22 +339,82 @@ impl LabBuilder {
     }
 }
 
-/// A running lab. Dropping it kills every process inside its namespaces and removes
-/// the namespaces (with their interfaces and bridges), the loop devices and the image.
+/// The init program: `TESTBED_INIT`, else `testbed-init` next to the running executable
+/// or in its parent directory (test binaries live in `target/*/deps`).
+fn find_init_program() -> Result<PathBuf, LabError> {
+    if let Some(path) = std::env::var_os(INIT_PROGRAM_VARIABLE) {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(LabError::new(format!(
+            "{INIT_PROGRAM_VARIABLE}={} is not a file",
+            path.display()
+        )));
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| LabError::io("finding the running executable", e))?;
+    let dirs: Vec<&Path> = exe.ancestors().skip(1).take(2).collect();
+    dirs.iter().map(|dir| dir.join(INIT_PROGRAM)).find(|path| path.is_file()).ok_or_else(|| {
+        LabError::new(format!(
+            "{INIT_PROGRAM} not found next to {} or in its parent directory: build it with \
+             `cargo build -p testbed --bin {INIT_PROGRAM}` (the test command builds it), or \
+             name it with {INIT_PROGRAM_VARIABLE}",
+            exe.display()
+        ))
+    })
+}
+
+/// What the lab knows about one machine beyond its namespace.
+#[derive(Debug, Default)]
+struct Machine {
+    /// Its init; `None` while the host is crashed.
+    init: Option<Init>,
+    /// Whether its disk path is lost now.
+    disk_lost: bool,
+    /// Whether the crash took the disk path (the restart brings it back).
+    disk_lost_by_crash: bool,
+}
+
+/// A running lab. Dropping it kills every process inside its machines and removes the
+/// namespaces (with their interfaces, bridges and nftables rules), the loop devices, the
+/// image and the lab's directory.
+///
+/// # Faults
+///
+/// | fault | start | end |
+/// | --- | --- | --- |
+/// | a machine cut off one network, carrier up (a fault beyond the switch port) | [`Lab::cut`] | [`Lab::heal`] |
+/// | a machine cut off every network | [`Lab::cut_all`] | [`Lab::heal_all`] |
+/// | only host-to-host traffic cut on one network; clients reach both | [`Lab::cut_between`] | [`Lab::heal_between`] |
+/// | random loss of frames to and from a machine on one network | [`Lab::loss`] | `loss(.., 0)` |
+/// | NIC carrier lost (cable pulled: the host's link goes down) | [`Lab::carrier_off`] | [`Lab::carrier_on`] |
+/// | one host's disk path lost (I/O fails, also on open descriptors and mounts) | [`Lab::lose_disk`] | [`Lab::restore_disk`] |
+/// | one process killed (SIGKILL), e.g. a resource or the daemon | [`Lab::kill_process`], [`Spawned::kill`] | |
+/// | host crash | [`Lab::crash`] | [`Lab::restart`] |
+///
+/// Network faults add up: a cut, a cut between and a loss may hold at once, and each
+/// ends on its own.
 #[derive(Debug)]
 pub struct Lab {
     prefix: String,
     hosts: usize,
     client: bool,
+    /// The lab's working directory (per-machine directories, the ruleset).
+    dir: PathBuf,
     /// Namespaces created so far, in creation order (removed in reverse).
     created: Vec<String>,
+    init_command: Vec<OsString>,
+    /// Indexed by [`Lab::index`]: the hosts, then the client.
+    machines: Mutex<Vec<Machine>>,
+    faults: Mutex<NetFaults>,
     disk: Option<SharedDisk>,
 }
 
 impl Lab {
     /// A builder for two hosts and a client, without a shared disk.
     pub fn builder() -> LabBuilder {
-        LabBuilder { hosts: 2, client: true, disk_mib: None }
+        LabBuilder { hosts: 2, client: true, disk_mib: None, init_command: None }
     }
 
     /// The prefix of every name this lab created (for [`leftovers`]).
@@ -289,6 +446,18 @@ impl Lab {
         Some(Ipv4Addr::new(192, 168, network.octet(), node.octet()))
     }
 
+    /// The networks `node` is on.
+    fn networks(&self, node: Node) -> Vec<Network> {
+        Network::ALL.into_iter().filter(|n| self.address(node, *n).is_some()).collect()
+    }
+
+    /// The directory of the lab that `node` sees as `dir.inside()` (write a host's
+    /// `/etc/tandem/cluster.toml` here before starting its node).
+    pub fn host_dir(&self, node: Node, dir: HostDir) -> Result<PathBuf, LabError> {
+        self.check_node(node)?;
+        Ok(self.dir.join(node.tag()).join(dir.name()))
+    }
+
     /// The shared disk, when the lab has one.
     pub fn shared_disk(&self) -> Option<&SharedDisk> {
         self.disk.as_ref()
@@ -299,9 +468,9 @@ impl Lab {
         self.disk.as_ref()?.device(host)
     }
 
-    /// Runs `command` (program and arguments) inside `node`'s network namespace, waits
-    /// for it (at most [`EXEC_TIMEOUT`]; killed after that) and returns its output,
-    /// whatever its exit status.
+    /// Runs `command` (program and arguments) inside `node` (its network, mount and PID
+    /// namespaces), waits for it (at most [`EXEC_TIMEOUT`]; killed after that) and
+    /// returns its output, whatever its exit status.
     pub fn exec(&self, node: Node, command: &[&str]) -> Result<Output, LabError> {
         self.exec_timeout(node, command, EXEC_TIMEOUT)
     }
@@ -313,81 +482,318 @@ impl Lab {
         command: &[&str],
         timeout: Duration,
     ) -> Result<Output, LabError> {
-        self.check_node(node)?;
-        let namespace = self.namespace(node);
-        let mut args = vec!["netns", "exec", &namespace];
-        args.extend_from_slice(command);
-        run("ip", &args, timeout)
+        let mut process = self.spawn(node, command)?;
+        match process.wait_timeout(timeout)? {
+            Some(status) => {
+                Ok(Output { status, stdout: process.stdout()?, stderr: process.stderr()? })
+            }
+            None => {
+                let _ = process.kill();
+                Err(LabError::new(format!(
+                    "`{}` did not finish within {} ms in {node:?}",
+                    command.join(" "),
+                    timeout.as_millis()
+                )))
+            }
+        }
     }
 
-    /// Starts the long-running `command` inside `node`'s network namespace. The handle
-    /// kills it (by PID) when dropped; its output goes to files readable meanwhile.
+    /// Starts the long-running `command` inside `node` (its network, mount and PID
+    /// namespaces). The handle gives its PID, its output (in files readable meanwhile)
+    /// and kills it when dropped; a crash of the host kills it too.
     pub fn spawn(&self, node: Node, command: &[&str]) -> Result<Spawned, LabError> {
+        self.spawn_env(node, command, &[])
+    }
+
+    /// [`Lab::spawn`] with `env` added to the command's environment, e.g. a tandem node:
+    /// `spawn_env(Node::Host(0), &["tandem", "node", "--config", ...], &[("RUST_LOG", "debug")])`.
+    pub fn spawn_env(
+        &self,
+        node: Node,
+        command: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Spawned, LabError> {
+        let machines = self.machines(node)?;
+        let init = machines[self.index(node)].init.as_ref().ok_or_else(|| {
+            LabError::new(format!("{node:?} is crashed: restart it before running anything"))
+        })?;
+        init.enter(command, env)
+    }
+
+    /// The live processes of `node` (its PID namespace, without its init), by the PIDs
+    /// seen from outside; empty while the host is crashed.
+    pub fn pids(&self, node: Node) -> Result<Vec<i32>, LabError> {
+        let machines = self.machines(node)?;
+        match &machines[self.index(node)].init {
+            Some(init) => init.pids(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The PID (seen from outside, as [`Lab::pids`] lists it) of the process of `node`
+    /// whose PID inside the host is `pid_in_host` (as a PID file there says).
+    pub fn pid_outside(&self, node: Node, pid_in_host: i32) -> Result<Option<i32>, LabError> {
+        Ok(self.pids(node)?.into_iter().find(|pid| host::pid_inside(*pid) == Some(pid_in_host)))
+    }
+
+    /// Kills (SIGKILL) process `pid` (seen from outside, see [`Lab::pid_outside`]) of
+    /// `node`: a resource dies, or the daemon. Refuses a process of another machine and
+    /// the machine's init (that is [`Lab::crash`]).
+    pub fn kill_process(&self, node: Node, pid: i32) -> Result<(), LabError> {
+        let machines = self.machines(node)?;
+        let init = machines[self.index(node)]
+            .init
+            .as_ref()
+            .ok_or_else(|| LabError::new(format!("{node:?} is crashed: no process {pid}")))?;
+        init.kill_process(pid)
+    }
+
+    /// Cuts `node` off `network` in the switch: every frame to or from it is dropped,
+    /// while its link stays up (carrier on), as when a switch or cable further away
+    /// fails. For a pulled cable see [`Lab::carrier_off`].
+    pub fn cut(&self, node: Node, network: Network) -> Result<(), LabError> {
+        self.check_network(node, network)?;
+        self.change_faults(|faults| {
+            faults.cut.insert((node, network));
+        })
+    }
+
+    /// Ends [`Lab::cut`] of `node` on `network`.
+    pub fn heal(&self, node: Node, network: Network) -> Result<(), LabError> {
+        self.check_network(node, network)?;
+        self.change_faults(|faults| {
+            faults.cut.remove(&(node, network));
+        })
+    }
+
+    /// Cuts `node` off every network it is on (see [`Lab::cut`]).
+    pub fn cut_all(&self, node: Node) -> Result<(), LabError> {
         self.check_node(node)?;
-        let stdout =
-            tempfile::tempfile().map_err(|e| LabError::io("creating a temporary file", e))?;
-        let stderr =
-            tempfile::tempfile().map_err(|e| LabError::io("creating a temporary file", e))?;
-        // `ip netns exec` enters the namespace and then execs the command, so the child's
-        // PID is the command's own.
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.namespace(node)])
-            .args(command)
-            .stdin(Stdio::null())
-            .stdout(command::clone(&stdout)?)
-            .stderr(command::clone(&stderr)?)
-            .spawn()
-            .map_err(|e| LabError::io(&format!("starting `{}`", command.join(" ")), e))?;
-        Ok(Spawned { child, stdout, stderr })
+        let networks = self.networks(node);
+        self.change_faults(|faults| faults.cut.extend(networks.iter().map(|n| (node, *n))))
+    }
+
+    /// Ends every [`Lab::cut`] of `node`.
+    pub fn heal_all(&self, node: Node) -> Result<(), LabError> {
+        self.check_node(node)?;
+        self.change_faults(|faults| faults.cut.retain(|(cut, _)| *cut != node))
+    }
+
+    /// Cuts the traffic between hosts `a` and `b` on `network` (both directions), while
+    /// both still reach and are reached by every other machine, the client included.
+    pub fn cut_between(&self, a: usize, b: usize, network: Network) -> Result<(), LabError> {
+        let pair = self.host_pair(a, b)?;
+        self.change_faults(|faults| {
+            faults.between.insert((pair.0, pair.1, network));
+        })
+    }
+
+    /// Ends [`Lab::cut_between`] of `a` and `b` on `network`.
+    pub fn heal_between(&self, a: usize, b: usize, network: Network) -> Result<(), LabError> {
+        let pair = self.host_pair(a, b)?;
+        self.change_faults(|faults| {
+            faults.between.remove(&(pair.0, pair.1, network));
+        })
+    }
+
+    /// Drops `percent` % of the frames to and of the frames from `node` on `network`, at
+    /// random (nftables `numgen random`); 0 ends the loss. A round trip then fails with
+    /// about `1 - (1 - p)²`.
+    pub fn loss(&self, node: Node, network: Network, percent: u8) -> Result<(), LabError> {
+        self.check_network(node, network)?;
+        if percent > 100 {
+            return Err(LabError::new(format!("a loss of {percent} %: must be 0..=100")));
+        }
+        self.change_faults(|faults| {
+            if percent == 0 {
+                faults.loss.remove(&(node, network));
+            } else {
+                faults.loss.insert((node, network), percent);
+            }
+        })
     }
 
     /// Pulls `node`'s cable to `network`: the switch-side end of its veth goes down, so
-    /// the node's interface loses carrier and nothing passes either way.
-    pub fn cut(&self, node: Node, network: Network) -> Result<(), LabError> {
+    /// the node's interface loses carrier (its `nic` resource sees it) and nothing passes
+    /// either way.
+    pub fn carrier_off(&self, node: Node, network: Network) -> Result<(), LabError> {
         self.set_port(node, network, "down")
     }
 
-    /// Plugs `node`'s cable to `network` back in (undoes [`Lab::cut`]).
-    pub fn heal(&self, node: Node, network: Network) -> Result<(), LabError> {
+    /// Plugs `node`'s cable to `network` back in (undoes [`Lab::carrier_off`]).
+    pub fn carrier_on(&self, node: Node, network: Network) -> Result<(), LabError> {
         self.set_port(node, network, "up")
     }
 
-    /// Crashes host `host`: freezes every process in its namespace (SIGSTOP), takes its
-    /// interfaces down, then SIGKILLs everything there until nothing is left. The
-    /// host's addresses stay configured; [`Lab::restart`] brings its links back up.
-    pub fn crash(&self, host: usize) -> Result<(), LabError> {
-        let node = Node::Host(host);
-        self.check_node(node)?;
-        let namespace = self.namespace(node);
-        names::signal_namespace(&namespace, Signal::SIGSTOP)?;
-        for network in Network::ALL {
-            run_ok("ip", &["-n", &namespace, "link", "set", &network.interface(), "down"])?;
-        }
-        names::kill_namespace(&namespace)
+    /// Takes host `host`'s path to the shared disk away: its own loop device shrinks to
+    /// one sector, so reads past it return nothing and writes fail, on descriptors
+    /// already open (`O_DIRECT` too) and under a mounted file system alike. The other
+    /// hosts keep their paths.
+    pub fn lose_disk(&self, host: usize) -> Result<(), LabError> {
+        let mut machines = self.machines(Node::Host(host))?;
+        self.set_disk_path(host, false)?;
+        machines[host].disk_lost = true;
+        Ok(())
     }
 
-    /// Brings a crashed host's interfaces back up (its processes stay dead: start what
-    /// it should run again with [`Lab::spawn`]).
-    pub fn restart(&self, host: usize) -> Result<(), LabError> {
+    /// Gives host `host` its disk path back (undoes [`Lab::lose_disk`]).
+    pub fn restore_disk(&self, host: usize) -> Result<(), LabError> {
+        let mut machines = self.machines(Node::Host(host))?;
+        self.set_disk_path(host, true)?;
+        machines[host].disk_lost = false;
+        machines[host].disk_lost_by_crash = false;
+        Ok(())
+    }
+
+    /// Crashes host `host`, as LAB-NOTES says a crash must be: every process of the host
+    /// is frozen (SIGSTOP), its disk path is cut (if the lab has a disk and it was not
+    /// lost already), its interfaces go down, everything in it is SIGKILLed (its init
+    /// first, so the kernel kills the rest), and its addresses are flushed (RAM state,
+    /// virtual IPs included, is lost). Unsynced data is lost as in a real crash. Its
+    /// mounts vanish with its mount namespace; [`Lab::restart`] waits for that.
+    pub fn crash(&self, host: usize) -> Result<(), LabError> {
         let node = Node::Host(host);
-        self.check_node(node)?;
+        let mut machines = self.machines(node)?;
+        let machine = &mut machines[host];
+        let init = machine
+            .init
+            .take()
+            .ok_or_else(|| LabError::new(format!("host {host} is crashed already")))?;
+        init.signal_all(Signal::SIGSTOP)?;
+        if self.disk.is_some() && !machine.disk_lost {
+            self.set_disk_path(host, false)?;
+            machine.disk_lost = true;
+            machine.disk_lost_by_crash = true;
+        }
         let namespace = self.namespace(node);
         for network in Network::ALL {
-            run_ok("ip", &["-n", &namespace, "link", "set", &network.interface(), "up"])?;
+            let interface = network.interface();
+            run_ok("ip", &["-n", &namespace, "link", "set", &interface, "down"])?;
+        }
+        init.kill()?;
+        for network in Network::ALL {
+            run_ok("ip", &["-n", &namespace, "addr", "flush", "dev", &network.interface()])?;
         }
         Ok(())
     }
 
-    /// The live processes inside `node`'s namespace.
-    pub fn pids(&self, node: Node) -> Result<Vec<i32>, LabError> {
-        self.check_node(node)?;
-        Ok(names::namespace_pids(&self.namespace(node))?.into_iter().map(|p| p.as_raw()).collect())
+    /// Boots a crashed host again: once its old ext4 mounts of the shared disk are gone
+    /// (so it cannot write stale data), the disk path the crash took comes back (one lost
+    /// by [`Lab::lose_disk`] stays lost), its `/run` starts empty, its addresses and
+    /// links come back up, and a new init starts. Nothing else runs: start its node again
+    /// with [`Lab::spawn`].
+    pub fn restart(&self, host: usize) -> Result<(), LabError> {
+        let node = Node::Host(host);
+        let mut machines = self.machines(node)?;
+        if machines[host].init.is_some() {
+            return Err(LabError::new(format!("host {host} is running: crash it first")));
+        }
+        if machines[host].disk_lost_by_crash {
+            self.wait_until_unmounted(host)?;
+            self.set_disk_path(host, true)?;
+            machines[host].disk_lost = false;
+            machines[host].disk_lost_by_crash = false;
+        }
+        let run = self.host_dir(node, HostDir::Run)?;
+        std::fs::remove_dir_all(&run)
+            .and_then(|()| std::fs::create_dir(&run))
+            .map_err(|e| LabError::io(&format!("emptying {}", run.display()), e))?;
+        let namespace = self.namespace(node);
+        for network in Network::ALL {
+            let interface = network.interface();
+            let address = format!("192.168.{}.{}/24", network.octet(), node.octet());
+            run_ok("ip", &["-n", &namespace, "addr", "add", &address, "dev", &interface])?;
+            run_ok("ip", &["-n", &namespace, "link", "set", &interface, "up"])?;
+        }
+        machines[host].init = Some(self.start_init(node)?);
+        Ok(())
     }
 
-    fn set_port(&self, node: Node, network: Network, state: &str) -> Result<(), LabError> {
+    /// Locks the machines' table after checking that `node` exists.
+    fn machines(&self, node: Node) -> Result<MutexGuard<'_, Vec<Machine>>, LabError> {
+        self.check_node(node)?;
+        // A panic while holding the lock left consistent data: every change is one step.
+        Ok(self.machines.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// The index of `node` in the machines' table.
+    fn index(&self, node: Node) -> usize {
+        match node {
+            Node::Host(n) => n,
+            Node::Client => self.hosts,
+        }
+    }
+
+    /// Shrinks (`restore` false) or restores host `host`'s loop device.
+    fn set_disk_path(&self, host: usize, restore: bool) -> Result<(), LabError> {
+        let device = self
+            .disk_device(host)
+            .ok_or_else(|| LabError::new(format!("host {host} has no shared disk")))?;
+        let limit = if restore { 0 } else { LOST_DISK_BYTES };
+        loopctl::set_size_limit(device, limit).map_err(|e| {
+            LabError::io(&format!("setting the size limit of {} to {limit}", device.display()), e)
+        })
+    }
+
+    /// Waits until no ext4 file system is mounted from host `host`'s loop device any more
+    /// (its superblock leaves `/sys/fs/ext4` once the last mount namespace holding it is
+    /// gone).
+    fn wait_until_unmounted(&self, host: usize) -> Result<(), LabError> {
+        let Some(name) = self.disk_device(host).and_then(Path::file_name) else {
+            return Ok(());
+        };
+        let entry = Path::new("/sys/fs/ext4").join(name);
+        let deadline = Instant::now() + MOUNT_GONE_TIMEOUT;
+        while entry.exists() {
+            if Instant::now() >= deadline {
+                return Err(LabError::new(format!(
+                    "host {host}'s ext4 mount of {} still exists {} ms after its crash",
+                    name.to_string_lossy(),
+                    MOUNT_GONE_TIMEOUT.as_millis()
+                )));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the network faults and loads the resulting ruleset into the
+    /// switch; on failure the faults stay as they were.
+    fn change_faults(&self, change: impl FnOnce(&mut NetFaults)) -> Result<(), LabError> {
+        let mut faults = self.faults.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = NetFaults {
+            cut: faults.cut.clone(),
+            between: faults.between.clone(),
+            loss: faults.loss.clone(),
+        };
+        change(&mut next);
+        let file = self.dir.join("switch.nft");
+        std::fs::write(&file, next.ruleset())
+            .map_err(|e| LabError::io(&format!("writing {}", file.display()), e))?;
+        let file = file.to_string_lossy();
+        run_ok("ip", &["netns", "exec", &self.switch(), "nft", "-f", &file])?;
+        *faults = next;
+        Ok(())
+    }
+
+    fn host_pair(&self, a: usize, b: usize) -> Result<(usize, usize), LabError> {
+        self.check_node(Node::Host(a))?;
+        self.check_node(Node::Host(b))?;
+        if a == b {
+            return Err(LabError::new(format!("a cut between host {a} and itself")));
+        }
+        Ok((a.min(b), a.max(b)))
+    }
+
+    fn check_network(&self, node: Node, network: Network) -> Result<(), LabError> {
         if self.address(node, network).is_none() {
             return Err(LabError::new(format!("{node:?} is not on the {network:?} network")));
         }
+        Ok(())
+    }
+
+    fn set_port(&self, node: Node, network: Network, state: &str) -> Result<(), LabError> {
+        self.check_network(node, network)?;
         run_ok("ip", &["-n", &self.switch(), "link", "set", &node.port(network), state])?;
         Ok(())
     }
@@ -408,9 +814,21 @@ impl Lab {
         Ok(())
     }
 
-    /// Creates `node`'s namespace and plugs it into `networks`: a veth pair is made in
-    /// the switch namespace, one end moved into the node and addressed, the other
-    /// enslaved to the network's bridge. No default route is ever added.
+    /// Starts `node`'s init over its directories (creating them when missing).
+    fn start_init(&self, node: Node) -> Result<Init, LabError> {
+        let mut binds = Vec::new();
+        for dir in HostDir::ALL {
+            let source = self.host_dir(node, dir)?;
+            std::fs::create_dir_all(&source)
+                .map_err(|e| LabError::io(&format!("creating {}", source.display()), e))?;
+            binds.push((source, dir.inside()));
+        }
+        Init::start(&self.namespace(node), &self.init_command, &binds)
+    }
+
+    /// Creates `node`'s namespace, plugs it into `networks` and starts its init: a veth
+    /// pair is made in the switch namespace, one end moved into the node and addressed,
+    /// the other enslaved to the network's bridge. No default route is ever added.
     fn add_node(&mut self, node: Node, networks: &[Network]) -> Result<(), LabError> {
         let namespace = self.namespace(node);
         let switch = self.switch();
@@ -429,13 +847,26 @@ impl Lab {
             run_ok("ip", &["-n", &namespace, "addr", "add", &address, "dev", &interface])?;
             run_ok("ip", &["-n", &namespace, "link", "set", &interface, "up"])?;
         }
+        let init = self.start_init(node)?;
+        let index = self.index(node);
+        self.machines.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())[index].init =
+            Some(init);
         Ok(())
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Hosts and client first, the switch (created first) last.
+        // Every machine's init first (the kernel kills the rest of the machine), then the
+        // namespaces: hosts and client, the switch (created first) last.
+        let machines = self.machines.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for machine in machines.iter_mut() {
+            if let Some(init) = machine.init.take() {
+                if let Err(error) = init.kill() {
+                    eprintln!("testbed: {error}");
+                }
+            }
+        }
         for namespace in self.created.iter().rev() {
             if let Err(error) = names::remove_namespace(namespace) {
                 eprintln!("testbed: could not remove namespace {namespace}: {error}");
@@ -443,51 +874,10 @@ impl Drop for Lab {
         }
         // The disk's own Drop detaches the loop devices and removes the image.
         self.disk = None;
-    }
-}
-
-/// A process started by [`Lab::spawn`]. Dropping the handle SIGKILLs it by PID (if it
-/// still runs) and reaps it; processes it forked are killed when their host crashes or
-/// the lab is dropped.
-#[derive(Debug)]
-pub struct Spawned {
-    child: Child,
-    stdout: std::fs::File,
-    stderr: std::fs::File,
-}
-
-impl Spawned {
-    /// The process's PID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its exit status, if it has exited.
-    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, LabError> {
-        self.child.try_wait().map_err(|e| LabError::io("checking a spawned process", e))
-    }
-
-    /// Waits at most `timeout` for it to exit; `None` when it still runs.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, LabError> {
-        command::wait_timeout(&mut self.child, timeout)
-    }
-
-    /// What it wrote to stdout so far.
-    pub fn stdout(&self) -> Result<String, LabError> {
-        command::read_all(&self.stdout)
-    }
-
-    /// What it wrote to stderr so far.
-    pub fn stderr(&self) -> Result<String, LabError> {
-        command::read_all(&self.stderr)
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        // `Child::kill` targets this PID only, and the unreaped child keeps the PID from
-        // being reused, so this never hits another process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("testbed: could not remove {}: {error}", self.dir.display());
+            }
+        }
     }
 }

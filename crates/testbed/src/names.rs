@@ -1,6 +1,6 @@
 //! The lab's naming scheme and the clean-up that relies on it. It owns how every global
 //! object the lab creates (network namespaces, the shared disk's image file and the loop
-//! devices over it) is named, how leftovers are found again, and killing the processes
+//! devices over it, the lab's working directory) is named, how leftovers are found again, and killing the processes
 //! inside a lab namespace. It must not touch anything outside that scheme: no other
 //! namespace, loop device or file is ever listed for removal, and processes are only
 //! ever signalled by PID after being found inside one of the lab's own namespaces.
@@ -45,6 +45,12 @@ pub fn image_dir() -> PathBuf {
 /// The image file of the lab with `prefix`.
 pub fn image_path(prefix: &str) -> PathBuf {
     image_dir().join(format!("{prefix}.img"))
+}
+
+/// The working directory of the lab with `prefix` (per-host directories, the nftables
+/// ruleset).
+pub fn lab_dir(prefix: &str) -> PathBuf {
+    image_dir().join(format!("{prefix}.d"))
 }
 
 /// The PID encoded in a name of the scheme (`tnd-<pid>-...`), if `name` is one.
@@ -109,6 +115,9 @@ pub fn leftovers(prefix: &str) -> Result<Vec<String>, LabError> {
     if image_path(prefix).exists() {
         found.push(format!("image file {}", image_path(prefix).display()));
     }
+    if lab_dir(prefix).exists() {
+        found.push(format!("lab directory {}", lab_dir(prefix).display()));
+    }
     Ok(found)
 }
 
@@ -135,9 +144,13 @@ fn zombie(pid: i32) -> bool {
     }
 }
 
-/// Sends `signal` to every process inside `namespace`; returns how many there were.
-pub fn signal_namespace(namespace: &str, signal: Signal) -> Result<usize, LabError> {
-    let pids = namespace_pids(namespace)?;
+/// Sends `signal` to every process inside `namespace` but those in `keep`; returns how
+/// many there were.
+fn signal_namespace(namespace: &str, signal: Signal, keep: &[i32]) -> Result<usize, LabError> {
+    let pids: Vec<Pid> = namespace_pids(namespace)?
+        .into_iter()
+        .filter(|pid| !keep.contains(&pid.as_raw()))
+        .collect();
     for pid in &pids {
         // A process may exit between listing and signalling: ESRCH is fine.
         let _ = kill(*pid, signal);
@@ -148,9 +161,15 @@ pub fn signal_namespace(namespace: &str, signal: Signal) -> Result<usize, LabErr
 /// SIGKILLs every process inside `namespace` until none is left (or errors after
 /// [`KILL_TIMEOUT`]), so processes forked meanwhile are caught too.
 pub fn kill_namespace(namespace: &str) -> Result<(), LabError> {
+    kill_namespace_except(namespace, &[])
+}
+
+/// [`kill_namespace`], sparing the processes in `keep` (a lab's own children that must
+/// live on to reap the others).
+pub fn kill_namespace_except(namespace: &str, keep: &[i32]) -> Result<(), LabError> {
     let deadline = Instant::now() + KILL_TIMEOUT;
     loop {
-        if signal_namespace(namespace, Signal::SIGKILL)? == 0 {
+        if signal_namespace(namespace, Signal::SIGKILL, keep)? == 0 {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -211,6 +230,14 @@ pub fn sweep() -> Result<Swept, LabError> {
                     return Err(LabError::io(&format!("removing {name}"), e));
                 }
                 _ => swept.push(format!("image file {name}")),
+            }
+        }
+        if name.ends_with(".d") && abandoned(&name) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LabError::io(&format!("removing {name}"), e));
+                }
+                _ => swept.push(format!("lab directory {name}")),
             }
         }
     }

@@ -85,4 +85,22 @@ codes! {
     NODE_LEAVING = "I4205", Info, "node shutting down: its groups move away",
         cause: "The daemon was asked to stop (SIGTERM, `systemctl stop tandem`): like a drain for this run only, it stops its groups in reverse order, releases their leases so that another node takes them at once, and exits. In maintenance it leaves the resources running.",
         fix: "Nothing to do. To keep a node's groups off it across restarts use `tandem drain NODE`.";
+    IP_ADDRESS_IN_USE = "E4301", Error, "IP address already in use on the network",
+        cause: "Before adding an `ip` resource's address the agent probed the segment (ARP probe for IPv4, duplicate-address detection for IPv6) and another host answered for it; the event names that host's hardware address. The address was not added, so the start failed: two hosts answering for one address would split its clients.",
+        fix: "Find the host with that hardware address (`ip neigh`, the switch's MAC table) and remove the address there: a node outside the cluster, a stale manual configuration, or a node that still holds the address after a failed stop. Then clear the failure with `tandem clear GROUP`.";
+    IP_CHANGE_FAILED = "E4302", Error, "IP address could not be added or removed",
+        cause: "An `ip` resource's agent could not do its work: the configured interface does not exist, no interface has an address on the network of the resource's address (when no interface is configured), the kernel refused the change (netlink error), or the raw socket for the duplicate-address probe could not be opened (it needs CAP_NET_RAW).",
+        fix: "Read the message for which. Check the interface name (`ip link`), give the interface a base address on that network or configure `interface`, and run the daemon as root.";
+    SYSTEMD_NOT_BOOTED = "E4303", Error, "systemd is not the init system here",
+        cause: "A `systemd` resource was asked to start, stop or monitor a unit on a host that was not booted with systemd (/run/systemd/system is missing: a container, another init system). tandem never falls back to another way of starting the unit.",
+        fix: "Run the group only on nodes booted with systemd, or use a `process`, `lsb` or `script` resource for this service instead.";
+    SYSTEMD_DBUS_FAILED = "E4304", Error, "systemd did not answer over D-Bus",
+        cause: "The `systemd` agent could not talk to systemd on the system bus: the bus socket is missing, the call was refused (permissions, an unknown unit name) or no answer came before the operation's timeout.",
+        fix: "Check `systemctl status UNIT` by hand on that node, that the unit file exists and that the daemon runs as root. The message carries the D-Bus error name.";
+    SYSTEMD_UNIT_FAILED = "E4305", Error, "systemd unit failed",
+        cause: "systemd ran the job but the unit did not reach the wanted state: its start job ended with a result other than `done` (failed, dependency, timeout...) or the unit is in the `failed` state. The message carries systemd's result.",
+        fix: "Read `journalctl -u UNIT` on that node for why the service failed, fix it, then `systemctl reset-failed UNIT` and `tandem clear GROUP`.";
+    AGENT_TOOL_MISSING = "E4306", Error, "a program the agent needs is not installed",
+        cause: "A resource agent runs a system program (mount, umount, fsck...) that is not installed on this node. The message names the program and the Debian package that provides it.",
+        fix: "Install the named package on every node of the group (`apt-get install PACKAGE`).";
 }
