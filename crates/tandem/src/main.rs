@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod control;
 mod disk;
 mod explain;
 mod keygen;
+mod node;
 mod simulate;
 mod validate;
 
@@ -31,6 +33,25 @@ enum Command {
     /// Write a new cluster key to DIR/cluster.key (the API's TLS certificate comes with
     /// the API, later).
     Keygen(keygen::Args),
+    /// Run the daemon for this node.
+    Node(node::Args),
+    /// The cluster as the local node sees it.
+    Status(control::StatusArgs),
+    /// Planned move of a group to another node.
+    Switchover(control::SwitchoverArgs),
+    /// Move every group off a node and keep them off.
+    Drain(control::NodeArg),
+    /// Allow a drained node to run groups again.
+    Undrain(control::NodeArg),
+    /// `on`: stop acting on resources (they keep running); `off`: probe and resume.
+    Maintenance(control::MaintenanceArgs),
+    /// Forget a group's failures (all its resources, or one) and unlock it.
+    Clear(control::ClearArgs),
+    /// The local node's event journal.
+    Events(control::EventsArgs),
+    /// The fence guard the daemon starts beside itself (not for direct use).
+    #[command(hide = true)]
+    FenceGuard(node::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +62,15 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Disk(args) => disk::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Status(args) => control::status(args),
+        Command::Switchover(args) => control::switchover(args),
+        Command::Drain(args) => control::drain(args, true),
+        Command::Undrain(args) => control::drain(args, false),
+        Command::Maintenance(args) => control::maintenance(args),
+        Command::Clear(args) => control::clear(args),
+        Command::Events(args) => control::events(args),
+        Command::FenceGuard(args) => node::guard(args),
     };
     match result {
         Ok(code) => code,

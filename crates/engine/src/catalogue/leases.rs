@@ -25,4 +25,10 @@ codes! {
     LEASE_UNAVAILABLE = "W3108", Warning, "arbitrator unavailable",
         cause: "A lease request could not be answered: the shared disk gives I/O errors or the witness does not answer. No group can be started or taken over until it answers.",
         fix: "Check the shared disk's path on this node, or the witness process and the network to it.";
+    GUARD_FIRED = "E3109", Error, "fence guard stopped the node's resources",
+        cause: "The daemon died (killed, crashed) while the node held leases, and did not come back before its lease would run out: the fence guard, a small process that outlives the daemon, stopped every resource of the node (removed virtual IPs, killed processes, unmounted file systems) so that another node can take the groups safely.",
+        fix: "Find why the daemon died (the journal, `journalctl -u tandem`, core dumps); start it again. The groups run on another node meanwhile.";
+    GUARD_UNAVAILABLE = "E3110", Error, "fence guard could not be started",
+        cause: "The daemon could not start or reach its fence guard process (`tandem fence-guard`), so a killed daemon would leave resources running past its lease. The node refuses to hold leases without it.",
+        fix: "Check that the tandem binary is executable and the state directory writable; the daemon's log says what failed.";
 }

@@ -31,4 +31,19 @@ codes! {
     HEARTBEAT_STALE = "W2110", Warning, "heartbeat from an older incarnation dropped",
         cause: "A heartbeat carried an incarnation number older than one already seen from the same node: a delayed or replayed packet.",
         fix: "Nothing to do if it is rare. Many of them point at a network that reorders or duplicates heavily, or at a replay attempt.";
+    PACKETS_REJECTED = "W2111", Warning, "heartbeat packets rejected",
+        cause: "Packets arrived on a heartbeat port that failed the checks and were dropped: a wrong cluster key or cluster name (another cluster on the same network), a packet forged or damaged in transit, an older format version, or a replayed or truncated packet. The event counts them by reason; at most one such event per link per minute.",
+        fix: "Compare /etc/tandem/cluster.key and the cluster name on every node (they must be identical); look for another cluster or a scanner sending to the port; a few `replayed` or `too old` counts after a network hiccup are harmless.";
+    HEARTBEAT_TOO_LARGE = "E2112", Error, "heartbeat too large to send",
+        cause: "This node's report does not fit one heartbeat packet (64 KiB over UDP, 16 KiB in a disk slot); it is not sent on that link, so peers may declare this node offline there.",
+        fix: "Reduce the number of groups, or the administrative history (clear requests) kept for them; report the figures to the tandem developers.";
+    DAEMON_STARTED = "I2113", Info, "daemon started",
+        cause: "`tandem node` started on this node with a valid configuration, opened its links and its journal.",
+        fix: "Nothing to do.";
+    DAEMON_STOPPED = "I2114", Info, "daemon stopped",
+        cause: "`tandem node` stopped cleanly (SIGTERM or SIGINT) after stopping or handing over its groups, or leaving them running in maintenance.",
+        fix: "Nothing to do; start it again with `systemctl start tandem` or `tandem node`.";
+    DISK_FOREIGN = "E2115", Error, "shared disk area unusable",
+        cause: "The disk link's area could not be opened or read: it is not formatted, it belongs to another cluster (a different cluster name in its header), it has a newer format version, or it is too small for the configured nodes and groups.",
+        fix: "Check `path` of the disk link. Format it once, from one node, with `tandem disk init --config FILE` (add `--force` only if you are sure the area is not another cluster's).";
 }

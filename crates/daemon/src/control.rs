@@ -1,0 +1,240 @@
+//! The local control socket, `<state dir>/control.sock` (mode 0600: root, or the user
+//! the daemon runs as): how `tandem status`, `tandem switchover`, `drain`, `undrain`,
+//! `maintenance` and `clear` reach the daemon on the same host until the HTTP API
+//! exists. One JSON request per line, one JSON answer per line; see [`Request`].
+//!
+//! This module also renders the status document of PRODUCT.md section 5 (the same keys
+//! `GET /v1/status` will serve) from the engine's [`engine::Status`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use engine::{AdminCommand, ClusterSpec, Instant, Status};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// The socket's file in the state directory.
+pub const SOCKET_FILE: &str = "control.sock";
+
+/// Longest request line accepted.
+const REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// A request to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Switchover { group: String, to: Option<String> },
+    Drain { node: String },
+    Undrain { node: String },
+    Maintenance { on: bool },
+    Clear { group: String, resource: Option<String> },
+}
+
+/// The answer: `{"ok": true, "status": {...}}` for `status`, `{"ok": true}` for a
+/// command taken, `{"ok": false, "error": "..."}`.
+pub type Answer = Value;
+
+/// A request waiting for the daemon's loop to answer it.
+pub struct Call {
+    pub request: Request,
+    pub answer: oneshot::Sender<Answer>,
+}
+
+/// Serves the socket, handing each request to the loop through `calls`.
+pub fn serve(state_dir: &Path, calls: mpsc::Sender<Call>) -> anyhow::Result<()> {
+    let path = state_dir.join(SOCKET_FILE);
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let calls = calls.clone();
+            tokio::spawn(async move {
+                let _ = client(stream, calls).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn client(stream: UnixStream, calls: mpsc::Sender<Call>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(REQUEST_BYTES_MAX as u64)).lines();
+    while let Some(line) = lines.next_line().await? {
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            Ok(request) => {
+                let (tx, rx) = oneshot::channel();
+                if calls.send(Call { request, answer: tx }).await.is_err() {
+                    json!({"ok": false, "error": "the daemon is stopping"})
+                } else {
+                    rx.await.unwrap_or_else(|_| json!({"ok": false, "error": "no answer"}))
+                }
+            }
+        };
+        let mut text = answer.to_string();
+        text.push('\n');
+        write.write_all(text.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// The engine command a request stands for, or why it is refused.
+pub fn command_of(spec: &ClusterSpec, request: &Request) -> Result<Option<AdminCommand>, String> {
+    let node = |name: &str| {
+        spec.node_id(name).ok_or_else(|| {
+            let names: Vec<_> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
+            format!("no node `{name}` in the cluster (nodes: {})", names.join(", "))
+        })
+    };
+    let group = |name: &str| {
+        spec.group_id(name).ok_or_else(|| {
+            let names: Vec<_> = spec.groups.iter().map(|g| g.name.as_str()).collect();
+            format!("no group `{name}` in the cluster (groups: {})", names.join(", "))
+        })
+    };
+    Ok(Some(match request {
+        Request::Status => return Ok(None),
+        Request::Switchover { group: g, to } => {
+            AdminCommand::Switchover { group: group(g)?, to: to.as_deref().map(node).transpose()? }
+        }
+        Request::Drain { node: n } => AdminCommand::Drain(node(n)?),
+        Request::Undrain { node: n } => AdminCommand::Undrain(node(n)?),
+        Request::Maintenance { on } => AdminCommand::Maintenance(*on),
+        Request::Clear { group: g, resource } => {
+            let id = group(g)?;
+            let resource = match resource {
+                None => None,
+                Some(r) => {
+                    let spec_g = spec.group(id);
+                    let index = spec_g
+                        .resources
+                        .iter()
+                        .position(|x| &x.name == r)
+                        .ok_or_else(|| format!("group `{g}` has no resource `{r}`"))?;
+                    Some(engine::ResourceId(index as u16))
+                }
+            };
+            AdminCommand::Clear { group: id, resource }
+        }
+    }))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// The status document of PRODUCT.md section 5.
+/// `loss` gives, per link and peer, the loss only the daemon knows.
+pub fn status_json(
+    spec: &ClusterSpec,
+    status: &Status,
+    now: Instant,
+    loss: impl Fn(engine::LinkId, engine::NodeId) -> Option<f64>,
+) -> Value {
+    let node = |n: engine::NodeId| spec.node(n).name.clone();
+    let wall = |at: Instant| {
+        let ago = now.saturating_since(at);
+        let then = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
+        humantime::format_rfc3339_seconds(then).to_string()
+    };
+    json!({
+        "cluster": spec.name,
+        "reported_by": node(status.reported_by),
+        "nodes": status.nodes.iter().map(|n| json!({
+            "name": node(n.node),
+            "state": n.state.as_str(),
+        })).collect::<Vec<_>>(),
+        "links": status.links.iter().map(|l| {
+            let other = if l.nodes.0 == status.reported_by { l.nodes.1 } else { l.nodes.0 };
+            json!({
+                "link": spec.link(l.link).name,
+                "nodes": [node(l.nodes.0), node(l.nodes.1)],
+                "state": if l.up { "up" } else { "down" },
+                "last_heard_ms": l.last_heard.map(|d| d.as_millis() as u64),
+                "rtt_ms": l.rtt.map(ms),
+                "loss_percent": loss(l.link, other),
+            })
+        }).collect::<Vec<_>>(),
+        "groups": status.groups.iter().map(|g| {
+            let gs = spec.group(g.group);
+            json!({
+                "name": gs.name,
+                "state": g.state.as_str(),
+                "owner": g.owner.map(node),
+                "locked": g.locked,
+                "lock_reason": g.lock_reason,
+                "resources": g.resources.iter().map(|r| {
+                    let rs = gs.resource(r.resource);
+                    json!({
+                        "name": rs.name,
+                        "kind": rs.kind.as_str(),
+                        "state": r.state.as_str(),
+                        "fail_count": r.fail_count,
+                    })
+                }).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+        "leases": status.leases.iter().map(|l| json!({
+            "group": spec.group(l.group).name,
+            "holder": node(l.holder),
+            "expires_in_ms": l.expires_in.map(|d| d.as_millis() as u64),
+        })).collect::<Vec<_>>(),
+        "faults": status.faults.iter().map(|f| json!({
+            "code": f.code.code,
+            "severity": f.code.severity.as_str(),
+            "where": f.location,
+            "since": wall(f.since),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The CLI's end: sends one request to the daemon whose state directory is `state_dir`.
+pub fn call(state_dir: &Path, request: &Request) -> anyhow::Result<Value> {
+    use std::io::{BufRead, Write};
+    let path: PathBuf = state_dir.join(SOCKET_FILE);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
+        format!(
+            "cannot reach the tandem daemon at {} (is `tandem node` running on this host, \
+             with this state directory?)",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    std::io::BufReader::new(stream).read_line(&mut answer)?;
+    let value: Value = serde_json::from_str(&answer).context("the daemon's answer")?;
+    if value["ok"] != Value::Bool(true) {
+        anyhow::bail!("{}", value["error"].as_str().unwrap_or("the daemon refused the request"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_json_form() {
+        let r: Request =
+            serde_json::from_str(r#"{"command":"switchover","group":"db","to":null}"#).unwrap();
+        assert_eq!(r, Request::Switchover { group: "db".into(), to: None });
+        let text = serde_json::to_string(&Request::Maintenance { on: true }).unwrap();
+        assert_eq!(text, r#"{"command":"maintenance","on":true}"#);
+    }
+}

@@ -1,0 +1,132 @@
+//! The executor: runs the engine's agent operations (`Output::Operation`) on tokio's
+//! blocking pool, one blocking call per operation, and answers each with
+//! `Input::Operation`. Agents enforce their own timeouts (they kill a hung child); the
+//! executor adds a last bound — the operation's timeout plus [`KILL_MARGIN`] — after
+//! which it answers [`OpResult::Timeout`] even if the agent call never returns.
+//!
+//! [`Agents`] builds the agent of every resource of every group this node may run, once,
+//! at start (a resource that cannot be built stops the daemon from starting).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agents::{Agent, Context};
+use config::{Config, ResourceParams};
+use engine::{GroupId, NodeId, OpId, OpKind, OpResult, ResourceId};
+use tokio::sync::mpsc;
+
+/// Time beyond an operation's timeout after which the executor gives up on the agent.
+pub const KILL_MARGIN: Duration = Duration::from_secs(2);
+
+/// The directory, under the state directory, for resources' logs, pid files and sockets.
+pub const RESOURCES_DIR: &str = "resources";
+
+/// The agent of every resource this node may run.
+pub struct Agents {
+    agents: BTreeMap<(GroupId, ResourceId), Arc<dyn Agent>>,
+}
+
+impl Agents {
+    /// Every agent of the node's groups. `app` resources are left out when `for_guard`
+    /// (their socket belongs to the daemon, and they have nothing to stop).
+    pub fn build_with(
+        config: &Config,
+        me: NodeId,
+        state_dir: &Path,
+        for_guard: bool,
+    ) -> anyhow::Result<Agents> {
+        let spec = &config.cluster;
+        let log_dir = state_dir.join(RESOURCES_DIR);
+        std::fs::create_dir_all(&log_dir)?;
+        let mut agents = BTreeMap::new();
+        for g in spec.group_ids().filter(|g| spec.group(*g).nodes.contains(&me)) {
+            // What the group starts hears of its `app` resource's socket (sd_notify).
+            let notify_socket = config.group(g).resources.iter().enumerate().find_map(|(i, r)| {
+                matches!(r.params, ResourceParams::App { .. }).then(|| {
+                    let name = &spec.group(g).resource(ResourceId(i as u16)).name;
+                    Context::new(name.clone(), log_dir.clone()).notify_socket()
+                })
+            });
+            for (index, resource) in config.group(g).resources.iter().enumerate() {
+                let r = ResourceId(index as u16);
+                let mut params = resource.params.clone();
+                if let (ResourceParams::Process(p), Some(socket)) = (&mut params, &notify_socket) {
+                    p.env
+                        .entry("NOTIFY_SOCKET".to_string())
+                        .or_insert_with(|| socket.display().to_string());
+                }
+                let resource = config::ResourceConfig { span: resource.span.clone(), params };
+                if for_guard && matches!(resource.params, ResourceParams::App { .. }) {
+                    continue;
+                }
+                let name = &spec.group(g).resource(r).name;
+                let context = Context::new(name.clone(), log_dir.clone());
+                let agent = agents::build(&resource.params, &context).map_err(|e| {
+                    anyhow::anyhow!("resource `{name}` of group `{}`: {e}", spec.group(g).name)
+                })?;
+                agents.insert((g, r), Arc::from(agent));
+            }
+        }
+        Ok(Agents { agents })
+    }
+
+    /// The guard's agents (see [`Agents::build_with`]).
+    pub fn build(config: &Config, me: NodeId, state_dir: &Path) -> anyhow::Result<Agents> {
+        Agents::build_with(config, me, state_dir, true)
+    }
+
+    pub fn get(&self, group: GroupId, resource: ResourceId) -> Option<&Arc<dyn Agent>> {
+        self.agents.get(&(group, resource))
+    }
+}
+
+/// A finished operation.
+#[derive(Debug)]
+pub struct Done {
+    pub id: OpId,
+    pub group: GroupId,
+    pub resource: ResourceId,
+    pub op: OpKind,
+    pub result: OpResult,
+    /// The agent's own words on a failed or negative answer.
+    pub detail: Option<String>,
+    pub took: Duration,
+}
+
+/// Starts `op` and sends its [`Done`] on `done`.
+pub fn spawn(
+    agents: &Agents,
+    id: OpId,
+    group: GroupId,
+    resource: ResourceId,
+    op: OpKind,
+    timeout: Duration,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let Some(agent) = agents.get(group, resource).cloned() else {
+        let result = OpResult::Failed("this node has no agent for the resource".to_string());
+        let _ =
+            done.send(Done { id, group, resource, op, result, detail: None, took: Duration::ZERO });
+        return;
+    };
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let call = {
+            let agent = agent.clone();
+            tokio::task::spawn_blocking(move || agent.run(op, timeout))
+        };
+        let result = match tokio::time::timeout(timeout + KILL_MARGIN, call).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => OpResult::Failed(format!("the agent panicked: {join}")),
+            Err(_) => OpResult::Timeout,
+        };
+        let detail = match &result {
+            OpResult::Ok => None,
+            _ => agent.detail(),
+        };
+        let _ =
+            done.send(Done { id, group, resource, op, result, detail, took: started.elapsed() });
+    });
+}

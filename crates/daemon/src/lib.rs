@@ -1,0 +1,38 @@
+//! tandem's node daemon (`tandem node`): the I/O shell around one [`engine::Engine`].
+//! It decides nothing about the cluster itself; it carries out what the engine asks and
+//! tells it what happened:
+//! - `net`: heartbeats over UDP on every `udp` link (frames of the `wire` crate);
+//! - `node`: the loop, the disk link (heartbeat slots, storage path) and the lease
+//!   client (`arbiter::disk` over `diskarea`), signals and shutdown;
+//! - `executor`: agent operations on the blocking pool, with timeouts;
+//! - `guard`: the fence guard process that outlives the daemon;
+//! - `journal`: events, incarnation and administrative state under the state dir;
+//! - `control`: the local control socket for the CLI, and the status document;
+//! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal.
+//!
+//! It must not make placement, lease or failure decisions (those are the engine's), nor
+//! change the host except through agents (and the `lock_standby` read-only flag).
+
+pub mod clock;
+pub mod control;
+pub mod executor;
+pub mod guard;
+pub mod journal;
+pub mod net;
+pub mod node;
+
+pub use node::{disk_io_timeout, run, Options};
+
+/// Sets up `tracing`: human-readable (coloured on a terminal) or one JSON object per
+/// line. `RUST_LOG` overrides the level (default `info`).
+pub fn init_logging(json: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.with_ansi(std::io::stderr().is_terminal()).try_init();
+    }
+}

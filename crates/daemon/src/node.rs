@@ -1,0 +1,957 @@
+//! The daemon's loop: one task that owns the engine and carries out its outputs. Every
+//! input (heartbeat packets, disk slots read, agent results, lease I/O, control
+//! requests, signals, time) arrives here through channels and goes to the engine in
+//! arrival order; after each one the engine's outputs are drained until `Wait`. Blocking
+//! work (agents, disk I/O) runs on tokio's blocking pool and comes back as a message, so
+//! the loop itself never blocks for long (the fence guard's socket is the exception: a
+//! local write of one line).
+//!
+//! What the loop decides itself, beyond carrying outputs out: when the local path to the
+//! shared disk counts as lost (I/O failing for [`STORAGE_FAIL_WINDOW_BEATS`] heartbeat
+//! intervals) or restored (one success), which disk slots are new (unchanged bytes are
+//! skipped), and when to exit after SIGTERM (the engine is quiescent, or the shutdown
+//! bound passed: then the guard, still armed, stops what is left).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoResult};
+use config::{Config, LinkConfig, ResourceParams};
+use diskarea::Area;
+use engine::catalogue::{self, CodeInfo, Severity};
+use engine::{
+    AdminState, ArbitrationKind, ClusterSpec, Engine, Event, GroupId, Input, Instant, LeaseRequest,
+    LeaseResult, LinkId, LinkKind, NodeId, Output,
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::clock::{wall_now, Clock};
+use crate::control::{self, Call, Request};
+use crate::executor::{self, Agents, Done};
+use crate::guard::{GuardLink, GuardOptions};
+use crate::journal::{self, Journal};
+use crate::net::{LossCounter, Packet, UdpLink};
+
+/// The shared disk counts as lost after I/O failed for this many heartbeat intervals
+/// with no success in between (one slow I/O must not move groups).
+pub const STORAGE_FAIL_WINDOW_BEATS: u32 = 2;
+
+/// How often at most a link's rejected packets are reported (W2111).
+const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Disk I/O calls that may hang at once before new ones fail at once.
+const DISK_HUNG_MAX: usize = 8;
+
+/// What `tandem node` needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    /// Default: the host name.
+    pub name: Option<String>,
+    /// Default: `cluster.state_dir` of the configuration.
+    pub state_dir: Option<PathBuf>,
+    /// The `tandem` executable, to start the fence guard with.
+    pub program: PathBuf,
+}
+
+/// The disk link's I/O timeout for a lease timeout: every read or write must land or
+/// fail within it (the delta-lease proof assumes so). A twentieth of the lease, between
+/// 10 ms and 250 ms.
+pub fn disk_io_timeout(lease_timeout: Duration) -> Duration {
+    (lease_timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
+/// A peer's disk heartbeat slot as read (`None`: never written).
+type Slot = (NodeId, Option<Vec<u8>>);
+
+/// A message to the loop from the tasks it started.
+enum Wake {
+    LeaseIo { io: IoId, result: IoResult },
+    SlotWritten(Result<(), String>),
+    SlotsRead(Result<Vec<Slot>, String>),
+}
+
+enum LeaseClient {
+    /// `arbitration = "none"`: every request is granted at once.
+    Open,
+    Disk(Box<DiskLeaseClient>),
+}
+
+struct DiskLink {
+    link: LinkId,
+    area: Arc<Area>,
+    receiver: wire::Receiver,
+    io_timeout: Duration,
+    /// The last heartbeat sequence written to our slot.
+    written_seq: u64,
+    writing: bool,
+    /// A newer frame to write once the write in flight is done.
+    pending: Option<Vec<u8>>,
+    reading: bool,
+    next_poll: Instant,
+    /// Per node: the bytes of its slot last read (unchanged bytes are not new).
+    last_read: Vec<Option<Vec<u8>>>,
+    /// The first read only learns what the slots hold (written before we started).
+    baseline: bool,
+    /// Calls that did not return within the I/O timeout (may still be blocked).
+    hung: Arc<std::sync::atomic::AtomicUsize>,
+    /// As reported to the engine.
+    ok: bool,
+    failing_since: Option<Instant>,
+}
+
+pub struct Node {
+    spec: Arc<ClusterSpec>,
+    me: NodeId,
+    clock: Clock,
+    engine: Engine,
+    journal: Journal,
+    state_dir: PathBuf,
+    agents: Arc<Agents>,
+    key: wire::Key,
+    cluster_id: wire::ClusterId,
+    udp: BTreeMap<LinkId, UdpLink>,
+    disk: Option<DiskLink>,
+    lease: LeaseClient,
+    guard: GuardLink,
+    wakes_tx: mpsc::UnboundedSender<Wake>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    inputs: VecDeque<Input>,
+    engine_wait: Instant,
+    lease_wait: Instant,
+    loss: BTreeMap<(LinkId, NodeId), LossCounter>,
+    rejects_reported: BTreeMap<LinkId, (u64, Instant)>,
+    too_large_reported: bool,
+    admin_saved: AdminState,
+    shutdown_by: Option<Instant>,
+    /// Devices to set read-only on this node while their group does not run here.
+    lock_standby: BTreeMap<GroupId, Vec<PathBuf>>,
+    watchdog: Option<Duration>,
+    next_watchdog: Instant,
+}
+
+/// Starts `tandem node`: checks everything, then runs until SIGTERM. Errors before the
+/// loop starts (configuration, host checks, sockets, disk area) are returned with their
+/// codes; nothing has been changed on the host then.
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let (config, warnings) = config::load(&options.config).map_err(|invalid| {
+        anyhow::anyhow!(
+            "the configuration has errors; nothing was started\n{}",
+            invalid.render(false)
+        )
+    })?;
+    for w in &warnings {
+        tracing::warn!("{}", w.render(&config.source).trim_end());
+    }
+    let problems = config::host_checks(&config, config::Strictness::Deny);
+    let errors: Vec<_> = problems.iter().filter(|d| d.code.severity == Severity::Error).collect();
+    for d in problems.iter().filter(|d| d.code.severity != Severity::Error) {
+        tracing::warn!("{}", d.render(&config.source).trim_end());
+    }
+    if !errors.is_empty() {
+        let text: Vec<String> = errors.iter().map(|d| d.render(&config.source)).collect();
+        anyhow::bail!(
+            "this host cannot be a node of the cluster as configured; nothing was started\n{}",
+            text.join("\n")
+        );
+    }
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
+    };
+    let spec = Arc::new(config.cluster.clone());
+    let me = spec.node_id(&name).with_context(|| {
+        let names: Vec<_> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "this node's name `{name}` is not in the configuration (nodes: {}); pass --name",
+            names.join(", ")
+        )
+    })?;
+    let state_dir = options.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let key = wire::Key::from_file(&config.key_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the cluster key {}: {e} (create it with `tandem keygen` and copy it \
+             to every node)",
+            config.key_file.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()?;
+    runtime.block_on(async move {
+        let (mut node, receivers) = Node::start(config, spec, me, state_dir, key, &options).await?;
+        node.run(receivers).await
+    })
+}
+
+impl Node {
+    async fn start(
+        config: Config,
+        spec: Arc<ClusterSpec>,
+        me: NodeId,
+        state_dir: PathBuf,
+        key: wire::Key,
+        options: &Options,
+    ) -> anyhow::Result<(Node, Receivers)> {
+        let config = Arc::new(config);
+        let clock = Clock::new();
+        let cluster_id = wire::ClusterId::from_name(&spec.name);
+        let agents = Arc::new(Agents::build_with(&config, me, &state_dir, false)?);
+        let (packets_tx, packets_rx) = mpsc::channel::<Packet>(4096);
+        let mut udp = BTreeMap::new();
+        let mut disk = None;
+        let now = clock.now();
+        for link in spec.link_ids() {
+            match config.link(link) {
+                LinkConfig::Udp { .. } => {
+                    let receiver = wire::Receiver::new(key.clone(), cluster_id);
+                    let open = UdpLink::open(&config, me, link, receiver, packets_tx.clone())?;
+                    udp.insert(link, open);
+                }
+                LinkConfig::Disk { path } => {
+                    let area = open_area(path, &spec)?;
+                    disk = Some(DiskLink {
+                        link,
+                        area: Arc::new(area),
+                        receiver: wire::Receiver::new(key.clone(), cluster_id),
+                        io_timeout: disk_io_timeout(spec.timing.lease_timeout),
+                        written_seq: 0,
+                        writing: false,
+                        pending: None,
+                        reading: false,
+                        next_poll: now,
+                        last_read: vec![None; spec.nodes.len()],
+                        baseline: true,
+                        hung: Arc::default(),
+                        ok: true,
+                        failing_since: None,
+                    });
+                }
+            }
+        }
+        if spec.arbitration == ArbitrationKind::Witness {
+            anyhow::bail!(
+                "arbitration = \"witness\" needs the witness process (`tandem witness`), which \
+                 this version does not have yet; use arbitration = \"disk\""
+            );
+        }
+        let mut journal = Journal::open(&state_dir)
+            .with_context(|| format!("opening the journal in {}", state_dir.display()))?;
+        let wall_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let incarnation = journal::next_incarnation(&state_dir, wall_micros)?;
+        let lease = match spec.arbitration {
+            ArbitrationKind::Disk => {
+                let io_timeout = disk_io_timeout(spec.timing.lease_timeout);
+                let config = DiskLeaseConfig::new(&spec.timing, io_timeout);
+                LeaseClient::Disk(Box::new(DiskLeaseClient::new(me, incarnation, config)))
+            }
+            _ => LeaseClient::Open,
+        };
+        let mut engine = Engine::new(spec.clone(), me, incarnation, clock.now());
+        if let Some(admin) = journal::load_admin(&state_dir) {
+            engine.restore_admin(&admin);
+        }
+        let admin_saved = engine.admin_state().clone();
+        let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
+        control::serve(&state_dir, calls_tx)?;
+        let guard = GuardLink::new(
+            GuardOptions {
+                config: std::fs::canonicalize(&options.config)
+                    .unwrap_or_else(|_| options.config.clone()),
+                node: spec.node(me).name.clone(),
+                state_dir: std::fs::canonicalize(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+            },
+            options.program.clone(),
+        );
+        let mut guard = guard;
+        guard.prepare().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot start the fence guard ({} fence-guard): {e}",
+                catalogue::GUARD_UNAVAILABLE.code,
+                options.program.display()
+            )
+        })?;
+        let (wakes_tx, wakes_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let lock_standby = lock_standby_devices(&config, me);
+        let code = &catalogue::DAEMON_STARTED;
+        let entry = journal::Entry {
+            id: 0,
+            time: wall_now(),
+            code: code.code.into(),
+            severity: code.severity.as_str().into(),
+            node: spec.node(me).name.clone(),
+            group: None,
+            resource: None,
+            location: None,
+            message: format!(
+                "tandem {} started as node {} (incarnation {incarnation})",
+                env!("CARGO_PKG_VERSION"),
+                spec.node(me).name
+            ),
+        };
+        tracing::info!(code = code.code, "{}", entry.message);
+        journal.append(entry)?;
+        let watchdog = watchdog_interval();
+        let node = Node {
+            spec,
+            me,
+            clock,
+            engine,
+            journal,
+            state_dir,
+            agents,
+            key,
+            cluster_id,
+            udp,
+            disk,
+            lease,
+            guard,
+            wakes_tx,
+            done_tx,
+            inputs: VecDeque::new(),
+            engine_wait: now,
+            lease_wait: Instant::MAX,
+            loss: BTreeMap::new(),
+            rejects_reported: BTreeMap::new(),
+            too_large_reported: false,
+            admin_saved,
+            shutdown_by: None,
+            lock_standby,
+            watchdog,
+            next_watchdog: now,
+        };
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        Ok((
+            node,
+            Receivers { packets: packets_rx, wakes: wakes_rx, done: done_rx, calls: calls_rx },
+        ))
+    }
+
+    async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
+        let Receivers { mut packets, mut wakes, mut done, mut calls } = receivers;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut signals = 0u32;
+        loop {
+            self.settle();
+            if let Some(by) = self.shutdown_by {
+                let now = self.clock.now();
+                if self.engine.is_quiescent() {
+                    self.stopped("stopped cleanly: no group runs here any more, leases released");
+                    self.guard.exit();
+                    return Ok(());
+                }
+                if now >= by {
+                    self.stopped(
+                        "shutdown took too long: exiting with the fence guard armed; it stops \
+                         what is left when the lease runs out",
+                    );
+                    return Ok(());
+                }
+            }
+            let mut wake_at = self.engine_wait.min(self.lease_wait);
+            if let Some(disk) = &self.disk {
+                wake_at = wake_at.min(disk.next_poll);
+            }
+            if self.watchdog.is_some() {
+                wake_at = wake_at.min(self.next_watchdog);
+            }
+            if let Some(by) = self.shutdown_by {
+                wake_at = wake_at.min(by);
+            }
+            let sleep = tokio::time::sleep_until(self.clock.to_tokio(wake_at));
+            tokio::select! {
+                biased;
+                _ = sigterm.recv() => signals += 1,
+                _ = sigint.recv() => signals += 1,
+                Some(wake) = wakes.recv() => self.on_wake(wake),
+                Some(result) = done.recv() => self.on_done(result),
+                Some(packet) = packets.recv() => self.on_packet(packet),
+                Some(call) = calls.recv() => self.on_call(call),
+                _ = sleep => {}
+            }
+            if signals == 1 && self.shutdown_by.is_none() {
+                self.begin_shutdown();
+            } else if signals > 1 {
+                self.stopped("second stop signal: exiting at once, the fence guard stays armed");
+                return Ok(());
+            }
+            self.on_time();
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        let now = self.clock.now();
+        let slowest_stop = self
+            .spec
+            .groups
+            .iter()
+            .map(|g| g.resources.iter().map(|r| r.stop_timeout).sum::<Duration>())
+            .max()
+            .unwrap_or_default();
+        self.shutdown_by =
+            Some(now + slowest_stop + self.spec.timing.lease_timeout + Duration::from_secs(2));
+        tracing::info!("stop signal: handing groups over, then exiting");
+        self.inputs.push_back(Input::Shutdown);
+    }
+
+    fn stopped(&mut self, why: &str) {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        self.journal_own(&catalogue::DAEMON_STOPPED, None, why.to_string());
+    }
+
+    fn on_time(&mut self) {
+        let now = self.clock.now();
+        if now >= self.engine_wait {
+            self.inputs.push_back(Input::Timeout);
+        }
+        if now >= self.lease_wait {
+            if let LeaseClient::Disk(client) = &mut self.lease {
+                client.timeout(now);
+            }
+            self.lease_wait = Instant::MAX;
+        }
+        if self.disk.as_ref().is_some_and(|d| now >= d.next_poll) {
+            self.poll_disk(now);
+        }
+        if let Some(interval) = self.watchdog {
+            if now >= self.next_watchdog {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                self.next_watchdog = now + interval;
+            }
+        }
+        self.check_rejects(now);
+    }
+
+    /// Feeds queued inputs and carries out outputs until the engine and the lease
+    /// client both wait.
+    fn settle(&mut self) {
+        loop {
+            let now = self.clock.now();
+            if let Some(input) = self.inputs.pop_front() {
+                self.engine.handle(now, input);
+            }
+            loop {
+                match self.engine.poll_output() {
+                    Output::Wait(at) => {
+                        self.engine_wait = at;
+                        break;
+                    }
+                    output => self.carry_out(now, output),
+                }
+            }
+            self.drain_lease_client();
+            if self.inputs.is_empty() {
+                break;
+            }
+        }
+        if self.engine.admin_state() != &self.admin_saved {
+            self.admin_saved = self.engine.admin_state().clone();
+            if let Err(e) = journal::save_admin(&self.state_dir, &self.admin_saved) {
+                tracing::error!("cannot save the administrative state: {e}");
+            }
+        }
+    }
+
+    fn carry_out(&mut self, now: Instant, output: Output) {
+        match output {
+            Output::Heartbeat { link, to, message } => self.send_heartbeat(link, to, &message),
+            Output::Operation { id, group, resource, op, timeout } => {
+                executor::spawn(
+                    &self.agents,
+                    id,
+                    group,
+                    resource,
+                    op,
+                    timeout,
+                    self.done_tx.clone(),
+                );
+            }
+            Output::Lease { id, request } => match &mut self.lease {
+                LeaseClient::Open => {
+                    let result = match request {
+                        LeaseRequest::Acquire(_) | LeaseRequest::Renew => {
+                            LeaseResult::Granted { since: now }
+                        }
+                        LeaseRequest::Release(_) => LeaseResult::Released,
+                    };
+                    self.inputs.push_back(Input::Lease { id, result });
+                }
+                LeaseClient::Disk(client) => client.request(now, id, request),
+            },
+            Output::ArmFence { deadline } => {
+                if let Err(e) = self.guard.arm(deadline) {
+                    self.journal_own(
+                        &catalogue::GUARD_UNAVAILABLE,
+                        None,
+                        format!("cannot reach or start the fence guard: {e}"),
+                    );
+                }
+            }
+            Output::SelfFence { reason } => self.self_fence(&reason),
+            Output::Event(event) => self.on_event(&event),
+            Output::Wait(_) => unreachable!("handled by settle"),
+        }
+    }
+
+    /// The engine could not stop resources before its lease runs out: the guard stops
+    /// everything now and the daemon exits (and, where a hardware watchdog is armed by
+    /// systemd, stops feeding it).
+    fn self_fence(&mut self, reason: &str) {
+        self.journal_own(&catalogue::SELF_FENCE, None, format!("self-fence: {reason}"));
+        if let Err(e) = self.guard.fire_now() {
+            tracing::error!("cannot reach the fence guard to self-fence: {e}");
+        }
+        std::process::exit(70);
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let entry = journal::entry_of(&self.spec, event, wall_now());
+        match event.code.severity {
+            Severity::Error => tracing::error!(code = entry.code, "{}", entry.message),
+            Severity::Warning => tracing::warn!(code = entry.code, "{}", entry.message),
+            Severity::Info => tracing::info!(code = entry.code, "{}", entry.message),
+        }
+        if let Err(e) = self.journal.append(entry) {
+            tracing::error!("cannot write the journal: {e}");
+        }
+        // The standby's lock: devices read-only while their group does not run here.
+        if event.code.code == catalogue::NODE_READY.code {
+            let groups: Vec<GroupId> = self.lock_standby.keys().copied().collect();
+            for g in groups {
+                self.lock_if_stopped(g);
+            }
+        } else if event.code.code == catalogue::GROUP_STOPPED.code {
+            if let Some(g) = event.group {
+                self.lock_if_stopped(g);
+            }
+        }
+    }
+
+    fn lock_if_stopped(&mut self, group: GroupId) {
+        let Some(devices) = self.lock_standby.get(&group) else { return };
+        let status = self.engine.status(self.clock.now());
+        let here = status
+            .groups
+            .get(group.0 as usize)
+            .is_some_and(|g| g.resources.iter().any(|r| r.state != engine::ResourceState::Stopped));
+        if here {
+            return;
+        }
+        for device in devices {
+            if let Err(e) = agents::filesystem::set_read_only(device, true) {
+                tracing::warn!("cannot set {} read-only (lock_standby): {e}", device.display());
+            }
+        }
+    }
+
+    fn journal_own(&mut self, code: &'static CodeInfo, group: Option<GroupId>, message: String) {
+        let event = Event {
+            at: self.clock.now(),
+            node: self.me,
+            code,
+            group,
+            resource: None,
+            location: Some(format!("node {}", self.spec.node(self.me).name)),
+            message,
+        };
+        self.on_event(&event);
+    }
+
+    fn send_heartbeat(&mut self, link: LinkId, to: NodeId, message: &engine::Heartbeat) {
+        match self.spec.link(link).kind {
+            LinkKind::Udp => {
+                let frame = match wire::encode(&self.key, self.cluster_id, message) {
+                    Ok(frame) => frame,
+                    Err(e) => return self.too_large(link, e.to_string()),
+                };
+                if let Some(udp) = self.udp.get_mut(&link) {
+                    udp.send(to, &frame);
+                }
+            }
+            LinkKind::Disk => {
+                let Some(disk) = self.disk.as_mut() else { return };
+                if message.sequence == disk.written_seq {
+                    return; // one slot for every peer: written once per heartbeat
+                }
+                disk.written_seq = message.sequence;
+                // The echo is for one peer only; the slot is read by all.
+                let mut copy = message.clone();
+                copy.echo = None;
+                let frame = match wire::encode(&self.key, self.cluster_id, &copy) {
+                    Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => frame,
+                    Ok(frame) => {
+                        let why = format!(
+                            "{} bytes, the slot holds {}",
+                            frame.len(),
+                            diskarea::HEARTBEAT_BYTES_MAX
+                        );
+                        return self.too_large(link, why);
+                    }
+                    Err(e) => return self.too_large(link, e.to_string()),
+                };
+                if disk.writing {
+                    disk.pending = Some(frame);
+                } else {
+                    self.write_slot(frame);
+                }
+            }
+        }
+    }
+
+    fn too_large(&mut self, link: LinkId, why: String) {
+        if !self.too_large_reported {
+            self.too_large_reported = true;
+            let name = self.spec.link(link).name.clone();
+            self.journal_own(
+                &catalogue::HEARTBEAT_TOO_LARGE,
+                None,
+                format!("heartbeat not sent on link {name}: {why}"),
+            );
+        }
+    }
+
+    fn write_slot(&mut self, frame: Vec<u8>) {
+        let Some(disk) = self.disk.as_mut() else { return };
+        disk.writing = true;
+        let area = disk.area.clone();
+        let me = self.me;
+        let seq = disk.written_seq;
+        let tx = self.wakes_tx.clone();
+        let timeout = disk.io_timeout;
+        let hung = disk.hung.clone();
+        tokio::spawn(async move {
+            let result = blocking_io(timeout, hung, move || {
+                area.write_heartbeat(me, seq, &frame).map_err(|e| e.to_string())
+            })
+            .await;
+            let _ = tx.send(Wake::SlotWritten(result.and_then(|r| r)));
+        });
+    }
+
+    fn poll_disk(&mut self, now: Instant) {
+        let interval = self.spec.timing.heartbeat_interval;
+        let me = self.me;
+        let nodes = self.spec.nodes.len();
+        let Some(disk) = self.disk.as_mut() else { return };
+        disk.next_poll = now + interval;
+        if disk.reading {
+            return;
+        }
+        disk.reading = true;
+        let area = disk.area.clone();
+        let tx = self.wakes_tx.clone();
+        let timeout = disk.io_timeout;
+        let hung = disk.hung.clone();
+        tokio::spawn(async move {
+            let result = blocking_io(timeout, hung, move || {
+                let mut slots = Vec::new();
+                for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
+                    let slot = area.read_heartbeat(n).map_err(|e| e.to_string())?;
+                    slots.push((n, slot.map(|(_, bytes)| bytes)));
+                }
+                Ok(slots)
+            })
+            .await;
+            let _ = tx.send(Wake::SlotsRead(result.and_then(|r| r)));
+        });
+    }
+
+    fn storage_result(&mut self, ok: bool) {
+        let now = self.clock.now();
+        let window = self.spec.timing.heartbeat_interval * STORAGE_FAIL_WINDOW_BEATS;
+        let Some(disk) = self.disk.as_mut() else { return };
+        if ok {
+            disk.failing_since = None;
+            if !disk.ok {
+                disk.ok = true;
+                self.inputs.push_back(Input::StoragePath { ok: true });
+            }
+            return;
+        }
+        let since = *disk.failing_since.get_or_insert(now);
+        if disk.ok && now.saturating_since(since) >= window {
+            disk.ok = false;
+            self.inputs.push_back(Input::StoragePath { ok: false });
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::LeaseIo { io, result } => {
+                let ok = !matches!(result, IoResult::Failed(_));
+                if let LeaseClient::Disk(client) = &mut self.lease {
+                    client.io_done(self.clock.now(), io, result);
+                }
+                self.storage_result(ok);
+            }
+            Wake::SlotWritten(result) => {
+                if let Err(e) = &result {
+                    tracing::debug!("disk heartbeat write failed: {e}");
+                }
+                self.storage_result(result.is_ok());
+                let next = self.disk.as_mut().and_then(|d| {
+                    d.writing = false;
+                    d.pending.take()
+                });
+                if let Some(frame) = next {
+                    self.write_slot(frame);
+                }
+            }
+            Wake::SlotsRead(result) => {
+                if let Some(disk) = self.disk.as_mut() {
+                    disk.reading = false;
+                }
+                match result {
+                    Err(e) => {
+                        tracing::debug!("disk heartbeat read failed: {e}");
+                        self.storage_result(false);
+                    }
+                    Ok(slots) => {
+                        self.storage_result(true);
+                        self.read_slots(slots);
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_slots(&mut self, slots: Vec<Slot>) {
+        let Some(disk) = self.disk.as_mut() else { return };
+        let baseline = std::mem::replace(&mut disk.baseline, false);
+        for (node, bytes) in slots {
+            let Some(bytes) = bytes else { continue };
+            let last = &mut disk.last_read[usize::from(node.0)];
+            if last.as_ref() == Some(&bytes) {
+                continue; // unchanged: the peer wrote nothing new
+            }
+            *last = Some(bytes.clone());
+            if baseline {
+                continue;
+            }
+            if let Ok(message) = disk.receiver.receive(&bytes) {
+                if message.from == node {
+                    self.inputs.push_back(Input::Heartbeat { link: disk.link, message });
+                }
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let group = &self.spec.group(done.group);
+        let resource = &group.resource(done.resource).name;
+        tracing::debug!(
+            "{}/{resource} {:?}: {:?} in {:?}{}",
+            group.name,
+            done.op,
+            done.result,
+            done.took,
+            done.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+        );
+        if let (Some(detail), engine::OpResult::NotRunning) = (&done.detail, &done.result) {
+            if done.op == engine::OpKind::Monitor {
+                tracing::warn!("{}/{resource} not running: {detail}", group.name);
+            }
+        }
+        self.inputs.push_back(Input::Operation { id: done.id, result: done.result });
+    }
+
+    fn on_packet(&mut self, packet: Packet) {
+        let Some(udp) = self.udp.get_mut(&packet.link) else { return };
+        match udp.receiver.receive(&packet.bytes) {
+            Ok(message) => {
+                if message.from == self.me {
+                    return;
+                }
+                self.loss.entry((packet.link, message.from)).or_default().record(&message);
+                self.inputs.push_back(Input::Heartbeat { link: packet.link, message });
+            }
+            Err(reason) => tracing::trace!(link = packet.link.0, "packet dropped: {reason}"),
+        }
+    }
+
+    /// Reports rejected packets, at most once per link per interval.
+    fn check_rejects(&mut self, now: Instant) {
+        let mut reports = Vec::new();
+        for (link, udp) in &self.udp {
+            let counters = udp.receiver.counters();
+            let total: u64 = counters.by_reason().map(|(_, n)| n).sum();
+            let (reported, at) =
+                self.rejects_reported.get(link).copied().unwrap_or((0, Instant(0)));
+            if total > reported
+                && (at == Instant(0) || now.saturating_since(at) >= REJECT_REPORT_INTERVAL)
+            {
+                let reasons: Vec<String> = counters
+                    .by_reason()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(reason, n)| format!("{n} {reason}"))
+                    .collect();
+                self.rejects_reported.insert(*link, (total, now));
+                reports.push(format!(
+                    "link {}: {} packets dropped so far ({})",
+                    self.spec.link(*link).name,
+                    total,
+                    reasons.join(", ")
+                ));
+            }
+        }
+        for message in reports {
+            self.journal_own(&catalogue::PACKETS_REJECTED, None, message);
+        }
+    }
+
+    fn on_call(&mut self, call: Call) {
+        let answer = match control::command_of(&self.spec, &call.request) {
+            Err(error) => serde_json::json!({"ok": false, "error": error}),
+            Ok(None) => {
+                let now = self.clock.now();
+                let status = self.engine.status(now);
+                let loss = &self.loss;
+                let lookup = |link: LinkId, node: NodeId| {
+                    loss.get(&(link, node)).and_then(|c| c.loss_percent())
+                };
+                let document = control::status_json(&self.spec, &status, now, lookup);
+                serde_json::json!({"ok": true, "status": document})
+            }
+            Ok(Some(command)) => {
+                if self.shutdown_by.is_some() && !matches!(call.request, Request::Status) {
+                    serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
+                } else {
+                    self.inputs.push_back(Input::Admin(command));
+                    serde_json::json!({"ok": true})
+                }
+            }
+        };
+        let _ = call.answer.send(answer);
+    }
+
+    fn drain_lease_client(&mut self) {
+        let LeaseClient::Disk(client) = &mut self.lease else { return };
+        let Some(disk) = self.disk.as_ref() else { return };
+        loop {
+            match client.poll_output() {
+                ClientOutput::Io { io, op } => {
+                    let area = disk.area.clone();
+                    let tx = self.wakes_tx.clone();
+                    let timeout = disk.io_timeout;
+                    let hung = disk.hung.clone();
+                    tokio::spawn(async move {
+                        let result = blocking_io(timeout, hung, move || {
+                            Ok::<_, String>(diskarea::perform(&area, &op))
+                        })
+                        .await;
+                        let result = match result {
+                            Ok(Ok(result)) => result,
+                            Ok(Err(e)) | Err(e) => IoResult::Failed(e),
+                        };
+                        let _ = tx.send(Wake::LeaseIo { io, result });
+                    });
+                }
+                ClientOutput::Reply { id, result } => {
+                    self.inputs.push_back(Input::Lease { id, result });
+                }
+                ClientOutput::Wait(at) => {
+                    self.lease_wait = at;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The loop's inputs.
+struct Receivers {
+    packets: mpsc::Receiver<Packet>,
+    wakes: mpsc::UnboundedReceiver<Wake>,
+    done: mpsc::UnboundedReceiver<Done>,
+    calls: mpsc::Receiver<Call>,
+}
+
+/// Runs one blocking disk call with a deadline. A call that does not return in time is
+/// answered as failed (it may still be blocked in the kernel; at most
+/// [`DISK_HUNG_MAX`] such calls are let pile up before new ones fail at once).
+async fn blocking_io<T: Send + 'static>(
+    timeout: Duration,
+    hung: Arc<std::sync::atomic::AtomicUsize>,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    use std::sync::atomic::Ordering;
+    if hung.load(Ordering::Relaxed) >= DISK_HUNG_MAX {
+        return Err("the disk does not answer (earlier I/O still blocked)".to_string());
+    }
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_flag, hung_for_call) = (flag.clone(), hung.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let out = call();
+        if done_flag.swap(true, Ordering::SeqCst) {
+            // We were counted as hung: no longer.
+            hung_for_call.fetch_sub(1, Ordering::Relaxed);
+        }
+        out
+    });
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(format!("disk I/O task failed: {e}")),
+        Err(_) => {
+            if !flag.swap(true, Ordering::SeqCst) {
+                hung.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(format!("disk I/O did not finish within {timeout:?}"))
+        }
+    }
+}
+
+fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {
+    let fail = |e: diskarea::AreaError| {
+        anyhow::anyhow!(
+            "{}: the disk link's area {} cannot be used: {e}\n  = help: {}",
+            catalogue::DISK_FOREIGN.code,
+            path.display(),
+            catalogue::DISK_FOREIGN.fix
+        )
+    };
+    let area = Area::open(path, &spec.name).map_err(fail)?;
+    area.check_layout(spec.nodes.len(), spec.groups.len()).map_err(fail)?;
+    Ok(area)
+}
+
+/// The `lock_standby` file systems' devices of the groups this node may run.
+fn lock_standby_devices(config: &Config, me: NodeId) -> BTreeMap<GroupId, Vec<PathBuf>> {
+    let spec = &config.cluster;
+    let mut out = BTreeMap::new();
+    for g in spec.group_ids().filter(|g| spec.group(*g).nodes.contains(&me)) {
+        let devices: Vec<PathBuf> = config
+            .group(g)
+            .resources
+            .iter()
+            .filter_map(|r| match &r.params {
+                ResourceParams::Filesystem(fs) if fs.lock_standby => Some(fs.device.value.clone()),
+                _ => None,
+            })
+            .collect();
+        if !devices.is_empty() {
+            out.insert(g, devices);
+        }
+    }
+    out
+}
+
+/// Half the systemd watchdog interval when systemd set one for us.
+fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        Some(Duration::from_micros(usec / 2))
+    } else {
+        None
+    }
+}
