@@ -5,7 +5,7 @@
 //! in its own temporary directory and kills every process it started (by process id and
 //! process group, never by name) when it ends, even on failure. The kind-specific
 //! checks (a hung start is killed; SIGTERM ignored escalates to SIGKILL; systemd's
-//! stable failure; OCF required parameters; `process` re-attaching after a restart)
+//! coded failure where it is not the init system; OCF required parameters; `process` re-attaching after a restart)
 //! are here too. It must not install anything.
 
 use std::collections::BTreeMap;
@@ -419,7 +419,8 @@ fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
         [agent.start(TIMEOUT), agent.stop(TIMEOUT), agent.monitor(TIMEOUT), agent.probe(TIMEOUT)]
     {
         let OpResult::Failed(message) = result else { panic!("{result:?}") };
-        assert!(message.starts_with(agents::systemd::NOT_BOOTED), "{message}");
+        let want = format!("E4303: {}", agents::systemd::NOT_BOOTED);
+        assert!(message.starts_with(&want), "{message}");
         assert!(message.contains("x.service"), "{message}");
     }
 }
