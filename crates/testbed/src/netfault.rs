@@ -45,11 +45,14 @@ impl NetFaults {
         }
         for ((node, network), percent) in &self.loss {
             let port = node.port(*network);
+            // numgen's values are 0..=99: "< 100" is refused, and means every frame.
+            let random = if *percent >= 100 {
+                String::new()
+            } else {
+                format!("numgen random mod 100 < {percent} ")
+            };
             for direction in ["iifname", "oifname"] {
-                let _ = writeln!(
-                    rules,
-                    "    {direction} \"{port}\" numgen random mod 100 < {percent} drop"
-                );
+                let _ = writeln!(rules, "    {direction} \"{port}\" {random}drop");
             }
         }
         format!(
@@ -77,6 +80,7 @@ mod tests {
         faults.cut.insert((Node::Client, Network::Public));
         faults.between.insert((0, 1, Network::Private));
         faults.loss.insert((Node::Host(2), Network::Public), 20);
+        faults.loss.insert((Node::Host(3), Network::Private), 100);
         let ruleset = faults.ruleset();
         for rule in [
             "iifname \"cl-pub\" drop",
@@ -85,6 +89,7 @@ mod tests {
             "iifname \"h1-priv\" oifname \"h0-priv\" drop",
             "iifname \"h2-pub\" numgen random mod 100 < 20 drop",
             "oifname \"h2-pub\" numgen random mod 100 < 20 drop",
+            "iifname \"h3-priv\" drop",
         ] {
             assert!(ruleset.contains(rule), "missing {rule:?} in\n{ruleset}");
         }
