@@ -509,3 +509,29 @@ fn a_crash_cuts_the_disk_and_drops_ram_state_and_restart_waits_for_the_old_mount
     assert_eq!(kept, "synced\n");
     tear_down(lab);
 }
+
+#[test]
+fn a_panic_with_faults_in_force_still_removes_everything() {
+    if !lab_available("a_panic_with_faults_in_force_still_removes_everything") {
+        return;
+    }
+    let prefix = std::sync::Mutex::new(String::new());
+    let result = std::panic::catch_unwind(|| {
+        let lab = Lab::builder().hosts(2).shared_disk_mib(16).build().expect("lab");
+        *prefix.lock().expect("lock") = lab.prefix().to_owned();
+        let _sleeper = lab.spawn(Node::Host(1), &["sleep", "1000"]).expect("sleep");
+        sh(&lab, Node::Host(1), "sleep 1000 >/dev/null 2>&1 &");
+        let device = lab.disk_device(1).expect("B's device").display().to_string();
+        sh(&lab, Node::Host(1), &format!("mkdir /run/d && mount {device} /run/d"));
+        lab.cut_between(0, 1, Network::Private).expect("cut between");
+        lab.loss(Node::Client, Network::Public, 10).expect("loss");
+        lab.carrier_off(Node::Host(0), Network::Public).expect("carrier off");
+        lab.lose_disk(1).expect("lose disk");
+        lab.crash(0).expect("crash");
+        panic!("a test failing with the lab in this state");
+    });
+    assert!(result.is_err());
+    let prefix = prefix.into_inner().expect("lock");
+    let left = leftovers(&prefix).expect("listing leftovers");
+    assert!(left.is_empty(), "lab {prefix} left behind: {left:?}");
+}
