@@ -3,7 +3,8 @@
 //! their headers and timings, and the rule that the first failing step stops the run
 //! with a non-zero exit naming that step. It must not decide anything about the code
 //! under test: every check lives in the tools and tests it runs. It never reads stdin,
-//! so it runs unattended (`CI=true`).
+//! so it runs unattended (`CI=true`). Before the steps it turns the lab tests on and,
+//! as root, installs the system packages they need (`check_system_packages`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -93,41 +94,121 @@ pub fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The commands the lab tests (`crates/testbed`, `TANDEM_LAB=1`) need, with the Debian
-/// package that provides each.
-const LAB_TOOLS: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("losetup", "mount"),
-    ("mkfs.ext4", "e2fsprogs"),
-    ("unshare", "util-linux"),
-    ("nsenter", "util-linux"),
+/// Something the lab tests (`crates/testbed`, `TANDEM_LAB=1`) or the agents' tests need
+/// from the system.
+#[derive(Clone, Copy, Debug)]
+enum Need {
+    /// A program on `PATH` (or in /usr/sbin, /sbin).
+    Program(&'static str),
+    /// A directory.
+    Dir(&'static str),
+}
+
+impl Need {
+    fn present(self) -> bool {
+        match self {
+            Need::Program(program) => on_path(program),
+            Need::Dir(dir) => Path::new(dir).is_dir(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Need::Program(program) | Need::Dir(program) => program,
+        }
+    }
+}
+
+/// What the lab and agent tests need, with the Debian package that provides each.
+const LAB_NEEDS: &[(Need, &str)] = &[
+    (Need::Program("ip"), "iproute2"),
+    (Need::Program("nft"), "nftables"),
+    (Need::Program("losetup"), "mount"),
+    (Need::Program("mkfs.ext4"), "e2fsprogs"),
+    (Need::Program("unshare"), "util-linux"),
+    (Need::Program("nsenter"), "util-linux"),
+    (Need::Program("ping"), "iputils-ping"),
+    (Need::Program("arping"), "iputils-arping"),
+    (Need::Dir("/usr/lib/ocf/resource.d/heartbeat"), "resource-agents"),
 ];
 
-/// Turns the lab tests on (`TANDEM_LAB=1`) unless the caller chose otherwise, and says
-/// what they need: as root with every tool present they run; otherwise each prints why
-/// it skips, and this names the missing packages and how to install them. Later issues
-/// add nftables and iputils-arping here (and install them under CI).
+/// The needs `present` says are missing, as (what, package).
+fn missing(present: impl Fn(Need) -> bool) -> Vec<(&'static str, &'static str)> {
+    LAB_NEEDS
+        .iter()
+        .filter(|(need, _)| !present(*need))
+        .map(|(need, package)| (need.describe(), *package))
+        .collect()
+}
+
+/// The packages of `missing`, each once, in order.
+fn packages(missing: &[(&str, &'static str)]) -> Vec<&'static str> {
+    let mut packages: Vec<&str> = Vec::new();
+    for (_, package) in missing {
+        if !packages.contains(package) {
+            packages.push(package);
+        }
+    }
+    packages
+}
+
+/// Turns the lab tests on (`TANDEM_LAB=1`) unless the caller chose otherwise, and makes
+/// sure what they need is there: as root with `apt-get`, missing packages are installed
+/// (unattended, `--no-install-recommends`; after an `apt-get update` if the first try
+/// fails); otherwise, or if that fails, it says what is missing, which package has it and
+/// how to install it, and the tests that need it skip saying why.
 fn check_system_packages() -> anyhow::Result<()> {
     if std::env::var_os("TANDEM_LAB").is_none() {
         std::env::set_var("TANDEM_LAB", "1");
     }
-    let missing: Vec<&str> =
-        LAB_TOOLS.iter().filter(|(tool, _)| !on_path(tool)).map(|(_, package)| *package).collect();
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if !missing.is_empty() {
+    let mut absent = missing(Need::present);
+    if !absent.is_empty() && root && on_path("apt-get") {
+        let wanted = packages(&absent);
         println!(
-            "WARNING: the lab tests will skip: missing packages {} (apt-get install {})",
-            missing.join(", "),
-            missing.join(" ")
+            "lab tests: installing missing packages {} (apt-get install -y \
+             --no-install-recommends {})",
+            wanted.join(", "),
+            wanted.join(" ")
         );
-    } else if !root {
+        if !apt_get(&["install", "-y", "--no-install-recommends"], &wanted) {
+            println!("lab tests: apt-get install failed; updating the package lists and retrying");
+            let _ = apt_get(&["update"], &[]);
+            let _ = apt_get(&["install", "-y", "--no-install-recommends"], &wanted);
+        }
+        absent = missing(Need::present);
+    }
+    if !absent.is_empty() {
+        let what: Vec<String> =
+            absent.iter().map(|(what, package)| format!("{what} (package {package})")).collect();
+        println!(
+            "WARNING: lab and agent tests that need them will skip: missing {}; install with \
+             `apt-get install {}`{}",
+            what.join(", "),
+            packages(&absent).join(" "),
+            if root { "" } else { " as root" }
+        );
+    }
+    if !root {
         println!(
             "WARNING: the lab tests will skip: they need root (network namespaces, loop devices)"
         );
-    } else {
-        println!("lab tests: on (root, tools present)");
+    } else if absent.is_empty() {
+        println!("lab tests: on (root, every tool present)");
     }
     Ok(())
+}
+
+/// Runs `apt-get ARGS PACKAGES` unattended; whether it succeeded.
+fn apt_get(args: &[&str], packages: &[&str]) -> bool {
+    println!("$ apt-get {} {}", args.join(" "), packages.join(" "));
+    Command::new("apt-get")
+        .args(args)
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 fn on_path(tool: &str) -> bool {
@@ -277,6 +358,22 @@ fn seconds(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_needs_name_their_packages_once() {
+        let absent = missing(|need| !matches!(need, Need::Program("unshare" | "nsenter" | "nft")));
+        assert!(absent.contains(&("unshare", "util-linux")));
+        assert!(absent.contains(&("nft", "nftables")));
+        assert!(absent.iter().all(|(what, _)| *what != "ip"));
+        assert_eq!(packages(&absent), ["nftables", "util-linux"]);
+        assert!(missing(|_| true).is_empty());
+        let every = packages(&missing(|_| false));
+        for package in
+            ["iproute2", "e2fsprogs", "iputils-ping", "iputils-arping", "resource-agents"]
+        {
+            assert!(every.contains(&package), "{package} is not installed by the test command");
+        }
+    }
 
     #[test]
     fn durations_read_well() {
