@@ -1,0 +1,445 @@
+//! `tandem node` end to end on loopback, without root: two real daemons (and their
+//! fence guards) on 127.0.0.1, UDP links, a plain file as the shared disk with disk
+//! arbitration, and `process` resources. A sampler scans /proc every few milliseconds
+//! for the group's process (a `sleep` with an argument unique to the test) and fails the
+//! test if two copies ever run at once.
+//!
+//! The lab tests (`lab.rs`) do the same with network namespaces, virtual IPs and a
+//! shared block device, as root.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
+const NODES: [&str; 2] = ["alpha", "beta"];
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// PIDs of live (not zombie) processes whose command line contains `token`.
+fn processes_with(token: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if !String::from_utf8_lossy(&cmdline).contains(token) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+        if state != Some("Z") && state.is_some() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    token: String,
+    daemons: Vec<Option<Child>>,
+    /// Most copies of the group's process seen at once.
+    most: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    sampler: Option<thread::JoinHandle<()>>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let token = format!("86400.{}{}", std::process::id(), free_port());
+        let d = dir.path().display().to_string();
+        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+        let config = format!(
+            r#"
+[cluster]
+name = "looptest"
+key_file = "{d}/cluster.key"
+state_dir = "{d}/state"
+
+[timing]
+heartbeat_interval = "50ms"
+peer_timeout = "500ms"
+lease_timeout = "1s"
+
+[[node]]
+name = "alpha"
+addresses = {{ net1 = "127.0.0.1:{p0}", net2 = "127.0.0.1:{p1}" }}
+api = "127.0.0.1:1"
+
+[[node]]
+name = "beta"
+addresses = {{ net1 = "127.0.0.1:{p2}", net2 = "127.0.0.1:{p3}" }}
+api = "127.0.0.1:2"
+
+[[link]]
+name = "net1"
+kind = "udp"
+
+[[link]]
+name = "net2"
+kind = "udp"
+
+[[link]]
+name = "disk"
+kind = "disk"
+path = "{d}/disk"
+
+[arbitration]
+kind = "disk"
+
+[[group]]
+name = "web"
+nodes = ["alpha", "beta"]
+
+  [[group.resource]]
+  name = "sleeper"
+  kind = "process"
+  command = ["/bin/sleep", "{token}"]
+  monitor = {{ interval = "200ms", timeout = "1s" }}
+  stop_timeout = "1s"
+"#,
+            p0 = ports[0],
+            p1 = ports[1],
+            p2 = ports[2],
+            p3 = ports[3],
+        );
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, config).unwrap();
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(Command::new(TANDEM).args(["keygen", "--dir"]).arg(dir.path()).stdout(Stdio::null()));
+        std::fs::File::create(dir.path().join("disk")).unwrap().set_len(1 << 20).unwrap();
+        ok(Command::new(TANDEM)
+            .args(["disk", "init", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null()));
+        let most = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (most, stop, token) = (most.clone(), stop.clone(), token.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    most.fetch_max(processes_with(&token).len(), Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        Cluster {
+            dir,
+            config: path,
+            token,
+            daemons: vec![None, None],
+            most,
+            stop,
+            sampler: Some(sampler),
+        }
+    }
+
+    fn state(&self, node: usize) -> PathBuf {
+        self.dir.path().join(NODES[node])
+    }
+
+    fn start(&mut self, node: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", NODES[node])))
+            .unwrap();
+        let child = Command::new(TANDEM)
+            .args(["node", "--config"])
+            .arg(&self.config)
+            .args(["--name", NODES[node], "--state-dir"])
+            .arg(self.state(node))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemons[node] = Some(child);
+    }
+
+    fn signal(&mut self, node: usize, signal: nix::sys::signal::Signal) {
+        let child = self.daemons[node].as_ref().expect("running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
+    fn wait_exit(&mut self, node: usize, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.daemons[node].as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.daemons[node] = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The status document; waits (a little) for a daemon that is starting.
+    fn status(&self, node: usize) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new(TANDEM)
+                .args(["status", "--json", "--state-dir"])
+                .arg(self.state(node))
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return serde_json::from_slice(&out.stdout).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The group's owner and state as `node` sees them.
+    fn group(&self, node: usize) -> (Option<String>, String) {
+        let doc = self.status(node);
+        let g = &doc["groups"][0];
+        (g["owner"].as_str().map(str::to_string), g["state"].as_str().unwrap().to_string())
+    }
+
+    fn wait_running_on(&self, observer: usize, owner: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (o, state) = self.group(observer);
+            if o.as_deref() == Some(owner)
+                && state == "running"
+                && processes_with(&self.token).len() == 1
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not running on {owner}: {o:?} {state}\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn codes(&self, node: usize) -> Vec<String> {
+        daemon::journal::read_journal(&self.state(node))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.code)
+            .collect()
+    }
+
+    fn wait_code(&self, node: usize, code: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.codes(node).iter().any(|c| c == code) {
+            assert!(
+                Instant::now() < deadline,
+                "no {code}: {:?}\n{}",
+                self.codes(node),
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        NODES
+            .iter()
+            .map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("{n}.log")))
+                    .unwrap_or_default();
+                format!("--- {n}\n{text}")
+            })
+            .collect()
+    }
+
+    fn most_at_once(&self) -> usize {
+        self.most.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Stop the daemons as an operator would, then what may be left: guards (told to
+        // exit on their socket) and the group's processes (by PID, found by the token).
+        for node in 0..2 {
+            if self.daemons[node].is_some() {
+                self.signal(node, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+        for node in 0..2 {
+            if self.daemons[node].is_some()
+                && self.wait_exit(node, Duration::from_secs(5)).is_none()
+            {
+                if let Some(mut child) = self.daemons[node].take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        for node in 0..2 {
+            if let Ok(mut s) =
+                std::os::unix::net::UnixStream::connect(self.state(node).join("guard.sock"))
+            {
+                use std::io::Write;
+                let _ = s.write_all(b"exit\n");
+            }
+        }
+        for pid in processes_with(&self.token) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+    }
+}
+
+fn formed() -> Cluster {
+    let mut cluster = Cluster::new();
+    cluster.start(0);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    cluster
+}
+
+#[test]
+fn a_killed_daemon_is_fenced_by_its_guard_before_the_peer_takes_over() {
+    let mut cluster = formed();
+    cluster.signal(0, nix::sys::signal::Signal::SIGKILL);
+    cluster.wait_exit(0, Duration::from_secs(2)).expect("killed");
+    cluster.wait_running_on(1, "beta", Duration::from_secs(15));
+    // Keep sampling a little: the old copy must not come back either.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(cluster.most_at_once(), 1, "two copies ran at once\n{}", cluster.logs());
+    assert!(cluster.codes(0).contains(&"E3109".to_string()), "{:?}", cluster.codes(0));
+    assert!(cluster.codes(1).contains(&"W4111".to_string()), "{:?}", cluster.codes(1));
+}
+
+#[test]
+fn sigterm_hands_the_group_over_and_exits_cleanly() {
+    let mut cluster = formed();
+    let before = Instant::now();
+    cluster.signal(0, nix::sys::signal::Signal::SIGTERM);
+    let status = cluster.wait_exit(0, Duration::from_secs(10)).expect("exited");
+    assert!(status.success(), "{status:?}\n{}", cluster.logs());
+    cluster.wait_running_on(1, "beta", Duration::from_secs(10));
+    // Handed over: no lease expiry to wait for (lease 1 s, takeover wait > 1.2 s).
+    assert!(before.elapsed() < Duration::from_secs(5));
+    assert_eq!(cluster.most_at_once(), 1, "{}", cluster.logs());
+    let codes = cluster.codes(0);
+    for code in ["I4205", "I3102", "I2114"] {
+        assert!(codes.contains(&code.to_string()), "{code} missing: {codes:?}");
+    }
+}
+
+#[test]
+fn a_restarted_daemon_reattaches_to_its_running_group() {
+    let mut cluster = formed();
+    let before = processes_with(&cluster.token);
+    assert_eq!(before.len(), 1);
+    cluster.signal(0, nix::sys::signal::Signal::SIGKILL);
+    cluster.wait_exit(0, Duration::from_secs(2)).expect("killed");
+    cluster.start(0);
+    cluster.wait_code(0, "I4120", Duration::from_secs(15));
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        processes_with(&cluster.token),
+        before,
+        "the process was restarted\n{}",
+        cluster.logs()
+    );
+    assert!(!cluster.codes(0).contains(&"E3109".to_string()), "the guard fired");
+    assert_eq!(cluster.most_at_once(), 1);
+}
+
+#[test]
+fn switchover_and_admin_commands_from_the_cli() {
+    let mut cluster = formed();
+    let run = |args: &[&str], state: &Path| {
+        let out = Command::new(TANDEM).args(args).arg("--state-dir").arg(state).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, _) = run(&["switchover", "web", "--to", "beta"], &cluster.state(0));
+    assert!(ok);
+    cluster.wait_running_on(0, "beta", Duration::from_secs(10));
+    assert_eq!(cluster.most_at_once(), 1);
+    let (ok, err) = run(&["switchover", "nope"], &cluster.state(0));
+    assert!(!ok);
+    assert!(err.contains("no group `nope`"), "{err}");
+    let (ok, _) = run(&["drain", "beta"], &cluster.state(1));
+    assert!(ok);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(10));
+    // The drain is kept across a restart of the node that holds it.
+    cluster.signal(1, nix::sys::signal::Signal::SIGTERM);
+    cluster.wait_exit(1, Duration::from_secs(10)).expect("stopped");
+    cluster.start(1);
+    thread::sleep(Duration::from_secs(2));
+    let doc = cluster.status(1);
+    assert_eq!(doc["nodes"][1]["state"], "drained", "{doc:#}");
+    let _ = &mut cluster;
+}
+
+#[test]
+fn forged_and_garbage_packets_are_dropped_and_reported() {
+    let cluster = formed();
+    let doc = cluster.status(0);
+    let _ = doc;
+    // Alpha's net1 port, from the configuration.
+    let config = std::fs::read_to_string(&cluster.config).unwrap();
+    let port: u16 = config
+        .split("net1 = \"127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut forged = b"TNDM\x01\x00".to_vec();
+    forged.resize(200, 7);
+    for _ in 0..20 {
+        socket.send_to(b"garbage", ("127.0.0.1", port)).unwrap();
+        socket.send_to(&forged, ("127.0.0.1", port)).unwrap();
+    }
+    cluster.wait_code(0, "W2111", Duration::from_secs(5));
+    // Nothing else changed.
+    assert_eq!(cluster.group(0).0.as_deref(), Some("alpha"));
+}
+
+#[test]
+fn a_bad_configuration_or_name_refuses_to_start_with_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[cluster]\nname = \"x\"\nprot = 1\n").unwrap();
+    let out = Command::new(TANDEM).args(["node", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing was started") && err.contains("E1"), "{err}");
+
+    let cluster = Cluster::new();
+    let out = Command::new(TANDEM)
+        .args(["node", "--config"])
+        .arg(&cluster.config)
+        .args(["--name", "gamma", "--state-dir"])
+        .arg(cluster.dir.path().join("gamma"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`gamma` is not in the configuration"), "{err}");
+}
