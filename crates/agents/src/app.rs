@@ -10,7 +10,12 @@
 //! resource of the group does) and must not trust a datagram beyond its limits.
 //!
 //! **Operations.** Start binds the socket (replacing a stale one left by a predecessor)
-//! and answers Ok; stop closes and removes it and forgets every heartbeat. Monitor is
+//! and answers Ok; when the context names a socket owner ([`Context::socket_owner`], the
+//! user the group's `process` runs as: [`crate::socket_user`]) the socket is then given
+//! to that user with mode 0600, so that the application may send to it while other
+//! users may not (the daemon, as root, may always); a failure to do so fails the start.
+//! The directories above the socket must let that user through (the daemon's state
+//! directory is world-searchable). stop closes and removes it and forgets every heartbeat. Monitor is
 //! Ok when the last heartbeat, or the start (the application gets one `deadline` to send
 //! its first heartbeat), is at most `deadline` old; otherwise NotRunning, with the last
 //! STATUS text in [`Agent::detail`]. A new agent (after a daemon restart) has heard
@@ -26,8 +31,9 @@
 //! text is cut to [`STATUS_MAX_BYTES`] (at a character boundary).
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -61,6 +67,7 @@ struct Listener {
 pub struct AppAgent {
     deadline: Duration,
     socket: PathBuf,
+    owner: Option<(u32, u32)>,
     heard: Arc<Mutex<Heard>>,
     listener: Mutex<Option<Listener>>,
     detail: Mutex<Option<String>>,
@@ -108,6 +115,7 @@ impl AppAgent {
         AppAgent {
             deadline,
             socket: context.notify_socket(),
+            owner: context.socket_owner,
             heard: Arc::new(Mutex::new(Heard::default())),
             listener: Mutex::new(None),
             detail: Mutex::new(None),
@@ -122,6 +130,12 @@ impl AppAgent {
         }
         let _ = fs::remove_file(&self.socket);
     }
+}
+
+/// Makes `socket` belong to `uid`:`gid`, writable by that owner only.
+fn give(socket: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(socket, Some(uid), Some(gid))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))
 }
 
 /// The reading thread: records each datagram's heartbeat and status until `stop`.
@@ -178,6 +192,15 @@ impl Agent for AppAgent {
         if let Err(e) = socket.set_read_timeout(Some(RECV_TIMEOUT)) {
             let _ = fs::remove_file(&self.socket);
             return OpResult::Failed(format!("notify socket {}: {e}", self.socket.display()));
+        }
+        if let Some((uid, gid)) = self.owner {
+            if let Err(e) = give(&self.socket, uid, gid) {
+                let _ = fs::remove_file(&self.socket);
+                return OpResult::Failed(format!(
+                    "cannot give the notify socket {} to uid {uid} gid {gid}: {e}",
+                    self.socket.display()
+                ));
+            }
         }
         lock(&self.heard).started = Some(Instant::now());
         let stop = Arc::new(AtomicBool::new(false));

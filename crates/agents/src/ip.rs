@@ -1,6 +1,6 @@
 //! The `ip` kind: a floating IP address on a network interface, added and removed over
-//! rtnetlink ([`crate::netlink`]), checked for duplicates before it is added and
-//! announced after ([`crate::neighbour`]). It owns adding, removing and finding the
+//! rtnetlink (the private `netlink` module), checked for duplicates before it is added and
+//! announced after (`neighbour`). It owns adding, removing and finding the
 //! address and telling the segment about it; it must not bring links up or down, touch
 //! routes, or decide anything about failures.
 //!
@@ -9,7 +9,7 @@
 //! has an address whose network contains ours), **probe** the segment for another host
 //! that answers for the address (IPv4: ARP probes like `arping -D`; IPv6: duplicate
 //! address detection, a neighbour solicitation from `::`) for at most
-//! [`neighbour::PROBE_LISTEN`], and **refuse** with `E4301` naming that host's hardware
+//! 600 ms (`neighbour::PROBE_LISTEN`), and **refuse** with `E4301` naming that host's hardware
 //! address when one answers; then add the address (IPv6 with `IFA_F_NODAD`: the
 //! check is done, and the address is usable at once instead of after the kernel's own
 //! second-long detection) and **announce** it: [`ANNOUNCEMENTS`] gratuitous ARP
@@ -43,7 +43,7 @@
 //! `W4117`): every netlink `recv` and every raw-socket read waits at most until it.
 //!
 //! [`IpAgent::in_namespace`] runs every operation on a thread inside the named network
-//! namespace ([`crate::netns`]), for tests and labs that keep addresses inside a
+//! namespace (`netns`: `setns(2)` on a helper thread), for tests and labs that keep addresses inside a
 //! namespace they created.
 
 use std::fmt::Write as _;

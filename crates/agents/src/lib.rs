@@ -31,9 +31,14 @@
 //! processes that hold a busy filesystem, and the `lock_standby` read-only flag:
 //! [`filesystem::set_read_only`]), `ip` (rtnetlink, a duplicate-address probe before
 //! adding and gratuitous ARPs / unsolicited neighbour advertisements after: see [`ip`])
-//! and `systemd` (which, for now, answers every operation with a stable failure: see
-//! [`systemd`]). Every kind now has an agent; [`BuildError::NotImplemented`] stays for
-//! kinds added later.
+//! and `systemd` (StartUnit/StopUnit over D-Bus, `E4303` where systemd is not the init
+//! system: see [`systemd`]). Every kind now has an agent; [`BuildError::NotImplemented`]
+//! stays for kinds added later.
+//!
+//! **The `app` socket's owner.** When the group's application runs as another user (a
+//! `process` resource's `user`), the daemon builds the `app` agent with
+//! `Context::with_socket_owner(socket_user(group))` so that the application may send
+//! to the socket: see [`socket_user`] and [`app`].
 //!
 //! **Details.** [`OpResult::NotRunning`] carries no text; an agent with more to say
 //! (why an interface is down, an application's last STATUS) keeps it for
@@ -119,6 +124,10 @@ pub struct Context {
     pub ocf_root: PathBuf,
     /// Where `lsb` services' scripts are; default [`DEFAULT_INIT_DIR`].
     pub init_dir: PathBuf,
+    /// `app`: the (uid, gid) its notify socket is given to, so that an application
+    /// running as that user (a `process` resource's `user`) may send to it; `None`: the
+    /// socket stays the daemon's. Set with [`Context::with_socket_owner`].
+    pub socket_owner: Option<(u32, u32)>,
 }
 
 impl Context {
@@ -129,6 +138,19 @@ impl Context {
             log_dir: log_dir.into(),
             ocf_root: PathBuf::from(DEFAULT_OCF_ROOT),
             init_dir: PathBuf::from(DEFAULT_INIT_DIR),
+            socket_owner: None,
+        }
+    }
+
+    /// The same context with the `app` notify socket given to `user` (a name from the
+    /// host's user database), or why not: an unknown user.
+    pub fn with_socket_owner(mut self, user: &str) -> Result<Context, BuildError> {
+        match nix::unistd::User::from_name(user) {
+            Ok(Some(found)) => {
+                self.socket_owner = Some((found.uid.as_raw(), found.gid.as_raw()));
+                Ok(self)
+            }
+            _ => Err(BuildError::UnknownUser(user.to_string())),
         }
     }
 
@@ -181,6 +203,18 @@ pub fn kind_of(params: &ResourceParams) -> ResourceKind {
         ResourceParams::Ocf(_) => ResourceKind::Ocf,
         ResourceParams::App { .. } => ResourceKind::App,
     }
+}
+
+/// The user an `app` resource's notify socket must belong to, from its group's
+/// resources: the `user` of the group's first `process` resource that sets one (the
+/// application that will send heartbeats runs as that user). `None`: no process sets a
+/// user, and the socket stays the daemon's. Pass it to [`Context::with_socket_owner`]
+/// when building the group's `app` agent.
+pub fn socket_user<'a>(group: impl IntoIterator<Item = &'a ResourceParams>) -> Option<&'a str> {
+    group.into_iter().find_map(|params| match params {
+        ResourceParams::Process(p) => p.user.as_deref(),
+        _ => None,
+    })
 }
 
 /// The agent for the resource described by `params`.

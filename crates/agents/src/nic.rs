@@ -12,6 +12,14 @@
 //! `carrier` fails with EINVAL while the interface is administratively down) or a
 //! missing interface is [`OpResult::NotRunning`]; why is kept for
 //! [`crate::Agent::detail`].
+//!
+//! **Why sysfs and not netlink.** Both read the same two fields of the kernel's
+//! `net_device`: sysfs `operstate` is `IFLA_OPERSTATE` (RFC 2863 state, same names) and
+//! `carrier` is `IFLA_CARRIER` (`netif_carrier_ok`), so a netlink `RTM_GETLINK` would
+//! answer exactly the same. Two small file reads cannot hang, need no socket, and can
+//! be tested against a fake tree ([`NicAgent::with_root`]). The one difference: sysfs
+//! shows the network namespace `/sys` was mounted in, netlink the caller's; the daemon
+//! runs in the host's namespace, where the two agree.
 
 use std::fs;
 use std::io::Read;

@@ -22,7 +22,7 @@
 //!
 //! **Timeouts.** Each call carries the time left as its D-Bus method timeout, and the
 //! whole operation runs on a helper thread the caller waits for only until the deadline
-//! (plus [`JOIN_MARGIN`]): a bus that hangs answers [`OpResult::Timeout`] in time. The
+//! (plus 200 ms): a bus that hangs answers [`OpResult::Timeout`] in time. The
 //! helper thread cannot be killed; its calls end at their own timeouts.
 
 use std::path::Path;

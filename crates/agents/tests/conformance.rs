@@ -627,3 +627,80 @@ fn app_ignores_oversized_datagrams_and_takes_daemon_heartbeats() {
     assert!(!nic_agent("lo").record_heartbeat(None), "a nic took a heartbeat");
     assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
 }
+
+/// Why the tests that switch users cannot run here, if they cannot.
+fn lab_skip_reason() -> Option<String> {
+    if std::env::var_os("TANDEM_LAB").as_deref() != Some("1".as_ref()) {
+        return Some("TANDEM_LAB is not set to 1 (the lab tests are opt-in)".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    None
+}
+
+/// Sends READY=1 to `socket` as `user` with `systemd-notify`; whether it succeeded.
+fn notify_as(user: &nix::unistd::User, socket: &Path) -> bool {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new("systemd-notify")
+        .arg("--ready")
+        .env("NOTIFY_SOCKET", socket)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn app_socket_belongs_to_the_user_the_application_runs_as() {
+    if let Some(reason) = lab_skip_reason() {
+        println!("SKIP app_socket_belongs_to_the_user_the_application_runs_as: {reason}");
+        return;
+    }
+    if std::process::Command::new("systemd-notify").arg("--version").output().is_err() {
+        println!("SKIP app_socket_belongs_to_the_user_the_application_runs_as: no systemd-notify");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a user `nobody`");
+    // The group: an application running as nobody, and its app resource.
+    let application = ResourceParams::Process(ProcessParams {
+        command: spanned(vec!["/bin/true".into()]),
+        cwd: None,
+        env: BTreeMap::new(),
+        user: Some("nobody".into()),
+    });
+    let app = ResourceParams::App { deadline: APP_DEADLINE };
+    assert_eq!(agents::socket_user([&application, &app]), Some("nobody"));
+    assert_eq!(agents::socket_user([&app]), None);
+    for owned in [false, true] {
+        let dir = temp_dir();
+        // The daemon's state directory lets everyone through; a temporary one does not.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut context = context(dir.path());
+        if owned {
+            context = context.with_socket_owner("nobody").unwrap();
+        }
+        fs::create_dir_all(&context.log_dir).unwrap();
+        let agent = build(&app, &context).unwrap();
+        assert_eq!(agent.start(TIMEOUT), OpResult::Ok);
+        let socket = agent.notify_socket().unwrap();
+        thread::sleep(APP_DEADLINE + Duration::from_millis(100));
+        assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning);
+        let sent = notify_as(&nobody, &socket);
+        assert_eq!(sent, owned, "owned: {owned}: systemd-notify as nobody succeeded: {sent}");
+        if owned {
+            use std::os::unix::fs::MetadataExt;
+            let meta = fs::metadata(&socket).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o777), (nobody.uid.as_raw(), 0o600));
+            assert_eq!(monitor_until(agent.as_ref(), OpResult::Ok), OpResult::Ok);
+        } else {
+            assert_eq!(agent.monitor(TIMEOUT), OpResult::NotRunning, "a refused sender counted");
+        }
+        assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
+    }
+    assert!(matches!(
+        Context::new("x", "/nonexistent").with_socket_owner("tandem-no-such-user"),
+        Err(agents::BuildError::UnknownUser(_))
+    ));
+}
