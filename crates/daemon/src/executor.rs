@@ -5,7 +5,10 @@
 //! which it answers [`OpResult::Timeout`] even if the agent call never returns.
 //!
 //! [`Agents`] builds the agent of every resource of every group this node may run, once,
-//! at start (a resource that cannot be built stops the daemon from starting).
+//! at start (a resource that cannot be built stops the daemon from starting). Processes
+//! it starts get `TANDEM_NODE`, `TANDEM_GROUP` and `TANDEM_RESOURCE` in their
+//! environment (unless the configuration sets them), and `NOTIFY_SOCKET` when their
+//! group has an `app` resource.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,10 +55,21 @@ impl Agents {
             for (index, resource) in config.group(g).resources.iter().enumerate() {
                 let r = ResourceId(index as u16);
                 let mut params = resource.params.clone();
-                if let (ResourceParams::Process(p), Some(socket)) = (&mut params, &notify_socket) {
-                    p.env
-                        .entry("NOTIFY_SOCKET".to_string())
-                        .or_insert_with(|| socket.display().to_string());
+                if let ResourceParams::Process(p) = &mut params {
+                    // As Pacemaker's OCF_RESKEY_CRM_meta_on_node: where it runs.
+                    let env = [
+                        ("TANDEM_NODE", spec.node(me).name.clone()),
+                        ("TANDEM_GROUP", spec.group(g).name.clone()),
+                        ("TANDEM_RESOURCE", spec.group(g).resource(r).name.clone()),
+                    ];
+                    for (key, value) in env {
+                        p.env.entry(key.to_string()).or_insert(value);
+                    }
+                    if let Some(socket) = &notify_socket {
+                        p.env
+                            .entry("NOTIFY_SOCKET".to_string())
+                            .or_insert_with(|| socket.display().to_string());
+                    }
                 }
                 let resource = config::ResourceConfig { span: resource.span.clone(), params };
                 if for_guard && matches!(resource.params, ResourceParams::App { .. }) {

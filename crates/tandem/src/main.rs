@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod control;
 mod disk;
 mod explain;
+mod hello;
 mod keygen;
 mod node;
 mod simulate;
@@ -52,6 +53,9 @@ enum Command {
     /// The fence guard the daemon starts beside itself (not for direct use).
     #[command(hide = true)]
     FenceGuard(node::GuardArgs),
+    /// A tiny HTTP server answering with its node's name (demo and lab service).
+    #[command(hide = true)]
+    Hello(hello::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Clear(args) => control::clear(args),
         Command::Events(args) => control::events(args),
         Command::FenceGuard(args) => node::guard(args),
+        Command::Hello(args) => hello::run(args),
     };
     match result {
         Ok(code) => code,
