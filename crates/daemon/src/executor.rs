@@ -76,7 +76,16 @@ impl Agents {
                     continue;
                 }
                 let name = &spec.group(g).resource(r).name;
-                let context = Context::new(name.clone(), log_dir.clone());
+                let mut context = Context::new(name.clone(), log_dir.clone());
+                if matches!(resource.params, ResourceParams::App { .. }) {
+                    // The application may run as another user: it must be able to send.
+                    let params = config.group(g).resources.iter().map(|r| &r.params);
+                    if let Some(user) = agents::socket_user(params) {
+                        context = context
+                            .with_socket_owner(user)
+                            .map_err(|e| anyhow::anyhow!("resource `{name}`: {e}"))?;
+                    }
+                }
                 let agent = agents::build(&resource.params, &context).map_err(|e| {
                     anyhow::anyhow!("resource `{name}` of group `{}`: {e}", spec.group(g).name)
                 })?;

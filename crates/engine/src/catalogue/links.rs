@@ -39,7 +39,7 @@ codes! {
         fix: "Reduce the number of groups, or the administrative history (clear requests) kept for them; report the figures to the tandem developers.";
     DAEMON_STARTED = "I2113", Info, "daemon started",
         cause: "`tandem node` started on this node with a valid configuration, opened its links and its journal.",
-        fix: "Nothing to do.";
+        fix: "Nothing to do; `tandem status` shows the node booting, then working or standby.";
     DAEMON_STOPPED = "I2114", Info, "daemon stopped",
         cause: "`tandem node` stopped cleanly (SIGTERM or SIGINT) after stopping or handing over its groups, or leaving them running in maintenance.",
         fix: "Nothing to do; start it again with `systemctl start tandem` or `tandem node`.";
