@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 pub use command::Output;
-pub use disk::{SharedDisk, DISK_MIB_MAX, DISK_MIB_MIN};
+pub use disk::{SharedDisk, AREA_MIB_MAX, DISK_MIB_MAX, DISK_MIB_MIN};
 pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
 
@@ -251,6 +251,7 @@ pub struct LabBuilder {
     hosts: usize,
     client: bool,
     disk_mib: Option<u64>,
+    area_mib: u64,
     init_command: Option<Vec<OsString>>,
 }
 
@@ -268,6 +269,13 @@ impl LabBuilder {
     }
 
     /// Adds a shared disk of `size_mib` MiB, formatted with ext4, one loop device per host.
+    /// A heartbeat area of `size_mib` MiB on the shared disk, after its file system, for
+    /// tandem's disk link (see [`Lab::area_device`]); needs a shared disk.
+    pub fn area_mib(mut self, size_mib: u64) -> LabBuilder {
+        self.area_mib = size_mib;
+        self
+    }
+
     pub fn shared_disk_mib(mut self, size_mib: u64) -> LabBuilder {
         self.disk_mib = Some(size_mib);
         self
@@ -333,7 +341,12 @@ impl LabBuilder {
             lab.add_node(Node::Client, &[Network::Public])?;
         }
         if let Some(size_mib) = self.disk_mib {
-            lab.disk = Some(SharedDisk::create(&lab.prefix, size_mib, self.hosts)?);
+            lab.disk = Some(SharedDisk::create_with_area(
+                &lab.prefix,
+                size_mib,
+                self.area_mib,
+                self.hosts,
+            )?);
         }
         Ok(lab)
     }
@@ -414,7 +427,7 @@ pub struct Lab {
 impl Lab {
     /// A builder for two hosts and a client, without a shared disk.
     pub fn builder() -> LabBuilder {
-        LabBuilder { hosts: 2, client: true, disk_mib: None, init_command: None }
+        LabBuilder { hosts: 2, client: true, disk_mib: None, area_mib: 0, init_command: None }
     }
 
     /// The prefix of every name this lab created (for [`leftovers`]).
@@ -625,6 +638,12 @@ impl Lab {
         self.set_port(node, network, "up")
     }
 
+    /// Host `host`'s own block device over the shared disk's heartbeat area (see
+    /// [`LabBuilder::area_mib`]); lost with the disk path.
+    pub fn area_device(&self, host: usize) -> Option<&Path> {
+        self.disk.as_ref()?.area_device(host)
+    }
+
     /// Takes host `host`'s path to the shared disk away: its own loop device shrinks to
     /// one sector, so reads past it return nothing and writes fail, on descriptors
     /// already open (`O_DIRECT` too) and under a mounted file system alike. The other
@@ -724,15 +743,26 @@ impl Lab {
         }
     }
 
-    /// Shrinks (`restore` false) or restores host `host`'s loop device.
+    /// Shrinks (`restore` false) or restores host `host`'s loop devices (data and area).
     fn set_disk_path(&self, host: usize, restore: bool) -> Result<(), LabError> {
-        let device = self
-            .disk_device(host)
-            .ok_or_else(|| LabError::new(format!("host {host} has no shared disk")))?;
-        let limit = if restore { 0 } else { LOST_DISK_BYTES };
-        loopctl::set_size_limit(device, limit).map_err(|e| {
-            LabError::io(&format!("setting the size limit of {} to {limit}", device.display()), e)
-        })
+        let disk = self
+            .disk
+            .as_ref()
+            .ok_or_else(|| LabError::new("the lab has no shared disk".to_owned()))?;
+        let devices = disk.host_devices(host);
+        if devices.is_empty() {
+            return Err(LabError::new(format!("host {host} has no shared disk")));
+        }
+        for (device, normal) in devices {
+            let limit = if restore { normal } else { LOST_DISK_BYTES };
+            loopctl::set_size_limit(device, limit).map_err(|e| {
+                LabError::io(
+                    &format!("setting the size limit of {} to {limit}", device.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Waits until no ext4 file system is mounted from host `host`'s loop device any more

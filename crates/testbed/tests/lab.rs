@@ -535,3 +535,42 @@ fn a_panic_with_faults_in_force_still_removes_everything() {
     let left = leftovers(&prefix).expect("listing leftovers");
     assert!(left.is_empty(), "lab {prefix} left behind: {left:?}");
 }
+
+#[test]
+fn the_heartbeat_area_is_a_partition_of_its_own_lost_with_the_disk_path() {
+    if !lab_available("the_heartbeat_area_is_a_partition_of_its_own_lost_with_the_disk_path") {
+        return;
+    }
+    let lab =
+        Lab::builder().hosts(2).client(false).shared_disk_mib(16).area_mib(2).build().expect("lab");
+    let (area_a, area_b) =
+        (lab.area_device(0).expect("A's area"), lab.area_device(1).expect("B's area"));
+    assert_eq!(sectors(area_a), 2 * 2048, "the area is 2 MiB");
+    assert_eq!(
+        sectors(lab.disk_device(0).expect("data")),
+        16 * 2048,
+        "the data part stops before it"
+    );
+    let (file_a, file_b) = (open_direct(area_a), open_direct(area_b));
+    let mut block = Block([0x5A; 4096]);
+    file_a.write_all_at(&block.0, 8192).expect("writing the area through A");
+    block.0.fill(0);
+    file_b.read_exact_at(&mut block.0, 8192).expect("reading it through B");
+    assert_eq!(block.0, [0x5A; 4096]);
+    // The file system is intact beside the area.
+    let fsck = lab
+        .exec(
+            Node::Host(1),
+            &["e2fsck", "-n", &lab.disk_device(1).expect("data").to_string_lossy()],
+        )
+        .expect("e2fsck");
+    assert!(fsck.success(), "{fsck:?}");
+    lab.lose_disk(0).expect("lose A's path");
+    assert!(file_a.write_at(&block.0, 8192).is_err(), "A's area still writable");
+    file_b.read_exact_at(&mut block.0, 8192).expect("B keeps its path");
+    lab.restore_disk(0).expect("restore");
+    assert_eq!(sectors(area_a), 2 * 2048, "the area came back with its own size");
+    file_a.read_exact_at(&mut block.0, 8192).expect("A reads again");
+    drop((file_a, file_b));
+    tear_down(lab);
+}
