@@ -56,6 +56,13 @@ enum Command {
     /// A tiny HTTP server answering with its node's name (demo and lab service).
     #[command(hide = true)]
     Hello(hello::Args),
+    /// The lab's per-host init (`testbed::init`), so that labs built by `tandem demo`
+    /// and tests need no other program: `LabBuilder::init_command([tandem, lab-init])`.
+    #[command(hide = true)]
+    LabInit {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
         Command::Events(args) => control::events(args),
         Command::FenceGuard(args) => node::guard(args),
         Command::Hello(args) => hello::run(args),
+        Command::LabInit { args } => return testbed::init::main(&args),
     };
     match result {
         Ok(code) => code,
