@@ -40,3 +40,61 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `tandem probe --target ADDR:PORT` (hidden): the client of [`run`]. Every
+/// `--interval-ms` it connects, asks `GET /` and prints one line per attempt:
+/// `<CLOCK_MONOTONIC ms> ok <node>` or `<ms> fail <why>` — how the demo, the lab tests
+/// and the benchmarks see a failover from the client's side.
+#[derive(clap::Args)]
+pub struct ProbeArgs {
+    #[arg(long)]
+    target: SocketAddr,
+    #[arg(long, default_value_t = 20)]
+    interval_ms: u64,
+    /// Each attempt's limit (connect plus answer).
+    #[arg(long, default_value_t = 200)]
+    timeout_ms: u64,
+    /// Attempts to make; 0: until killed.
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+}
+
+/// One GET: the first line of the body, or why not.
+pub fn get(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&target, timeout).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.take(64 * 1024).read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&answer);
+    let body = text.split("\r\n\r\n").nth(1).ok_or("no HTTP answer")?;
+    Ok(body.lines().next().unwrap_or_default().to_string())
+}
+
+fn monotonic_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let interval = Duration::from_millis(args.interval_ms.max(1));
+    let mut out = std::io::stdout().lock();
+    let mut made = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let line = match get(args.target, timeout) {
+            Ok(node) => format!("{} ok {node}", monotonic_ms()),
+            Err(why) => format!("{} fail {why}", monotonic_ms()),
+        };
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        made += 1;
+        if args.count != 0 && made >= args.count {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(interval.saturating_sub(started.elapsed()));
+    }
+}

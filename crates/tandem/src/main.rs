@@ -56,6 +56,9 @@ enum Command {
     /// A tiny HTTP server answering with its node's name (demo and lab service).
     #[command(hide = true)]
     Hello(hello::Args),
+    /// The client of `hello`: one line per attempt (demo, lab tests, benchmarks).
+    #[command(hide = true)]
+    Probe(hello::ProbeArgs),
     /// The lab's per-host init (`testbed::init`), so that labs built by `tandem demo`
     /// and tests need no other program: `LabBuilder::init_command([tandem, lab-init])`.
     #[command(hide = true)]
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Events(args) => control::events(args),
         Command::FenceGuard(args) => node::guard(args),
         Command::Hello(args) => hello::run(args),
+        Command::Probe(args) => hello::probe(args),
         Command::LabInit { args } => return testbed::init::main(&args),
     };
     match result {
