@@ -143,7 +143,13 @@ fn attach(image: &str, offset: u64, limit: u64) -> Result<PathBuf, LabError> {
     args.push(image);
     for attempt in 0..ATTACH_ATTEMPTS_MAX {
         match run_ok("losetup", &args) {
-            Ok(output) => return Ok(PathBuf::from(output.stdout.trim())),
+            Ok(output) => {
+                // A reused loop device keeps the read-only flag (BLKROSET, tandem's
+                // lock_standby) its last user left on it.
+                let device = output.stdout.trim().to_owned();
+                run_ok("blockdev", &["--setrw", &device])?;
+                return Ok(PathBuf::from(device));
+            }
             Err(error) => last_error = Some(error),
         }
         thread::sleep(Duration::from_millis(20 << attempt));

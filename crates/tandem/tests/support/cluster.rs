@@ -1,0 +1,450 @@
+//! The lab cluster harness shared by the lab tests (`tests/lab.rs`) and the lab
+//! benchmarks (`benches/lab.rs`), included by both with `#[path]`.
+//!
+//! tandem in the lab, as root (`TANDEM_LAB=1`, which the test command sets): real
+//! `tandem node` daemons in network + mount + PID namespaces (crates/testbed), a private
+//! and a public network, a client, a shared disk with ext4 (each host its own loop
+//! device, `lock_standby`) and the heartbeat/lease area, a virtual IP and the `tandem
+//! hello` HTTP service answering with its node's name. A sampler reads every host's
+//! addresses (`/proc/PID/net/fib_trie`) and mounts (`/proc/PID/mountinfo`) every few
+//! milliseconds and counts the instants at which two hosts hold the VIP or the mount at
+//! once: that count must be zero in every scenario.
+//!
+//! Each test builds its own lab (unique names), and the lab removes everything on drop,
+//! also when the test panics.
+
+#![allow(dead_code, unused_imports, clippy::needless_range_loop)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use daemon::control::{call, Request};
+pub use testbed::{HostDir, Lab, Network, Node, Spawned};
+
+pub const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
+pub const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
+pub const VIP: &str = "192.168.251.100";
+pub const VIP2: &str = "192.168.251.101";
+pub const MOUNT: &str = "/var/lib/tandem/web-data";
+pub const MOUNT2: &str = "/var/lib/tandem/app-data";
+pub const PORT: u16 = 8080;
+
+pub fn lab_available(test: &str) -> bool {
+    match testbed::availability() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("skipping {test}: {why}");
+            false
+        }
+    }
+}
+
+/// What a scenario's cluster looks like.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Shape {
+    /// One group `web` (filesystem + ip + hello) on alpha, beta standing by.
+    ActiveStandby,
+    /// `web` prefers alpha, `app` prefers beta (failback auto), each with its own VIP
+    /// and file system... on one shared disk: `app` has ip + hello only.
+    MutualBackup,
+}
+
+/// The config's `[timing]` and group extras, per test.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub shape: Shape,
+    pub timing: &'static str,
+    /// Extra lines for the `web` group (after `nodes`).
+    pub web_extra: &'static str,
+    /// Extra resources for the `web` group, after the standard three.
+    pub web_resources: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            shape: Shape::ActiveStandby,
+            timing:
+                "heartbeat_interval = \"100ms\"\npeer_timeout = \"1s\"\nlease_timeout = \"1s\"\n",
+            web_extra: "",
+            web_resources: "",
+        }
+    }
+}
+
+pub fn config_text(options: &Options) -> String {
+    let mut text = format!(
+        r#"[cluster]
+name = "labtest"
+key_file = "/etc/tandem/cluster.key"
+state_dir = "/var/lib/tandem"
+
+[timing]
+{timing}
+[[node]]
+name = "alpha"
+addresses = {{ private = "192.168.250.10", public = "192.168.251.10" }}
+
+[[node]]
+name = "beta"
+addresses = {{ private = "192.168.250.11", public = "192.168.251.11" }}
+
+[[link]]
+name = "private"
+kind = "udp"
+
+[[link]]
+name = "public"
+kind = "udp"
+
+[[link]]
+name = "disk"
+kind = "disk"
+path = "/etc/tandem/disk-area"
+
+[arbitration]
+kind = "disk"
+
+[[group]]
+name = "web"
+nodes = ["alpha", "beta"]
+{web_extra}
+  [[group.resource]]
+  name = "data"
+  kind = "filesystem"
+  device = "/etc/tandem/disk-data"
+  mountpoint = "{MOUNT}"
+  fstype = "ext4"
+  lock_standby = true
+
+  [[group.resource]]
+  name = "vip"
+  kind = "ip"
+  address = "{VIP}/24"
+  interface = "pub0"
+
+  [[group.resource]]
+  name = "http"
+  kind = "process"
+  command = ["{TANDEM}", "hello", "--listen", "{VIP}:{PORT}", "--file", "{MOUNT}/hello.txt"]
+  monitor = {{ interval = "500ms", timeout = "2s" }}
+  stop_timeout = "2s"
+{web_resources}"#,
+        timing = options.timing,
+        web_extra = options.web_extra,
+        web_resources = options.web_resources,
+    );
+    if options.shape == Shape::MutualBackup {
+        text.push_str(&format!(
+            r#"
+[[group]]
+name = "app"
+nodes = ["beta", "alpha"]
+failback = "auto"
+failback_delay = "2s"
+
+  [[group.resource]]
+  name = "app-vip"
+  kind = "ip"
+  address = "{VIP2}/24"
+  interface = "pub0"
+
+  [[group.resource]]
+  name = "app-http"
+  kind = "process"
+  command = ["{TANDEM}", "hello", "--listen", "{VIP2}:{PORT}"]
+  monitor = {{ interval = "500ms", timeout = "2s" }}
+  stop_timeout = "2s"
+"#
+        ));
+    }
+    text
+}
+
+/// Whether the network namespace of `pid` has `address` as a local address.
+pub fn holds_address(pid: i32, address: &str) -> bool {
+    let Ok(trie) = std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie")) else {
+        return false;
+    };
+    let needle = format!("|-- {address}");
+    let mut lines = trie.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == needle && lines.next().is_some_and(|l| l.contains("/32 host LOCAL")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the mount namespace of `pid` has something mounted on `mountpoint`.
+pub fn holds_mount(pid: i32, mountpoint: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map(|info| info.lines().any(|l| l.split(' ').nth(4) == Some(mountpoint)))
+        .unwrap_or(false)
+}
+
+/// Counts of instants with two holders, and what was seen.
+#[derive(Default)]
+pub struct Sampled {
+    pub samples: AtomicUsize,
+    pub double_vip: AtomicUsize,
+    pub double_mount: AtomicUsize,
+    pub first_double: Mutex<Option<String>>,
+}
+
+pub struct Cluster {
+    pub lab: Arc<Lab>,
+    pub hosts: usize,
+    pub nodes: Vec<Option<Spawned>>,
+    pub sampled: Arc<Sampled>,
+    stop: Arc<AtomicBool>,
+    sampler: Option<thread::JoinHandle<()>>,
+}
+
+impl Cluster {
+    pub fn new(options: &Options) -> Cluster {
+        let hosts = 2;
+        let lab = Lab::builder()
+            .hosts(hosts)
+            .client(true)
+            .shared_disk_mib(16)
+            .area_mib(2)
+            .init_command(vec![TANDEM.into(), "lab-init".into()])
+            .build()
+            .expect("lab");
+        let config = config_text(options);
+        let key_dir = lab.host_dir(Node::Host(0), HostDir::EtcTandem).unwrap();
+        let keygen = std::process::Command::new(TANDEM)
+            .args(["keygen", "--dir"])
+            .arg(&key_dir)
+            .output()
+            .unwrap();
+        assert!(keygen.status.success(), "{keygen:?}");
+        let key = std::fs::read(key_dir.join("cluster.key")).unwrap();
+        for host in 0..hosts {
+            let etc = lab.host_dir(Node::Host(host), HostDir::EtcTandem).unwrap();
+            std::fs::write(etc.join("cluster.toml"), &config).unwrap();
+            std::fs::write(etc.join("cluster.key"), &key).unwrap();
+            let link = |name: &str, target: &std::path::Path| {
+                let path = etc.join(name);
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::fs::symlink(target, path).unwrap();
+            };
+            link("disk-data", lab.disk_device(host).unwrap());
+            link("disk-area", lab.area_device(host).unwrap());
+        }
+        let init = lab
+            .exec(Node::Host(0), &[TANDEM, "disk", "init", "--config", "/etc/tandem/cluster.toml"])
+            .unwrap();
+        assert!(init.success(), "{init:?}");
+        let lab = Arc::new(lab);
+        let sampled = Arc::new(Sampled::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (lab, sampled, stop) = (lab.clone(), sampled.clone(), stop.clone());
+            thread::spawn(move || sample(&lab, hosts, &sampled, &stop))
+        };
+        Cluster {
+            lab,
+            hosts,
+            nodes: (0..hosts).map(|_| None).collect(),
+            sampled,
+            stop,
+            sampler: Some(sampler),
+        }
+    }
+
+    pub fn start(&mut self, host: usize) {
+        let spawned = self
+            .lab
+            .spawn_env(
+                Node::Host(host),
+                &[TANDEM, "node", "--config", "/etc/tandem/cluster.toml", "--name", NAMES[host]],
+                &[("RUST_LOG", "info")],
+            )
+            .expect("start tandem node");
+        self.nodes[host] = Some(spawned);
+    }
+
+    pub fn state_dir(&self, host: usize) -> PathBuf {
+        self.lab.host_dir(Node::Host(host), HostDir::VarLibTandem).unwrap()
+    }
+
+    /// The status document of `host`'s daemon (through its control socket).
+    pub fn status(&self, host: usize) -> Option<serde_json::Value> {
+        call(&self.state_dir(host), &Request::Status).ok().map(|a| a["status"].clone())
+    }
+
+    /// `group`'s (owner, state) as `host` sees it.
+    pub fn group(&self, host: usize, group: &str) -> Option<(Option<String>, String)> {
+        let doc = self.status(host)?;
+        let g = doc["groups"].as_array()?.iter().find(|g| g["name"] == group)?.clone();
+        Some((g["owner"].as_str().map(str::to_string), g["state"].as_str()?.to_string()))
+    }
+
+    pub fn codes(&self, host: usize) -> Vec<String> {
+        daemon::journal::read_journal(&self.state_dir(host))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.code)
+            .collect()
+    }
+
+    pub fn journal(&self, host: usize) -> Vec<daemon::journal::Entry> {
+        daemon::journal::read_journal(&self.state_dir(host)).unwrap_or_default()
+    }
+
+    /// Everything useful when a scenario fails.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for host in 0..self.hosts {
+            out.push_str(&format!("--- {} journal\n", NAMES[host]));
+            for e in self.journal(host) {
+                out.push_str(&format!("{} {} {}\n", e.time, e.code, e.message));
+            }
+            if let Some(node) = &self.nodes[host] {
+                out.push_str(&format!(
+                    "--- {} stderr\n{}\n",
+                    NAMES[host],
+                    node.stderr().unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+
+    /// Waits until `observer` sees `group` running on `owner`.
+    pub fn wait_owner(&self, observer: usize, group: &str, owner: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((Some(o), state)) = self.group(observer, group) {
+                if o == owner && state == "running" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "{group} not running on {owner}\n{}", self.report());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_code(&self, host: usize, code: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.codes(host).iter().any(|c| c == code) {
+            assert!(Instant::now() < deadline, "no {code} on {}\n{}", NAMES[host], self.report());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One HTTP GET from the client to `address`: the serving node's name and the rest.
+    pub fn get(&self, address: &str) -> Option<String> {
+        let out = self
+            .lab
+            .exec_timeout(
+                Node::Client,
+                &[
+                    TANDEM,
+                    "probe",
+                    "--target",
+                    &format!("{address}:{PORT}"),
+                    "--count",
+                    "1",
+                    "--timeout-ms",
+                    "500",
+                ],
+                Duration::from_secs(5),
+            )
+            .ok()?;
+        let line = out.stdout.lines().next()?.to_string();
+        let mut words = line.splitn(3, ' ');
+        let (_, ok, rest) = (words.next()?, words.next()?, words.next()?);
+        (ok == "ok").then(|| rest.to_string())
+    }
+
+    /// Waits until the client is served on `address` by `node`.
+    pub fn wait_served_by(&self, address: &str, node: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.get(address).as_deref() == Some(node) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client not served by {node} on {address}\n{}",
+                self.report()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn exec_ok(&self, host: usize, script: &str) -> String {
+        let out = self.lab.exec(Node::Host(host), &["sh", "-c", script]).unwrap();
+        assert!(out.success(), "{script}: {out:?}");
+        out.stdout
+    }
+
+    /// Both daemons up, `web` running on alpha and served to the client.
+    pub fn formed(options: &Options) -> Cluster {
+        let mut cluster = Cluster::new(options);
+        cluster.start(0);
+        cluster.start(1);
+        cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
+        cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
+        cluster
+    }
+
+    /// Asserts that no two hosts ever held the VIP or the mount at once (so far).
+    pub fn assert_never_double(&self) {
+        let s = &self.sampled;
+        assert!(s.samples.load(Ordering::Relaxed) > 10, "the sampler did not run");
+        let (vip, mount) =
+            (s.double_vip.load(Ordering::Relaxed), s.double_mount.load(Ordering::Relaxed));
+        assert!(
+            vip == 0 && mount == 0,
+            "two holders at once: {vip} VIP samples, {mount} mount samples; first: {:?}\n{}",
+            s.first_double.lock().unwrap(),
+            self.report()
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+        // Daemons die with their hosts when the lab is dropped.
+        self.nodes.clear();
+    }
+}
+
+/// The sampler: every few milliseconds, which hosts hold each VIP and mount.
+pub fn sample(lab: &Lab, hosts: usize, sampled: &Sampled, stop: &AtomicBool) {
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let pids: Vec<Option<i32>> = (0..hosts)
+            .map(|h| lab.pids(Node::Host(h)).ok().and_then(|p| p.first().copied()))
+            .collect();
+        for (what, check, counter) in [
+            (VIP, holds_address as fn(i32, &str) -> bool, &sampled.double_vip),
+            (VIP2, holds_address, &sampled.double_vip),
+            (MOUNT, holds_mount, &sampled.double_mount),
+            (MOUNT2, holds_mount, &sampled.double_mount),
+        ] {
+            let holders: Vec<usize> =
+                (0..hosts).filter(|h| pids[*h].is_some_and(|pid| check(pid, what))).collect();
+            if holders.len() > 1 {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let mut first = sampled.first_double.lock().unwrap();
+                first.get_or_insert_with(|| {
+                    format!("{what} on hosts {holders:?} at {:?}", started.elapsed())
+                });
+            }
+        }
+        sampled.samples.fetch_add(1, Ordering::Relaxed);
+        thread::sleep(Duration::from_millis(5));
+    }
+}
