@@ -88,3 +88,220 @@ fn disk_path_lost_on_production_fences_it_and_the_standby_takes_over() {
     cluster.wait_code(0, "E2106", Duration::from_secs(5));
     cluster.assert_never_double();
 }
+
+#[test]
+fn standby_crash_locks_the_group_in_place_and_its_return_unlocks_it() {
+    if !lab_available("standby_crash_locks_the_group_in_place_and_its_return_unlocks_it") {
+        return;
+    }
+    let mut cluster = Cluster::formed(&Options::default());
+    cluster.lab.crash(1).expect("crash beta");
+    cluster.wait_code(0, "E2104", Duration::from_secs(10));
+    cluster.wait_code(0, "W4109", Duration::from_secs(10));
+    assert_eq!(cluster.locked(0, "web"), Some(true), "{}", cluster.report());
+    cluster.assert_runs(0, "web", "alpha");
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
+    cluster.lab.restart(1).expect("restart beta");
+    cluster.start(1);
+    cluster.wait_code(0, "I4110", Duration::from_secs(30));
+    cluster.wait_for("web unlocked on alpha", Duration::from_secs(5), || {
+        cluster.locked(0, "web") == Some(false)
+    });
+    cluster.wait_owner(1, "web", "alpha", Duration::from_secs(10));
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
+    for host in 0..2 {
+        assert!(!cluster.codes(host).iter().any(|c| c == "W4111"), "{}", cluster.report());
+    }
+    cluster.assert_never_double();
+}
+
+#[test]
+fn a_failed_resource_restarts_in_place_then_moves_at_the_migration_threshold() {
+    if !lab_available("a_failed_resource_restarts_in_place_then_moves_at_the_migration_threshold") {
+        return;
+    }
+    let options = Options { web_extra: "migration_threshold = 2\n", ..Options::default() };
+    let cluster = Cluster::formed(&options);
+    let hello = cluster.pids_running(0, &["hello", VIP]);
+    assert_eq!(hello.len(), 1, "web's hello on alpha: {hello:?}");
+    cluster.lab.kill_process(Node::Host(0), hello[0]).expect("kill hello");
+    cluster.wait_code(0, "W4105", Duration::from_secs(10));
+    cluster.wait_for("hello restarted on alpha", Duration::from_secs(10), || {
+        let now = cluster.pids_running(0, &["hello", VIP]);
+        now.len() == 1 && now != hello
+    });
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
+    cluster.assert_runs(1, "web", "alpha");
+    let hello = cluster.pids_running(0, &["hello", VIP]);
+    cluster.lab.kill_process(Node::Host(0), hello[0]).expect("kill hello again");
+    cluster.wait_code(0, "E4108", Duration::from_secs(10));
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    // Each failure is journaled with its count; the second one is the move.
+    let failures: Vec<String> =
+        cluster.entries(0, "W4105").into_iter().map(|e| e.message).collect();
+    assert!(
+        failures.len() == 2 && failures[0].ends_with("1 of 2") && failures[1].ends_with("2 of 2"),
+        "{}",
+        cluster.report()
+    );
+    cluster.assert_never_double();
+}
+
+#[test]
+fn carrier_lost_on_the_production_public_nic_moves_the_group() {
+    if !lab_available("carrier_lost_on_the_production_public_nic_moves_the_group") {
+        return;
+    }
+    let options = Options {
+        web_resources: "
+  [[group.resource]]
+  name = \"uplink\"
+  kind = \"nic\"
+  interface = \"pub0\"
+",
+        ..Options::default()
+    };
+    let cluster = Cluster::formed(&options);
+    cluster.lab.carrier_off(Node::Host(0), Network::Public).expect("pull alpha's public cable");
+    cluster.wait_code(0, "W4115", Duration::from_secs(10));
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    cluster.assert_never_double();
+}
+
+#[test]
+fn mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back() {
+    if !lab_available("mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back") {
+        return;
+    }
+    let options = Options { shape: Shape::MutualBackup, ..Options::default() };
+    let mut cluster = Cluster::formed(&options);
+    // beta crashes: alpha runs both groups.
+    cluster.lab.crash(1).expect("crash beta");
+    cluster.wait_owner(0, "app", "alpha", Duration::from_secs(30));
+    cluster.wait_served_by(VIP2, "alpha", Duration::from_secs(10));
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
+    // beta is back: app (failback auto) returns to it after failback_delay.
+    cluster.lab.restart(1).expect("restart beta");
+    cluster.start(1);
+    cluster.wait_code(0, "I4113", Duration::from_secs(30));
+    cluster.wait_owner(0, "app", "beta", Duration::from_secs(20));
+    cluster.wait_served_by(VIP2, "beta", Duration::from_secs(10));
+    // alpha crashes: beta runs both; alpha back: web (failback manual) stays on beta.
+    cluster.lab.crash(0).expect("crash alpha");
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    cluster.wait_served_by(VIP2, "beta", Duration::from_secs(5));
+    let unlocks = cluster.entries(1, "I4110").len();
+    cluster.lab.restart(0).expect("restart alpha");
+    cluster.start(0);
+    cluster.wait_for("web unlocked on beta (alpha standing by)", Duration::from_secs(30), || {
+        cluster.entries(1, "I4110").len() > unlocks
+    });
+    // Twice failback_delay with alpha healthy: a failback would have happened by now.
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.assert_runs(0, "web", "beta");
+    cluster.assert_runs(0, "app", "beta");
+    assert!(
+        cluster.entries(1, "I4113").iter().all(|e| e.group.as_deref() != Some("web")),
+        "{}",
+        cluster.report()
+    );
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(5));
+    cluster.assert_never_double();
+}
+
+#[test]
+fn heartbeat_networks_cut_between_the_nodes_move_nothing() {
+    if !lab_available("heartbeat_networks_cut_between_the_nodes_move_nothing") {
+        return;
+    }
+    let options = Options { shape: Shape::MutualBackup, ..Options::default() };
+    let cluster = Cluster::formed(&options);
+    cluster.lab.cut_between(0, 1, Network::Private).expect("cut private");
+    for host in 0..2 {
+        cluster.wait_code(host, "W2101", Duration::from_secs(10));
+        let down = cluster.entries(host, "W2101");
+        let (me, peer) = (NAMES[host], NAMES[1 - host]);
+        assert_eq!(
+            down[0].location.as_deref(),
+            Some(format!("link private between {me} and {peer}").as_str()),
+            "{}",
+            cluster.report()
+        );
+    }
+    // Both networks cut: the disk link alone keeps the peers online.
+    cluster.lab.cut_between(0, 1, Network::Public).expect("cut public");
+    cluster.wait_for("W2101 twice on each node", Duration::from_secs(10), || {
+        (0..2).all(|host| cluster.entries(host, "W2101").len() == 2)
+    });
+    // Past another peer timeout on the disk link alone: still nothing lost or moved.
+    std::thread::sleep(Duration::from_secs(2));
+    for host in 0..2 {
+        let codes = cluster.codes(host);
+        for code in ["E2104", "W4111", "W4109", "I4103"] {
+            assert!(!codes.contains(&code.to_string()), "{code}\n{}", cluster.report());
+        }
+        assert_eq!(cluster.entries(host, "W2101").len(), 2, "{}", cluster.report());
+    }
+    cluster.assert_runs(0, "web", "alpha");
+    cluster.assert_runs(1, "app", "beta");
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
+    cluster.wait_served_by(VIP2, "beta", Duration::from_secs(5));
+    cluster.assert_never_double();
+}
+
+#[test]
+fn every_link_cut_leaves_each_group_on_the_node_that_keeps_the_disk() {
+    if !lab_available("every_link_cut_leaves_each_group_on_the_node_that_keeps_the_disk") {
+        return;
+    }
+    let options = Options { shape: Shape::MutualBackup, ..Options::default() };
+    let cluster = Cluster::formed(&options);
+    // Two nodes on one shared disk stop seeing each other there only when one loses its
+    // path to it: here beta, after both networks between them are cut.
+    for network in Network::ALL {
+        cluster.lab.cut_between(0, 1, network).expect("cut between alpha and beta");
+    }
+    cluster.lab.lose_disk(1).expect("lose beta's disk path");
+    cluster.wait_code(1, "E2106", Duration::from_secs(10));
+    cluster.wait_code(0, "E2104", Duration::from_secs(10));
+    // alpha keeps web and takes app over once beta's lease has run out.
+    cluster.wait_owner(0, "app", "alpha", Duration::from_secs(30));
+    cluster.wait_served_by(VIP2, "alpha", Duration::from_secs(10));
+    cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
+    cluster.assert_runs(0, "web", "alpha");
+    assert!(!cluster.codes(0).contains(&"I4103".to_string()), "{}", cluster.report());
+    for (what, holders) in [
+        (VIP, cluster.address_holders(VIP)),
+        (VIP2, cluster.address_holders(VIP2)),
+        (MOUNT, cluster.mount_holders(MOUNT)),
+    ] {
+        assert_eq!(holders, vec![0], "{what}\n{}", cluster.report());
+    }
+    assert!(cluster.pids_running(1, &["hello"]).is_empty(), "{}", cluster.report());
+    assert_eq!(cluster.pids_running(0, &["hello"]).len(), 2, "{}", cluster.report());
+    cluster.assert_never_double();
+}
+
+#[test]
+fn a_group_of_real_ocf_agents_fails_over_on_a_crash() {
+    if !lab_available("a_group_of_real_ocf_agents_fails_over_on_a_crash") {
+        return;
+    }
+    assert!(
+        std::path::Path::new(IPADDR2).exists(),
+        "{IPADDR2} missing: install Debian's resource-agents (the lab test command does)"
+    );
+    let cluster = Cluster::formed(&Options { shape: Shape::Ocf, ..Options::default() });
+    assert_eq!(cluster.address_holders(VIP3), vec![0]);
+    cluster.exec_ok(0, &format!("test -f {OCF_STATE}"));
+    cluster.lab.crash(0).expect("crash alpha");
+    cluster.wait_owner(1, "ocf", "beta", Duration::from_secs(30));
+    assert_eq!(cluster.address_holders(VIP3), vec![1], "{}", cluster.report());
+    cluster.exec_ok(1, &format!("test -f {OCF_STATE}"));
+    let ping = cluster.lab.exec(Node::Client, &["ping", "-c", "1", "-W", "2", VIP3]).unwrap();
+    assert!(ping.success(), "{ping:?}\n{}", cluster.report());
+    cluster.assert_never_double();
+}

@@ -5,9 +5,10 @@
 //! `tandem node` daemons in network + mount + PID namespaces (crates/testbed), a private
 //! and a public network, a client, a shared disk with ext4 (each host its own loop
 //! device, `lock_standby`) and the heartbeat/lease area, a virtual IP and the `tandem
-//! hello` HTTP service answering with its node's name. A sampler reads every host's
+//! hello` HTTP service answering with its node's name (per [`Shape`], a second group and
+//! VIP for mutual backup, or a group of real OCF agents). A sampler reads every host's
 //! addresses (`/proc/PID/net/fib_trie`) and mounts (`/proc/PID/mountinfo`) every few
-//! milliseconds and counts the instants at which two hosts hold the VIP or the mount at
+//! milliseconds and counts the instants at which two hosts hold a VIP or a mount at
 //! once: that count must be zero in every scenario.
 //!
 //! Each test builds its own lab (unique names), and the lab removes everything on drop,
@@ -28,6 +29,12 @@ pub const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 pub const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
 pub const VIP: &str = "192.168.251.100";
 pub const VIP2: &str = "192.168.251.101";
+/// The address of the `ocf` group (`Shape::Ocf`), held by `ocf:heartbeat:IPaddr2`.
+pub const VIP3: &str = "192.168.251.102";
+/// The state file of the `ocf` group's `ocf:heartbeat:Dummy` (in each host's own `/run`).
+pub const OCF_STATE: &str = "/run/tandem-lab-dummy.state";
+/// Debian's resource-agents, which `Shape::Ocf` needs.
+pub const IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
 pub const MOUNT: &str = "/var/lib/tandem/web-data";
 pub const MOUNT2: &str = "/var/lib/tandem/app-data";
 pub const PORT: u16 = 8080;
@@ -50,6 +57,10 @@ pub enum Shape {
     /// `web` prefers alpha, `app` prefers beta (failback auto), each with its own VIP
     /// and file system... on one shared disk: `app` has ip + hello only.
     MutualBackup,
+    /// `web` as in `ActiveStandby`, and a group `ocf` (alpha, then beta) of real OCF
+    /// agents from resource-agents: `ocf:heartbeat:IPaddr2` holding [`VIP3`] on `pub0`
+    /// and `ocf:heartbeat:Dummy` with its state file [`OCF_STATE`].
+    Ocf,
 }
 
 /// The config's `[timing]` and group extras, per test.
@@ -161,6 +172,29 @@ failback_delay = "2s"
 "#
         ));
     }
+    if options.shape == Shape::Ocf {
+        text.push_str(&format!(
+            r#"
+[[group]]
+name = "ocf"
+nodes = ["alpha", "beta"]
+
+  [[group.resource]]
+  name = "ocf-vip"
+  kind = "ocf"
+  agent = "heartbeat:IPaddr2"
+  params = {{ ip = "{VIP3}", cidr_netmask = "24", nic = "pub0" }}
+  monitor = {{ interval = "1s", timeout = "10s" }}
+
+  [[group.resource]]
+  name = "ocf-dummy"
+  kind = "ocf"
+  agent = "heartbeat:Dummy"
+  params = {{ state = "{OCF_STATE}" }}
+  monitor = {{ interval = "1s", timeout = "10s" }}
+"#
+        ));
+    }
     text
 }
 
@@ -197,6 +231,7 @@ pub struct Sampled {
 
 pub struct Cluster {
     pub lab: Arc<Lab>,
+    pub shape: Shape,
     pub hosts: usize,
     pub nodes: Vec<Option<Spawned>>,
     pub sampled: Arc<Sampled>,
@@ -249,6 +284,7 @@ impl Cluster {
         };
         Cluster {
             lab,
+            shape: options.shape,
             hosts,
             nodes: (0..hosts).map(|_| None).collect(),
             sampled,
@@ -330,6 +366,17 @@ impl Cluster {
         }
     }
 
+    /// Asserts that `observer` sees `group` running on `owner` right now.
+    pub fn assert_runs(&self, observer: usize, group: &str, owner: &str) {
+        let seen = self.group(observer, group);
+        assert!(
+            seen == Some((Some(owner.to_string()), "running".to_string())),
+            "{} sees {group} as {seen:?}, not running on {owner}\n{}",
+            NAMES[observer],
+            self.report()
+        );
+    }
+
     pub fn wait_code(&self, host: usize, code: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while !self.codes(host).iter().any(|c| c == code) {
@@ -385,13 +432,79 @@ impl Cluster {
         out.stdout
     }
 
-    /// Both daemons up, `web` running on alpha and served to the client.
+    /// Waits until `condition` holds, checking every 50 ms; fails with `what` and the
+    /// report after `within`.
+    pub fn wait_for(&self, what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out: {what}\n{}", self.report());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The journal entries of `host` with `code`.
+    pub fn entries(&self, host: usize, code: &str) -> Vec<daemon::journal::Entry> {
+        self.journal(host).into_iter().filter(|e| e.code == code).collect()
+    }
+
+    /// Whether `host`'s daemon reports `group` migration-locked.
+    pub fn locked(&self, host: usize, group: &str) -> Option<bool> {
+        let doc = self.status(host)?;
+        let g = doc["groups"].as_array()?.iter().find(|g| g["name"] == group)?.clone();
+        g["locked"].as_bool()
+    }
+
+    /// The hosts (numbers) whose network namespace has `address` right now.
+    pub fn address_holders(&self, address: &str) -> Vec<usize> {
+        self.holders(|pid| holds_address(pid, address))
+    }
+
+    /// The hosts whose mount namespace has something mounted on `mountpoint` right now.
+    pub fn mount_holders(&self, mountpoint: &str) -> Vec<usize> {
+        self.holders(|pid| holds_mount(pid, mountpoint))
+    }
+
+    fn holders(&self, check: impl Fn(i32) -> bool) -> Vec<usize> {
+        (0..self.hosts)
+            .filter(|h| {
+                let pids = self.lab.pids(Node::Host(*h)).unwrap_or_default();
+                pids.first().is_some_and(|pid| check(*pid))
+            })
+            .collect()
+    }
+
+    /// The PIDs (seen from outside) of `host`'s processes whose command line contains
+    /// every one of `words` (e.g. `["hello", VIP]` for web's `tandem hello`).
+    pub fn pids_running(&self, host: usize, words: &[&str]) -> Vec<i32> {
+        let pids = self.lab.pids(Node::Host(host)).unwrap_or_default();
+        pids.into_iter()
+            .filter(|pid| {
+                let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    return false;
+                };
+                let args: Vec<String> =
+                    raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into()).collect();
+                words.iter().all(|w| args.iter().any(|a| a.contains(w)))
+            })
+            .collect()
+    }
+
+    /// Both daemons up, `web` running on alpha and served to the client (and, per shape,
+    /// `app` on beta served on [`VIP2`], or `ocf` on alpha).
     pub fn formed(options: &Options) -> Cluster {
         let mut cluster = Cluster::new(options);
         cluster.start(0);
         cluster.start(1);
         cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
         cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
+        match options.shape {
+            Shape::ActiveStandby => {}
+            Shape::MutualBackup => {
+                cluster.wait_owner(0, "app", "beta", Duration::from_secs(30));
+                cluster.wait_served_by(VIP2, "beta", Duration::from_secs(10));
+            }
+            Shape::Ocf => cluster.wait_owner(1, "ocf", "alpha", Duration::from_secs(30)),
+        }
         cluster
     }
 
@@ -431,6 +544,7 @@ pub fn sample(lab: &Lab, hosts: usize, sampled: &Sampled, stop: &AtomicBool) {
         for (what, check, counter) in [
             (VIP, holds_address as fn(i32, &str) -> bool, &sampled.double_vip),
             (VIP2, holds_address, &sampled.double_vip),
+            (VIP3, holds_address, &sampled.double_vip),
             (MOUNT, holds_mount, &sampled.double_mount),
             (MOUNT2, holds_mount, &sampled.double_mount),
         ] {
