@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod control;
+mod demo;
 mod disk;
 mod explain;
 mod hello;
@@ -29,6 +30,9 @@ enum Command {
     Explain(explain::Args),
     /// Run the real decision core under simulated time and faults; report guarantee violations.
     Simulate(simulate::Args),
+    /// A two-node cluster on this machine, a crash and the failover (as root: a lab of
+    /// network namespaces with a virtual IP and a shared disk; otherwise on loopback).
+    Demo(demo::Args),
     /// The shared-disk area: `tandem disk init` formats it.
     Disk(disk::Args),
     /// Write a new cluster key to DIR/cluster.key (the API's TLS certificate comes with
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Disk(args) => disk::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Node(args) => node::run(args),

@@ -1,0 +1,340 @@
+//! The demo in the lab (as root, with the lab's tools): hosts `alpha` and `beta` and a
+//! client, each a network namespace with its own PID and mount namespaces
+//! ([`testbed::Lab`]), a private network (heartbeats) and a public one (clients, the
+//! virtual IP), and a shared disk seen by each host as its own loop devices: an ext4
+//! file system and, like a partition after it, the heartbeat and lease area.
+//!
+//! Each host gets the configuration at the production paths (`/etc/tandem/cluster.toml`,
+//! the key beside it, state in `/var/lib/tandem`), differing only in its own device
+//! names. The group `web` mounts the file system (`lock_standby`: read-only on the
+//! standby), adds the virtual IP on the public interface and runs `tandem hello` on it.
+//! The crash is [`testbed::Lab::crash`]: the host is frozen, its disk and network cut
+//! and everything in it killed. This process reaches each node's control socket and
+//! journal through the host's state directory from outside, and runs the client
+//! (`tandem probe`) in the client's namespace.
+//!
+//! It owns the lab, and through it everything inside; dropping the lab removes it all.
+
+use std::ffi::OsString;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use testbed::{HostDir, Lab, Network, Node, Spawned};
+
+use super::screen::Screen;
+use super::{timing_toml, Stage, CLIENT_INTERVAL_MS, CLIENT_TIMEOUT_MS, NODES};
+
+/// The virtual IP, on the public network.
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 251, 100);
+/// The shared disk's file system and heartbeat area, in MiB.
+const DISK_MIB: u64 = 64;
+const AREA_MIB: u64 = 4;
+/// Where the group mounts the shared file system on its node, and the file the service
+/// reads from it (under the host's own /run, so that nothing appears on this machine).
+const MOUNTPOINT: &str = "/run/web";
+const FILE: &str = "/run/web/hello.txt";
+
+pub struct LabStage {
+    exe: String,
+    nodes: [Option<Spawned>; 2],
+    client: Option<Spawned>,
+    /// Dropped last; `None` once removed.
+    lab: Option<Lab>,
+    prefix: String,
+}
+
+/// The configuration for host `host` (its own device names).
+fn config(lab: &Lab, host: usize, exe: &str, fast: bool) -> anyhow::Result<String> {
+    let address = |h: usize, network: Network| {
+        lab.address(Node::Host(h), network).map(|a| a.to_string()).unwrap_or_default()
+    };
+    let device = lab.disk_device(host).context("the lab has no shared disk")?;
+    let area = lab.area_device(host).context("the lab's shared disk has no heartbeat area")?;
+    let public = Network::Public.interface();
+    Ok(format!(
+        r#"# Written by `tandem demo` for host {name}.
+[cluster]
+name = "demo"
+
+{timing}
+[[node]]
+name = "{alpha}"
+addresses = {{ private = "{a_priv}", public = "{a_pub}" }}
+
+[[node]]
+name = "{beta}"
+addresses = {{ private = "{b_priv}", public = "{b_pub}" }}
+
+[[link]]
+name = "private"
+kind = "udp"
+
+[[link]]
+name = "public"
+kind = "udp"
+
+[[link]]
+name = "disk"
+kind = "disk"
+path = "{area}"
+
+[arbitration]
+kind = "disk"
+
+[[group]]
+name = "web"
+nodes = ["{alpha}", "{beta}"]
+
+  [[group.resource]]
+  name = "data"
+  kind = "filesystem"
+  device = "{device}"
+  mountpoint = "{MOUNTPOINT}"
+  fstype = "ext4"
+  lock_standby = true
+
+  [[group.resource]]
+  name = "vip"
+  kind = "ip"
+  address = "{VIP}/24"
+  interface = "{public}"
+
+  [[group.resource]]
+  name = "hello"
+  kind = "process"
+  command = [{exe:?}, "hello", "--listen", "{VIP}:80", "--file", "{FILE}"]
+  stop_timeout = "2s"
+"#,
+        name = NODES[host],
+        timing = timing_toml(fast),
+        alpha = NODES[0],
+        beta = NODES[1],
+        a_priv = address(0, Network::Private),
+        a_pub = address(0, Network::Public),
+        b_priv = address(1, Network::Private),
+        b_pub = address(1, Network::Public),
+        area = area.display(),
+        device = device.display(),
+    ))
+}
+
+impl LabStage {
+    pub fn build(screen: &Screen, exe: &Path, fast: bool) -> anyhow::Result<LabStage> {
+        let exe_text = exe.to_str().context("the path of tandem is not UTF-8")?.to_string();
+        let lab = Lab::builder()
+            .hosts(2)
+            .client(true)
+            .shared_disk_mib(DISK_MIB)
+            .area_mib(AREA_MIB)
+            .init_command(vec![OsString::from(exe), OsString::from("lab-init")])
+            .build()?;
+        let stage = LabStage {
+            exe: exe_text,
+            nodes: [None, None],
+            client: None,
+            prefix: lab.prefix().to_string(),
+            lab: Some(lab),
+        };
+        let lab = stage.lab();
+        screen.step(&format!("built the lab {}:", stage.prefix));
+        for (host, name) in NODES.iter().enumerate() {
+            let node = Node::Host(host);
+            screen.detail(&format!(
+                "host {name}: namespace {}, private {}, public {}, disk {} + area {}",
+                lab.namespace(node),
+                lab.address(node, Network::Private).map(|a| a.to_string()).unwrap_or_default(),
+                lab.address(node, Network::Public).map(|a| a.to_string()).unwrap_or_default(),
+                lab.disk_device(host).map(|p| p.display().to_string()).unwrap_or_default(),
+                lab.area_device(host).map(|p| p.display().to_string()).unwrap_or_default(),
+            ));
+        }
+        screen.detail(&format!(
+            "client: namespace {}, public {}",
+            lab.namespace(Node::Client),
+            lab.address(Node::Client, Network::Public).map(|a| a.to_string()).unwrap_or_default()
+        ));
+        for host in 0..NODES.len() {
+            let path = stage.etc(host)?.join("cluster.toml");
+            std::fs::write(&path, config(lab, host, &stage.exe, fast)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        stage.exec(0, &["keygen", "--dir", "/etc/tandem"])?;
+        let key = stage.etc(0)?.join("cluster.key");
+        std::fs::copy(&key, stage.etc(1)?.join("cluster.key")).context("copying the key")?;
+        stage.exec(0, &["disk", "init", "--config", "/etc/tandem/cluster.toml"])?;
+        screen.step(
+            "wrote /etc/tandem/cluster.toml on both hosts, the key (tandem keygen, copied), \
+             formatted the area (tandem disk init)",
+        );
+        screen.detail(&format!(
+            "group web: data (ext4 on the shared disk at {MOUNTPOINT}, read-only on the \
+             standby) -> vip ({VIP}/24 on {}) -> hello (tandem hello on {VIP}:80)",
+            Network::Public.interface()
+        ));
+        Ok(stage)
+    }
+
+    fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("the lab lives until clean_up")
+    }
+
+    fn etc(&self, host: usize) -> anyhow::Result<PathBuf> {
+        Ok(self.lab().host_dir(Node::Host(host), HostDir::EtcTandem)?)
+    }
+
+    /// Runs `tandem ARGS` inside host `host`, to completion.
+    fn exec(&self, host: usize, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = vec![self.exe.as_str()];
+        command.extend_from_slice(args);
+        self.run(host, &command)
+    }
+
+    /// Runs `command` inside host `host`, to completion; its stdout.
+    fn run(&self, host: usize, command: &[&str]) -> anyhow::Result<String> {
+        let out = self.lab().exec(Node::Host(host), command)?;
+        if !out.status.success() {
+            bail!("`{}` on {} failed: {}", command.join(" "), NODES[host], out.stderr.trim());
+        }
+        Ok(out.stdout)
+    }
+}
+
+impl Stage for LabStage {
+    fn service(&self) -> String {
+        format!("http://{VIP}/")
+    }
+
+    fn file_path(&self) -> String {
+        FILE.to_string()
+    }
+
+    fn state_dir(&self, node: usize) -> PathBuf {
+        self.lab()
+            .host_dir(Node::Host(node), HostDir::VarLibTandem)
+            .expect("the lab has both hosts")
+    }
+
+    fn start_node(&mut self, node: usize) -> anyhow::Result<()> {
+        let spawned =
+            self.lab().spawn(Node::Host(node), &[&self.exe, "node", "--name", NODES[node]])?;
+        self.nodes[node] = Some(spawned);
+        Ok(())
+    }
+
+    fn write_file(&self, node: usize, text: &str) -> anyhow::Result<()> {
+        let script = format!("printf '%s\\n' \"$1\" > {FILE} && sync");
+        self.run(node, &["sh", "-c", &script, "sh", text])?;
+        Ok(())
+    }
+
+    fn read_file(&self, node: usize) -> anyhow::Result<String> {
+        self.run(node, &["cat", FILE])
+    }
+
+    fn start_client(&mut self) -> anyhow::Result<()> {
+        let target = format!("{VIP}:80");
+        let interval = CLIENT_INTERVAL_MS.to_string();
+        let timeout = CLIENT_TIMEOUT_MS.to_string();
+        let command = [
+            self.exe.as_str(),
+            "probe",
+            "--target",
+            &target,
+            "--interval-ms",
+            &interval,
+            "--timeout-ms",
+            &timeout,
+        ];
+        self.client = Some(self.lab().spawn(Node::Client, &command)?);
+        Ok(())
+    }
+
+    fn client_output(&self) -> String {
+        self.client.as_ref().and_then(|c| c.stdout().ok()).unwrap_or_default()
+    }
+
+    fn stop_client(&mut self) -> String {
+        let output = self.client_output();
+        self.client = None;
+        output
+    }
+
+    fn crash(&mut self, node: usize) -> anyhow::Result<String> {
+        self.lab().crash(node)?;
+        Ok(format!(
+            "host {} crashed: frozen, disk and network cut, every process killed, addresses \
+             lost",
+            NODES[node]
+        ))
+    }
+
+    fn recover(&mut self, node: usize) -> anyhow::Result<()> {
+        self.lab().restart(node)?;
+        self.start_node(node)
+    }
+
+    fn node_log(&self, node: usize) -> String {
+        let text = self.nodes[node].as_ref().and_then(|n| n.stderr().ok()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    fn explore(&self) -> Vec<String> {
+        let lab = self.lab();
+        let client = lab.namespace(Node::Client);
+        let state = |n: usize| self.state_dir(n).display().to_string();
+        vec![
+            format!(
+                "ip netns exec {client} curl -s http://{VIP}/      # the service, from the client"
+            ),
+            format!(
+                "tandem status --state-dir {}     # beta's view (its control socket)",
+                state(1)
+            ),
+            format!("tandem events --follow --state-dir {}", state(0)),
+            format!(
+                "tandem switchover web --state-dir {}   # a planned move back to alpha",
+                state(1)
+            ),
+            format!(
+                "ip netns exec {} ip addr show {}    # the virtual IP on beta",
+                lab.namespace(Node::Host(1)),
+                Network::Public.interface()
+            ),
+            format!(
+                "hosts' files: {} and {} (/etc/tandem, /var/lib/tandem, /run)",
+                self.etc(0)
+                    .map(|p| p.parent().unwrap_or(&p).display().to_string())
+                    .unwrap_or_default(),
+                self.etc(1)
+                    .map(|p| p.parent().unwrap_or(&p).display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+
+    fn clean_up(&mut self) -> anyhow::Result<String> {
+        self.client = None;
+        self.nodes = [None, None];
+        let Some(lab) = self.lab.take() else { return Ok("nothing left".to_string()) };
+        drop(lab);
+        let left = testbed::leftovers(&self.prefix)?;
+        if !left.is_empty() {
+            bail!("the lab {} left {}", self.prefix, left.join(", "));
+        }
+        Ok(format!(
+            "removed the lab {} (its namespaces and every process in them, loop devices, \
+             image, directories)",
+            self.prefix
+        ))
+    }
+}
+
+impl Drop for LabStage {
+    fn drop(&mut self) {
+        if let Err(error) = self.clean_up() {
+            eprintln!("tandem demo: {error:#}");
+        }
+    }
+}
