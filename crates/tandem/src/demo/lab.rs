@@ -280,37 +280,29 @@ impl Stage for LabStage {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    fn explore(&self) -> Vec<String> {
+    fn explore(&self, owner: usize) -> Vec<String> {
         let lab = self.lab();
         let client = lab.namespace(Node::Client);
         let state = |n: usize| self.state_dir(n).display().to_string();
+        let other = NODES[1 - owner];
+        let dirs: Vec<String> = (0..NODES.len())
+            .filter_map(|n| self.etc(n).ok())
+            .map(|p| p.parent().unwrap_or(&p).display().to_string())
+            .collect();
         vec![
             format!(
-                "ip netns exec {client} curl -s http://{VIP}/      # the service, from the client"
+                "ip netns exec {client} curl -s http://{VIP}/   # the service, from the client"
             ),
+            format!("tandem status --state-dir {}   # {}'s view", state(owner), NODES[owner]),
+            format!("tandem events --follow --state-dir {}", state(1 - owner)),
+            format!("tandem switchover web --to {other} --state-dir {}", state(owner)),
             format!(
-                "tandem status --state-dir {}     # beta's view (its control socket)",
-                state(1)
+                "ip netns exec {} ip addr show {}   # the virtual IP on {}",
+                lab.namespace(Node::Host(owner)),
+                Network::Public.interface(),
+                NODES[owner]
             ),
-            format!("tandem events --follow --state-dir {}", state(0)),
-            format!(
-                "tandem switchover web --state-dir {}   # a planned move back to alpha",
-                state(1)
-            ),
-            format!(
-                "ip netns exec {} ip addr show {}    # the virtual IP on beta",
-                lab.namespace(Node::Host(1)),
-                Network::Public.interface()
-            ),
-            format!(
-                "hosts' files: {} and {} (/etc/tandem, /var/lib/tandem, /run)",
-                self.etc(0)
-                    .map(|p| p.parent().unwrap_or(&p).display().to_string())
-                    .unwrap_or_default(),
-                self.etc(1)
-                    .map(|p| p.parent().unwrap_or(&p).display().to_string())
-                    .unwrap_or_default(),
-            ),
+            format!("the hosts' /etc/tandem, /var/lib/tandem and /run: {}", dirs.join(", ")),
         ]
     }
 

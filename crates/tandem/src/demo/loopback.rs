@@ -299,16 +299,14 @@ impl Stage for LoopbackStage {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    fn explore(&self) -> Vec<String> {
+    fn explore(&self, owner: usize) -> Vec<String> {
         let d = &self.token;
+        let other = NODES[1 - owner];
         vec![
-            format!("curl -s {}                 # the service", self.service()),
-            format!(
-                "tandem status --state-dir {d}/{}          # the cluster as beta sees it",
-                NODES[1]
-            ),
-            format!("tandem events --follow --state-dir {d}/{}", NODES[0]),
-            format!("tandem switchover web --state-dir {d}/{}  # a planned move back", NODES[1]),
+            format!("curl -s {}   # the service", self.service()),
+            format!("tandem status --state-dir {d}/{}   # {}'s view", NODES[owner], NODES[owner]),
+            format!("tandem events --follow --state-dir {d}/{other}"),
+            format!("tandem switchover web --to {other} --state-dir {d}/{}", NODES[owner]),
             format!("configuration: {d}/cluster.toml; daemon logs: {d}/*.log"),
         ]
     }

@@ -38,7 +38,7 @@ pub struct Args {
     /// Leave the cluster running afterwards, to explore it (Ctrl-C removes it).
     #[arg(long)]
     keep: bool,
-    /// A faster timing profile (heartbeat 50 ms, peer timeout 300 ms, lease 500 ms) for a
+    /// A faster timing profile (heartbeat 50 ms, peer timeout 300 ms, lease 700 ms) for a
     /// shorter outage; the default timing otherwise (100 ms, 1 s, 1 s).
     #[arg(long)]
     fast: bool,
@@ -58,6 +58,8 @@ pub const CLIENT_TIMEOUT_MS: u64 = 100;
 /// failover.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a cluster without faults before the crash.
+const CALM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client runs against alpha before the crash.
 const BEFORE_CRASH: Duration = Duration::from_millis(1500);
 /// How long events are still followed once the failover is complete.
@@ -65,13 +67,13 @@ const AFTER_FAILOVER: Duration = Duration::from_millis(800);
 /// How often state, journals and the client's output are read.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The `[timing]` section of the demo's configuration. The fast lease is 500 ms rather
-/// than the 200 ms minimum: a disk I/O may take `lease_timeout / 20` (25 ms here), and
-/// on a busy machine a loop device's `O_DIRECT` I/O sometimes takes longer than 15 ms,
-/// which would show lease alarms before the crash.
+/// The `[timing]` section of the demo's configuration. The fast lease is 700 ms rather
+/// than the 200 ms minimum: one disk I/O may take `lease_timeout / 20` (35 ms here), and
+/// on a busy machine a loop device's `O_DIRECT` I/O takes longer than 15 or 25 ms often
+/// enough that a shorter lease shows lease alarms (and a move) before the crash.
 fn timing_toml(fast: bool) -> &'static str {
     if fast {
-        "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"500ms\"\n"
+        "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"700ms\"\n"
     } else {
         "# [timing] defaults: heartbeat_interval 100ms, peer_timeout 1s, lease_timeout 1s\n"
     }
@@ -79,7 +81,7 @@ fn timing_toml(fast: bool) -> &'static str {
 
 fn timing_words(fast: bool) -> &'static str {
     if fast {
-        "fast timing (--fast): heartbeat 50 ms, peer timeout 300 ms, lease 500 ms"
+        "fast timing (--fast): heartbeat 50 ms, peer timeout 300 ms, lease 700 ms"
     } else {
         "default timing: heartbeat 100 ms, peer timeout 1 s, lease 1 s (--fast: shorter)"
     }
@@ -112,8 +114,9 @@ pub trait Stage {
     fn recover(&mut self, node: usize) -> anyhow::Result<()>;
     /// The last lines of `node`'s daemon log (for errors).
     fn node_log(&self, node: usize) -> String;
-    /// Commands to explore the running cluster by hand (for `--keep`).
-    fn explore(&self) -> Vec<String>;
+    /// Commands to explore the running cluster by hand (for `--keep`), while `owner`
+    /// runs the group.
+    fn explore(&self, owner: usize) -> Vec<String>;
     /// Stops and removes everything; says what was removed.
     fn clean_up(&mut self) -> anyhow::Result<String>;
 }
@@ -275,10 +278,10 @@ fn drive(
     args: &Args,
     stop: &Stop,
 ) -> anyhow::Result<ExitCode> {
-    let mut result = story(stage.as_mut(), screen, stop);
-    if result.is_ok() && args.keep {
-        result = keep(stage.as_mut(), screen, stop);
-    }
+    let result = match story(stage.as_mut(), screen, stop) {
+        Ok(crashed) if args.keep => keep(stage.as_mut(), screen, stop, crashed),
+        other => other.map(|_| ()),
+    };
     let code = match &result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.downcast_ref::<Interrupted>().is_some() => {
@@ -287,6 +290,19 @@ fn drive(
         }
         Err(error) => {
             screen.warning(&format!("the demo failed: {error:#}"));
+            for node in 0..NODES.len() {
+                if let Some(view) = status(stage.as_ref(), node) {
+                    screen.state(&view, Some(&view));
+                }
+            }
+            let client = stage.client_output();
+            let lines: Vec<&str> = client.lines().collect();
+            if !lines.is_empty() {
+                screen.detail("the client's last attempts:");
+                for line in &lines[lines.len().saturating_sub(5)..] {
+                    screen.detail(&format!("  {line}"));
+                }
+            }
             for (node, name) in NODES.iter().enumerate() {
                 let log = stage.node_log(node);
                 if !log.trim().is_empty() {
@@ -542,7 +558,8 @@ impl Timeline {
     }
 }
 
-fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<()> {
+/// The story; returns the node it crashed.
+fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<usize> {
     let (alpha, beta) = (NODES[0], NODES[1]);
     let mut timeline = Timeline {
         clocks: Clocks::now(),
@@ -554,20 +571,28 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
     screen.step(&format!("starting `tandem node` on {alpha} and {beta}; group `{GROUP}`:"));
     stage.start_node(0)?;
     stage.start_node(1)?;
-    stop.wait_for(FORM_TIMEOUT, &format!("{GROUP} running on {alpha}"), || {
+    // Alpha comes first in the group's list, so it normally takes the group; an early
+    // alarm (a slow disk I/O on a busy machine) may move it, and the story follows.
+    let owner = |stage: &dyn Stage| (0..NODES.len()).find(|n| runs_group(stage, *n));
+    let mut first = None;
+    stop.wait_for(FORM_TIMEOUT, &format!("{GROUP} running"), || {
         timeline.show(stage, screen, false);
-        Ok(runs_group(stage, 0)
-            && status(stage, 1).is_some_and(|doc| group_in(&doc).0.as_deref() == Some(alpha)))
+        first = owner(stage).filter(|&n| {
+            status(stage, 1 - n).is_some_and(|doc| group_in(&doc).0.as_deref() == Some(NODES[n]))
+        });
+        Ok(first.is_some())
     })?;
+    let first = first.expect("waited for");
     timeline.show(stage, screen, false);
-    screen.step(&format!("{GROUP} runs on {alpha}, {beta} stands by"));
+    let (runs, stands_by) = (NODES[first], NODES[1 - first]);
+    screen.step(&format!("{GROUP} runs on {runs}, {stands_by} stands by"));
 
     let text = format!(
-        "written through {alpha} at {}",
+        "written through {runs} at {}",
         humantime::format_rfc3339_seconds(SystemTime::now())
     );
-    stage.write_file(0, &text)?;
-    screen.step(&format!("wrote {} through {alpha}: \"{text}\"", stage.file_path()));
+    stage.write_file(first, &text)?;
+    screen.step(&format!("wrote {} through {runs}: \"{text}\"", stage.file_path()));
 
     screen.step(&format!(
         "a client asks {} every {CLIENT_INTERVAL_MS} ms (each attempt gives up after \
@@ -575,38 +600,54 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
         stage.service()
     ));
     stage.start_client()?;
-    stop.wait_for(FORM_TIMEOUT, &format!("the client's first answer from {alpha}"), || {
+    stop.wait_for(FORM_TIMEOUT, "the client's first answer", || {
         timeline.show(stage, screen, false);
-        Ok(parse_attempts(&stage.client_output()).iter().any(|a| a.answer.as_deref() == Ok(alpha)))
+        Ok(parse_attempts(&stage.client_output()).iter().any(|a| a.answer.is_ok()))
     })?;
-    if let Some(view) = status(stage, 1) {
-        screen.state(&view, status(stage, 0).as_ref());
+    if let Some(view) = status(stage, 1 - first) {
+        screen.state(&view, status(stage, first).as_ref());
     }
     let calm = Instant::now() + BEFORE_CRASH;
     while Instant::now() < calm {
         stop.sleep(POLL)?;
         timeline.show(stage, screen, false);
     }
-    // Crash a calm cluster (no alarm left from the start, such as a slow first disk
-    // I/O), so that what follows is the crash's doing; after a while, crash anyway.
+    // Crash a calm cluster (no alarm left from the start, such as a slow disk I/O), so
+    // that what follows is the crash's doing; after a while, crash anyway. The node that
+    // runs the group then is the one crashed: an alarm may have moved it already.
     let calm = |stage: &dyn Stage| {
-        status(stage, 1).is_some_and(|doc| {
-            doc["faults"].as_array().is_some_and(Vec::is_empty)
-                && doc["groups"].as_array().is_some_and(|gs| gs.iter().all(|g| g["locked"] != true))
-        })
+        owner(stage).is_some()
+            && (0..NODES.len()).all(|n| {
+                status(stage, n).is_some_and(|doc| {
+                    doc["faults"].as_array().is_some_and(Vec::is_empty)
+                        && doc["groups"]
+                            .as_array()
+                            .is_some_and(|gs| gs.iter().all(|g| g["locked"] != true))
+                })
+            })
     };
-    let patience = Instant::now() + FORM_TIMEOUT;
-    while !calm(stage) && Instant::now() < patience {
+    let patience = Instant::now() + CALM_TIMEOUT;
+    while !calm(stage) {
+        if Instant::now() >= patience {
+            screen.warning(&format!(
+                "the nodes still report faults after {} s; crashing anyway",
+                CALM_TIMEOUT.as_secs()
+            ));
+            break;
+        }
         stop.sleep(POLL)?;
         timeline.show(stage, screen, false);
     }
+    let victim = owner(stage).unwrap_or(0);
+    let survivor = 1 - victim;
+    let (gone, heir) = (NODES[victim], NODES[survivor]);
     let before = parse_attempts(&stage.client_output());
-    let answered = before.iter().filter(|a| a.answer.as_deref() == Ok(alpha)).count();
-    screen.detail(&format!("{answered} of {} attempts answered by {alpha} so far", before.len()));
+    let answered = before.iter().filter(|a| a.answer.as_deref() == Ok(gone)).count();
+    screen.detail(&format!("{answered} of {} attempts answered by {gone} so far", before.len()));
 
     let crash_ms = monotonic_ms();
     timeline.crash_ms = Some(timeline.clocks.of_monotonic(crash_ms));
-    let what = stage.crash(0)?;
+    let what = stage.crash(victim)?;
     screen.headline(&format!("CRASH: {what}"));
     screen.detail(&screen.paint(Paint::Dim, "events and the client's view, timed from the crash:"));
     let deadline = Instant::now() + FAILOVER_TIMEOUT;
@@ -615,7 +656,7 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
         stop.check()?;
         timeline.show(stage, screen, true);
         if done.is_none()
-            && runs_group(stage, 1)
+            && runs_group(stage, survivor)
             && outage(&parse_attempts(&stage.client_output()), crash_ms).is_some()
         {
             done = Some(Instant::now());
@@ -624,7 +665,7 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
             break;
         }
         if Instant::now() >= deadline {
-            bail!("no failover to {beta} within {} s", FAILOVER_TIMEOUT.as_secs());
+            bail!("no failover to {heir} within {} s", FAILOVER_TIMEOUT.as_secs());
         }
         std::thread::sleep(POLL);
     }
@@ -648,40 +689,39 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
         (outage.first.0 - crash_ms) as f64 / 1000.0,
         outage.failed
     ));
-    if let Some(view) = status(stage, 1) {
+    if let Some(view) = status(stage, survivor) {
         screen.state(&view, Some(&view));
     }
-    let now = stage.read_file(1)?;
-    if now.trim_end() == text {
-        screen.step(&format!(
-            "{} read through {beta}: \"{}\" (still there)",
-            stage.file_path(),
-            now.trim_end()
-        ));
-    } else {
-        bail!("{} through {beta} holds {now:?}, not {text:?}", stage.file_path());
+    let now = stage.read_file(survivor)?;
+    if now.trim_end() != text {
+        bail!("{} through {heir} holds {now:?}, not {text:?}", stage.file_path());
     }
-    Ok(())
+    screen.step(&format!(
+        "{} read through {heir}: \"{}\" (still there)",
+        stage.file_path(),
+        now.trim_end()
+    ));
+    Ok(victim)
 }
 
-/// `--keep`: brings alpha back as the standby, says how to explore, and waits for
-/// Ctrl-C.
-fn keep(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<()> {
-    let (alpha, beta) = (NODES[0], NODES[1]);
-    screen.step(&format!("--keep: bringing {alpha} back; it rejoins as the standby"));
-    stage.recover(0)?;
-    stop.wait_for(FORM_TIMEOUT, &format!("{alpha} back as standby"), || {
-        Ok(status(stage, 1).is_some_and(|doc| {
+/// `--keep`: brings the crashed node back as the standby, says how to explore, and
+/// waits for Ctrl-C.
+fn keep(stage: &mut dyn Stage, screen: &Screen, stop: &Stop, crashed: usize) -> anyhow::Result<()> {
+    let (back, owner) = (NODES[crashed], NODES[1 - crashed]);
+    screen.step(&format!("--keep: bringing {back} back; it rejoins as the standby"));
+    stage.recover(crashed)?;
+    stop.wait_for(FORM_TIMEOUT, &format!("{back} back as standby"), || {
+        Ok(status(stage, 1 - crashed).is_some_and(|doc| {
             doc["nodes"]
                 .as_array()
-                .is_some_and(|ns| ns.iter().any(|n| n["name"] == alpha && n["state"] == "standby"))
+                .is_some_and(|ns| ns.iter().any(|n| n["name"] == back && n["state"] == "standby"))
         }))
     })?;
-    if let Some(view) = status(stage, 1) {
+    if let Some(view) = status(stage, 1 - crashed) {
         screen.state(&view, Some(&view));
     }
-    screen.step(&format!("the cluster keeps running ({GROUP} on {beta}); explore it:"));
-    for line in stage.explore() {
+    screen.step(&format!("the cluster keeps running ({GROUP} on {owner}); explore it:"));
+    for line in stage.explore(1 - crashed) {
         screen.detail(&line);
     }
     screen.step("press Ctrl-C to stop it and clean up");
