@@ -256,6 +256,13 @@ impl Engine {
         if self.now < self.next_heartbeat_at {
             return;
         }
+        // Groups waiting to be evaluated (booting just ended, say) have stale entries in
+        // the report: a peer reading "standby, ineligible: booting" would start this
+        // node's groups itself. `poll_output` evaluates them and sends the report; while
+        // the heartbeat stays due, the next wait returns at once.
+        if self.dirty_all || !self.touched.is_empty() {
+            return;
+        }
         // Always the current report: not every change re-evaluates placement (an admin
         // write that changes nothing here, a link coming up), yet peers must learn it.
         let report = self.build_report();

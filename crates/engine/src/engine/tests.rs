@@ -656,3 +656,51 @@ fn shutdown_in_maintenance_leaves_resources_running() {
     assert!(cluster.engine(0).is_quiescent());
     assert_eq!(cluster.owners(DB), BTreeSet::from([0]));
 }
+
+/// Carries out `engine`'s outputs at `now` (probes answered "not running", everything
+/// else dropped) and returns the heartbeats it sent.
+fn drain(engine: &mut Engine, now: Instant) -> Vec<(LinkId, NodeId, Heartbeat)> {
+    let mut sent = Vec::new();
+    loop {
+        match engine.poll_output() {
+            Output::Wait(_) => return sent,
+            Output::Heartbeat { link, to, message } => sent.push((link, to, message)),
+            Output::Operation { id, .. } => {
+                engine.handle(now, Input::Operation { id, result: OpResult::NotRunning })
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_heartbeat_sent_as_booting_ends_does_not_report_the_groups_booting() {
+    // A peer that reads "state standby, group ineligible: booting" skips this node for
+    // the groups it prefers and starts them itself (seen in the lab: mutual backup
+    // formed with both groups on alpha). Booting ends here on hearing the last peer at
+    // the very instant a heartbeat is due.
+    let spec = Arc::new(two_node_spec(ArbitrationKind::Disk));
+    let t0 = Instant(1_000_000_000);
+    let mut alpha = Engine::new(spec.clone(), NodeId(0), 1, t0);
+    let mut beta = Engine::new(spec.clone(), NodeId(1), 1, t0);
+    alpha.handle(t0, Input::Timeout);
+    beta.handle(t0, Input::Timeout);
+    let (link, _, hello) = drain(&mut alpha, t0)
+        .into_iter()
+        .find(|(link, to, _)| *to == NodeId(1) && spec.link(*link).kind == LinkKind::Udp)
+        .expect("alpha's first heartbeat");
+    drain(&mut beta, t0);
+    let due = t0 + spec.timing.heartbeat_interval;
+    beta.handle(due, Input::Heartbeat { link, message: hello });
+    let sent = drain(&mut beta, due);
+    assert!(!sent.is_empty(), "beta sent no heartbeat at {due}");
+    for (_, _, heartbeat) in sent {
+        let report = &heartbeat.report;
+        if report.state != NodeState::Booting {
+            assert!(
+                report.groups.iter().all(|g| g.ineligible != Some(Ineligible::Booting)),
+                "{report:?}"
+            );
+        }
+    }
+}
