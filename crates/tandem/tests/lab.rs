@@ -95,15 +95,17 @@ fn standby_crash_locks_the_group_in_place_and_its_return_unlocks_it() {
         return;
     }
     let mut cluster = Cluster::formed(&Options::default());
+    let mark = cluster.mark(0);
     cluster.lab.crash(1).expect("crash beta");
-    cluster.wait_code(0, "E2104", Duration::from_secs(10));
-    cluster.wait_code(0, "W4109", Duration::from_secs(10));
+    cluster.wait_code_after(0, "E2104", mark, Duration::from_secs(10));
+    cluster.wait_code_after(0, "W4109", mark, Duration::from_secs(10));
     assert_eq!(cluster.locked(0, "web"), Some(true), "{}", cluster.report());
     cluster.assert_runs(0, "web", "alpha");
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
     cluster.lab.restart(1).expect("restart beta");
+    let mark = cluster.mark(0);
     cluster.start(1);
-    cluster.wait_code(0, "I4110", Duration::from_secs(30));
+    cluster.wait_code_after(0, "I4110", mark, Duration::from_secs(30));
     cluster.wait_for("web unlocked on alpha", Duration::from_secs(5), || {
         cluster.locked(0, "web") == Some(false)
     });
@@ -183,9 +185,10 @@ fn mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back() {
     cluster.wait_served_by(VIP2, "alpha", Duration::from_secs(10));
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
     // beta is back: app (failback auto) returns to it after failback_delay.
+    let mark = cluster.mark(0);
     cluster.lab.restart(1).expect("restart beta");
     cluster.start(1);
-    cluster.wait_code(0, "I4113", Duration::from_secs(30));
+    cluster.wait_code_after(0, "I4113", mark, Duration::from_secs(30));
     cluster.wait_owner(0, "app", "beta", Duration::from_secs(20));
     cluster.wait_served_by(VIP2, "beta", Duration::from_secs(10));
     // alpha crashes: beta runs both; alpha back: web (failback manual) stays on beta.
@@ -193,12 +196,10 @@ fn mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back() {
     cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     cluster.wait_served_by(VIP2, "beta", Duration::from_secs(5));
-    let unlocks = cluster.entries(1, "I4110").len();
+    let mark = cluster.mark(1);
     cluster.lab.restart(0).expect("restart alpha");
     cluster.start(0);
-    cluster.wait_for("web unlocked on beta (alpha standing by)", Duration::from_secs(30), || {
-        cluster.entries(1, "I4110").len() > unlocks
-    });
+    cluster.wait_code_after(1, "I4110", mark, Duration::from_secs(30));
     // Twice failback_delay with alpha healthy: a failback would have happened by now.
     std::thread::sleep(Duration::from_secs(4));
     cluster.assert_runs(0, "web", "beta");
@@ -247,6 +248,15 @@ fn heartbeat_networks_cut_between_the_nodes_move_nothing() {
     }
     cluster.assert_runs(0, "web", "alpha");
     cluster.assert_runs(1, "app", "beta");
+    // Each group was only ever started on its preferred node.
+    for (host, other_group) in [(0, "app"), (1, "web")] {
+        let starts = cluster.entries(host, "I4101");
+        assert!(
+            starts.iter().all(|e| e.group.as_deref() != Some(other_group)),
+            "{}",
+            cluster.report()
+        );
+    }
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
     cluster.wait_served_by(VIP2, "beta", Duration::from_secs(5));
     cluster.assert_never_double();
@@ -272,7 +282,8 @@ fn every_link_cut_leaves_each_group_on_the_node_that_keeps_the_disk() {
     cluster.wait_served_by(VIP2, "alpha", Duration::from_secs(10));
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
     cluster.assert_runs(0, "web", "alpha");
-    assert!(!cluster.codes(0).contains(&"I4103".to_string()), "{}", cluster.report());
+    let stops = cluster.entries(0, "I4103");
+    assert!(stops.iter().all(|e| e.group.as_deref() != Some("web")), "{}", cluster.report());
     for (what, holders) in [
         (VIP, cluster.address_holders(VIP)),
         (VIP2, cluster.address_holders(VIP2)),

@@ -385,6 +385,18 @@ impl Cluster {
         }
     }
 
+    /// How many entries `host`'s journal has: a mark for [`Cluster::wait_code_after`].
+    pub fn mark(&self, host: usize) -> usize {
+        self.journal(host).len()
+    }
+
+    /// Waits for `code` among the entries of `host`'s journal after `mark`.
+    pub fn wait_code_after(&self, host: usize, code: &str, mark: usize, within: Duration) {
+        self.wait_for(&format!("{code} on {} after entry {mark}", NAMES[host]), within, || {
+            self.journal(host).iter().skip(mark).any(|e| e.code == code)
+        });
+    }
+
     /// One HTTP GET from the client to `address`: the serving node's name and the rest.
     pub fn get(&self, address: &str) -> Option<String> {
         let out = self
