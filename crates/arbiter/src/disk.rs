@@ -38,6 +38,20 @@
 //! Listing the groups in the host record makes an abandoned claim (a request whose
 //! answer nobody awaited) expire instead of being renewed forever.
 //!
+//! **Watching ahead** ([`DiskLeaseClient::watch`]). The watch above may start long before
+//! an acquire: a client told which groups it may run polls, every watch poll interval,
+//! each such group's record and then its owner's host record, exactly the two reads the
+//! acquire's first steps do, and remembers since when (the completion of the first host
+//! read that saw them) both are unchanged. An acquire of a group so observed starts in
+//! the watch step with that window, so that a standby that learns of its peer's death
+//! after `peer_timeout` claims the group as soon as the peer's lease has run out instead
+//! of a whole takeover wait later. The argument above holds unchanged (the window is
+//! still bounded by reads of the same records in the same order, and the claim still
+//! re-reads the group's record first); if the acquire's first read finds the host record
+//! changed since the observation, the window starts again once from that read.
+//! Observations stop at [`WATCH_GROUPS_MAX`] groups (the cost is two reads per group
+//! per poll).
+//!
 //! The engine keeps one lease for all its groups and extends it with every `Granted`
 //! (acquire or renewal), so every `Granted` carries the earliest `since` over the groups
 //! the client holds: a group is never credited with a write that did not cover it (a
@@ -51,6 +65,9 @@ use engine::{GroupId, Instant, LeaseRequest, LeaseResult, NodeId, OpId, Timing};
 
 /// Concurrent requests a client accepts; more are answered `Unavailable`.
 pub const TASKS_MAX: usize = 1024;
+
+/// Most groups watched ahead ([`DiskLeaseClient::watch`]); beyond, none is.
+pub const WATCH_GROUPS_MAX: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskLeaseConfig {
@@ -182,12 +199,14 @@ enum Step {
     /// Acquire: the first read of the group's record.
     ReadGroup,
     /// Acquire: watching `owner`'s host record; `record` is g's record read before.
+    /// `ahead`: the window comes from watching ahead; a change restarts it once.
     Watch {
         owner: NodeId,
         record: Record,
         version: Option<Option<(u64, u64)>>,
         first_seen: Instant,
         read_at: Instant,
+        ahead: bool,
     },
     /// Acquire: the read before the claim; it must find `expected` (the record read
     /// before watching its dead owner) or a free record.
@@ -224,8 +243,25 @@ struct Task {
     wake: Option<Instant>,
 }
 
+/// What watching ahead saw of one group: its record, and its owner's host record's
+/// version for it, unchanged since `first_seen`.
+#[derive(Clone, Debug)]
+struct Observed {
+    record: Record,
+    owner: NodeId,
+    version: Option<(u64, u64)>,
+    first_seen: Instant,
+}
+
 pub struct DiskLeaseClient {
     me: NodeId,
+    /// Groups to watch ahead, and what was seen.
+    watched: Vec<GroupId>,
+    observed: BTreeMap<GroupId, Observed>,
+    /// Watch-ahead reads in flight: the group, the group record read before (for a host
+    /// read), the deadline.
+    watch_ios: BTreeMap<IoId, (GroupId, Option<Record>, Instant)>,
+    next_watch: Instant,
     incarnation: u64,
     config: DiskLeaseConfig,
     counter: u64,
@@ -251,6 +287,10 @@ impl DiskLeaseClient {
     pub fn new(me: NodeId, incarnation: u64, config: DiskLeaseConfig) -> DiskLeaseClient {
         DiskLeaseClient {
             me,
+            watched: Vec::new(),
+            observed: BTreeMap::new(),
+            watch_ios: BTreeMap::new(),
+            next_watch: Instant::MAX,
             incarnation,
             config,
             counter: 0,
@@ -267,6 +307,79 @@ impl DiskLeaseClient {
 
     pub fn config(&self) -> &DiskLeaseConfig {
         &self.config
+    }
+
+    /// Watch `groups` ahead (those this node may run), from `now` on; see the module doc.
+    /// More than [`WATCH_GROUPS_MAX`] groups: none is watched.
+    pub fn watch(&mut self, now: Instant, mut groups: Vec<GroupId>) {
+        groups.sort();
+        groups.dedup();
+        if groups.len() > WATCH_GROUPS_MAX {
+            groups.clear();
+        }
+        self.observed.retain(|g, _| groups.binary_search(g).is_ok());
+        self.next_watch = if groups.is_empty() { Instant::MAX } else { now };
+        self.watched = groups;
+    }
+
+    /// One round of watching ahead: the record of every watched group not held here.
+    fn watch_round(&mut self, now: Instant) {
+        self.next_watch = now + self.config.watch_poll_interval;
+        let held = &self.held;
+        self.observed.retain(|g, _| !held.contains_key(g));
+        if !self.watch_ios.is_empty() {
+            return; // the previous round is not over
+        }
+        let groups: Vec<GroupId> =
+            self.watched.iter().copied().filter(|g| !self.held.contains_key(g)).collect();
+        for g in groups {
+            self.issue_watch(now, g, IoOp::Read(Block::Group(g)), None);
+        }
+    }
+
+    fn issue_watch(&mut self, now: Instant, group: GroupId, op: IoOp, before: Option<Record>) {
+        let io = IoId(self.next_io);
+        self.next_io += 1;
+        self.watch_ios.insert(io, (group, before, now + self.config.io_timeout));
+        self.out.push_back(ClientOutput::Io { io, op });
+    }
+
+    fn watch_done(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        before: Option<Record>,
+        result: IoResult,
+    ) {
+        let record = match result {
+            IoResult::Read(record) => record,
+            IoResult::Written | IoResult::Failed(_) => {
+                self.observed.remove(&group);
+                return;
+            }
+        };
+        match before {
+            None => match record.owner() {
+                Some(owner) if owner != self.me => {
+                    self.issue_watch(now, group, IoOp::Read(Block::Host(owner)), Some(record));
+                }
+                _ => {
+                    self.observed.remove(&group);
+                }
+            },
+            Some(group_record) => {
+                let Some(owner) = group_record.owner() else { return };
+                let version = record.version_for(group);
+                let same = self.observed.get(&group).is_some_and(|o| {
+                    o.record == group_record && o.owner == owner && o.version == version
+                });
+                if !same {
+                    let observed =
+                        Observed { record: group_record, owner, version, first_seen: now };
+                    self.observed.insert(group, observed);
+                }
+            }
+        }
     }
 
     /// The groups this client believes it holds.
@@ -289,6 +402,17 @@ impl DiskLeaseClient {
             LeaseRequest::Acquire(g) => (Kind::Acquire(g), Step::ReadGroup, vec![g]),
             LeaseRequest::Release(g) => {
                 self.held.remove(&g);
+                // An acquire of the group still running would put it back in `held`
+                // after this release (the engine gave up on it): it ends here.
+                let acquiring: Vec<u64> = self
+                    .tasks
+                    .iter()
+                    .filter(|(_, t)| t.kind == Kind::Acquire(g))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in acquiring {
+                    self.finish(key, LeaseResult::Unavailable("superseded by a release".into()));
+                }
                 (Kind::Release(g), Step::ReleaseRead, Vec::new())
             }
         };
@@ -391,6 +515,10 @@ impl DiskLeaseClient {
     }
 
     pub fn io_done(&mut self, now: Instant, io: IoId, result: IoResult) {
+        if let Some((group, before, _)) = self.watch_ios.remove(&io) {
+            self.watch_done(now, group, before, result);
+            return;
+        }
         let Some((key, reads, _)) = self.ios.remove(&io) else {
             return; // timed out earlier, or its task ended
         };
@@ -433,12 +561,33 @@ impl DiskLeaseClient {
                 None => self.claim(now, key),
                 Some(owner) if owner == me => self.want_host_write(now, key),
                 Some(owner) => {
-                    task.step =
-                        Step::Watch { owner, record, version: None, first_seen: now, read_at: now };
+                    // Watched ahead and unchanged since: the window is already open.
+                    let group = match task.kind {
+                        Kind::Acquire(g) => g,
+                        _ => unreachable!("only acquires read the group first"),
+                    };
+                    task.step = match self.observed.get(&group) {
+                        Some(seen) if seen.record == record && seen.owner == owner => Step::Watch {
+                            owner,
+                            record,
+                            version: Some(seen.version),
+                            first_seen: seen.first_seen,
+                            read_at: now,
+                            ahead: true,
+                        },
+                        _ => Step::Watch {
+                            owner,
+                            record,
+                            version: None,
+                            first_seen: now,
+                            read_at: now,
+                            ahead: false,
+                        },
+                    };
                     self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
                 }
             },
-            Step::Watch { owner, record: before, version, first_seen, read_at } => {
+            Step::Watch { owner, record: before, version, first_seen, read_at, ahead } => {
                 let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
                 let seen = record.version_for(group);
                 match version {
@@ -450,6 +599,20 @@ impl DiskLeaseClient {
                             version: Some(seen),
                             first_seen: now,
                             read_at,
+                            ahead: false,
+                        };
+                        task.wake = Some(now + self.config.watch_poll_interval);
+                    }
+                    Some(v) if v != seen && ahead => {
+                        // The observation was old: watch again from this read (the group
+                        // record `before` was read before it).
+                        task.step = Step::Watch {
+                            owner,
+                            record: before,
+                            version: Some(seen),
+                            first_seen: now,
+                            read_at,
+                            ahead: false,
                         };
                         task.wake = Some(now + self.config.watch_poll_interval);
                     }
@@ -560,6 +723,19 @@ impl DiskLeaseClient {
     }
 
     pub fn timeout(&mut self, now: Instant) {
+        let late: Vec<(IoId, GroupId)> = self
+            .watch_ios
+            .iter()
+            .filter(|(_, (_, _, deadline))| *deadline <= now)
+            .map(|(io, (g, _, _))| (*io, *g))
+            .collect();
+        for (io, group) in late {
+            self.watch_ios.remove(&io);
+            self.observed.remove(&group);
+        }
+        if self.next_watch <= now {
+            self.watch_round(now);
+        }
         let expired: Vec<(IoId, u64)> = self
             .ios
             .iter()
@@ -600,8 +776,9 @@ impl DiskLeaseClient {
                         self.issue(now, key, IoOp::Read(Block::Group(g)), Some(g));
                     }
                 }
-                Step::Watch { owner, record, version, first_seen, .. } => {
-                    task.step = Step::Watch { owner, record, version, first_seen, read_at: now };
+                Step::Watch { owner, record, version, first_seen, ahead, .. } => {
+                    task.step =
+                        Step::Watch { owner, record, version, first_seen, read_at: now, ahead };
                     self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
                 }
                 Step::ClaimSettle { since } => {
@@ -620,7 +797,9 @@ impl DiskLeaseClient {
         }
         let wake = self.tasks.values().filter_map(|t| t.wake);
         let deadlines = self.ios.values().map(|(_, _, d)| *d);
-        ClientOutput::Wait(wake.chain(deadlines).min().unwrap_or(Instant::MAX))
+        let watching = self.watch_ios.values().map(|(_, _, d)| *d);
+        let next = wake.chain(deadlines).chain(watching).min().unwrap_or(Instant::MAX);
+        ClientOutput::Wait(next.min(self.next_watch))
     }
 }
 
@@ -793,6 +972,69 @@ mod tests {
         b.request(0, 4, LeaseRequest::Renew);
         b.run_until(6_000 * MS);
         assert_eq!(b.reply(4), Some(&LeaseResult::Lost { groups: vec![G] }));
+    }
+
+    /// Found by the simulator (active-standby seed 794 with watching ahead): the engine
+    /// gave up on an acquire, the client granted it later and renewed the group forever
+    /// for an engine that did not run it. The engine now releases what it gave up on,
+    /// and a release ends an acquire of the group still in flight.
+    #[test]
+    fn a_release_ends_an_acquire_in_flight() {
+        let mut b = Bench::new(2);
+        b.request(0, 1, LeaseRequest::Acquire(G));
+        b.run_until(200 * MS);
+        // Node 0 dies; node 1 starts a (long) acquire and gives up on it at once.
+        b.request(1, 2, LeaseRequest::Acquire(G));
+        b.run_until(300 * MS);
+        b.request(1, 3, LeaseRequest::Release(G));
+        b.run_until(5_000 * MS);
+        assert!(
+            matches!(b.reply(2), Some(LeaseResult::Unavailable(_))),
+            "the acquire was not ended: {:?}",
+            b.replies
+        );
+        assert_eq!(b.clients[1].held().count(), 0);
+    }
+
+    #[test]
+    fn watching_ahead_takes_a_dead_owner_over_as_soon_as_its_lease_has_run_out() {
+        let mut b = Bench::new(2);
+        b.clients[1].watch(Instant(0), vec![G]);
+        b.request(0, 1, LeaseRequest::Acquire(G));
+        b.run_until(200 * MS);
+        b.request(0, 2, LeaseRequest::Renew);
+        b.run_until(400 * MS);
+        let Some(LeaseResult::Granted { since }) = b.reply(2).cloned() else {
+            panic!("{:?}", b.replies)
+        };
+        // Node 0 stops renewing at 400 ms; node 1 learns of it (say) 1 s later.
+        b.run_until(1_400 * MS);
+        b.request(1, 3, LeaseRequest::Acquire(G));
+        b.run_until(5_000 * MS);
+        let granted_at = b.replies.iter().find(|r| r.2 == OpId(3)).unwrap().0;
+        assert!(matches!(b.reply(3), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+        let wait = Timing::default().lease_takeover_wait().as_nanos() as u64;
+        assert!(granted_at >= since.0 + wait, "granted at {granted_at}, lease since {since:?}");
+        // Without watching ahead the grant would come a whole wait after the request.
+        assert!(granted_at < 1_400 * MS + wait / 2, "granted at {granted_at}: no gain");
+    }
+
+    #[test]
+    fn watching_ahead_a_live_owner_changes_nothing() {
+        let mut b = Bench::new(2);
+        b.clients[1].watch(Instant(0), vec![G]);
+        b.request(0, 1, LeaseRequest::Acquire(G));
+        for i in 0..20 {
+            b.run_until((200 + 200 * i) * MS);
+            b.request(0, 100 + i, LeaseRequest::Renew);
+        }
+        b.request(1, 2, LeaseRequest::Acquire(G));
+        for i in 20..40 {
+            b.run_until((200 + 200 * i) * MS);
+            b.request(0, 100 + i, LeaseRequest::Renew);
+        }
+        assert_eq!(b.reply(2), Some(&LeaseResult::Denied { holder: Some(NodeId(0)) }));
+        assert_eq!(b.disk[&Block::Group(G)].owner(), Some(NodeId(0)));
     }
 
     /// The owner releases and claims the group again while a contender watches its host

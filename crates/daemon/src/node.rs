@@ -252,7 +252,11 @@ impl Node {
             ArbitrationKind::Disk => {
                 let io_timeout = disk_io_timeout(spec.timing.lease_timeout);
                 let config = DiskLeaseConfig::new(&spec.timing, io_timeout);
-                LeaseClient::Disk(Box::new(DiskLeaseClient::new(me, incarnation, config)))
+                let mut client = DiskLeaseClient::new(me, incarnation, config);
+                // Watch ahead the groups this node may run, so that a takeover waits
+                // only for the lease to run out (arbiter::disk, "Watching ahead").
+                client.watch(clock.now(), crate::guard::member_groups(&spec, me));
+                LeaseClient::Disk(Box::new(client))
             }
             _ => LeaseClient::Open,
         };

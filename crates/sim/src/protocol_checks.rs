@@ -8,8 +8,8 @@ mod disk {
     /// A randomized check of the protocol alone (no engine): clients on drifting clocks
     /// with random I/O latency (below the I/O timeout), I/O errors, path losses and
     /// crashes, each acting like the engine (one lease for all its groups, renewed every
-    /// renew interval, given up at expiry). At no real instant may two clients hold a
-    /// valid lease on one group.
+    /// renew interval, given up at expiry), most of them watching ahead. At no real
+    /// instant may two clients hold a valid lease on one group.
     #[test]
     fn randomized_leases_never_overlap() {
         use crate::clock::Clock;
@@ -30,7 +30,7 @@ mod disk {
 
         enum Ev {
             Io { node: usize, life: u64, io: IoId, op: IoOp, ok: bool },
-            Wake { node: usize, life: u64 },
+            Wake { node: usize, life: u64, at: u64 },
             Tick { node: usize, life: u64 },
             Crash { node: usize },
             Path { node: usize, ok: bool },
@@ -45,6 +45,11 @@ mod disk {
             valid_until: Option<Instant>,
             pending: BTreeMap<OpId, LeaseRequest>,
             next_op: u64,
+            /// Watches every group ahead (`DiskLeaseClient::watch`) in this life.
+            ahead: bool,
+            ahead_started: bool,
+            /// The one wake-up event scheduled (real time), so that they do not multiply.
+            wake_at: Option<u64>,
         }
 
         let mut granted = 0;
@@ -66,6 +71,9 @@ mod disk {
                     valid_until: None,
                     pending: BTreeMap::new(),
                     next_op: 0,
+                    ahead: rng.gen_bool(0.6),
+                    ahead_started: false,
+                    wake_at: None,
                 })
                 .collect();
             for n in 0..NODES {
@@ -125,8 +133,12 @@ mod disk {
                             }
                             ClientOutput::Wait(at) => {
                                 if let Some(real) = node.clock.real_at(at) {
-                                    queue
-                                        .push(real.max(now), Ev::Wake { node: n, life: node.life });
+                                    let real = real.max(now);
+                                    if node.wake_at != Some(real) {
+                                        node.wake_at = Some(real);
+                                        let life = node.life;
+                                        queue.push(real, Ev::Wake { node: n, life, at: real });
+                                    }
                                 }
                                 return;
                             }
@@ -151,9 +163,10 @@ mod disk {
                             drain(n, &mut nodes, &mut queue, &mut rng);
                         }
                     }
-                    Ev::Wake { node: n, life } => {
+                    Ev::Wake { node: n, life, at } => {
                         let node = &mut nodes[n];
-                        if node.up && node.life == life {
+                        if node.up && node.life == life && node.wake_at == Some(at) {
+                            node.wake_at = None;
                             node.client.timeout(node.clock.local(now));
                             drain(n, &mut nodes, &mut queue, &mut rng);
                         }
@@ -164,6 +177,10 @@ mod disk {
                             continue;
                         }
                         let local = node.clock.local(now);
+                        if node.ahead && !node.ahead_started {
+                            node.ahead_started = true;
+                            node.client.watch(local, (0..GROUPS).map(GroupId).collect());
+                        }
                         if node.valid_until.is_some_and(|u| u <= local) {
                             node.held.clear(); // expired: the engine gives everything up
                             node.valid_until = None;
@@ -216,6 +233,9 @@ mod disk {
                             node.up = true;
                             node.life += 1;
                             node.client = DiskLeaseClient::new(NodeId(n as u16), node.life, config);
+                            node.ahead = rng.gen_bool(0.6);
+                            node.ahead_started = false;
+                            node.wake_at = None;
                             queue.push(now, Ev::Tick { node: n, life: node.life });
                             queue.push(
                                 now + rng.gen_range(5..60) * 1_000 * MS,

@@ -232,7 +232,7 @@ struct Timer {
 enum LeaseClient {
     /// `arbitration = none`: granted at once.
     Open,
-    Disk(DiskLeaseClient),
+    Disk(Box<DiskLeaseClient>),
     Witness(WitnessClient),
 }
 
@@ -1309,7 +1309,12 @@ impl<C: Core> Sim<C> {
             ArbitrationKind::None => LeaseClient::Open,
             ArbitrationKind::Disk => {
                 let config = DiskLeaseConfig::new(&self.spec.timing, self.options.io_timeout);
-                LeaseClient::Disk(DiskLeaseClient::new(node, host.incarnation, config))
+                let mut client = DiskLeaseClient::new(node, host.incarnation, config);
+                // As the daemon does: watch ahead the groups this node may run.
+                let groups =
+                    self.spec.group_ids().filter(|g| self.spec.group(*g).nodes.contains(&node));
+                client.watch(local, groups.collect());
+                LeaseClient::Disk(Box::new(client))
             }
             ArbitrationKind::Witness => LeaseClient::Witness(WitnessClient::new(
                 node,

@@ -1327,6 +1327,14 @@ impl Engine {
             if let Some((id, deadline)) = self.groups[index].lease_deadline {
                 if now >= deadline {
                     self.groups[index].lease_deadline = None;
+                    // The arbitrator may still grant an acquire we stop waiting for: owe
+                    // it a release, or our renewals would keep the group ours unused.
+                    if matches!(
+                        self.pending.get(&id),
+                        Some(super::Pending::Lease(crate::io::LeaseRequest::Acquire(_)))
+                    ) {
+                        self.groups[index].release_owed = true;
+                    }
                     let why = "no answer from the arbitrator".to_string();
                     self.on_lease(id, crate::io::LeaseResult::Unavailable(why));
                 }
