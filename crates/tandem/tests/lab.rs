@@ -169,6 +169,12 @@ fn carrier_lost_on_the_production_public_nic_moves_the_group() {
     cluster.wait_code(0, "W4115", Duration::from_secs(10));
     cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    let takeover = cluster.entries(1, "W4111");
+    assert!(
+        takeover.len() == 1 && takeover[0].message.contains("from alpha"),
+        "{}",
+        cluster.report()
+    );
     cluster.assert_never_double();
 }
 
