@@ -133,10 +133,17 @@ impl Engine {
             LeaseResult::Denied { .. } | LeaseResult::Released | LeaseResult::Unavailable(_) => {
                 let detail = match result {
                     LeaseResult::Unavailable(why) => {
-                        if !self.lease.unavailable {
-                            self.touch_all();
+                        // An owner whose lease still has time retries at the next
+                        // renewal instead of giving its groups away at the first failed
+                        // I/O (a slow disk under load); it stops them before the lease
+                        // runs out if renewals keep failing (E3105).
+                        let owner_can_wait = self.holds_any() && self.lease_usable();
+                        if !owner_can_wait {
+                            if !self.lease.unavailable {
+                                self.touch_all();
+                            }
+                            self.lease.unavailable = true;
                         }
-                        self.lease.unavailable = true;
                         why
                     }
                     other => format!("unexpected answer {other:?}"),

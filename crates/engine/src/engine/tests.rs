@@ -67,6 +67,8 @@ pub(crate) struct Cluster {
     pub fenced: Vec<u16>,
     pub fail_stop: BTreeSet<(u16, u32, u16)>,
     pub storage_lost: BTreeSet<u16>,
+    /// Lease requests of these nodes fail (I/O error) this many more times.
+    pub lease_failures: BTreeMap<u16, u32>,
     /// Armed fence deadlines per node (the guard that outlives the daemon).
     pub guards: BTreeMap<u16, Instant>,
     queue: Vec<(u16, Input)>,
@@ -90,6 +92,7 @@ impl Cluster {
             fenced: Vec::new(),
             fail_stop: BTreeSet::new(),
             storage_lost: BTreeSet::new(),
+            lease_failures: BTreeMap::new(),
             guards: BTreeMap::new(),
             queue: Vec::new(),
         };
@@ -220,7 +223,11 @@ impl Cluster {
                 self.queue.push((node, Input::Operation { id, result }));
             }
             Output::Lease { id, request } => {
-                let result = if self.storage_lost.contains(&node) {
+                let failing = self.lease_failures.get_mut(&node).filter(|n| **n > 0);
+                let result = if let Some(left) = failing {
+                    *left -= 1;
+                    LeaseResult::Unavailable("I/O timed out".into())
+                } else if self.storage_lost.contains(&node) {
                     LeaseResult::Unavailable("I/O error".into())
                 } else {
                     self.arbitrate(NodeId(node), request)
@@ -703,4 +710,23 @@ fn the_heartbeat_sent_as_booting_ends_does_not_report_the_groups_booting() {
             );
         }
     }
+}
+
+#[test]
+fn one_failed_renewal_does_not_move_the_group() {
+    let mut cluster = formed();
+    cluster.lease_failures.insert(0, 1);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]), "{:?}", cluster.events);
+    assert!(cluster.codes().contains(&"W3104"));
+    assert!(!cluster.codes().contains(&"I4103"), "the owner stopped its group");
+}
+
+#[test]
+fn renewals_failing_until_the_stop_budget_stop_the_group_in_time() {
+    let mut cluster = formed();
+    cluster.lease_failures.insert(0, 1_000);
+    cluster.run(Duration::from_secs(10));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    assert!(cluster.fenced.is_empty(), "stopped too late: {:?}", cluster.events);
 }
