@@ -1,0 +1,258 @@
+//! The lab benchmarks of issue 3, as root (`TANDEM_LAB=1`): `cargo bench -p tandem
+//! --bench lab` (or `cargo xtask bench --lab`). Each figure is a median and a p99 over
+//! fresh labs (`TANDEM_BENCH_TRIALS`, default 20; with 20 trials the p99 is the worst
+//! trial). Nothing is asserted: the figures go to docs/benchmarks.md and the issue note.
+//!
+//! - **failover outage** as the client sees it: a `tandem probe` in the client namespace
+//!   connects to the VIP every 10 ms; the outage runs from its last good answer before the
+//!   production host's crash to its first good answer after (default timing, and the fast
+//!   profile: heartbeat 50 ms, peer and lease timeout 300 ms);
+//! - **switchover outage**: the same gap around `tandem switchover web --to beta`;
+//! - **idle cost per node**: CPU (share of one core) and resident memory of the daemon
+//!   plus its fence guard over a minute of a formed cluster doing nothing;
+//! - **false failovers**: a formed cluster with both cores busy in every host and 20 %
+//!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
+//!   takeover and peer-lost events counted.
+//!
+//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak` picks some.
+
+#![allow(clippy::needless_range_loop)]
+
+#[path = "../tests/support/cluster.rs"]
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use cluster::*;
+
+const FAST: &str =
+    "heartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"300ms\"\n";
+
+fn monotonic_ms() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn summary(what: &str, mut values: Vec<f64>, unit: &str) {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        println!("{what}: no figures");
+        return;
+    }
+    println!(
+        "{what}: median {:.0} {unit}, p99 {:.0} {unit}, min {:.0}, max {:.0}, over {} trials",
+        percentile(&values, 0.5),
+        percentile(&values, 0.99),
+        values[0],
+        values[values.len() - 1],
+        values.len()
+    );
+}
+
+/// The probe's answers: (monotonic ms, served by) for good ones.
+fn answers(probe: &Spawned) -> Vec<(u64, Option<String>)> {
+    probe
+        .stdout()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.splitn(3, ' ');
+            let at: u64 = words.next()?.parse().ok()?;
+            let ok = words.next()? == "ok";
+            Some((at, ok.then(|| words.next().unwrap_or_default().to_string())))
+        })
+        .collect()
+}
+
+/// Last good answer at or before `at`, first good answer after it: the outage in ms.
+fn outage(answers: &[(u64, Option<String>)], at: u64, by: &str) -> Option<f64> {
+    let before =
+        answers.iter().filter(|(t, ok)| *t <= at && ok.is_some()).map(|(t, _)| *t).max()?;
+    let after = answers
+        .iter()
+        .filter(|(t, ok)| *t > at && ok.as_deref() == Some(by))
+        .map(|(t, _)| *t)
+        .min()?;
+    Some((after - before) as f64)
+}
+
+fn probe(cluster: &Cluster) -> Spawned {
+    let target = format!("{VIP}:{PORT}");
+    cluster
+        .lab
+        .spawn(
+            Node::Client,
+            &[TANDEM, "probe", "--target", &target, "--interval-ms", "10", "--timeout-ms", "100"],
+        )
+        .expect("probe")
+}
+
+fn failover_trial(timing: &'static str) -> Option<f64> {
+    let options = Options { timing, ..Options::default() };
+    let cluster = Cluster::formed(&options);
+    let probe = probe(&cluster);
+    std::thread::sleep(Duration::from_millis(500));
+    let at = monotonic_ms();
+    cluster.lab.crash(0).expect("crash");
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.assert_never_double();
+    outage(&answers(&probe), at, "beta")
+}
+
+fn switchover_trial() -> Option<f64> {
+    let cluster = Cluster::formed(&Options::default());
+    let probe = probe(&cluster);
+    std::thread::sleep(Duration::from_millis(500));
+    let at = monotonic_ms();
+    let out = cluster
+        .lab
+        .exec(Node::Host(0), &[TANDEM, "switchover", "web", "--to", "beta"])
+        .expect("switchover");
+    assert!(out.success(), "{out:?}");
+    cluster.wait_owner(0, "web", "beta", Duration::from_secs(30));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.assert_never_double();
+    outage(&answers(&probe), at, "beta")
+}
+
+/// utime + stime in clock ticks, and VmRSS in KiB, of `pid`.
+fn usage(pid: i32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks, rss))
+}
+
+/// The tandem processes (daemon and guard) of host `host`.
+fn tandem_pids(cluster: &Cluster, host: usize) -> Vec<i32> {
+    cluster
+        .lab
+        .pids(Node::Host(host))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).into_owned();
+                    c.contains("\0node\0") || c.contains("\0fence-guard\0")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn idle() {
+    let cluster = Cluster::formed(&Options::default());
+    std::thread::sleep(Duration::from_secs(5));
+    let seconds = 60;
+    let hz = 100.0; // USER_HZ on Linux
+    let pids: Vec<Vec<i32>> = (0..2).map(|h| tandem_pids(&cluster, h)).collect();
+    let before: Vec<u64> =
+        pids.iter().map(|ps| ps.iter().filter_map(|p| usage(*p)).map(|u| u.0).sum()).collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    for host in 0..2 {
+        let now: Vec<(u64, u64)> = pids[host].iter().filter_map(|p| usage(*p)).collect();
+        let ticks: u64 = now.iter().map(|u| u.0).sum();
+        let rss: u64 = now.iter().map(|u| u.1).sum();
+        let cpu = (ticks - before[host]) as f64 / hz / seconds as f64 * 100.0;
+        println!(
+            "idle {} ({} processes: daemon + guard): CPU {cpu:.2} % of one core, resident {:.1} MiB",
+            NAMES[host],
+            now.len(),
+            rss as f64 / 1024.0
+        );
+    }
+}
+
+fn soak() {
+    let seconds: u64 =
+        std::env::var("TANDEM_BENCH_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let cluster = Cluster::formed(&Options::default());
+    let mut burners = Vec::new();
+    for host in 0..2 {
+        for _ in 0..2 {
+            burners.push(
+                cluster
+                    .lab
+                    .spawn(Node::Host(host), &["sh", "-c", "while :; do :; done"])
+                    .expect("burner"),
+            );
+        }
+        cluster.lab.loss(Node::Host(host), Network::Private, 20).expect("loss");
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let mut counts = Vec::new();
+    for host in 0..2 {
+        let codes = cluster.codes(host);
+        let count = |code: &str| codes.iter().filter(|c| *c == code).count();
+        counts.push(format!(
+            "{}: failovers (W4111) {}, peer lost (E2104) {}, lease lost/expired (E3107/E3105) {}, link down (W2101) {}",
+            NAMES[host],
+            count("W4111"),
+            count("E2104"),
+            count("E3107") + count("E3105"),
+            count("W2101")
+        ));
+    }
+    println!(
+        "soak {} s, both cores busy in both hosts, 20 % loss on private:",
+        started.elapsed().as_secs()
+    );
+    for line in counts {
+        println!("  {line}");
+    }
+    let owner = cluster.group(1, "web");
+    println!("  web at the end: {owner:?}");
+    drop(burners);
+}
+
+fn main() {
+    if let Err(why) = testbed::availability() {
+        println!("lab benchmarks skipped: {why}");
+        return;
+    }
+    let trials: usize =
+        std::env::var("TANDEM_BENCH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let only = std::env::var("TANDEM_BENCH_ONLY")
+        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak".into());
+    let wanted = |name: &str| only.split(',').any(|w| w.trim() == name);
+    if wanted("failover") {
+        let values =
+            (0..trials).filter_map(|_| failover_trial(Options::default().timing)).collect();
+        summary("failover outage, default timing (hb 100 ms, peer 1 s, lease 1 s)", values, "ms");
+    }
+    if wanted("fast") {
+        let values = (0..trials).filter_map(|_| failover_trial(FAST)).collect();
+        summary(
+            "failover outage, fast profile (hb 50 ms, peer 300 ms, lease 300 ms)",
+            values,
+            "ms",
+        );
+    }
+    if wanted("switchover") {
+        let values = (0..trials).filter_map(|_| switchover_trial()).collect();
+        summary("switchover outage (default timing)", values, "ms");
+    }
+    if wanted("idle") {
+        idle();
+    }
+    if wanted("soak") {
+        soak();
+    }
+}
