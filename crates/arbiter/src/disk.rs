@@ -626,7 +626,9 @@ impl DiskLeaseClient {
                         self.issue(now, key, IoOp::Read(Block::Group(group)), None);
                     }
                     Some(_) => {
-                        task.wake = Some(now + self.config.watch_poll_interval);
+                        // Poll on, and read again the moment the window is long enough.
+                        let due = first_seen + self.config.takeover_wait;
+                        task.wake = Some((now + self.config.watch_poll_interval).min(due).max(now));
                     }
                 }
             }
