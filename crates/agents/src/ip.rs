@@ -9,7 +9,7 @@
 //! has an address whose network contains ours), **probe** the segment for another host
 //! that answers for the address (IPv4: ARP probes like `arping -D`; IPv6: duplicate
 //! address detection, a neighbour solicitation from `::`) for at most
-//! 60 ms (`neighbour::PROBE_LISTEN`), and **refuse** with `E4301` naming that host's hardware
+//! 30 ms (`neighbour::PROBE_LISTEN`), and **refuse** with `E4301` naming that host's hardware
 //! address when one answers; then add the address (IPv6 with `IFA_F_NODAD`: the
 //! check is done, and the address is usable at once instead of after the kernel's own
 //! second-long detection) and **announce** it: [`ANNOUNCEMENTS`] gratuitous ARP

@@ -37,14 +37,14 @@ use pnet_packet::Packet;
 /// How many duplicate-address probes are sent.
 pub const PROBE_COUNT: u32 = 3;
 /// The time between two probes.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(15);
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 /// How long answers are awaited, from the first probe. Far below RFC 5227's 1 to 3 s,
 /// which serve address autoconfiguration: here every millisecond is part of a
 /// failover's outage, the previous holder has already let go of the address (its lease
 /// is gone), and what the check must catch — another host configured with the address
 /// — answers an ARP probe on a LAN within a millisecond; three probes cover a lost one,
-/// and the last has 30 ms for its answer.
-pub const PROBE_LISTEN: Duration = Duration::from_millis(60);
+/// and the last has 10 ms for its answer.
+pub const PROBE_LISTEN: Duration = Duration::from_millis(30);
 /// How long one read waits before the deadline is looked at again.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(10);
 

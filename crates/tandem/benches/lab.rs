@@ -91,18 +91,42 @@ fn probe(cluster: &Cluster) -> Spawned {
         .expect("probe")
 }
 
-fn failover_trial(timing: &'static str) -> Option<f64> {
+/// Milliseconds from `crash` (wall clock) to the first entry of `code` in `host`'s journal.
+fn after(cluster: &Cluster, host: usize, code: &str, crash: std::time::SystemTime) -> Option<f64> {
+    let entry = cluster.journal(host).into_iter().rev().find(|e| e.code == code)?;
+    let at = humantime::parse_rfc3339(&entry.time).ok()?;
+    Some(at.duration_since(crash).ok()?.as_secs_f64() * 1000.0)
+}
+
+/// One failover: the client's outage, and when the survivor declared the peer lost,
+/// got the lease and had the group running (ms after the crash).
+fn failover_trial(timing: &'static str) -> Option<[f64; 4]> {
     let options = Options { timing, ..Options::default() };
     let cluster = Cluster::formed(&options);
     let probe = probe(&cluster);
     std::thread::sleep(Duration::from_millis(500));
     let at = monotonic_ms();
+    let wall = std::time::SystemTime::now();
     cluster.lab.crash(0).expect("crash");
     cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     cluster.assert_never_double();
-    outage(&answers(&probe), at, "beta")
+    Some([
+        outage(&answers(&probe), at, "beta")?,
+        after(&cluster, 1, "E2104", wall)?,
+        after(&cluster, 1, "I3101", wall)?,
+        after(&cluster, 1, "I4102", wall)?,
+    ])
+}
+
+fn failovers(what: &str, timing: &'static str, trials: usize) {
+    let runs: Vec<[f64; 4]> = (0..trials).filter_map(|_| failover_trial(timing)).collect();
+    let column = |i: usize| runs.iter().map(|r| r[i]).collect::<Vec<f64>>();
+    summary(&format!("failover outage, {what}"), column(0), "ms");
+    summary("  of which: peer declared lost after", column(1), "ms");
+    summary("  lease granted to the survivor after", column(2), "ms");
+    summary("  group running on the survivor after", column(3), "ms");
 }
 
 fn switchover_trial() -> Option<f64> {
@@ -233,17 +257,11 @@ fn main() {
         .unwrap_or_else(|_| "failover,fast,switchover,idle,soak".into());
     let wanted = |name: &str| only.split(',').any(|w| w.trim() == name);
     if wanted("failover") {
-        let values =
-            (0..trials).filter_map(|_| failover_trial(Options::default().timing)).collect();
-        summary("failover outage, default timing (hb 100 ms, peer 1 s, lease 1 s)", values, "ms");
+        let what = "default timing (hb 100 ms, peer 1 s, lease 1 s)";
+        failovers(what, Options::default().timing, trials);
     }
     if wanted("fast") {
-        let values = (0..trials).filter_map(|_| failover_trial(FAST)).collect();
-        summary(
-            "failover outage, fast profile (hb 50 ms, peer 300 ms, lease 300 ms)",
-            values,
-            "ms",
-        );
+        failovers("fast profile (hb 50 ms, peer 300 ms, lease 300 ms)", FAST, trials);
     }
     if wanted("switchover") {
         let values = (0..trials).filter_map(|_| switchover_trial()).collect();
