@@ -39,18 +39,20 @@
 //! answer nobody awaited) expire instead of being renewed forever.
 //!
 //! **Watching ahead** ([`DiskLeaseClient::watch`]). The watch above may start long before
-//! an acquire: a client told which groups it may run polls, every watch poll interval,
-//! each such group's record and then its owner's host record, exactly the two reads the
-//! acquire's first steps do, and remembers since when (the completion of the first host
-//! read that saw them) both are unchanged. An acquire of a group so observed starts in
-//! the watch step with that window, so that a standby that learns of its peer's death
-//! after `peer_timeout` claims the group as soon as the peer's lease has run out instead
-//! of a whole takeover wait later. The argument above holds unchanged (the window is
-//! still bounded by reads of the same records in the same order, and the claim still
-//! re-reads the group's record first); if the acquire's first read finds the host record
-//! changed since the observation, the window starts again once from that read.
-//! Observations stop at [`WATCH_GROUPS_MAX`] groups (the cost is two reads per group
-//! per poll).
+//! an acquire: a client told which groups it may run polls, every `L/20` (half the watch
+//! poll interval), each such group's record and then its owner's host record — exactly
+//! the two reads an acquire's first steps do — and remembers since when (the completion
+//! of the first host read that saw them) both are unchanged. Once a group is observed,
+//! most rounds read only the owner's host record: the group's record read in an earlier
+//! round was read before, which is all the window needs, and the claim re-reads it. An acquire whose first
+//! read finds the group's record as observed continues in the watch step with that
+//! window, so that a standby that learns of its peer's death after `peer_timeout` claims
+//! the group as soon as the peer's lease has run out instead of a whole takeover wait
+//! later. The argument above holds unchanged (the window is still bounded by reads of
+//! the same records in the same order, and the claim still re-reads the group's record
+//! first); if the acquire's first host read finds the record changed since the
+//! observation, the window starts again once from that read. Nothing is watched beyond
+//! [`WATCH_GROUPS_MAX`] groups (the cost is two reads per group per poll).
 //!
 //! The engine keeps one lease for all its groups and extends it with every `Granted`
 //! (acquire or renewal), so every `Granted` carries the earliest `since` over the groups
@@ -67,7 +69,11 @@ use engine::{GroupId, Instant, LeaseRequest, LeaseResult, NodeId, OpId, Timing};
 pub const TASKS_MAX: usize = 1024;
 
 /// Most groups watched ahead ([`DiskLeaseClient::watch`]); beyond, none is.
-pub const WATCH_GROUPS_MAX: usize = 64;
+pub const WATCH_GROUPS_MAX: usize = 32;
+
+/// Watching ahead reads a group's record again every this many rounds (the other rounds
+/// read only its owner's host record).
+pub const WATCH_GROUP_READ_EVERY: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskLeaseConfig {
@@ -262,6 +268,7 @@ pub struct DiskLeaseClient {
     /// read), the deadline.
     watch_ios: BTreeMap<IoId, (GroupId, Option<Record>, Instant)>,
     next_watch: Instant,
+    watch_rounds: u64,
     incarnation: u64,
     config: DiskLeaseConfig,
     counter: u64,
@@ -291,6 +298,7 @@ impl DiskLeaseClient {
             observed: BTreeMap::new(),
             watch_ios: BTreeMap::new(),
             next_watch: Instant::MAX,
+            watch_rounds: 0,
             incarnation,
             config,
             counter: 0,
@@ -324,16 +332,28 @@ impl DiskLeaseClient {
 
     /// One round of watching ahead: the record of every watched group not held here.
     fn watch_round(&mut self, now: Instant) {
-        self.next_watch = now + self.config.watch_poll_interval;
+        // Twice as often as a watching acquire polls: the window opens at the first read
+        // after the owner's last renewal, so the poll period adds to every takeover.
+        self.next_watch = now + self.config.watch_poll_interval / 2;
         let held = &self.held;
         self.observed.retain(|g, _| !held.contains_key(g));
         if !self.watch_ios.is_empty() {
             return; // the previous round is not over
         }
+        self.watch_rounds += 1;
+        let refresh = self.watch_rounds % WATCH_GROUP_READ_EVERY == 0;
         let groups: Vec<GroupId> =
             self.watched.iter().copied().filter(|g| !self.held.contains_key(g)).collect();
         for g in groups {
-            self.issue_watch(now, g, IoOp::Read(Block::Group(g)), None);
+            match self.observed.get(&g) {
+                // The group's record read in an earlier round was read before this host
+                // read is issued: that is all the window needs (the claim reads it again).
+                Some(seen) if !refresh => {
+                    let (owner, record) = (seen.owner, seen.record.clone());
+                    self.issue_watch(now, g, IoOp::Read(Block::Host(owner)), Some(record));
+                }
+                _ => self.issue_watch(now, g, IoOp::Read(Block::Group(g)), None),
+            }
         }
     }
 

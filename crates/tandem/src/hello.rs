@@ -81,20 +81,44 @@ fn monotonic_ms() -> u64 {
 pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let interval = Duration::from_millis(args.interval_ms.max(1));
-    let mut out = std::io::stdout().lock();
+    // Attempts start every interval whatever the earlier ones do (a connect to an
+    // address that just moved may hang until its timeout), each printing its line when it
+    // ends, stamped with its end: the first good answer after an outage is seen within
+    // one interval of the service answering again.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let printer = std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        for line in rx {
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let target = args.target;
     let mut made = 0;
+    let mut attempts = Vec::new();
+    let mut next = std::time::Instant::now();
     loop {
-        let started = std::time::Instant::now();
-        let line = match get(args.target, timeout) {
-            Ok(node) => format!("{} ok {node}", monotonic_ms()),
-            Err(why) => format!("{} fail {why}", monotonic_ms()),
-        };
-        writeln!(out, "{line}")?;
-        out.flush()?;
+        let tx = tx.clone();
+        attempts.push(std::thread::spawn(move || {
+            let line = match get(target, timeout) {
+                Ok(node) => format!("{} ok {node}", monotonic_ms()),
+                Err(why) => format!("{} fail {why}", monotonic_ms()),
+            };
+            let _ = tx.send(line);
+        }));
+        attempts.retain(|a| !a.is_finished());
         made += 1;
         if args.count != 0 && made >= args.count {
-            return Ok(ExitCode::SUCCESS);
+            break;
         }
-        std::thread::sleep(interval.saturating_sub(started.elapsed()));
+        next += interval;
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
     }
+    for attempt in attempts {
+        let _ = attempt.join();
+    }
+    drop(tx);
+    let _ = printer.join();
+    Ok(ExitCode::SUCCESS)
 }

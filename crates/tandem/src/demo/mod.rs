@@ -423,10 +423,11 @@ pub struct Attempt {
     pub answer: Result<String, String>,
 }
 
-/// `tandem probe`'s lines (`<ms> ok <node>` / `<ms> fail <why>`); a partial last line is
-/// left out.
+/// `tandem probe`'s lines (`<ms> ok <node>` / `<ms> fail <why>`) in time order (the
+/// probe's attempts overlap, so lines may come a little out of order); a partial last
+/// line is left out.
 pub fn parse_attempts(output: &str) -> Vec<Attempt> {
-    output
+    let mut attempts: Vec<Attempt> = output
         .split_inclusive('\n')
         .filter(|line| line.ends_with('\n'))
         .filter_map(|line| {
@@ -439,7 +440,9 @@ pub fn parse_attempts(output: &str) -> Vec<Attempt> {
             };
             Some(Attempt { at_ms, answer })
         })
-        .collect()
+        .collect();
+    attempts.sort_by_key(|a| a.at_ms);
+    attempts
 }
 
 /// The interruption the client saw around a crash at `crash_ms`.
