@@ -341,7 +341,7 @@ impl DiskLeaseClient {
             return; // the previous round is not over
         }
         self.watch_rounds += 1;
-        let refresh = self.watch_rounds % WATCH_GROUP_READ_EVERY == 0;
+        let refresh = self.watch_rounds.is_multiple_of(WATCH_GROUP_READ_EVERY);
         let groups: Vec<GroupId> =
             self.watched.iter().copied().filter(|g| !self.held.contains_key(g)).collect();
         for g in groups {
