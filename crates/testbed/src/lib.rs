@@ -112,6 +112,20 @@ impl fmt::Display for LabError {
 
 impl std::error::Error for LabError {}
 
+/// The [`TOOLS`] not found on `PATH` (nor in /usr/sbin, /sbin).
+pub fn missing_tools() -> Vec<&'static str> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    TOOLS
+        .iter()
+        .copied()
+        .filter(|tool| {
+            !std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+                .any(|dir| dir.join(tool).is_file())
+        })
+        .collect()
+}
+
 /// Whether a lab can be built here: `Ok` when `TANDEM_LAB=1`, the process is root and
 /// every tool of [`TOOLS`] is installed; otherwise the reason, to print as a skip line.
 pub fn availability() -> Result<(), String> {
@@ -121,16 +135,7 @@ pub fn availability() -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("the lab needs root (network namespaces, loop devices)".to_owned());
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = TOOLS
-        .iter()
-        .copied()
-        .filter(|tool| {
-            !std::env::split_paths(&path)
-                .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-                .any(|dir| dir.join(tool).is_file())
-        })
-        .collect();
+    let missing = missing_tools();
     if !missing.is_empty() {
         return Err(format!("missing tools: {}", missing.join(", ")));
     }

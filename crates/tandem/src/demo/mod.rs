@@ -220,16 +220,7 @@ fn lab_unavailable() -> Option<String> {
                 .to_string(),
         );
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = testbed::TOOLS
-        .iter()
-        .copied()
-        .filter(|tool| {
-            !std::env::split_paths(&path)
-                .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-                .any(|dir| dir.join(tool).is_file())
-        })
-        .collect();
+    let missing = testbed::missing_tools();
     if !missing.is_empty() {
         return Some(format!(
             "missing tools: {} (packages iproute2, nftables, util-linux, e2fsprogs)",
