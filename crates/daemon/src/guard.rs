@@ -18,12 +18,18 @@
 //!   journal, and the guard exits. A new controller connecting before the deadline
 //!   cancels the firing (a restarted daemon took the leases back).
 //!
-//! Last resort (not here): a node whose resources cannot be stopped in time is reset by
-//! a hardware watchdog; see the daemon's `SelfFence` handling.
+//! **Watchdog, the last resort** (`tandem node --watchdog /dev/watchdog`). The guard
+//! opens the device at start (the daemon refuses to start if it cannot) and feeds it
+//! every [`WATCHDOG_FEED`] for as long as it lives. It closes it cleanly (the magic `V`
+//! that disarms it) whenever nothing is left running unsafely: on `exit`, when its
+//! controller left it disarmed, and after a firing that stopped everything. When a
+//! firing fails to stop a resource, the guard stops feeding and exits without the magic
+//! close: the watchdog resets the machine, as Pacemaker's SBD or sanlock would.
 //!
 //! **Daemon side.** [`GuardLink`] connects to the socket, starting the guard when
 //! there is none, and sends the engine's `ArmFence` outputs.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -43,6 +49,10 @@ use crate::journal::{Entry, Journal};
 /// The guard's socket in the state directory.
 pub const SOCKET_FILE: &str = "guard.sock";
 
+/// How often the guard feeds the watchdog device (devices time out after 10 s or more
+/// by default; softdog's default is 60 s).
+pub const WATCHDOG_FEED: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long the daemon waits for a guard it started to listen.
 const START_WAIT: Duration = Duration::from_secs(3);
 
@@ -52,6 +62,8 @@ pub struct GuardOptions {
     pub config: PathBuf,
     pub node: String,
     pub state_dir: PathBuf,
+    /// The watchdog device to feed (`/dev/watchdog`), if any.
+    pub watchdog: Option<PathBuf>,
 }
 
 /// One command of the controller.
@@ -75,6 +87,58 @@ fn parse(line: &str) -> Option<Cmd> {
 /// The guard process's main loop. Returns when it exits (after firing, on `exit`, or
 /// when its controller left it disarmed).
 pub fn run_guard(options: &GuardOptions) -> anyhow::Result<()> {
+    let mut watchdog = match &options.watchdog {
+        None => None,
+        Some(path) => Some(Watchdog::open(path)?),
+    };
+    let safe = guard_loop(options, &mut watchdog)?;
+    if let Some(watchdog) = watchdog {
+        if safe {
+            watchdog.disarm();
+        } else {
+            // Not fed any more and not disarmed: the machine resets.
+            eprintln!("tandem fence-guard: resources could not be stopped; leaving the watchdog to reset the node");
+        }
+    }
+    Ok(())
+}
+
+/// A watchdog device: any write feeds it, `V` before close disarms it.
+struct Watchdog {
+    file: File,
+    fed_at: std::time::Instant,
+}
+
+impl Watchdog {
+    fn open(path: &Path) -> anyhow::Result<Watchdog> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening the watchdog {}", path.display()))?;
+        let mut watchdog = Watchdog { file, fed_at: std::time::Instant::now() };
+        watchdog.feed();
+        Ok(watchdog)
+    }
+
+    fn feed(&mut self) {
+        let _ = self.file.write_all(b"1");
+        self.fed_at = std::time::Instant::now();
+    }
+
+    fn feed_if_due(&mut self) {
+        if self.fed_at.elapsed() >= WATCHDOG_FEED {
+            self.feed();
+        }
+    }
+
+    fn disarm(mut self) {
+        let _ = self.file.write_all(b"V");
+    }
+}
+
+/// The guard's loop; `Ok(false)` when a firing left resources running (the watchdog
+/// must not be disarmed).
+fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow::Result<bool> {
     let (config, _) = config::load(&options.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let me = config
         .cluster
@@ -95,25 +159,39 @@ pub fn run_guard(options: &GuardOptions) -> anyhow::Result<()> {
     let mut armed: Option<u64> = None;
     loop {
         // Wait for: a connection, a line, or the deadline.
+        if let Some(watchdog) = watchdog.as_mut() {
+            watchdog.feed_if_due();
+        }
         let timeout = match (&controller, armed) {
             (Some(_), _) => PollTimeout::NONE,
-            (None, None) if ever_controlled => return Ok(()),
+            (None, None) if ever_controlled => return Ok(true),
             (None, None) => {
                 // Started but not yet connected to: give the daemon a while.
                 let left = (started + FIRST_CONTACT_WAIT_NS).saturating_sub(monotonic_ns());
                 if left == 0 {
-                    return Ok(());
+                    return Ok(true);
                 }
                 poll_timeout(left)
             }
             (None, Some(deadline)) => {
                 let left = deadline.saturating_sub(monotonic_ns());
                 if left == 0 {
-                    fire(&config, me, &agents, &options.state_dir);
-                    return Ok(());
+                    return Ok(fire(&config, me, &agents, &options.state_dir));
                 }
                 poll_timeout(left)
             }
+        };
+        let timeout = match watchdog {
+            Some(_) => {
+                let feed = PollTimeout::try_from(WATCHDOG_FEED.as_millis() as i32)
+                    .unwrap_or(PollTimeout::MAX);
+                if timeout == PollTimeout::NONE {
+                    feed
+                } else {
+                    timeout.min(feed)
+                }
+            }
+            None => timeout,
         };
         let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         for c in [&controller, &candidate].into_iter().flatten() {
@@ -133,7 +211,7 @@ pub fn run_guard(options: &GuardOptions) -> anyhow::Result<()> {
                 let reader = controller.as_mut().expect("polled");
                 match read_command(reader) {
                     Read::Gone => controller = None,
-                    Read::Command(Cmd::Exit) => return Ok(()),
+                    Read::Command(Cmd::Exit) => return Ok(true),
                     Read::Command(command) => apply(&mut armed, command),
                     Read::Nothing => {}
                 }
@@ -144,7 +222,7 @@ pub fn run_guard(options: &GuardOptions) -> anyhow::Result<()> {
             let mut reader = candidate.take().expect("polled");
             match read_command(&mut reader) {
                 Read::Gone => {}
-                Read::Command(Cmd::Exit) => return Ok(()),
+                Read::Command(Cmd::Exit) => return Ok(true),
                 Read::Command(command) => {
                     // It spoke: it is the daemon now in charge.
                     apply(&mut armed, command);
@@ -193,23 +271,41 @@ fn apply(armed: &mut Option<u64>, command: Cmd) {
     }
 }
 
-/// Stops every resource of every group this node may run.
-fn fire(config: &config::Config, me: NodeId, agents: &crate::executor::Agents, state_dir: &Path) {
+/// Stops every resource of every group this node may run; whether every stop worked.
+fn fire(
+    config: &config::Config,
+    me: NodeId,
+    agents: &crate::executor::Agents,
+    state_dir: &Path,
+) -> bool {
     let spec = &config.cluster;
-    thread::scope(|scope| {
-        for g in spec.group_ids().filter(|g| spec.group(*g).nodes.contains(&me)) {
-            let group = spec.group(g);
-            scope.spawn(move || {
-                for r in group.start_order().into_iter().rev() {
-                    if group.resource(r).kind.is_monitor_only() {
-                        continue;
+    let failed: Vec<String> = thread::scope(|scope| {
+        let handles: Vec<_> = spec
+            .group_ids()
+            .filter(|g| spec.group(*g).nodes.contains(&me))
+            .map(|g| {
+                let group = spec.group(g);
+                scope.spawn(move || {
+                    let mut failed = Vec::new();
+                    for r in group.start_order().into_iter().rev() {
+                        if group.resource(r).kind.is_monitor_only() {
+                            continue;
+                        }
+                        if let Some(agent) = agents.get(g, r) {
+                            let result = agent.stop(group.resource(r).stop_timeout);
+                            if !matches!(
+                                result,
+                                engine::OpResult::Ok | engine::OpResult::NotRunning
+                            ) {
+                                failed.push(format!("{}/{}", group.name, group.resource(r).name));
+                            }
+                        }
                     }
-                    if let Some(agent) = agents.get(g, r) {
-                        let _ = agent.stop(group.resource(r).stop_timeout);
-                    }
-                }
-            });
-        }
+                    failed
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     if let Ok(mut journal) = Journal::open(state_dir) {
         let code = &catalogue::GUARD_FIRED;
@@ -222,10 +318,18 @@ fn fire(config: &config::Config, me: NodeId, agents: &crate::executor::Agents, s
             group: None,
             resource: None,
             location: Some(format!("node {}", spec.node(me).name)),
-            message: "the daemon died holding leases: the fence guard stopped every resource"
-                .to_string(),
+            message: if failed.is_empty() {
+                "the daemon died holding leases: the fence guard stopped every resource".to_string()
+            } else {
+                format!(
+                    "the daemon died holding leases: the fence guard could not stop {}; \
+                     the watchdog (if configured) resets the node",
+                    failed.join(", ")
+                )
+            },
         });
     }
+    failed.is_empty()
 }
 
 /// The daemon's end of the guard.
@@ -284,6 +388,12 @@ impl GuardLink {
             .arg(&self.options.node)
             .arg("--state-dir")
             .arg(&self.options.state_dir)
+            .args(
+                self.options
+                    .watchdog
+                    .iter()
+                    .flat_map(|w| [std::ffi::OsStr::new("--watchdog"), w.as_os_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

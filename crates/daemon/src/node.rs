@@ -69,6 +69,8 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// The `tandem` executable, to start the fence guard with.
     pub program: PathBuf,
+    /// A watchdog device for the fence guard to feed (`--watchdog /dev/watchdog`).
+    pub watchdog: Option<PathBuf>,
 }
 
 /// The disk link's I/O timeout for a lease timeout: every read or write must land or
@@ -293,6 +295,7 @@ impl Node {
                     .unwrap_or_else(|_| options.config.clone()),
                 node: spec.node(me).name.clone(),
                 state_dir: std::fs::canonicalize(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+                watchdog: options.watchdog.clone(),
             },
             options.program.clone(),
         );

@@ -16,6 +16,10 @@ pub struct Args {
     /// Where the journal and state live (default: `cluster.state_dir`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// A watchdog device (e.g. /dev/watchdog) that the fence guard feeds, and lets reset
+    /// the machine when the node's resources cannot be stopped (the last resort).
+    #[arg(long)]
+    watchdog: Option<PathBuf>,
     /// Log lines as human text (`text`, the default) or one JSON object each (`json`).
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -29,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         name: args.name,
         state_dir: args.state_dir,
         program,
+        watchdog: args.watchdog,
     };
     match daemon::run(options) {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -47,6 +52,8 @@ pub struct GuardArgs {
     name: String,
     #[arg(long)]
     state_dir: PathBuf,
+    #[arg(long)]
+    watchdog: Option<PathBuf>,
 }
 
 pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +62,7 @@ pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         node: args.name,
         state_dir: args.state_dir,
+        watchdog: args.watchdog,
     };
     daemon::guard::run_guard(&options)?;
     Ok(ExitCode::SUCCESS)

@@ -54,6 +54,11 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with_resources("")
+    }
+
+    /// A cluster whose group has `extra` resources (TOML) after its process.
+    fn with_resources(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let token = format!("86400.{}{}", std::process::id(), free_port());
         let d = dir.path().display().to_string();
@@ -106,6 +111,7 @@ nodes = ["alpha", "beta"]
   command = ["/bin/sleep", "{token}"]
   monitor = {{ interval = "200ms", timeout = "1s" }}
   stop_timeout = "1s"
+{extra}
 "#,
             p0 = ports[0],
             p1 = ports[1],
@@ -148,6 +154,10 @@ nodes = ["alpha", "beta"]
     }
 
     fn start(&mut self, node: usize) {
+        self.start_with(node, &[]);
+    }
+
+    fn start_with(&mut self, node: usize, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -158,6 +168,7 @@ nodes = ["alpha", "beta"]
             .arg(&self.config)
             .args(["--name", NODES[node], "--state-dir"])
             .arg(self.state(node))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -442,4 +453,86 @@ fn a_bad_configuration_or_name_refuses_to_start_with_a_code() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`gamma` is not in the configuration"), "{err}");
+}
+
+/// The bytes written to a watchdog stand-in so far.
+fn watchdog_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
+
+fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// No watchdog device exists on these machines: a plain file stands in for
+/// /dev/watchdog (every write feeds a real one, a final `V` disarms it).
+#[test]
+fn the_guard_feeds_the_watchdog_and_disarms_it_once_everything_is_stopped() {
+    let mut cluster = Cluster::new();
+    let wd = cluster.dir.path().join("watchdog-alpha");
+    std::fs::write(&wd, b"").unwrap();
+    cluster.start_with(0, &["--watchdog", wd.to_str().unwrap()]);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    let fed = watchdog_bytes(&wd).len();
+    assert!(wait_until(Duration::from_secs(3), || watchdog_bytes(&wd).len() > fed), "not fed");
+    cluster.signal(0, nix::sys::signal::Signal::SIGKILL);
+    cluster.wait_exit(0, Duration::from_secs(2)).expect("killed");
+    cluster.wait_running_on(1, "beta", Duration::from_secs(15));
+    assert!(
+        wait_until(Duration::from_secs(5), || watchdog_bytes(&wd).last() == Some(&b'V')),
+        "the watchdog was not disarmed after a clean firing: {:?}",
+        String::from_utf8_lossy(&watchdog_bytes(&wd))
+    );
+}
+
+#[test]
+fn a_resource_the_guard_cannot_stop_leaves_the_watchdog_to_reset_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    // A script resource whose stop always fails.
+    let script = dir.path().join("stubborn");
+    let state = dir.path().join("stubborn.on");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n start) touch {s}; exit 0;;\n stop) exit 1;;\n status) [ -e {s} ] && exit 0 || exit 3;;\nesac\nexit 3\n",
+            s = state.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "\n  [[group.resource]]\n  name = \"stubborn\"\n  kind = \"script\"\n  path = \"{}\"\n  stop_timeout = \"1s\"\n",
+        script.display()
+    );
+    let mut cluster = Cluster::with_resources(&extra);
+    let wd = cluster.dir.path().join("watchdog-alpha");
+    std::fs::write(&wd, b"").unwrap();
+    // Beta first: its start-up probe of the (one, shared) state file must find nothing.
+    cluster.start(1);
+    let _ = cluster.status(1);
+    cluster.start_with(0, &["--watchdog", wd.to_str().unwrap()]);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    cluster.signal(0, nix::sys::signal::Signal::SIGKILL);
+    cluster.wait_exit(0, Duration::from_secs(2)).expect("killed");
+    cluster.wait_code(0, "E3109", Duration::from_secs(10));
+    // The guard gave up: not fed any more, never disarmed.
+    thread::sleep(Duration::from_millis(500));
+    let after = watchdog_bytes(&wd);
+    thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(watchdog_bytes(&wd), after, "still fed after a failed firing");
+    assert_ne!(after.last(), Some(&b'V'), "disarmed although a resource still runs");
+    let entry = daemon::journal::read_journal(&cluster.state(0))
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.code == "E3109")
+        .unwrap();
+    assert!(entry.message.contains("could not stop web/stubborn"), "{}", entry.message);
 }
