@@ -39,8 +39,8 @@
 //! answer nobody awaited) expire instead of being renewed forever.
 //!
 //! **Watching ahead** ([`DiskLeaseClient::watch`]). The watch above may start long before
-//! an acquire: a client told which groups it may run polls, every `L/20` (half the watch
-//! poll interval), each such group's record and then its owner's host record — exactly
+//! an acquire: a client told which groups it may run polls, every watch poll interval
+//! (`L/10`), each such group's record and then its owner's host record — exactly
 //! the two reads an acquire's first steps do — and remembers since when (the completion
 //! of the first host read that saw them) both are unchanged. Once a group is observed,
 //! most rounds read only the owner's host record: the group's record read in an earlier
@@ -332,9 +332,10 @@ impl DiskLeaseClient {
 
     /// One round of watching ahead: the record of every watched group not held here.
     fn watch_round(&mut self, now: Instant) {
-        // Twice as often as a watching acquire polls: the window opens at the first read
-        // after the owner's last renewal, so the poll period adds to every takeover.
-        self.next_watch = now + self.config.watch_poll_interval / 2;
+        // The window opens at the first read after the owner's last renewal, so the poll
+        // period (L/10) adds up to itself to a takeover; polling faster costs a standby
+        // more wake-ups at idle than it gains (measured in docs/benchmarks.md).
+        self.next_watch = now + self.config.watch_poll_interval;
         let held = &self.held;
         self.observed.retain(|g, _| !held.contains_key(g));
         if !self.watch_ios.is_empty() {
