@@ -4,7 +4,10 @@
 //!   (`cargo bench -p engine --bench decision`);
 //! - `config::parse` and the whole `tandem validate` process on a generated file of that
 //!   size (30 runs each);
-//! - simulator throughput (simulated cluster-hours per CPU-second) over each example.
+//! - simulator throughput (simulated cluster-hours per CPU-second) over each example;
+//! - as root with `TANDEM_LAB=1`: the lab benchmarks (`cargo bench -p tandem --bench lab`:
+//!   failover and switch-over outage seen by a client, idle cost, false failovers under
+//!   load and loss; about 20 minutes, `TANDEM_BENCH_ONLY` picks some).
 //!
 //! It prints what it measured; `docs/benchmarks.md` records the figures.
 
@@ -99,6 +102,18 @@ pub fn run_all() -> anyhow::Result<std::process::ExitCode> {
             example.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
             line.trim()
         );
+    }
+    println!("== the lab (real daemons in namespaces)");
+    if std::env::var_os("TANDEM_LAB").is_some() {
+        let status = Command::new(cargo())
+            .args(["bench", "-q", "-p", "tandem", "--bench", "lab"])
+            .stdin(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("the lab benchmarks failed");
+        }
+    } else {
+        println!("skipped: run as root with TANDEM_LAB=1 (docs/benchmarks.md)");
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
