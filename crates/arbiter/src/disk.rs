@@ -110,6 +110,8 @@ impl DiskLeaseConfig {
 pub enum Block {
     Host(NodeId),
     Group(GroupId),
+    /// The node's mailbox: where a poison pill for it is left (never a lease).
+    Mailbox(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -119,6 +121,22 @@ pub enum Record {
     Blank,
     Host(HostRecord),
     Group(GroupRecord),
+    /// In a mailbox: the node must fence itself (see [`Pill`]).
+    Pill(Pill),
+}
+
+/// A poison pill (SBD's "message slot"): left in a node's mailbox by another node or an
+/// operator (`tandem fence NODE`), it tells that node to stop every resource at once
+/// and exit. It names the incarnation it is meant for, so a node restarted after it
+/// ignores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pill {
+    /// Who left it (`None`: an operator).
+    pub from: Option<NodeId>,
+    /// The target's incarnation (from its host record) when the pill was left.
+    pub incarnation: u64,
+    /// Wall-clock seconds when it was left (for the journal).
+    pub at_unix: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

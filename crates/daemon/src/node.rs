@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoResult};
+use arbiter::disk::{
+    Block, ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoResult, Record,
+};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, CodeInfo, Severity};
@@ -86,11 +88,14 @@ pub fn disk_io_timeout(lease_timeout: Duration) -> Duration {
 /// A peer's disk heartbeat slot as read (`None`: never written).
 type Slot = (NodeId, Option<Vec<u8>>);
 
+/// What one read of the disk link returns: the peers' slots and our mailbox.
+type SlotsAndMail = (Vec<Slot>, Record);
+
 /// A message to the loop from the tasks it started.
 enum Wake {
     LeaseIo { io: IoId, result: IoResult },
     SlotWritten(Result<(), String>),
-    SlotsRead(Result<Vec<Slot>, String>),
+    SlotsRead(Result<SlotsAndMail, String>),
 }
 
 enum LeaseClient {
@@ -778,9 +783,10 @@ impl Node {
                         tracing::debug!("disk heartbeat read failed: {e}");
                         self.storage_result(false);
                     }
-                    Ok(slots) => {
+                    Ok((slots, mail)) => {
                         self.storage_result(true);
                         self.read_slots(slots);
+                        self.read_mail(mail);
                     }
                 }
             }
@@ -806,6 +812,27 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// A poison pill for this daemon (its incarnation): fence at once.
+    fn read_mail(&mut self, mail: Record) {
+        let Record::Pill(pill) = mail else { return };
+        if pill.incarnation != self.engine.incarnation() {
+            return; // left for an earlier daemon on this node
+        }
+        let from = match pill.from {
+            Some(node) => format!("node {}", self.spec.node(node).name),
+            None => "an operator".to_string(),
+        };
+        self.journal_own(
+            &catalogue::POISON_PILL,
+            None,
+            format!("poison pill from {from}: stopping everything and exiting"),
+        );
+        if let Err(e) = self.guard.fire_now() {
+            tracing::error!("cannot reach the fence guard to fence: {e}");
+        }
+        std::process::exit(70);
     }
 
     fn on_done(&mut self, done: Done) {
@@ -995,14 +1022,15 @@ fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {
     Ok(area)
 }
 
-/// Every peer's heartbeat slot (blocking).
-fn read_peers(area: &Area, me: NodeId, nodes: usize) -> Result<Vec<Slot>, String> {
+/// Every peer's heartbeat slot, and our mailbox (blocking).
+fn read_peers(area: &Area, me: NodeId, nodes: usize) -> Result<SlotsAndMail, String> {
     let mut slots = Vec::new();
     for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
         let slot = area.read_heartbeat(n).map_err(|e| e.to_string())?;
         slots.push((n, slot.map(|(_, bytes)| bytes)));
     }
-    Ok(slots)
+    let mail = area.read_record(Block::Mailbox(me)).map_err(|e| e.to_string())?;
+    Ok((slots, mail))
 }
 
 /// The `lock_standby` file systems' devices of the groups this node may run.

@@ -3,7 +3,7 @@
 //! area header, heartbeat slots, host records and group records. See the crate docs for
 //! the table. It owns every byte offset of the format; it must not do I/O.
 
-use arbiter::disk::{Block, GroupRecord, HostRecord, Record};
+use arbiter::disk::{Block, GroupRecord, HostRecord, Pill, Record};
 use engine::{GroupId, NodeId, GROUPS_MAX, NODES_MAX};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,7 @@ pub const KIND_HEADER: u8 = 1;
 pub const KIND_HEARTBEAT: u8 = 2;
 pub const KIND_HOST: u8 = 3;
 pub const KIND_GROUP: u8 = 4;
+pub const KIND_PILL: u8 = 5;
 
 /// A group record's `owner` when the group is free.
 const OWNER_NONE: u16 = u16::MAX;
@@ -74,7 +75,7 @@ impl Layout {
     }
 
     pub const fn sectors_for(nodes: u64, groups: u64) -> u64 {
-        1 + nodes * SLOT_SECTORS as u64 + nodes + groups
+        1 + nodes * SLOT_SECTORS as u64 + nodes + groups + nodes
     }
 
     /// The first sector of the heartbeat slots.
@@ -90,9 +91,14 @@ impl Layout {
         self.host_start() + self.nodes as u64
     }
 
-    /// Sectors used (the end of the group records).
-    pub const fn sectors(&self) -> u64 {
+    /// The first mailbox (one per node, after the group records).
+    pub const fn mailbox_start(&self) -> u64 {
         self.group_start() + self.groups as u64
+    }
+
+    /// Sectors used (the end of the mailboxes).
+    pub const fn sectors(&self) -> u64 {
+        self.mailbox_start() + self.nodes as u64
     }
 
     /// The size an area must have for this layout (at least [`AREA_BYTES_MIN`]).
@@ -116,6 +122,10 @@ impl Layout {
             Block::Group(group) => {
                 self.check_group(group)?;
                 Ok(self.group_start() + group.0 as u64)
+            }
+            Block::Mailbox(node) => {
+                self.check_node(node)?;
+                Ok(self.mailbox_start() + node.0 as u64)
             }
         }
     }
@@ -414,6 +424,19 @@ pub fn encode_record(
             body.extend_from_slice(&g.stamp.1.to_le_bytes());
             KIND_GROUP
         }
+        (Block::Mailbox(_), Record::Pill(p)) => {
+            let from = match p.from {
+                Some(node) => {
+                    layout.check_node(node)?;
+                    node.0
+                }
+                None => OWNER_NONE,
+            };
+            body.extend_from_slice(&from.to_le_bytes());
+            body.extend_from_slice(&p.incarnation.to_le_bytes());
+            body.extend_from_slice(&p.at_unix.to_le_bytes());
+            KIND_PILL
+        }
         (block, record) => {
             return Err(AreaError::Limit(format!("a {record:?} does not belong in {block:?}")))
         }
@@ -465,6 +488,14 @@ pub fn decode_record(
             };
             Ok(Record::Group(GroupRecord { owner, stamp: (u64_at(body, 2), u64_at(body, 10)) }))
         }
+        (Block::Mailbox(_), Some((KIND_PILL, body))) if body.len() >= 18 => {
+            let from = match u16_at(body, 0) {
+                OWNER_NONE => None,
+                n if n < layout.nodes => Some(NodeId(n)),
+                n => return Err(corrupt(format!("pill from node {n}, outside the area"))),
+            };
+            Ok(Record::Pill(Pill { from, incarnation: u64_at(body, 2), at_unix: u64_at(body, 10) }))
+        }
         (block, Some((kind, _))) => Err(corrupt(format!("kind {kind} where {block:?} belongs"))),
     }
 }
@@ -478,9 +509,10 @@ mod tests {
     #[test]
     fn layout_sizes() {
         let small = Layout::new(2, 2).unwrap();
-        assert_eq!(small.sectors(), 1 + 8 + 2 + 2);
+        assert_eq!(small.sectors(), 1 + 8 + 2 + 2 + 2);
         assert_eq!(small.bytes_needed(), AREA_BYTES_MIN);
-        assert_eq!(AREA_BYTES_FOR_LIMITS, (1 + 32 * 4 + 32 + 10_000) * 4096);
+        assert_eq!(AREA_BYTES_FOR_LIMITS, (1 + 32 * 4 + 32 + 10_000 + 32) * 4096);
+        assert_eq!(small.block(Block::Mailbox(NodeId(1))).unwrap(), 1 + 8 + 2 + 2 + 1);
         assert!(Layout::new(NODES_MAX + 1, 1).is_err());
         assert!(Layout::new(1, GROUPS_MAX + 1).is_err());
         assert!(Layout::new(0, 1).is_err());
@@ -515,6 +547,14 @@ mod tests {
             (Block::Host(NodeId(31)), host),
             (Block::Group(GroupId(9_999)), group),
             (Block::Group(GroupId(0)), free),
+            (
+                Block::Mailbox(NodeId(1)),
+                Record::Pill(Pill { from: None, incarnation: 7, at_unix: 9 }),
+            ),
+            (
+                Block::Mailbox(NodeId(0)),
+                Record::Pill(Pill { from: Some(NodeId(31)), incarnation: 1, at_unix: 2 }),
+            ),
             (Block::Host(NodeId(0)), Record::Blank),
         ] {
             let index = layout.block(block).unwrap();

@@ -30,13 +30,14 @@
 //! | 1 .. 1+4N                | heartbeat slots, 4 sectors per node | each sector: seq u64, payload length u32, part u32, up to 4056 payload bytes |
 //! | 1+4N .. 1+5N             | host records, one per node  | incarnation u64, counter u64, G u32, bitmap of the groups listed (⌈G/8⌉ bytes) |
 //! | 1+5N .. 1+5N+G           | group records, one per group | owner u16 (0xFFFF: free), stamp (u64, u64) |
+//! | 1+5N+G .. 1+6N+G         | mailboxes, one per node     | a poison pill: from u16 (0xFFFF: an operator), the target's incarnation u64, wall-clock seconds u64 |
 //!
 //! All integers are little-endian. A heartbeat of up to [`HEARTBEAT_BYTES_MAX`] bytes is
 //! written in one `pwrite` of the sectors it needs; sectors carrying different sequence
 //! numbers (a torn write) read as an error, and the reader tries again next interval.
-//! Sizes: 2 nodes × 2 groups use 13 sectors (52 KiB; the 1 MiB minimum applies);
-//! the limits ([`engine::NODES_MAX`] nodes, [`engine::GROUPS_MAX`] groups) use 10 161
-//! sectors, [`AREA_BYTES_FOR_LIMITS`] = 41 619 456 bytes (39.7 MiB).
+//! Sizes: 2 nodes × 2 groups use 15 sectors (60 KiB; the 1 MiB minimum applies);
+//! the limits ([`engine::NODES_MAX`] nodes, [`engine::GROUPS_MAX`] groups) use 10 193
+//! sectors, [`AREA_BYTES_FOR_LIMITS`] = 41 750 528 bytes (39.8 MiB).
 //!
 //! # I/O and time limits
 //!

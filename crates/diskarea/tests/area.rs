@@ -27,7 +27,7 @@ fn foreign_and_foreign_data_refused_unless_forced() {
     let file = temp_area(&disk_dir(), AREA_BYTES_MIN);
     let report = format_area(file.path(), "alpha", 2, 2, false).unwrap();
     println!("mode on the target dir's filesystem: {:?}", report.mode);
-    assert_eq!(report.bytes_written, 13 * 4096);
+    assert_eq!(report.bytes_written, 15 * 4096);
     // The same cluster may re-format its own area.
     let again = format_area(file.path(), "alpha", 2, 3, false).unwrap();
     assert!(matches!(again.previous, Found::Header(ref h) if h.cluster_name == "alpha"));

@@ -30,6 +30,7 @@ pub struct SharedDisk {
     pub path_ok: Vec<bool>,
     hosts: Vec<Record>,
     groups: Vec<Record>,
+    mailboxes: Vec<Record>,
     /// [from * nodes + to]: the latest heartbeat `from` wrote for `to`.
     slots: Vec<Option<Heartbeat>>,
     /// [from * nodes + to]: writes issued but not landed yet, with their landing time
@@ -47,6 +48,7 @@ impl SharedDisk {
             path_ok: vec![true; nodes],
             hosts: vec![Record::Blank; nodes],
             groups: vec![Record::Blank; groups],
+            mailboxes: vec![Record::Blank; nodes],
             slots: vec![None; nodes * nodes],
             in_flight: vec![Vec::new(); nodes * nodes],
             hidden: vec![false; nodes * nodes],
@@ -64,6 +66,7 @@ impl SharedDisk {
         match block {
             Block::Host(n) => self.hosts[usize::from(n.0)].clone(),
             Block::Group(g) => self.groups[g.0 as usize].clone(),
+            Block::Mailbox(n) => self.mailboxes[usize::from(n.0)].clone(),
         }
     }
 
@@ -71,6 +74,7 @@ impl SharedDisk {
         match block {
             Block::Host(n) => self.hosts[usize::from(n.0)] = record,
             Block::Group(g) => self.groups[g.0 as usize] = record,
+            Block::Mailbox(n) => self.mailboxes[usize::from(n.0)] = record,
         }
     }
 

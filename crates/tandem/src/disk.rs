@@ -23,6 +23,18 @@ enum DiskCommand {
     /// Format the shared-disk heartbeat/lease area named by the disk link (stop the
     /// cluster first: it erases the area's heartbeats and leases).
     Init(InitArgs),
+    /// Leave a poison pill for NODE in the area: its running daemon stops every resource
+    /// at once and exits (E3111); its groups move once their leases run out.
+    Fence(FenceArgs),
+}
+
+#[derive(clap::Args)]
+struct FenceArgs {
+    /// The configuration file.
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The node to fence.
+    node: String,
 }
 
 #[derive(clap::Args)]
@@ -47,7 +59,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        DiskCommand::Fence(args) => match fence(&args.config, &args.node) {
+            Ok(text) => {
+                println!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(text) => {
+                eprintln!("error: {}", text.trim_end());
+                Ok(ExitCode::from(1))
+            }
+        },
     }
+}
+
+/// Writes a pill for `node`'s current daemon (the incarnation in its host record).
+fn fence(config_path: &Path, node: &str) -> Result<String, String> {
+    use arbiter::disk::{Block, Pill, Record};
+    let (config, _) = config::load(config_path).map_err(|e| e.to_string())?;
+    let target =
+        config.cluster.node_id(node).ok_or_else(|| format!("no node `{node}` in the cluster"))?;
+    let path = area_path(&config).ok_or("the configuration has no disk link")?;
+    let area = diskarea::Area::open(path, &config.cluster.name).map_err(|e| e.to_string())?;
+    let incarnation = match area.read_record(Block::Host(target)).map_err(|e| e.to_string())? {
+        Record::Host(host) => host.incarnation,
+        _ => return Err(format!("node `{node}` has never held the disk lease: nothing to fence")),
+    };
+    let at_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let pill = Record::Pill(Pill { from: None, incarnation, at_unix });
+    area.write_record(Block::Mailbox(target), &pill).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "left a poison pill for {node} (incarnation {incarnation}) in {}: its daemon fences \
+         itself within a heartbeat interval or two",
+        path.display()
+    ))
 }
 
 /// The disk link's area path.

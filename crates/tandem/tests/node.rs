@@ -536,3 +536,27 @@ fn a_resource_the_guard_cannot_stop_leaves_the_watchdog_to_reset_the_node() {
         .unwrap();
     assert!(entry.message.contains("could not stop web/stubborn"), "{}", entry.message);
 }
+
+#[test]
+fn a_poison_pill_fences_the_node_and_the_peer_takes_over() {
+    let mut cluster = formed();
+    let out = Command::new(TANDEM)
+        .args(["disk", "fence", "alpha", "--config"])
+        .arg(&cluster.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = cluster.wait_exit(0, Duration::from_secs(5)).expect("alpha fenced itself");
+    assert_eq!(status.code(), Some(70), "{}", cluster.logs());
+    cluster.wait_running_on(1, "beta", Duration::from_secs(15));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(cluster.most_at_once(), 1, "two copies ran at once\n{}", cluster.logs());
+    let codes = cluster.codes(0);
+    assert!(codes.contains(&"E3111".to_string()), "{codes:?}");
+    cluster.wait_code(0, "E3109", Duration::from_secs(5));
+    // A new daemon ignores the pill left for the old one.
+    cluster.start(0);
+    cluster.wait_code(0, "I2109", Duration::from_secs(10));
+    thread::sleep(Duration::from_secs(1));
+    assert!(cluster.daemons[0].as_mut().unwrap().try_wait().unwrap().is_none(), "fenced again");
+}

@@ -31,4 +31,7 @@ codes! {
     GUARD_UNAVAILABLE = "E3110", Error, "fence guard could not be started",
         cause: "The daemon could not start or reach its fence guard process (`tandem fence-guard`), so a killed daemon would leave resources running past its lease. The node refuses to hold leases without it.",
         fix: "Check that the tandem binary is executable and the state directory writable; the daemon's log says what failed.";
+    POISON_PILL = "E3111", Error, "poison pill received: fencing this node",
+        cause: "Another node or an operator (`tandem fence NODE`) left a poison pill for this node in the shared disk's mailbox: this node must stop running anything at once. The daemon hands over to the fence guard, which stops every resource of the node, and exits; another node takes the groups once their leases have run out.",
+        fix: "Find out why the node was fenced (the journal of the node that left the pill, or the operator). Start the daemon again when the node is healthy: a new daemon ignores a pill left for an earlier one.";
 }
