@@ -629,22 +629,11 @@ impl DiskLeaseClient {
             Step::Watch { owner, record: before, version, first_seen, read_at, ahead } => {
                 let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
                 let seen = record.version_for(group);
-                match version {
+                // The window starts when the first read completes; and again from this
+                // read when an observation made ahead turns out old (the group record
+                // `before` was read before it).
+                match version.filter(|v| !(ahead && *v != seen)) {
                     None => {
-                        // The window starts when the first read completes.
-                        task.step = Step::Watch {
-                            owner,
-                            record: before,
-                            version: Some(seen),
-                            first_seen: now,
-                            read_at,
-                            ahead: false,
-                        };
-                        task.wake = Some(now + self.config.watch_poll_interval);
-                    }
-                    Some(v) if v != seen && ahead => {
-                        // The observation was old: watch again from this read (the group
-                        // record `before` was read before it).
                         task.step = Step::Watch {
                             owner,
                             record: before,
