@@ -1,9 +1,10 @@
 //! The lab's shared disk: one sparse image file formatted once with ext4, and one loop
 //! device per host over that same file, as two servers see one SAN LUN as two block
-//! devices (LAB-NOTES, "Realistic shared storage"). With a heartbeat area the image is
-//! split like a partitioned LUN: ext4 over the first part (each host's data device stops
-//! there) and the area, unformatted for `tandem disk init`, over the rest (a second loop
-//! device per host, with an offset). It owns creating and detaching those
+//! devices (LAB-NOTES, "Realistic shared storage"). A heartbeat area is a second, small
+//! image with its own loop device per host, like the small dedicated LUN that SBD and
+//! sanlock deployments use: sharing one backing file with the data, every synchronous
+//! heartbeat write flushed the file system's dirty data too and took hundreds of
+//! milliseconds after a large write. It owns creating and detaching those
 //! devices and the image; it must not mount anything (mounting happens inside a host's
 //! own mount namespace, by the caller) nor touch loop devices it did not attach.
 //!
@@ -17,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::command::run_ok;
-use crate::names::image_path;
+use crate::names::{area_image_path, image_path};
 use crate::LabError;
 
 /// Smallest and largest shared disk a lab accepts, in MiB.
@@ -37,11 +38,10 @@ const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SharedDisk {
     image: PathBuf,
     devices: Vec<PathBuf>,
+    /// The heartbeat area's image, when there is one.
+    area_image: Option<PathBuf>,
     /// Per host, the heartbeat area's device (empty without an area).
     area_devices: Vec<PathBuf>,
-    /// The data devices' size limit (0: the whole image).
-    data_limit: u64,
-    area_bytes: u64,
 }
 
 impl SharedDisk {
@@ -74,26 +74,35 @@ impl SharedDisk {
         let mut disk = SharedDisk {
             image: image_path(prefix),
             devices: Vec::new(),
+            area_image: None,
             area_devices: Vec::new(),
-            data_limit: if area_mib > 0 { data_bytes } else { 0 },
-            area_bytes: area_mib << 20,
         };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&disk.image)
             .map_err(|e| LabError::io(&format!("creating {}", disk.image.display()), e))?;
-        file.set_len(data_bytes + disk.area_bytes)
+        file.set_len(data_bytes)
             .map_err(|e| LabError::io(&format!("sizing {}", disk.image.display()), e))?;
         drop(file);
         let image = disk.image.to_string_lossy().into_owned();
-        let fs_size = format!("{size_mib}M");
-        run_ok("mkfs.ext4", &["-q", "-F", "-L", "tandem-lab", &image, &fs_size])?;
+        run_ok("mkfs.ext4", &["-q", "-F", "-L", "tandem-lab", &image])?;
+        if area_mib > 0 {
+            let path = area_image_path(prefix);
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| LabError::io(&format!("creating {}", path.display()), e))?;
+            disk.area_image = Some(path.clone());
+            file.set_len(area_mib << 20)
+                .map_err(|e| LabError::io(&format!("sizing {}", path.display()), e))?;
+        }
         for _ in 0..hosts {
-            let device = attach(&image, 0, disk.data_limit)?;
+            let device = attach(&image)?;
             disk.devices.push(device);
-            if disk.area_bytes > 0 {
-                let area = attach(&image, data_bytes, disk.area_bytes)?;
+            if let Some(area_image) = &disk.area_image {
+                let area = attach(&area_image.to_string_lossy())?;
                 disk.area_devices.push(area);
             }
         }
@@ -105,16 +114,9 @@ impl SharedDisk {
         self.area_devices.get(host).map(PathBuf::as_path)
     }
 
-    /// Host `host`'s devices and the size limit each has while its path works.
-    pub(crate) fn host_devices(&self, host: usize) -> Vec<(&Path, u64)> {
-        let mut out = Vec::new();
-        if let Some(device) = self.device(host) {
-            out.push((device, self.data_limit));
-        }
-        if let Some(area) = self.area_device(host) {
-            out.push((area, self.area_bytes));
-        }
-        out
+    /// Host `host`'s devices (data, and area if any).
+    pub(crate) fn host_devices(&self, host: usize) -> Vec<&Path> {
+        self.device(host).into_iter().chain(self.area_device(host)).collect()
     }
 
     /// The image file.
@@ -131,18 +133,11 @@ impl SharedDisk {
 /// Largest heartbeat area, in MiB (tandem's area for its limits needs about 40).
 pub const AREA_MIB_MAX: u64 = 256;
 
-/// Attaches a new loop device over `image` from byte `offset` on, `limit` bytes long
-/// (0: to the end), and returns its path.
-fn attach(image: &str, offset: u64, limit: u64) -> Result<PathBuf, LabError> {
+/// Attaches a new loop device over `image` and returns its path.
+fn attach(image: &str) -> Result<PathBuf, LabError> {
     let mut last_error = None;
-    let (offset, limit) = (offset.to_string(), limit.to_string());
-    let mut args = vec!["--find", "--show"];
-    if limit != "0" {
-        args.extend(["--offset", &offset, "--sizelimit", &limit]);
-    }
-    args.push(image);
     for attempt in 0..ATTACH_ATTEMPTS_MAX {
-        match run_ok("losetup", &args) {
+        match run_ok("losetup", &["--find", "--show", image]) {
             Ok(output) => {
                 // A reused loop device keeps the read-only flag (BLKROSET, tandem's
                 // lock_standby) its last user left on it.
@@ -188,14 +183,18 @@ fn detach(device: &Path, image: &Path) -> Result<(), LabError> {
 
 impl Drop for SharedDisk {
     fn drop(&mut self) {
-        for device in self.devices.iter().chain(&self.area_devices) {
-            if let Err(error) = detach(device, &self.image) {
+        let areas = self.area_devices.iter().map(|d| (d, self.area_image.as_ref()));
+        let data = self.devices.iter().map(|d| (d, Some(&self.image)));
+        for (device, image) in data.chain(areas) {
+            if let Err(error) = detach(device, image.expect("an area device has an image")) {
                 eprintln!("testbed: could not detach {}: {error}", device.display());
             }
         }
-        if let Err(error) = std::fs::remove_file(&self.image) {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("testbed: could not remove {}: {error}", self.image.display());
+        for image in std::iter::once(&self.image).chain(&self.area_image) {
+            if let Err(error) = std::fs::remove_file(image) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("testbed: could not remove {}: {error}", image.display());
+                }
             }
         }
     }

@@ -758,8 +758,8 @@ impl Lab {
         if devices.is_empty() {
             return Err(LabError::new(format!("host {host} has no shared disk")));
         }
-        for (device, normal) in devices {
-            let limit = if restore { normal } else { LOST_DISK_BYTES };
+        for device in devices {
+            let limit = if restore { 0 } else { LOST_DISK_BYTES };
             loopctl::set_size_limit(device, limit).map_err(|e| {
                 LabError::io(
                     &format!("setting the size limit of {} to {limit}", device.display()),

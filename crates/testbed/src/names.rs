@@ -47,6 +47,11 @@ pub fn image_path(prefix: &str) -> PathBuf {
     image_dir().join(format!("{prefix}.img"))
 }
 
+/// The heartbeat area's image file of the lab with `prefix`.
+pub fn area_image_path(prefix: &str) -> PathBuf {
+    image_dir().join(format!("{prefix}-area.img"))
+}
+
 /// The working directory of the lab with `prefix` (per-host directories, the nftables
 /// ruleset).
 pub fn lab_dir(prefix: &str) -> PathBuf {
@@ -104,7 +109,8 @@ fn backing_name(file: &str) -> String {
 /// lab's prefix); empty once that lab is gone. Tests assert on it.
 pub fn leftovers(prefix: &str) -> Result<Vec<String>, LabError> {
     let owned = |name: &str| name == prefix || name.starts_with(&format!("{prefix}-"));
-    let owned_image = |name: &str| name == format!("{prefix}.img");
+    let owned_image =
+        |name: &str| name == format!("{prefix}.img") || name == format!("{prefix}-area.img");
     let mut found: Vec<String> =
         namespaces()?.into_iter().filter(|n| owned(n)).map(|n| format!("netns {n}")).collect();
     for (device, file) in loop_devices()? {
@@ -112,8 +118,10 @@ pub fn leftovers(prefix: &str) -> Result<Vec<String>, LabError> {
             found.push(format!("loop device {device} over {file}"));
         }
     }
-    if image_path(prefix).exists() {
-        found.push(format!("image file {}", image_path(prefix).display()));
+    for image in [image_path(prefix), area_image_path(prefix)] {
+        if image.exists() {
+            found.push(format!("image file {}", image.display()));
+        }
     }
     if lab_dir(prefix).exists() {
         found.push(format!("lab directory {}", lab_dir(prefix).display()));

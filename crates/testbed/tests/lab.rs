@@ -537,8 +537,8 @@ fn a_panic_with_faults_in_force_still_removes_everything() {
 }
 
 #[test]
-fn the_heartbeat_area_is_a_partition_of_its_own_lost_with_the_disk_path() {
-    if !lab_available("the_heartbeat_area_is_a_partition_of_its_own_lost_with_the_disk_path") {
+fn the_heartbeat_area_is_a_device_of_its_own_lost_with_the_disk_path() {
+    if !lab_available("the_heartbeat_area_is_a_device_of_its_own_lost_with_the_disk_path") {
         return;
     }
     let lab =

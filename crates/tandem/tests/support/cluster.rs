@@ -348,6 +348,18 @@ impl Cluster {
                     node.stderr().unwrap_or_default()
                 ));
             }
+            let logs = self.state_dir(host).join("resources");
+            for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    out.push_str(&format!("--- {} {}\n", NAMES[host], entry.path().display()));
+                    for line in tail.into_iter().rev() {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
         }
         out
     }
