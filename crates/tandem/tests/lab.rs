@@ -15,7 +15,12 @@ fn active_standby_production_crash_fails_over_with_the_data() {
         return;
     }
     let cluster = Cluster::formed(&Options::default());
-    cluster.exec_ok(0, &format!("echo written-before-crash > {MOUNT}/hello.txt && sync"));
+    // `sync FILE`, not a machine-wide `sync` (which stalls every disk for seconds after a
+    // fresh build, heartbeats included).
+    cluster.exec_ok(
+        0,
+        &format!("echo written-before-crash > {MOUNT}/hello.txt && sync {MOUNT}/hello.txt"),
+    );
     // The standby's device is read-only (lock_standby).
     let ro = cluster.exec_ok(1, "blockdev --getro /etc/tandem/disk-data");
     assert_eq!(ro.trim(), "1", "lock_standby did not set beta's device read-only");

@@ -223,7 +223,10 @@ impl Stage for LabStage {
     }
 
     fn write_file(&self, node: usize, text: &str) -> anyhow::Result<()> {
-        let script = format!("printf '%s\\n' \"$1\" > {FILE} && sync");
+        // `sync FILE` flushes that file only: a bare `sync` flushes every file system of
+        // the machine, and on a machine with gigabytes of fresh build output that stalls
+        // all disk I/O (the heartbeats too) for seconds.
+        let script = format!("printf '%s\\n' \"$1\" > {FILE} && sync {FILE}");
         self.run(node, &["sh", "-c", &script, "sh", text])?;
         Ok(())
     }
