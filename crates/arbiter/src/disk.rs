@@ -882,6 +882,19 @@ mod tests {
             }
         }
 
+        /// Node 0 takes G, renews once and stops renewing at 400 ms (it died): the
+        /// `since` of its last grant.
+        fn owner_renews_once_then_dies(&mut self) -> Instant {
+            self.request(0, 1, LeaseRequest::Acquire(G));
+            self.run_until(200 * MS);
+            self.request(0, 2, LeaseRequest::Renew);
+            self.run_until(400 * MS);
+            match self.reply(2).cloned() {
+                Some(LeaseResult::Granted { since }) => since,
+                other => panic!("{other:?}: {:?}", self.replies),
+            }
+        }
+
         fn request(&mut self, n: usize, id: u64, request: LeaseRequest) {
             self.clients[n].request(Instant(self.now), OpId(id), request);
             self.drain(n);
@@ -984,13 +997,7 @@ mod tests {
     #[test]
     fn dead_owner_is_taken_over_after_the_wait() {
         let mut b = Bench::new(2);
-        b.request(0, 1, LeaseRequest::Acquire(G));
-        b.run_until(200 * MS);
-        b.request(0, 2, LeaseRequest::Renew);
-        b.run_until(400 * MS);
-        let Some(LeaseResult::Granted { since }) = b.reply(2).cloned() else {
-            panic!("{:?}", b.replies)
-        };
+        let since = b.owner_renews_once_then_dies();
         // Node 0 stops renewing. Node 1 asks at 400 ms.
         b.request(1, 3, LeaseRequest::Acquire(G));
         b.run_until(5_000 * MS);
@@ -1030,13 +1037,7 @@ mod tests {
     fn watching_ahead_takes_a_dead_owner_over_as_soon_as_its_lease_has_run_out() {
         let mut b = Bench::new(2);
         b.clients[1].watch(Instant(0), vec![G]);
-        b.request(0, 1, LeaseRequest::Acquire(G));
-        b.run_until(200 * MS);
-        b.request(0, 2, LeaseRequest::Renew);
-        b.run_until(400 * MS);
-        let Some(LeaseResult::Granted { since }) = b.reply(2).cloned() else {
-            panic!("{:?}", b.replies)
-        };
+        let since = b.owner_renews_once_then_dies();
         // Node 0 stops renewing at 400 ms; node 1 learns of it (say) 1 s later.
         b.run_until(1_400 * MS);
         b.request(1, 3, LeaseRequest::Acquire(G));
