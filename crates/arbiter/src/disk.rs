@@ -348,6 +348,16 @@ impl DiskLeaseClient {
         self.watched = groups;
     }
 
+    /// Runs the next round of watching ahead now if it is due within `within`: a shell
+    /// that goes to the disk now anyway (with a heartbeat, say) saves itself a wake-up
+    /// and a disk job. Safe at any time: the window is bounded by the reads themselves,
+    /// whenever they are made; an early round only shortens one poll interval.
+    pub fn watch_early(&mut self, now: Instant, within: Duration) {
+        if self.next_watch != Instant::MAX && now + within >= self.next_watch {
+            self.watch_round(now);
+        }
+    }
+
     /// One round of watching ahead: the record of every watched group not held here.
     fn watch_round(&mut self, now: Instant) {
         // The window opens at the first read after the owner's last renewal, so the poll
@@ -1048,6 +1058,48 @@ mod tests {
         assert!(granted_at >= since.0 + wait, "granted at {granted_at}, lease since {since:?}");
         // Without watching ahead the grant would come a whole wait after the request.
         assert!(granted_at < 1_400 * MS + wait / 2, "granted at {granted_at}: no gain");
+    }
+
+    #[test]
+    fn early_watch_rounds_come_only_when_nearly_due_and_never_shorten_the_wait() {
+        let interval = DiskLeaseConfig::new(&Timing::default(), Duration::from_millis(20))
+            .watch_poll_interval
+            .as_nanos() as u64;
+        let mut b = Bench::new(2);
+        b.clients[1].watch(Instant(0), vec![G]);
+        b.run_until(10 * MS);
+        let issued = |b: &mut Bench| {
+            let before = b.pending.len();
+            b.drain(1);
+            b.pending.len() - before
+        };
+        // The round at 0 is over; the next is due at `interval`.
+        b.clients[1].watch_early(Instant(interval - 30 * MS), Duration::from_millis(20));
+        assert_eq!(issued(&mut b), 0, "a round 30 ms ahead is not nearly due within 20 ms");
+        b.clients[1].watch_early(Instant(interval - 10 * MS), Duration::from_millis(20));
+        assert_eq!(issued(&mut b), 1, "a round due within 20 ms goes now");
+
+        // A dead owner is still taken over only once its lease has run out, however
+        // often the standby polls early.
+        let mut b = Bench::new(2);
+        b.clients[1].watch(Instant(0), vec![G]);
+        let since = b.owner_renews_once_then_dies();
+        let mut t = b.now;
+        while t < 1_400 * MS {
+            t += 7 * MS;
+            b.run_until(t);
+            b.clients[1].watch_early(Instant(b.now), Duration::from_nanos(interval));
+        }
+        b.request(1, 3, LeaseRequest::Acquire(G));
+        while t < 5_000 * MS {
+            t += 7 * MS;
+            b.run_until(t);
+            b.clients[1].watch_early(Instant(b.now), Duration::from_nanos(interval));
+        }
+        let granted_at = b.replies.iter().find(|r| r.2 == OpId(3)).unwrap().0;
+        assert!(matches!(b.reply(3), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+        let wait = Timing::default().lease_takeover_wait().as_nanos() as u64;
+        assert!(granted_at >= since.0 + wait, "granted at {granted_at}, lease since {since:?}");
     }
 
     #[test]

@@ -4,17 +4,22 @@
 //! - `net`: heartbeats over UDP on every `udp` link (frames of the `wire` crate);
 //! - `node`: the loop, the disk link (heartbeat slots, storage path) and the lease
 //!   client (`arbiter::disk` over `diskarea`), signals and shutdown;
+//! - `diskio`: the disk link's worker thread, which performs the loop's disk jobs
+//!   within the I/O timeout;
 //! - `executor`: agent operations on the blocking pool, with timeouts;
 //! - `guard`: the fence guard process that outlives the daemon;
 //! - `journal`: events, incarnation and administrative state under the state dir;
 //! - `control`: the local control socket for the CLI, and the status document;
+//! - `alarm`: the loop's timer (a timerfd at the next deadline);
 //! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal.
 //!
 //! It must not make placement, lease or failure decisions (those are the engine's), nor
 //! change the host except through agents (and the `lock_standby` read-only flag).
 
+pub mod alarm;
 pub mod clock;
 pub mod control;
+pub mod diskio;
 pub mod executor;
 pub mod guard;
 pub mod journal;

@@ -4,20 +4,27 @@
 //! `wire` crate (HMAC-SHA256 with the cluster key, incarnation and sequence numbers);
 //! a frame that fails any check is dropped and counted per link and reason.
 //!
+//! The sockets are registered with the runtime for reading only and read by the
+//! daemon's loop itself (no task, no channel in between), and frames are sent with a
+//! plain non-blocking `send_to`: a socket registered for writing too would wake the
+//! loop after every heartbeat sent, for nothing.
+//!
 //! Also here: per link and peer, the loss seen in the peer's sequence numbers (every
 //! heartbeat goes out on every link with the same sequence number, so a gap on one link
 //! is a packet lost on that link), reset every [`LOSS_WINDOW`].
 
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::future::poll_fn;
+use std::net::{SocketAddr, UdpSocket};
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use engine::{Heartbeat, LinkId, NodeId};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// The largest datagram read.
-const RECV_BYTES: usize = wire::PACKET_BYTES_MAX + 1;
+pub const RECV_BYTES: usize = wire::PACKET_BYTES_MAX + 1;
 
 /// Loss counters start again after this long.
 pub const LOSS_WINDOW: Duration = Duration::from_secs(60);
@@ -31,7 +38,7 @@ pub struct Packet {
 /// One UDP link's socket and the peers' addresses on it.
 pub struct UdpLink {
     pub link: LinkId,
-    socket: std::sync::Arc<UdpSocket>,
+    socket: AsyncFd<UdpSocket>,
     /// Indexed by node id; `None` for this node.
     peers: Vec<Option<SocketAddr>>,
     pub receiver: wire::Receiver,
@@ -40,53 +47,73 @@ pub struct UdpLink {
 }
 
 impl UdpLink {
-    /// Binds this node's address on `link` and starts receiving into `packets`.
+    /// Binds this node's address on `link`.
     pub fn open(
         config: &config::Config,
         me: NodeId,
         link: LinkId,
         receiver: wire::Receiver,
-        packets: mpsc::Sender<Packet>,
     ) -> anyhow::Result<UdpLink> {
         let spec = &config.cluster;
         let name = &spec.link(link).name;
         let address = config.node(me).addresses[usize::from(link.0)]
             .with_context(|| format!("link `{name}` has no address for this node"))?;
-        let std = StdUdpSocket::bind(address).with_context(|| {
+        let std = UdpSocket::bind(address).with_context(|| {
             format!("cannot bind link `{name}` to {address} (is the address on this host?)")
         })?;
         std.set_nonblocking(true)?;
-        let socket = std::sync::Arc::new(UdpSocket::from_std(std)?);
+        // SAFETY: the socket is moved into the AsyncFd and owned by it until it is
+        // dropped, so its descriptor stays open and is always the one `as_raw_fd`
+        // returns (the only requirement; tokio's safe constructors register for writing
+        // too, which is what this avoids).
+        #[allow(unsafe_code)]
+        let socket = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE)? };
         let peers = spec
             .node_ids()
             .map(|n| if n == me { None } else { config.node(n).addresses[usize::from(link.0)] })
             .collect();
-        let reader = socket.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; RECV_BYTES];
-            loop {
-                match reader.recv_from(&mut buf).await {
-                    Ok((n, _from)) => {
-                        // Full queue: the loop is behind; dropping is what UDP would do.
-                        let _ = packets.try_send(Packet { link, bytes: buf[..n].to_vec() });
-                    }
-                    Err(e) => {
-                        tracing::debug!(link = link.0, "receive error: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        });
         Ok(UdpLink { link, socket, peers, receiver, send_errors: 0 })
     }
 
     /// Sends one frame to `to` (never blocks: a full socket buffer drops it).
     pub fn send(&mut self, to: NodeId, frame: &[u8]) {
         let Some(Some(address)) = self.peers.get(usize::from(to.0)) else { return };
-        if self.socket.try_send_to(frame, *address).is_err() {
+        if self.socket.get_ref().send_to(frame, *address).is_err() {
             self.send_errors += 1;
         }
     }
+}
+
+/// The next datagram on any of `links` (read into `buf`; the loop copies it out).
+/// Errors other than "nothing there" are logged and the link is tried again later.
+pub async fn receive(links: &[&UdpLink], buf: &mut [u8]) -> Packet {
+    poll_fn(|cx| {
+        for udp in links {
+            loop {
+                let mut guard = match udp.socket.poll_read_ready(cx) {
+                    Poll::Ready(Ok(guard)) => guard,
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(link = udp.link.0, "receive error: {e}");
+                        break;
+                    }
+                    Poll::Pending => break,
+                };
+                match guard.try_io(|socket| socket.get_ref().recv_from(buf)) {
+                    Ok(Ok((n, _from))) => {
+                        return Poll::Ready(Packet { link: udp.link, bytes: buf[..n].to_vec() });
+                    }
+                    Ok(Err(e)) => {
+                        // ICMP errors and the like: reported, then the next datagram.
+                        tracing::debug!(link = udp.link.0, "receive error: {e}");
+                    }
+                    // Drained: readiness cleared, poll again (registers the waker).
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Sequence-number bookkeeping of one peer on one link.

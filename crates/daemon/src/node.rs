@@ -4,7 +4,12 @@
 //! arrival order; after each one the engine's outputs are drained until `Wait`. Blocking
 //! work (agents, disk I/O) runs on tokio's blocking pool and comes back as a message, so
 //! the loop itself never blocks for long (the fence guard's socket is the exception: a
-//! local write of one line).
+//! local write of one line). Disk I/O goes to the disk link's worker thread
+//! ([`crate::diskio`]) as *jobs*: what one moment needs (the lease client's I/O, our
+//! heartbeat slot, the peers' slots, our mailbox) in one hand-off, and an unchanged
+//! heartbeat report or a peers' read that is nearly due rides along with a job that
+//! goes anyway (see [`disk_beat_every`]): at idle a node touches the disk a few times per
+//! lease renewal, not once per record.
 //!
 //! What the loop decides itself, beyond carrying outputs out: when the local path to the
 //! shared disk counts as lost (I/O failing for [`STORAGE_FAIL_WINDOW_BEATS`] heartbeat
@@ -18,9 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arbiter::disk::{
-    Block, ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoResult, Record,
-};
+use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, Record};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, CodeInfo, Severity};
@@ -31,8 +34,10 @@ use engine::{
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::alarm::Alarm;
 use crate::clock::{wall_now, Clock};
 use crate::control::{self, Call, Request};
+use crate::diskio::{self, DiskIo, Slot};
 use crate::executor::{self, Agents, Done};
 use crate::guard::{GuardLink, GuardOptions};
 use crate::journal::{self, Journal};
@@ -43,9 +48,11 @@ use crate::net::{LossCounter, Packet, UdpLink};
 pub const STORAGE_FAIL_WINDOW_BEATS: u32 = 2;
 
 /// How many heartbeat intervals apart an unchanged report is rewritten to the disk slot
-/// (and the peers' slots are read): 2 when `peer_timeout` spans at least 8 heartbeat
-/// intervals (the defaults: 10), else 1, so that a peer always sees at least four
-/// writes within its timeout. Halves the disk I/O and the daemon's wake-ups at idle.
+/// (and the peers' slots are read), on average: 2 when `peer_timeout` spans at least 8
+/// heartbeat intervals (the defaults: 10), else 1. Each write (and read) may come half
+/// an interval early, with a job that goes to the disk anyway, or half an interval late
+/// at most ([`DiskLink::due_after`]), so a peer sees a new write at least every 2.5
+/// intervals: three or more within its timeout. A changed report is written at once.
 pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
     let ratio = timing.peer_timeout.as_nanos() / timing.heartbeat_interval.as_nanos().max(1);
     if ratio >= 8 {
@@ -55,11 +62,20 @@ pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
     }
 }
 
+/// How far apart two of the loop's deadlines may be and still be met in one wake-up
+/// (the earlier one that much late at most): 5 ms, or a tenth of the heartbeat interval
+/// if that is less. Enough for the lease client's read after a renewal (due a settle
+/// time after the write completed, a few milliseconds after the heartbeat tick that
+/// issued it) to go with the next tick; nothing the engine decides is that precise.
+pub fn coalesce_window(timing: &engine::Timing) -> Duration {
+    (timing.heartbeat_interval / 10).min(Duration::from_millis(5))
+}
+
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Disk I/O calls that may hang at once before new ones fail at once.
-const DISK_HUNG_MAX: usize = 8;
+/// How often this node's mailbox is read for a poison pill (with a job that goes anyway).
+pub const MAILBOX_READ_EVERY: Duration = Duration::from_secs(1);
 
 /// What `tandem node` needs.
 #[derive(Clone, Debug)]
@@ -85,19 +101,6 @@ pub fn disk_io_timeout(lease_timeout: Duration) -> Duration {
     (lease_timeout / 30).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
 
-/// A peer's disk heartbeat slot as read (`None`: never written).
-type Slot = (NodeId, Option<Vec<u8>>);
-
-/// What one read of the disk link returns: the peers' slots and our mailbox.
-type SlotsAndMail = (Vec<Slot>, Record);
-
-/// A message to the loop from the tasks it started.
-enum Wake {
-    LeaseIo { io: IoId, result: IoResult },
-    SlotWritten(Result<(), String>),
-    SlotsRead(Result<SlotsAndMail, String>),
-}
-
 enum LeaseClient {
     /// `arbitration = "none"`: every request is granted at once.
     Open,
@@ -106,27 +109,55 @@ enum LeaseClient {
 
 struct DiskLink {
     link: LinkId,
-    area: Arc<Area>,
+    io: DiskIo,
     receiver: wire::Receiver,
-    io_timeout: Duration,
-    /// The last heartbeat sequence written to our slot, its report and when.
+    /// The job being put together during one settle, and when its first part was
+    /// issued (its I/O deadline counts from then).
+    job: Option<(Instant, diskio::Job)>,
+    /// The last heartbeat sequence submitted for our slot, its report and when.
     written_seq: u64,
     written_report: Option<Arc<engine::NodeReport>>,
     written_at: Option<Instant>,
+    /// The newest heartbeat not written yet (an unchanged report waits to ride along).
+    latest: Option<engine::Heartbeat>,
+    /// `latest` carries a changed report: write it as soon as no write is in flight.
+    urgent: bool,
     writing: bool,
-    /// A newer frame to write once the write in flight is done.
-    pending: Option<Vec<u8>>,
     reading: bool,
-    next_poll: Instant,
+    read_at: Option<Instant>,
+    mailing: bool,
+    mail_at: Option<Instant>,
+    /// A slot write or a peers' read may ride along with another job this long after
+    /// the previous one, and goes by itself this long after it.
+    ride_after: Duration,
+    due_after: Duration,
     /// Per node: the bytes of its slot last read (unchanged bytes are not new).
     last_read: Vec<Option<Vec<u8>>>,
     /// The first read only learns what the slots hold (written before we started).
     baseline: bool,
-    /// Calls that did not return within the I/O timeout (may still be blocked).
-    hung: Arc<std::sync::atomic::AtomicUsize>,
     /// As reported to the engine.
     ok: bool,
     failing_since: Option<Instant>,
+}
+
+impl DiskLink {
+    /// When a slot write or a peers' read must go by itself.
+    fn next_due(&self) -> Instant {
+        let mut at = Instant::MAX;
+        if !self.reading {
+            at = at.min(self.read_at.map_or(Instant(0), |t| t + self.due_after));
+        }
+        if !self.writing && self.latest.is_some() {
+            let after = if self.urgent { Duration::ZERO } else { self.due_after };
+            at = at.min(self.written_at.map_or(Instant(0), |t| t + after));
+        }
+        at
+    }
+
+    /// Adds `part` to the job of this settle, started at `now` if there is none.
+    fn job(&mut self, now: Instant) -> &mut diskio::Job {
+        &mut self.job.get_or_insert_with(|| (now, diskio::Job::default())).1
+    }
 }
 
 pub struct Node {
@@ -143,7 +174,6 @@ pub struct Node {
     disk: Option<DiskLink>,
     lease: LeaseClient,
     guard: GuardLink,
-    wakes_tx: mpsc::UnboundedSender<Wake>,
     done_tx: mpsc::UnboundedSender<Done>,
     inputs: VecDeque<Input>,
     engine_wait: Instant,
@@ -157,6 +187,9 @@ pub struct Node {
     lock_standby: BTreeMap<GroupId, Vec<PathBuf>>,
     watchdog: Option<Duration>,
     next_watchdog: Instant,
+    alarm: Alarm,
+    /// A heartbeat was sent in this settle.
+    beat_now: bool,
 }
 
 /// Starts `tandem node`: checks everything, then runs until SIGTERM. Errors before the
@@ -229,7 +262,7 @@ impl Node {
         let clock = Clock::new();
         let cluster_id = wire::ClusterId::from_name(&spec.name);
         let agents = Arc::new(Agents::build_with(&config, me, &state_dir, false)?);
-        let (packets_tx, packets_rx) = mpsc::channel::<Packet>(4096);
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let mut udp = BTreeMap::new();
         let mut disk = None;
         let now = clock.now();
@@ -237,26 +270,38 @@ impl Node {
             match config.link(link) {
                 LinkConfig::Udp { .. } => {
                     let receiver = wire::Receiver::new(key.clone(), cluster_id);
-                    let open = UdpLink::open(&config, me, link, receiver, packets_tx.clone())?;
+                    let open = UdpLink::open(&config, me, link, receiver)?;
                     udp.insert(link, open);
                 }
                 LinkConfig::Disk { path } => {
                     let area = open_area(path, &spec)?;
+                    let every = spec.timing.heartbeat_interval * disk_beat_every(&spec.timing);
+                    let half = spec.timing.heartbeat_interval / 2;
                     disk = Some(DiskLink {
                         link,
-                        area: Arc::new(area),
+                        io: DiskIo::new(
+                            Arc::new(area),
+                            me,
+                            spec.nodes.len(),
+                            disk_io_timeout(spec.timing.lease_timeout),
+                            answers_tx.clone(),
+                        ),
                         receiver: wire::Receiver::new(key.clone(), cluster_id),
-                        io_timeout: disk_io_timeout(spec.timing.lease_timeout),
+                        job: None,
                         written_seq: 0,
                         written_report: None,
                         written_at: None,
+                        latest: None,
+                        urgent: false,
                         writing: false,
-                        pending: None,
                         reading: false,
-                        next_poll: now,
+                        read_at: None,
+                        mailing: false,
+                        mail_at: None,
+                        ride_after: every - half,
+                        due_after: every + half,
                         last_read: vec![None; spec.nodes.len()],
                         baseline: true,
-                        hung: Arc::default(),
                         ok: true,
                         failing_since: None,
                     });
@@ -312,7 +357,6 @@ impl Node {
                 options.program.display()
             )
         })?;
-        let (wakes_tx, wakes_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let lock_standby = lock_standby_devices(&config, me);
         let code = &catalogue::DAEMON_STARTED;
@@ -348,7 +392,6 @@ impl Node {
             disk,
             lease,
             guard,
-            wakes_tx,
             done_tx,
             inputs: VecDeque::new(),
             engine_wait: now,
@@ -361,16 +404,16 @@ impl Node {
             lock_standby,
             watchdog,
             next_watchdog: now,
+            alarm: Alarm::new()?,
+            beat_now: false,
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        Ok((
-            node,
-            Receivers { packets: packets_rx, wakes: wakes_rx, done: done_rx, calls: calls_rx },
-        ))
+        Ok((node, Receivers { answers: answers_rx, done: done_rx, calls: calls_rx }))
     }
 
     async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
-        let Receivers { mut packets, mut wakes, mut done, mut calls } = receivers;
+        let Receivers { mut answers, mut done, mut calls } = receivers;
+        let mut buf = vec![0u8; crate::net::RECV_BYTES];
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut signals = 0u32;
@@ -391,26 +434,21 @@ impl Node {
                     return Ok(());
                 }
             }
-            let mut wake_at = self.engine_wait.min(self.lease_wait);
-            if let Some(disk) = &self.disk {
-                wake_at = wake_at.min(disk.next_poll);
+            let wake_at = self.wake_at();
+            if let Err(e) = self.alarm.set(wake_at) {
+                // Never seen; without the timer no deadline would be kept.
+                anyhow::bail!("cannot set the loop's timer: {e}");
             }
-            if self.watchdog.is_some() {
-                wake_at = wake_at.min(self.next_watchdog);
-            }
-            if let Some(by) = self.shutdown_by {
-                wake_at = wake_at.min(by);
-            }
-            let sleep = tokio::time::sleep_until(self.clock.to_tokio(wake_at));
+            let links: Vec<&UdpLink> = self.udp.values().collect();
             tokio::select! {
                 biased;
                 _ = sigterm.recv() => signals += 1,
                 _ = sigint.recv() => signals += 1,
-                Some(wake) = wakes.recv() => self.on_wake(wake),
+                Some(answer) = answers.recv() => self.on_answer(answer),
                 Some(result) = done.recv() => self.on_done(result),
-                Some(packet) = packets.recv() => self.on_packet(packet),
+                packet = crate::net::receive(&links, &mut buf) => self.on_packet(packet),
                 Some(call) = calls.recv() => self.on_call(call),
-                _ = sleep => {}
+                () = self.alarm.expired() => {}
             }
             if signals == 1 && self.shutdown_by.is_none() {
                 self.begin_shutdown();
@@ -420,6 +458,34 @@ impl Node {
             }
             self.on_time();
         }
+    }
+
+    /// When the loop must wake next. Deadlines a little apart are met in one wake-up, at
+    /// the later one ([`coalesce_window`]: a heartbeat tick and a lease client's wait,
+    /// say); every one of them may be met that little late. The disk I/O deadlines are
+    /// the exception: met exactly, as the lease protocol assumes.
+    fn wake_at(&self) -> Instant {
+        let mut soft = vec![self.engine_wait, self.lease_wait];
+        let mut exact = Instant::MAX;
+        if let Some(disk) = &self.disk {
+            soft.push(disk.next_due());
+            exact = disk.io.next_deadline();
+        }
+        if self.watchdog.is_some() {
+            soft.push(self.next_watchdog);
+        }
+        if let Some(by) = self.shutdown_by {
+            soft.push(by);
+        }
+        let first = soft.iter().copied().min().unwrap_or(Instant::MAX);
+        let window = coalesce_window(&self.spec.timing);
+        let last_near = soft
+            .iter()
+            .copied()
+            .filter(|at| *at != Instant::MAX && at.saturating_since(first) <= window)
+            .max()
+            .unwrap_or(first);
+        last_near.min(exact)
     }
 
     fn begin_shutdown(&mut self) {
@@ -453,8 +519,16 @@ impl Node {
             }
             self.lease_wait = Instant::MAX;
         }
-        if self.disk.as_ref().is_some_and(|d| now >= d.next_poll) {
-            self.poll_disk(now);
+        if let Some(disk) = self.disk.as_mut() {
+            for done in disk.io.expire(now) {
+                self.on_disk_done(done);
+            }
+        }
+        if let Some(disk) = self.disk.as_mut() {
+            if now >= disk.next_due() {
+                // Something is due: a job goes (what else is nearly due rides along).
+                disk.job(now);
+            }
         }
         if let Some(interval) = self.watchdog {
             if now >= self.next_watchdog {
@@ -484,7 +558,12 @@ impl Node {
             }
             self.drain_lease_client();
             if self.inputs.is_empty() {
-                break;
+                // What this settle wants from the disk goes as one job (an answer
+                // given at once, when no worker can take it, brings new inputs).
+                self.flush_disk();
+                if self.inputs.is_empty() {
+                    break;
+                }
             }
         }
         if self.engine.admin_state() != &self.admin_saved {
@@ -497,7 +576,10 @@ impl Node {
 
     fn carry_out(&mut self, now: Instant, output: Output) {
         match output {
-            Output::Heartbeat { link, to, message } => self.send_heartbeat(link, to, &message),
+            Output::Heartbeat { link, to, message } => {
+                self.beat_now = true;
+                self.send_heartbeat(link, to, &message);
+            }
             Output::Operation { id, group, resource, op, timeout } => {
                 executor::spawn(
                     &self.agents,
@@ -614,44 +696,22 @@ impl Node {
             LinkKind::Disk => {
                 let now = self.clock.now();
                 let Some(disk) = self.disk.as_mut() else { return };
-                if message.sequence == disk.written_seq {
-                    return; // one slot for every peer: written once per heartbeat
+                let newest = disk.latest.as_ref().map_or(disk.written_seq, |m| m.sequence);
+                if message.sequence == newest {
+                    return; // one slot for every peer: once per heartbeat
                 }
-                // An unchanged report goes to the disk every `disk_beat_every`
-                // heartbeats (still several times per peer_timeout); a changed one at
-                // once.
-                let unchanged =
-                    disk.written_report.as_ref().is_some_and(|r| Arc::ptr_eq(r, &message.report));
-                let recent = disk.written_at.is_some_and(|at| {
-                    now.saturating_since(at)
-                        < self.spec.timing.heartbeat_interval * disk_beat_every(&self.spec.timing)
-                            - Duration::from_millis(1)
-                });
-                if unchanged && recent {
-                    return;
-                }
-                disk.written_seq = message.sequence;
-                disk.written_report = Some(message.report.clone());
-                disk.written_at = Some(now);
+                let changed =
+                    !disk.written_report.as_ref().is_some_and(|r| Arc::ptr_eq(r, &message.report));
                 // The echo is for one peer only; the slot is read by all.
                 let mut copy = message.clone();
                 copy.echo = None;
-                let frame = match wire::encode(&self.key, self.cluster_id, &copy) {
-                    Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => frame,
-                    Ok(frame) => {
-                        let why = format!(
-                            "{} bytes, the slot holds {}",
-                            frame.len(),
-                            diskarea::HEARTBEAT_BYTES_MAX
-                        );
-                        return self.too_large(link, why);
+                disk.latest = Some(copy);
+                if changed {
+                    // A changed report goes at once (after the write in flight).
+                    disk.urgent = true;
+                    if !disk.writing {
+                        disk.job(now);
                     }
-                    Err(e) => return self.too_large(link, e.to_string()),
-                };
-                if disk.writing {
-                    disk.pending = Some(frame);
-                } else {
-                    self.write_slot(frame);
                 }
             }
         }
@@ -669,68 +729,55 @@ impl Node {
         }
     }
 
-    /// Writes our slot and, in the same blocking call, reads the peers' slots when no
-    /// read is in flight (one thread wake-up per heartbeat instead of two; the separate
-    /// poll remains for when no heartbeat is written).
-    fn write_slot(&mut self, frame: Vec<u8>) {
+    /// Hands the job of this settle to the disk worker, with what rides along: our newest
+    /// heartbeat if a write is nearly due (or its report changed), the peers' slots if
+    /// a read is nearly due, the mailbox once per [`MAILBOX_READ_EVERY`].
+    fn flush_disk(&mut self) {
         let now = self.clock.now();
-        let interval = self.spec.timing.heartbeat_interval;
-        let nodes = self.spec.nodes.len();
-        let me = self.me;
         let Some(disk) = self.disk.as_mut() else { return };
-        disk.writing = true;
-        let read_too = !disk.reading;
-        if read_too {
-            disk.reading = true;
-            disk.next_poll = now + interval * (disk_beat_every(&self.spec.timing) + 1);
-        }
-        let area = disk.area.clone();
-        let seq = disk.written_seq;
-        let tx = self.wakes_tx.clone();
-        let timeout = disk.io_timeout;
-        let hung = disk.hung.clone();
-        tokio::spawn(async move {
-            let result = blocking_io(timeout, hung, move || {
-                let written = area.write_heartbeat(me, seq, &frame).map_err(|e| e.to_string());
-                let read = read_too.then(|| read_peers(&area, me, nodes));
-                (written, read)
-            })
-            .await;
-            match result {
-                Ok((written, read)) => {
-                    let _ = tx.send(Wake::SlotWritten(written));
-                    if let Some(read) = read {
-                        let _ = tx.send(Wake::SlotsRead(read));
+        let Some((issued, mut job)) = disk.job.take() else { return };
+        let since = |at: Option<Instant>| at.map_or(Duration::MAX, |t| now.saturating_since(t));
+        let mut too_large = None;
+        if !disk.writing && (disk.urgent || since(disk.written_at) >= disk.ride_after) {
+            if let Some(message) = disk.latest.take() {
+                disk.urgent = false;
+                disk.written_seq = message.sequence;
+                disk.written_report = Some(message.report.clone());
+                disk.written_at = Some(now);
+                match wire::encode(&self.key, self.cluster_id, &message) {
+                    Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
+                        disk.writing = true;
+                        job.slot = Some((message.sequence, frame));
                     }
-                }
-                Err(e) => {
-                    let _ = tx.send(Wake::SlotWritten(Err(e.clone())));
-                    if read_too {
-                        let _ = tx.send(Wake::SlotsRead(Err(e)));
+                    Ok(frame) => {
+                        too_large = Some(format!(
+                            "{} bytes, the slot holds {}",
+                            frame.len(),
+                            diskarea::HEARTBEAT_BYTES_MAX
+                        ));
                     }
+                    Err(e) => too_large = Some(e.to_string()),
                 }
             }
-        });
-    }
-
-    fn poll_disk(&mut self, now: Instant) {
-        let interval = self.spec.timing.heartbeat_interval;
-        let me = self.me;
-        let nodes = self.spec.nodes.len();
-        let Some(disk) = self.disk.as_mut() else { return };
-        disk.next_poll = now + interval * disk_beat_every(&self.spec.timing);
-        if disk.reading {
-            return;
         }
-        disk.reading = true;
-        let area = disk.area.clone();
-        let tx = self.wakes_tx.clone();
-        let timeout = disk.io_timeout;
-        let hung = disk.hung.clone();
-        tokio::spawn(async move {
-            let result = blocking_io(timeout, hung, move || read_peers(&area, me, nodes)).await;
-            let _ = tx.send(Wake::SlotsRead(result.and_then(|r| r)));
-        });
+        if !disk.reading && since(disk.read_at) >= disk.ride_after {
+            disk.reading = true;
+            disk.read_at = Some(now);
+            job.peers = true;
+        }
+        if !disk.mailing && since(disk.mail_at) >= MAILBOX_READ_EVERY {
+            disk.mailing = true;
+            disk.mail_at = Some(now);
+            job.mail = true;
+        }
+        let link = disk.link;
+        let failed_at_once = disk.io.submit(issued, job);
+        if let Some(why) = too_large {
+            self.too_large(link, why);
+        }
+        if let Some(done) = failed_at_once {
+            self.on_disk_done(done);
+        }
     }
 
     fn storage_result(&mut self, ok: bool) {
@@ -752,43 +799,45 @@ impl Node {
         }
     }
 
-    fn on_wake(&mut self, wake: Wake) {
-        match wake {
-            Wake::LeaseIo { io, result } => {
-                let ok = !matches!(result, IoResult::Failed(_));
-                if let LeaseClient::Disk(client) = &mut self.lease {
-                    client.io_done(self.clock.now(), io, result);
-                }
-                self.storage_result(ok);
+    fn on_answer(&mut self, answer: diskio::Answer) {
+        let Some(disk) = self.disk.as_mut() else { return };
+        if let Some(done) = disk.io.answered(answer) {
+            self.on_disk_done(done);
+        }
+    }
+
+    /// A disk job's results (or its failure: missed deadline, no worker).
+    fn on_disk_done(&mut self, done: diskio::Done) {
+        let now = self.clock.now();
+        let (_, failed) = done.outcome();
+        if failed {
+            tracing::debug!("disk I/O failed: {done:?}");
+        }
+        self.storage_result(!failed);
+        if let LeaseClient::Disk(client) = &mut self.lease {
+            for (io, result) in done.lease {
+                client.io_done(now, io, result);
             }
-            Wake::SlotWritten(result) => {
-                if let Err(e) = &result {
-                    tracing::debug!("disk heartbeat write failed: {e}");
-                }
-                self.storage_result(result.is_ok());
-                let next = self.disk.as_mut().and_then(|d| {
-                    d.writing = false;
-                    d.pending.take()
-                });
-                if let Some(frame) = next {
-                    self.write_slot(frame);
-                }
+        }
+        let Some(disk) = self.disk.as_mut() else { return };
+        if done.slot.is_some() {
+            disk.writing = false;
+            if disk.urgent && disk.latest.is_some() {
+                disk.job(now);
             }
-            Wake::SlotsRead(result) => {
-                if let Some(disk) = self.disk.as_mut() {
-                    disk.reading = false;
-                }
-                match result {
-                    Err(e) => {
-                        tracing::debug!("disk heartbeat read failed: {e}");
-                        self.storage_result(false);
-                    }
-                    Ok((slots, mail)) => {
-                        self.storage_result(true);
-                        self.read_slots(slots);
-                        self.read_mail(mail);
-                    }
-                }
+        }
+        if let Some(peers) = done.peers {
+            disk.reading = false;
+            if let Ok(slots) = peers {
+                self.read_slots(slots);
+            }
+        }
+        if let Some(mail) = done.mail {
+            if let Some(disk) = self.disk.as_mut() {
+                disk.mailing = false;
+            }
+            if let Ok(mail) = mail {
+                self.read_mail(mail);
             }
         }
     }
@@ -923,16 +972,25 @@ impl Node {
         let _ = call.answer.send(answer);
     }
 
-    /// Carries out the lease client's outputs. The reads and writes one drain yields go
-    /// to the disk in one blocking call, in issue order (fewer thread wake-ups; each
-    /// still lands within the I/O timeout or counts as failed).
+    /// Carries out the lease client's outputs: its reads and writes join the disk job of
+    /// this settle, in issue order (each still lands within the I/O timeout of its issue
+    /// or counts as failed).
     fn drain_lease_client(&mut self) {
+        let beat_now = std::mem::take(&mut self.beat_now);
         let LeaseClient::Disk(client) = &mut self.lease else { return };
-        let Some(disk) = self.disk.as_ref() else { return };
-        let mut batch = Vec::new();
+        let now = self.clock.now();
+        if beat_now {
+            // A heartbeat went now (and the disk job with it): a watch round due within
+            // half an interval goes too, instead of waking the loop and the disk again.
+            client.watch_early(now, self.spec.timing.heartbeat_interval / 2);
+        }
         loop {
             match client.poll_output() {
-                ClientOutput::Io { io, op } => batch.push((io, op)),
+                ClientOutput::Io { io, op } => {
+                    if let Some(disk) = self.disk.as_mut() {
+                        disk.job(now).lease.push((io, op));
+                    }
+                }
                 ClientOutput::Reply { id, result } => {
                     self.inputs.push_back(Input::Lease { id, result });
                 }
@@ -942,70 +1000,14 @@ impl Node {
                 }
             }
         }
-        if batch.is_empty() {
-            return;
-        }
-        let area = disk.area.clone();
-        let tx = self.wakes_tx.clone();
-        let timeout = disk.io_timeout;
-        let hung = disk.hung.clone();
-        tokio::spawn(async move {
-            let ios: Vec<IoId> = batch.iter().map(|(io, _)| *io).collect();
-            let result = blocking_io(timeout, hung, move || {
-                batch.into_iter().map(|(io, op)| (io, diskarea::perform(&area, &op))).collect()
-            })
-            .await;
-            let results: Vec<(IoId, IoResult)> = match result {
-                Ok(results) => results,
-                Err(e) => ios.into_iter().map(|io| (io, IoResult::Failed(e.clone()))).collect(),
-            };
-            for (io, result) in results {
-                let _ = tx.send(Wake::LeaseIo { io, result });
-            }
-        });
     }
 }
 
 /// The loop's inputs.
 struct Receivers {
-    packets: mpsc::Receiver<Packet>,
-    wakes: mpsc::UnboundedReceiver<Wake>,
+    answers: mpsc::UnboundedReceiver<diskio::Answer>,
     done: mpsc::UnboundedReceiver<Done>,
     calls: mpsc::Receiver<Call>,
-}
-
-/// Runs one blocking disk call with a deadline. A call that does not return in time is
-/// answered as failed (it may still be blocked in the kernel; at most
-/// [`DISK_HUNG_MAX`] such calls are let pile up before new ones fail at once).
-async fn blocking_io<T: Send + 'static>(
-    timeout: Duration,
-    hung: Arc<std::sync::atomic::AtomicUsize>,
-    call: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    use std::sync::atomic::Ordering;
-    if hung.load(Ordering::Relaxed) >= DISK_HUNG_MAX {
-        return Err("the disk does not answer (earlier I/O still blocked)".to_string());
-    }
-    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (done_flag, hung_for_call) = (flag.clone(), hung.clone());
-    let task = tokio::task::spawn_blocking(move || {
-        let out = call();
-        if done_flag.swap(true, Ordering::SeqCst) {
-            // We were counted as hung: no longer.
-            hung_for_call.fetch_sub(1, Ordering::Relaxed);
-        }
-        out
-    });
-    match tokio::time::timeout(timeout, task).await {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(e)) => Err(format!("disk I/O task failed: {e}")),
-        Err(_) => {
-            if !flag.swap(true, Ordering::SeqCst) {
-                hung.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(format!("disk I/O did not finish within {timeout:?}"))
-        }
-    }
 }
 
 fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {
@@ -1020,17 +1022,6 @@ fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {
     let area = Area::open(path, &spec.name).map_err(fail)?;
     area.check_layout(spec.nodes.len(), spec.groups.len()).map_err(fail)?;
     Ok(area)
-}
-
-/// Every peer's heartbeat slot, and our mailbox (blocking).
-fn read_peers(area: &Area, me: NodeId, nodes: usize) -> Result<SlotsAndMail, String> {
-    let mut slots = Vec::new();
-    for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
-        let slot = area.read_heartbeat(n).map_err(|e| e.to_string())?;
-        slots.push((n, slot.map(|(_, bytes)| bytes)));
-    }
-    let mail = area.read_record(Block::Mailbox(me)).map_err(|e| e.to_string())?;
-    Ok((slots, mail))
 }
 
 /// The `lock_standby` file systems' devices of the groups this node may run.

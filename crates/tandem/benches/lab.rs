@@ -9,7 +9,8 @@
 //!   profile: heartbeat 50 ms, peer and lease timeout 300 ms);
 //! - **switchover outage**: the same gap around `tandem switchover web --to beta`;
 //! - **idle cost per node**: CPU (share of one core) and resident memory of the daemon
-//!   plus its fence guard over a minute of a formed cluster doing nothing;
+//!   plus its fence guard over a minute (`TANDEM_BENCH_IDLE_SECS`) of a formed cluster
+//!   doing nothing;
 //! - **false failovers**: a formed cluster with both cores busy in every host and 20 %
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
@@ -184,7 +185,8 @@ fn tandem_pids(cluster: &Cluster, host: usize) -> Vec<i32> {
 fn idle() {
     let cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(5));
-    let seconds = 60;
+    let seconds: u64 =
+        std::env::var("TANDEM_BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let hz = 100.0; // USER_HZ on Linux
     let pids: Vec<Vec<i32>> = (0..2).map(|h| tandem_pids(&cluster, h)).collect();
     let before: Vec<u64> =

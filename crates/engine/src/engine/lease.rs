@@ -3,11 +3,14 @@
 //!
 //! The holder's arithmetic, all on its own clock: a lease granted or renewed by a write
 //! issued at `since` is valid until `since + lease_timeout`. Renewal runs every
-//! `lease_renew_interval`. When less than `lease_stop_budget` is left, the node stops its
+//! `lease_renew_interval`, or up to half a heartbeat interval earlier to go with a
+//! heartbeat. When less than `lease_stop_budget` is left, the node stops its
 //! groups (E3105); if anything still runs when the lease expires, it fences itself
 //! (E3106). The arbitrator waits `lease_takeover_wait` (longer than `lease_timeout`
 //! under the worst clock drift) before granting to anyone else, so the holder is always
 //! down first. The fence guard is armed with the expiry so that a dead daemon is covered.
+
+use std::time::Duration;
 
 use super::{Engine, Pending};
 use crate::catalogue;
@@ -217,8 +220,16 @@ impl Engine {
         // The host lease is renewed whether or not the node holds groups (sanlock's
         // delta lease): the arbitrator sees the node alive, and the node learns at once
         // whether it can reach the arbitrator (it is not eligible while it cannot).
+        // A renewal due within half a heartbeat interval goes now if a heartbeat goes
+        // now, so that the shell wakes once for both (renewing early is always safe: a
+        // lease counts from the issue of its write; it only shortens the interval).
+        let heartbeat_now = now >= self.next_heartbeat_at;
+        let early = if heartbeat_now { timing.heartbeat_interval / 2 } else { Duration::ZERO };
         if self.lease.renew.is_none()
-            && self.lease.last_renew_issued.is_none_or(|t| now >= t + timing.lease_renew_interval())
+            && self
+                .lease
+                .last_renew_issued
+                .is_none_or(|t| now + early >= t + timing.lease_renew_interval())
         {
             let id = self.request_lease(LeaseRequest::Renew);
             self.lease.renew = Some((id, now));

@@ -1,0 +1,371 @@
+//! The disk link's I/O: one long-lived worker thread performs *jobs* for the daemon's
+//! loop, one at a time and in the order given, and sends each job's results back as a
+//! message. A job holds everything the loop wants from the disk at one moment: the lease
+//! client's reads and writes (first, in issue order), this node's heartbeat slot, the
+//! peers' slots and this node's mailbox. Folding them into one job is what keeps a node
+//! cheap at idle: one thread hand-off per job instead of one task, one blocking-pool
+//! call and one timer per I/O.
+//!
+//! **Deadlines.** Every job must finish within the I/O timeout from the moment the loop
+//! submitted it (the delta-lease argument assumes every I/O lands or fails within it).
+//! The loop, not a timer per job, watches the deadlines ([`DiskIo::next_deadline`],
+//! [`DiskIo::expire`]): a job not done by its deadline is answered as failed, its late
+//! answer is ignored, and the worker, which may be blocked in the kernel, is abandoned;
+//! the next job starts a new worker. The worker itself checks the deadline before every
+//! I/O and skips what is already too late, so that a job queued behind a stuck one never
+//! reaches the disk after the loop gave up on it. At most [`WORKERS_HUNG_MAX`] abandoned
+//! workers may still be blocked; beyond that, jobs fail at once (the disk is gone).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use arbiter::disk::{Block, IoId, IoOp, IoResult, Record};
+use diskarea::Area;
+use engine::{Instant, NodeId};
+use tokio::sync::mpsc;
+
+use crate::clock::monotonic_ns;
+
+/// Abandoned workers (blocked past a deadline) allowed at once.
+pub const WORKERS_HUNG_MAX: usize = 8;
+
+/// A peer's disk heartbeat slot as read (`None`: never written).
+pub type Slot = (NodeId, Option<Vec<u8>>);
+
+/// What the loop wants from the disk at one moment.
+#[derive(Debug, Default)]
+pub struct Job {
+    /// The lease client's I/O, performed first and in this order.
+    pub lease: Vec<(IoId, IoOp)>,
+    /// This node's heartbeat slot: sequence and frame.
+    pub slot: Option<(u64, Vec<u8>)>,
+    /// Read every peer's heartbeat slot.
+    pub peers: bool,
+    /// Read this node's mailbox (a poison pill).
+    pub mail: bool,
+}
+
+impl Job {
+    pub fn is_empty(&self) -> bool {
+        self.lease.is_empty() && self.slot.is_none() && !self.peers && !self.mail
+    }
+}
+
+/// A job's results: one per part asked for.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub lease: Vec<(IoId, IoResult)>,
+    pub slot: Option<Result<(), String>>,
+    pub peers: Option<Result<Vec<Slot>, String>>,
+    pub mail: Option<Result<Record, String>>,
+}
+
+impl Done {
+    /// Every part of `job` failed with `why`.
+    fn failed(job: &Job, why: &str) -> Done {
+        Done {
+            lease: job.lease.iter().map(|(io, _)| (*io, IoResult::Failed(why.into()))).collect(),
+            slot: job.slot.as_ref().map(|_| Err(why.into())),
+            peers: job.peers.then(|| Err(why.into())),
+            mail: job.mail.then(|| Err(why.into())),
+        }
+    }
+
+    /// Whether any I/O of the job succeeded, failed (for the storage path verdict).
+    pub fn outcome(&self) -> (bool, bool) {
+        let mut ok = false;
+        let mut failed = false;
+        let mut note = |good: bool| if good { ok = true } else { failed = true };
+        for (_, result) in &self.lease {
+            note(!matches!(result, IoResult::Failed(_)));
+        }
+        if let Some(r) = &self.slot {
+            note(r.is_ok());
+        }
+        if let Some(r) = &self.peers {
+            note(r.is_ok());
+        }
+        if let Some(r) = &self.mail {
+            note(r.is_ok());
+        }
+        (ok, failed)
+    }
+}
+
+/// A job's answer as the worker sends it.
+pub struct Answer {
+    pub id: u64,
+    pub done: Done,
+}
+
+struct Work {
+    id: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds after which no I/O of the job is started.
+    deadline_ns: u64,
+    job: Job,
+}
+
+/// A job in flight: its deadline and what to answer if it is missed.
+struct Pending {
+    id: u64,
+    deadline: Instant,
+    /// The job's shape, to answer "failed" for each part.
+    shape: Job,
+}
+
+/// The loop's side of the disk worker.
+pub struct DiskIo {
+    area: Arc<Area>,
+    me: NodeId,
+    nodes: usize,
+    timeout: Duration,
+    answers: mpsc::UnboundedSender<Answer>,
+    worker: Option<std_mpsc::Sender<Work>>,
+    pending: VecDeque<Pending>,
+    next_id: u64,
+    /// Workers abandoned at a missed deadline and still blocked.
+    hung: Arc<AtomicUsize>,
+}
+
+impl DiskIo {
+    pub fn new(
+        area: Arc<Area>,
+        me: NodeId,
+        nodes: usize,
+        timeout: Duration,
+        answers: mpsc::UnboundedSender<Answer>,
+    ) -> DiskIo {
+        DiskIo {
+            area,
+            me,
+            nodes,
+            timeout,
+            answers,
+            worker: None,
+            pending: VecDeque::new(),
+            next_id: 0,
+            hung: Arc::default(),
+        }
+    }
+
+    /// Hands `job` to the worker. Returns the failed answer at once when no worker can
+    /// take it (too many abandoned workers still blocked, or no thread could start).
+    pub fn submit(&mut self, now: Instant, job: Job) -> Option<Done> {
+        if job.is_empty() {
+            return None;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let deadline = now + self.timeout;
+        let shape = Job {
+            lease: job.lease.iter().map(|(io, op)| (*io, op.clone())).collect(),
+            slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
+            peers: job.peers,
+            mail: job.mail,
+        };
+        let mut work = Work { id, deadline_ns: deadline.0, job };
+        if let Some(worker) = &self.worker {
+            match worker.send(work) {
+                Ok(()) => {
+                    self.pending.push_back(Pending { id, deadline, shape });
+                    return None;
+                }
+                Err(std_mpsc::SendError(back)) => work = back,
+            }
+        }
+        // No worker yet, or it ended: start one.
+        if self.hung.load(Ordering::Relaxed) >= WORKERS_HUNG_MAX {
+            return Some(Done::failed(
+                &shape,
+                "the disk does not answer (earlier I/O still blocked)",
+            ));
+        }
+        match self.spawn_worker() {
+            Ok(sender) => {
+                let _ = sender.send(work);
+                self.worker = Some(sender);
+                self.pending.push_back(Pending { id, deadline, shape });
+                None
+            }
+            Err(e) => Some(Done::failed(&shape, &format!("cannot start the disk I/O thread: {e}"))),
+        }
+    }
+
+    fn spawn_worker(&self) -> std::io::Result<std_mpsc::Sender<Work>> {
+        let (tx, rx) = std_mpsc::channel::<Work>();
+        let area = self.area.clone();
+        let answers = self.answers.clone();
+        let (me, nodes) = (self.me, self.nodes);
+        let hung = self.hung.clone();
+        std::thread::Builder::new().name("tandem-disk".into()).spawn(move || {
+            while let Ok(work) = rx.recv() {
+                let done = perform(&area, me, nodes, work.deadline_ns, work.job);
+                if answers.send(Answer { id: work.id, done }).is_err() {
+                    return;
+                }
+            }
+            // The loop dropped our sender: either it abandoned us (we were counted as
+            // hung) or the daemon is ending; either way nothing is counted any more.
+            let _ = hung.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        })?;
+        Ok(tx)
+    }
+
+    /// A worker's answer: the job's results, or `None` for an answer that came after its
+    /// deadline (already answered as failed).
+    pub fn answered(&mut self, answer: Answer) -> Option<Done> {
+        let index = self.pending.iter().position(|p| p.id == answer.id)?;
+        self.pending.remove(index);
+        Some(answer.done)
+    }
+
+    /// The earliest deadline of a job in flight.
+    pub fn next_deadline(&self) -> Instant {
+        self.pending.front().map_or(Instant::MAX, |p| p.deadline)
+    }
+
+    /// Answers as failed every job whose deadline passed, and abandons the worker that
+    /// holds them (the next job starts a new one).
+    pub fn expire(&mut self, now: Instant) -> Vec<Done> {
+        let mut out = Vec::new();
+        while self.pending.front().is_some_and(|p| p.deadline <= now) {
+            let missed = self.pending.pop_front().expect("checked");
+            out.push(Done::failed(
+                &missed.shape,
+                &format!("disk I/O did not finish within {:?}", self.timeout),
+            ));
+        }
+        if !out.is_empty() && self.worker.take().is_some() {
+            // The jobs still queued there will be skipped as too late by the worker
+            // (their deadlines come no sooner than the loop's) and answered as failed
+            // here when their deadlines pass.
+            self.hung.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Jobs in flight.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// Performs one job (on the worker): each I/O only while the deadline has not passed.
+fn perform(area: &Area, me: NodeId, nodes: usize, deadline_ns: u64, job: Job) -> Done {
+    let late = || monotonic_ns() >= deadline_ns;
+    const LATE: &str = "not started: the job's I/O deadline had passed";
+    let mut done = Done::default();
+    for (io, op) in job.lease {
+        let result =
+            if late() { IoResult::Failed(LATE.into()) } else { diskarea::perform(area, &op) };
+        done.lease.push((io, result));
+    }
+    if let Some((seq, frame)) = job.slot {
+        done.slot = Some(if late() {
+            Err(LATE.into())
+        } else {
+            area.write_heartbeat(me, seq, &frame).map_err(|e| e.to_string())
+        });
+    }
+    if job.peers {
+        done.peers = Some(if late() { Err(LATE.into()) } else { read_peers(area, me, nodes) });
+    }
+    if job.mail {
+        done.mail = Some(if late() {
+            Err(LATE.into())
+        } else {
+            area.read_record(Block::Mailbox(me)).map_err(|e| e.to_string())
+        });
+    }
+    done
+}
+
+/// Every peer's heartbeat slot.
+fn read_peers(area: &Area, me: NodeId, nodes: usize) -> Result<Vec<Slot>, String> {
+    let mut slots = Vec::new();
+    for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
+        let slot = area.read_heartbeat(n).map_err(|e| e.to_string())?;
+        slots.push((n, slot.map(|(_, bytes)| bytes)));
+    }
+    Ok(slots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn area() -> (tempfile::NamedTempFile, Arc<Area>) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(1 << 20).unwrap();
+        diskarea::format_area(file.path(), "t", 2, 1, false).unwrap();
+        let area = Area::open(file.path(), "t").unwrap();
+        (file, Arc::new(area))
+    }
+
+    fn now() -> Instant {
+        Instant(monotonic_ns())
+    }
+
+    #[test]
+    fn a_job_writes_the_slot_and_reads_the_peers_and_the_mailbox() {
+        let (_file, area) = area();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_secs(5), tx);
+        area.write_heartbeat(NodeId(1), 3, b"peer").unwrap();
+        let job =
+            Job { slot: Some((1, b"mine".to_vec())), peers: true, mail: true, ..Job::default() };
+        assert!(io.submit(now(), job).is_none());
+        assert_eq!(io.in_flight(), 1);
+        let answer = rx.blocking_recv().unwrap();
+        let done = io.answered(answer).expect("in time");
+        assert_eq!(done.slot, Some(Ok(())));
+        assert_eq!(done.peers, Some(Ok(vec![(NodeId(1), Some(b"peer".to_vec()))])));
+        assert!(matches!(done.mail, Some(Ok(Record::Blank))), "{:?}", done.mail);
+        assert_eq!(done.outcome(), (true, false));
+        assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), Some((1, b"mine".to_vec())));
+        assert_eq!(io.next_deadline(), Instant::MAX);
+    }
+
+    #[test]
+    fn a_missed_deadline_fails_the_job_ignores_its_answer_and_starts_a_new_worker() {
+        let (_file, area) = area();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
+        let start = now();
+        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
+        assert_eq!(io.next_deadline(), start + Duration::from_millis(50));
+        // The loop saw the deadline pass before the answer.
+        let failed = io.expire(start + Duration::from_millis(50));
+        assert_eq!(failed.len(), 1);
+        assert!(matches!(&failed[0].peers, Some(Err(e)) if e.contains("did not finish")));
+        assert_eq!(failed[0].outcome(), (false, true));
+        let late = rx.blocking_recv().unwrap();
+        assert!(io.answered(late).is_none(), "a late answer is ignored");
+        // A new job goes to a new worker and is answered.
+        assert!(io.submit(now(), Job { mail: true, ..Job::default() }).is_none());
+        let answer = rx.blocking_recv().unwrap();
+        assert!(io.answered(answer).is_some());
+    }
+
+    #[test]
+    fn a_worker_skips_what_is_already_too_late() {
+        let (_file, area) = area();
+        let job = Job { slot: Some((9, b"x".to_vec())), peers: true, ..Job::default() };
+        let done = perform(&area, NodeId(0), 2, monotonic_ns(), job);
+        assert!(matches!(&done.slot, Some(Err(e)) if e.contains("deadline")));
+        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("deadline")));
+        assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), None, "nothing was written");
+    }
+
+    #[test]
+    fn too_many_hung_workers_fail_new_jobs_at_once() {
+        let (_file, area) = area();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(1), tx);
+        io.hung.store(WORKERS_HUNG_MAX, Ordering::Relaxed);
+        let done = io.submit(now(), Job { peers: true, ..Job::default() }).expect("failed at once");
+        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("still blocked")));
+    }
+}
