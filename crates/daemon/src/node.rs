@@ -62,11 +62,11 @@ pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
     }
 }
 
-/// How far apart two of the loop's deadlines may be and still be met in one wake-up
-/// (the earlier one that much late at most): 5 ms, or a tenth of the heartbeat interval
-/// if that is less. Enough for the lease client's read after a renewal (due a settle
-/// time after the write completed, a few milliseconds after the heartbeat tick that
-/// issued it) to go with the next tick; nothing the engine decides is that precise.
+/// How late the loop may meet a deadline of the engine to meet it together with the
+/// lease client's next one ([`Node::wake_at`]): 5 ms, or a tenth of the heartbeat
+/// interval if that is less. Enough for the lease client's read after a renewal (due a
+/// settle time after the write completed, a few milliseconds after the heartbeat tick
+/// that issued it) to go with the next tick; nothing the engine decides is that precise.
 pub fn coalesce_window(timing: &engine::Timing) -> Duration {
     (timing.heartbeat_interval / 10).min(Duration::from_millis(5))
 }
@@ -460,32 +460,30 @@ impl Node {
         }
     }
 
-    /// When the loop must wake next. Deadlines a little apart are met in one wake-up, at
-    /// the later one ([`coalesce_window`]: a heartbeat tick and a lease client's wait,
-    /// say); every one of them may be met that little late. The disk I/O deadlines are
-    /// the exception: met exactly, as the lease protocol assumes.
+    /// When the loop must wake next. A deadline of the engine, the disk slots or the
+    /// watchdog may be met up to [`coalesce_window`] late when the lease client's
+    /// deadline comes within that window after it, so that both are met in one wake-up
+    /// (the read after a renewal and the next heartbeat tick, say). The lease client's
+    /// own deadlines are never moved (a takeover is a chain of them), nor the disk I/O
+    /// deadlines, which the lease protocol needs met exactly.
     fn wake_at(&self) -> Instant {
-        let mut soft = vec![self.engine_wait, self.lease_wait];
-        let mut exact = Instant::MAX;
+        let mut soft = self.engine_wait;
+        let mut exact = self.lease_wait;
         if let Some(disk) = &self.disk {
-            soft.push(disk.next_due());
-            exact = disk.io.next_deadline();
+            soft = soft.min(disk.next_due());
+            exact = exact.min(disk.io.next_deadline());
         }
         if self.watchdog.is_some() {
-            soft.push(self.next_watchdog);
+            soft = soft.min(self.next_watchdog);
         }
         if let Some(by) = self.shutdown_by {
-            soft.push(by);
+            soft = soft.min(by);
         }
-        let first = soft.iter().copied().min().unwrap_or(Instant::MAX);
         let window = coalesce_window(&self.spec.timing);
-        let last_near = soft
-            .iter()
-            .copied()
-            .filter(|at| *at != Instant::MAX && at.saturating_since(first) <= window)
-            .max()
-            .unwrap_or(first);
-        last_near.min(exact)
+        if soft < self.lease_wait && self.lease_wait.saturating_since(soft) <= window {
+            soft = self.lease_wait;
+        }
+        soft.min(exact)
     }
 
     fn begin_shutdown(&mut self) {

@@ -9,8 +9,8 @@
 //!   profile: heartbeat 50 ms, peer and lease timeout 300 ms);
 //! - **switchover outage**: the same gap around `tandem switchover web --to beta`;
 //! - **idle cost per node**: CPU (share of one core) and resident memory of the daemon
-//!   plus its fence guard over a minute (`TANDEM_BENCH_IDLE_SECS`) of a formed cluster
-//!   doing nothing;
+//!   plus its fence guard over three minutes (`TANDEM_BENCH_IDLE_SECS`) of a formed
+//!   cluster doing nothing, in windows of 20 s (median and worst window);
 //! - **false failovers**: a formed cluster with both cores busy in every host and 20 %
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
@@ -186,21 +186,35 @@ fn idle() {
     let cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(5));
     let seconds: u64 =
-        std::env::var("TANDEM_BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+        std::env::var("TANDEM_BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
+    let window = 20.min(seconds).max(1);
     let hz = 100.0; // USER_HZ on Linux
     let pids: Vec<Vec<i32>> = (0..2).map(|h| tandem_pids(&cluster, h)).collect();
-    let before: Vec<u64> =
-        pids.iter().map(|ps| ps.iter().filter_map(|p| usage(*p)).map(|u| u.0).sum()).collect();
-    std::thread::sleep(Duration::from_secs(seconds));
+    let ticks =
+        |host: usize| -> u64 { pids[host].iter().filter_map(|p| usage(*p)).map(|u| u.0).sum() };
+    // CPU over consecutive windows: their median and worst, per node.
+    let mut shares: Vec<Vec<f64>> = vec![Vec::new(); 2];
+    for _ in 0..(seconds / window).max(1) {
+        let before: Vec<u64> = (0..2).map(ticks).collect();
+        std::thread::sleep(Duration::from_secs(window));
+        for host in 0..2 {
+            let used = ticks(host) - before[host];
+            shares[host].push(used as f64 / hz / window as f64 * 100.0);
+        }
+    }
     for host in 0..2 {
         let now: Vec<(u64, u64)> = pids[host].iter().filter_map(|p| usage(*p)).collect();
-        let ticks: u64 = now.iter().map(|u| u.0).sum();
         let rss: u64 = now.iter().map(|u| u.1).sum();
-        let cpu = (ticks - before[host]) as f64 / hz / seconds as f64 * 100.0;
+        let mut values = shares[host].clone();
+        values.sort_by(f64::total_cmp);
         println!(
-            "idle {} ({} processes: daemon + guard): CPU {cpu:.2} % of one core, resident {:.1} MiB",
+            "idle {} ({} processes: daemon + guard): CPU median {:.2} %, p99 {:.2} % of one \
+             core over {} windows of {window} s; resident {:.1} MiB",
             NAMES[host],
             now.len(),
+            percentile(&values, 0.5),
+            percentile(&values, 0.99),
+            values.len(),
             rss as f64 / 1024.0
         );
     }
