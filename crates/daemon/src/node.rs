@@ -154,7 +154,7 @@ impl DiskLink {
         at
     }
 
-    /// Adds `part` to the job of this settle, started at `now` if there is none.
+    /// The job of this settle (to which the caller adds), started at `now` if there is none.
     fn job(&mut self, now: Instant) -> &mut diskio::Job {
         &mut self.job.get_or_insert_with(|| (now, diskio::Job::default())).1
     }
