@@ -1,10 +1,10 @@
 //! The daemon's loop: one task that owns the engine and carries out its outputs. Every
-//! input (heartbeat packets, disk slots read, agent results, lease I/O, control
-//! requests, signals, time) arrives here through channels and goes to the engine in
+//! input (heartbeat packets read from the UDP sockets, disk slots read, agent results,
+//! lease I/O, control requests, signals, the loop's timer) goes to the engine in
 //! arrival order; after each one the engine's outputs are drained until `Wait`. Blocking
-//! work (agents, disk I/O) runs on tokio's blocking pool and comes back as a message, so
-//! the loop itself never blocks for long (the fence guard's socket is the exception: a
-//! local write of one line). Disk I/O goes to the disk link's worker thread
+//! work comes back as a message (agents run on tokio's blocking pool, disk I/O on the
+//! disk worker), so the loop itself never blocks for long (the fence guard's socket is
+//! the exception: a local write of one line). Disk I/O goes to the disk link's worker thread
 //! ([`crate::diskio`]) as *jobs*: what one moment needs (the lease client's I/O, our
 //! heartbeat slot, the peers' slots, our mailbox) in one hand-off, and an unchanged
 //! heartbeat report or a peers' read that is nearly due rides along with a job that
@@ -51,7 +51,7 @@ pub const STORAGE_FAIL_WINDOW_BEATS: u32 = 2;
 /// (and the peers' slots are read), on average: 2 when `peer_timeout` spans at least 8
 /// heartbeat intervals (the defaults: 10), else 1. Each write (and read) may come half
 /// an interval early, with a job that goes to the disk anyway, or half an interval late
-/// at most ([`DiskLink::due_after`]), so a peer sees a new write at least every 2.5
+/// at most (`DiskLink::due_after`), so a peer sees a new write at least every 2.5
 /// intervals: three or more within its timeout. A changed report is written at once.
 pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
     let ratio = timing.peer_timeout.as_nanos() / timing.heartbeat_interval.as_nanos().max(1);
@@ -63,7 +63,7 @@ pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
 }
 
 /// How late the loop may meet a deadline of the engine to meet it together with the
-/// lease client's next one ([`Node::wake_at`]): 5 ms, or a tenth of the heartbeat
+/// lease client's next one (`Node::wake_at`): 5 ms, or a tenth of the heartbeat
 /// interval if that is less. Enough for the lease client's read after a renewal (due a
 /// settle time after the write completed, a few milliseconds after the heartbeat tick
 /// that issued it) to go with the next tick; nothing the engine decides is that precise.
