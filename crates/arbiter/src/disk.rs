@@ -353,8 +353,19 @@ impl DiskLeaseClient {
     /// and a disk job. Safe at any time: the window is bounded by the reads themselves,
     /// whenever they are made; an early round only shortens one poll interval.
     pub fn watch_early(&mut self, now: Instant, within: Duration) {
-        if self.next_watch != Instant::MAX && now + within >= self.next_watch {
+        if self.next_watch_round() != Instant::MAX && now + within >= self.next_watch {
             self.watch_round(now);
+        }
+    }
+
+    /// When the next round of watching ahead is due: never while this node holds every
+    /// group it watches (there is nothing to read; a group released or lost makes the
+    /// overdue round run at once).
+    fn next_watch_round(&self) -> Instant {
+        if self.watched.iter().all(|g| self.held.contains_key(g)) {
+            Instant::MAX
+        } else {
+            self.next_watch
         }
     }
 
@@ -773,7 +784,7 @@ impl DiskLeaseClient {
             self.watch_ios.remove(&io);
             self.observed.remove(&group);
         }
-        if self.next_watch <= now {
+        if self.next_watch_round() <= now {
             self.watch_round(now);
         }
         let expired: Vec<(IoId, u64)> = self
@@ -839,7 +850,7 @@ impl DiskLeaseClient {
         let deadlines = self.ios.values().map(|(_, _, d)| *d);
         let watching = self.watch_ios.values().map(|(_, _, d)| *d);
         let next = wake.chain(deadlines).chain(watching).min().unwrap_or(Instant::MAX);
-        ClientOutput::Wait(next.min(self.next_watch))
+        ClientOutput::Wait(next.min(self.next_watch_round()))
     }
 }
 

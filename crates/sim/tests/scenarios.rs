@@ -197,6 +197,11 @@ mod regressions {
         ("examples/loopback.toml", 180, "C: failback timer left in the past (busy loop)"),
         ("examples/loopback.toml", 260, "L1/L2: an admin write that changed nothing never left"),
         ("examples/reference.toml", 80, "C: failback timer left in the past (busy loop)"),
+        (
+            "examples/reference.toml",
+            1482,
+            "L2: a command given while probes hung at boot overtook a later one",
+        ),
         ("three-node", 19, "C: failback timer left in the past (busy loop)"),
         ("three-node", 160, "S1: a start in flight not counted as possibly running"),
         ("two-node", 847, "S1: a start in flight not counted as possibly running"),

@@ -115,12 +115,24 @@ impl Engine {
     }
 
     pub(super) fn on_admin(&mut self, command: AdminCommand) {
-        if self.booting {
+        if self.booting && !self.knows_cluster() {
             if self.queued_admin.len() < QUEUED_ADMIN_MAX {
                 self.queued_admin.push(command);
             }
             return;
         }
+        self.apply_queued_admin(); // commands keep the order they were given in
+        self.admin_command(command);
+    }
+
+    /// Apply the commands queued while this node did not know the cluster's state yet.
+    pub(super) fn apply_queued_admin(&mut self) {
+        for command in std::mem::take(&mut self.queued_admin) {
+            self.admin_command(command);
+        }
+    }
+
+    fn admin_command(&mut self, command: AdminCommand) {
         self.touch_all(); // and so the new state goes out at once
         match command {
             AdminCommand::Switchover { group, to } => self.admin_switchover(group, to),

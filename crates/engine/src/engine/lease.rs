@@ -3,10 +3,10 @@
 //!
 //! The holder's arithmetic, all on its own clock: a lease granted or renewed by a write
 //! issued at `since` is valid until `since + lease_timeout`. Renewal runs every
-//! `lease_renew_interval`, or up to half a heartbeat interval earlier to go with a
-//! heartbeat. When less than `lease_stop_budget` is left, the node stops its
-//! groups (E3105); if anything still runs when the lease expires, it fences itself
-//! (E3106). The arbitrator waits `lease_takeover_wait` (longer than `lease_timeout`
+//! `lease_renew_interval`, on the heartbeat tick nearest before that (or just after:
+//! a tenth of an interval late at most) so that both go together. When less than
+//! `lease_stop_budget` is left, the node stops its groups (E3105); if anything still
+//! runs when the lease expires, it fences itself (E3106). The arbitrator waits `lease_takeover_wait` (longer than `lease_timeout`
 //! under the worst clock drift) before granting to anyone else, so the holder is always
 //! down first. The fence guard is armed with the expiry so that a dead daemon is covered.
 
@@ -220,16 +220,16 @@ impl Engine {
         // The host lease is renewed whether or not the node holds groups (sanlock's
         // delta lease): the arbitrator sees the node alive, and the node learns at once
         // whether it can reach the arbitrator (it is not eligible while it cannot).
-        // A renewal due within half a heartbeat interval goes now if a heartbeat goes
-        // now, so that the shell wakes once for both (renewing early is always safe: a
-        // lease counts from the issue of its write; it only shortens the interval).
+        // Renewals go with heartbeats, so that the shell wakes once for both: at a
+        // heartbeat tick, a renewal due before the next tick goes now (up to 9/10 of an
+        // interval early: always safe, a lease counts from the issue of its write); one
+        // due just before a tick waits for it (a tenth of an interval at most). Every
+        // phase thus ends up on a tick, and stays there (ticks keep to their grid).
+        let (early, late) = renewal_slack(&timing);
         let heartbeat_now = now >= self.next_heartbeat_at;
-        let early = if heartbeat_now { timing.heartbeat_interval / 2 } else { Duration::ZERO };
+        let due = self.lease.last_renew_issued.map(|t| t + timing.lease_renew_interval());
         if self.lease.renew.is_none()
-            && self
-                .lease
-                .last_renew_issued
-                .is_none_or(|t| now + early >= t + timing.lease_renew_interval())
+            && due.is_none_or(|due| (heartbeat_now && now + early >= due) || now >= due + late)
         {
             let id = self.request_lease(LeaseRequest::Renew);
             self.lease.renew = Some((id, now));
@@ -304,10 +304,11 @@ impl Engine {
         if let Some((_, issued)) = self.lease.renew {
             next = next.min(issued + timing.lease_timeout);
         } else {
+            let (_, late) = renewal_slack(&timing);
             next = next.min(
                 self.lease
                     .last_renew_issued
-                    .map_or(self.now, |t| t + timing.lease_renew_interval()),
+                    .map_or(self.now, |t| t + timing.lease_renew_interval() + late),
             );
         }
         if let Some(until) = self.lease.valid_until {
@@ -342,4 +343,12 @@ impl Engine {
             self.push(Output::ArmFence { deadline: wanted });
         }
     }
+}
+
+/// How much earlier than due (at a heartbeat tick) and how much later (waiting for the
+/// tick) a renewal may go: 9/10 and 1/10 of a heartbeat interval, bounded by a half and
+/// a tenth of the renew interval.
+fn renewal_slack(timing: &crate::spec::Timing) -> (Duration, Duration) {
+    let (interval, renew) = (timing.heartbeat_interval, timing.lease_renew_interval());
+    ((interval * 9 / 10).min(renew / 2), (interval / 10).min(renew / 10))
 }

@@ -274,7 +274,16 @@ impl Engine {
 
     pub(super) fn send_heartbeats(&mut self) {
         let now = self.now;
-        self.next_heartbeat_at = now + self.timing().heartbeat_interval;
+        let interval = self.timing().heartbeat_interval;
+        // A due tick keeps the ticks on their grid (the next is due an interval after
+        // this one was due, not after it went out), so that what goes with a heartbeat
+        // (a lease renewal due within half an interval, the shell's disk job) stays
+        // with it instead of drifting apart by the shell's lateness; a tick more than an
+        // interval late, or a heartbeat sent between ticks (a changed report), starts
+        // the grid again.
+        let on_grid = self.next_heartbeat_at + interval;
+        self.next_heartbeat_at =
+            if now >= self.next_heartbeat_at && on_grid > now { on_grid } else { now + interval };
         self.last_heartbeat_at = Some(now);
         self.sequence += 1;
         for peer_index in 0..self.peers.len() {

@@ -343,20 +343,32 @@ impl Engine {
         self.spec.timing
     }
 
+    /// Whether this node knows the cluster's administrative state: it heard every peer
+    /// (each heartbeat carries the state, merged on receipt) or the start-up wait passed.
+    /// Its Lamport clock is then past every stamp its peers hold, so commands can be
+    /// stamped.
+    fn knows_cluster(&self) -> bool {
+        self.now >= self.started_at + self.spec.timing.startup_wait() || self.all_peers_heard()
+    }
+
     /// Booting ends once every peer was heard (or the start-up wait passed) and every
-    /// probe answered.
+    /// probe answered. Commands queued while booting are applied as soon as the node
+    /// knows the cluster's state, without waiting for its probes: a probe can take as
+    /// long as its timeout, and a command stamped only then would overtake commands
+    /// given to other nodes in the meantime (found by the simulator: an operator's
+    /// "maintenance on" given to a booting node beat a later "maintenance off").
     fn boot_timer(&mut self) {
         if !self.booting {
             return;
         }
-        let waited = self.now >= self.started_at + self.spec.timing.startup_wait();
+        let knows_cluster = self.knows_cluster();
+        if knows_cluster {
+            self.apply_queued_admin();
+        }
         let probing = self.groups.iter().any(|g| g.probes_pending() > 0);
-        if (waited || self.all_peers_heard()) && !probing {
+        if knows_cluster && !probing {
             self.booting = false;
             self.touch_all();
-            for command in std::mem::take(&mut self.queued_admin) {
-                self.on_admin(command);
-            }
             let heard = self.peers.iter().filter(|p| p.alive).count();
             self.event(
                 &crate::catalogue::NODE_READY,

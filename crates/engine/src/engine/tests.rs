@@ -71,6 +71,8 @@ pub(crate) struct Cluster {
     pub lease_failures: BTreeMap<u16, u32>,
     /// Armed fence deadlines per node (the guard that outlives the daemon).
     pub guards: BTreeMap<u16, Instant>,
+    /// Agent operations of these nodes never answer (a hung agent).
+    pub hung_agents: BTreeSet<u16>,
     queue: Vec<(u16, Input)>,
 }
 
@@ -94,6 +96,7 @@ impl Cluster {
             storage_lost: BTreeSet::new(),
             lease_failures: BTreeMap::new(),
             guards: BTreeMap::new(),
+            hung_agents: BTreeSet::new(),
             queue: Vec::new(),
         };
         for node in 0..n {
@@ -187,6 +190,7 @@ impl Cluster {
                     self.queue.push((to.0, Input::Heartbeat { link, message }));
                 }
             }
+            Output::Operation { .. } if self.hung_agents.contains(&node) => {}
             Output::Operation { id, group, resource, op, .. } => {
                 let key = (node, group.0, resource.0);
                 let kind = self.spec.group(group).resource(resource).kind;
@@ -617,6 +621,10 @@ fn admin_commands_survive_a_restart_and_the_newest_wins() {
     cluster.run(Duration::from_secs(3));
     cluster.admin(0, AdminCommand::Maintenance(false));
     cluster.run(Duration::from_secs(3));
+    assert_no_node_in_maintenance(&cluster);
+}
+
+fn assert_no_node_in_maintenance(cluster: &Cluster) {
     for node in 0..2 {
         let status = cluster.engine(node).status(cluster.now);
         assert!(
@@ -625,6 +633,27 @@ fn admin_commands_survive_a_restart_and_the_newest_wins() {
             status.nodes
         );
     }
+}
+
+#[test]
+fn a_command_given_while_probes_hang_at_boot_does_not_overtake_later_ones() {
+    // Simulator seed 1482 (reference.toml, with renewals locked to heartbeat ticks): a
+    // restarted node's probe hung until its timeout, and the operator's "maintenance
+    // on" given to it meanwhile was stamped only when booting ended, after a later
+    // "maintenance off" given to the peer: both nodes stayed in maintenance for ever.
+    let mut cluster = formed();
+    cluster.kill_daemon(1);
+    cluster.hung_agents.insert(1);
+    cluster.boot(1);
+    cluster.run(Duration::from_secs(1)); // heard its peer; its probes hang
+    cluster.admin(1, AdminCommand::Maintenance(true));
+    cluster.run(Duration::from_secs(2));
+    cluster.admin(0, AdminCommand::Maintenance(false));
+    cluster.run(Duration::from_secs(2));
+    cluster.hung_agents.clear();
+    cluster.run(Duration::from_secs(60)); // the hung probes time out; booting ends
+    assert!(cluster.codes().contains(&"I2109"), "node beta finished booting");
+    assert_no_node_in_maintenance(&cluster);
 }
 
 #[test]
