@@ -846,11 +846,21 @@ impl DiskLeaseClient {
         if let Some(out) = self.out.pop_front() {
             return out;
         }
-        let wake = self.tasks.values().filter_map(|t| t.wake);
         let deadlines = self.ios.values().map(|(_, _, d)| *d);
         let watching = self.watch_ios.values().map(|(_, _, d)| *d);
-        let next = wake.chain(deadlines).chain(watching).min().unwrap_or(Instant::MAX);
-        ClientOutput::Wait(next.min(self.next_watch_round()))
+        ClientOutput::Wait(deadlines.chain(watching).fold(self.next_step_at(), Instant::min))
+    }
+
+    /// When the client next acts by itself (a settle ends, a watch round is due), leaving
+    /// out the deadlines of its outstanding I/O. A shell that answers every I/O itself —
+    /// as failed once its deadline has passed, with the true completion instant
+    /// otherwise — may wait for this instead of [`ClientOutput::Wait`] and call
+    /// [`DiskLeaseClient::timeout`] whenever it wakes: an I/O failure is then learned
+    /// later, which only delays what follows it (a lease counts from the issue of its
+    /// write, and every window is bounded by I/O the client saw complete).
+    pub fn next_step_at(&self) -> Instant {
+        let wake = self.tasks.values().filter_map(|t| t.wake);
+        wake.fold(self.next_watch_round(), Instant::min)
     }
 }
 
@@ -1216,5 +1226,20 @@ mod tests {
         b.request(0, 4, LeaseRequest::Renew);
         b.run_until(600 * MS);
         assert_eq!(b.reply(4), Some(&LeaseResult::Granted { since: Instant(400 * MS) }));
+    }
+
+    #[test]
+    fn next_step_at_leaves_out_io_deadlines_only() {
+        let mut b = Bench::new(1);
+        b.request(0, 1, LeaseRequest::Renew); // the host write goes out at 0
+        let io_deadline = Instant(20 * MS);
+        assert_eq!(b.clients[0].poll_output(), ClientOutput::Wait(io_deadline));
+        assert_eq!(b.clients[0].next_step_at(), Instant::MAX, "only an I/O is awaited");
+        // The write lands at 5 ms: the settle that follows is a step of its own.
+        let (_, _, io, _) = b.pending.pop().expect("the host write");
+        b.clients[0].io_done(Instant(5 * MS), io, IoResult::Written);
+        let settled = Instant(5 * MS) + b.clients[0].config.settle;
+        assert_eq!(b.clients[0].next_step_at(), settled);
+        assert_eq!(b.clients[0].poll_output(), ClientOutput::Wait(settled));
     }
 }

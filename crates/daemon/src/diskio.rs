@@ -15,9 +15,21 @@
 //! I/O and skips what is already too late, so that a job queued behind a stuck one never
 //! reaches the disk after the loop gave up on it. At most [`WORKERS_HUNG_MAX`] abandoned
 //! workers may still be blocked; beyond that, jobs fail at once (the disk is gone).
+//!
+//! **Prompt and quiet jobs.** A prompt job's answer wakes the loop at once and its
+//! deadline is met exactly: a lease step follows on it (an acquire, a release). A quiet
+//! job's answer waits for the loop's next wake-up, whatever its cause (at idle the next
+//! heartbeat tick or the peer's heartbeat, at most one heartbeat interval away), and so
+//! does the check of its deadline: routine I/O (renewals, watch rounds, heartbeat slots,
+//! the mailbox) then costs the loop no wake-up of its own. Every answer carries the
+//! instant its job ended on the worker, and an answer that ended after its deadline
+//! counts as failed however late it is read, so that reading answers late never makes
+//! an I/O count as faster than it was. While the loop is in *prompt mode*
+//! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight) every answer wakes it
+//! and every deadline is met exactly, those of quiet jobs still in flight too.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
@@ -45,6 +57,8 @@ pub struct Job {
     pub peers: bool,
     /// Read this node's mailbox (a poison pill).
     pub mail: bool,
+    /// Wake the loop with the answer (see the module doc).
+    pub prompt: bool,
 }
 
 impl Job {
@@ -98,6 +112,8 @@ impl Done {
 pub struct Answer {
     pub id: u64,
     pub done: Done,
+    /// When the worker finished the job (its last I/O had returned).
+    pub done_at: Instant,
 }
 
 struct Work {
@@ -115,13 +131,23 @@ struct Pending {
     shape: Job,
 }
 
+impl Pending {
+    fn missed(&self, timeout: Duration) -> Done {
+        Done::failed(&self.shape, &format!("disk I/O did not finish within {timeout:?}"))
+    }
+}
+
 /// The loop's side of the disk worker.
 pub struct DiskIo {
     area: Arc<Area>,
     me: NodeId,
     nodes: usize,
     timeout: Duration,
+    /// Answers of prompt jobs (they wake the loop) and of quiet ones (read when it wakes).
     answers: mpsc::UnboundedSender<Answer>,
+    quiet: (std_mpsc::Sender<Answer>, std_mpsc::Receiver<Answer>),
+    /// Prompt mode: every answer wakes the loop (read by the worker as it answers).
+    prompt_mode: Arc<AtomicBool>,
     worker: Option<std_mpsc::Sender<Work>>,
     pending: VecDeque<Pending>,
     next_id: u64,
@@ -143,6 +169,8 @@ impl DiskIo {
             nodes,
             timeout,
             answers,
+            quiet: std_mpsc::channel(),
+            prompt_mode: Arc::default(),
             worker: None,
             pending: VecDeque::new(),
             next_id: 0,
@@ -164,6 +192,7 @@ impl DiskIo {
             slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
             peers: job.peers,
             mail: job.mail,
+            prompt: job.prompt,
         };
         let mut work = Work { id, deadline_ns: deadline.0, job };
         if let Some(worker) = &self.worker {
@@ -197,12 +226,21 @@ impl DiskIo {
         let (tx, rx) = std_mpsc::channel::<Work>();
         let area = self.area.clone();
         let answers = self.answers.clone();
+        let quiet = self.quiet.0.clone();
+        let prompt_mode = self.prompt_mode.clone();
         let (me, nodes) = (self.me, self.nodes);
         let hung = self.hung.clone();
         std::thread::Builder::new().name("tandem-disk".into()).spawn(move || {
             while let Ok(work) = rx.recv() {
+                let prompt = work.job.prompt;
                 let done = perform(&area, me, nodes, work.deadline_ns, work.job);
-                if answers.send(Answer { id: work.id, done }).is_err() {
+                let answer = Answer { id: work.id, done, done_at: Instant(monotonic_ns()) };
+                let sent = if prompt || prompt_mode.load(Ordering::SeqCst) {
+                    answers.send(answer).is_ok()
+                } else {
+                    quiet.send(answer).is_ok()
+                };
+                if !sent {
                     return;
                 }
             }
@@ -213,17 +251,41 @@ impl DiskIo {
         Ok(tx)
     }
 
-    /// A worker's answer: the job's results, or `None` for an answer that came after its
-    /// deadline (already answered as failed).
+    /// A worker's answer: the job's results (all failed if the job ended after its
+    /// deadline), or `None` for an answer already given as failed at its deadline.
     pub fn answered(&mut self, answer: Answer) -> Option<Done> {
         let index = self.pending.iter().position(|p| p.id == answer.id)?;
-        self.pending.remove(index);
+        let pending = self.pending.remove(index).expect("found");
+        if answer.done_at > pending.deadline {
+            return Some(pending.missed(self.timeout));
+        }
         Some(answer.done)
     }
 
-    /// The earliest deadline of a job in flight.
+    /// The answers of quiet jobs that came since the last call.
+    pub fn quiet_answers(&mut self) -> Vec<Answer> {
+        self.quiet.1.try_iter().collect()
+    }
+
+    /// Enters or leaves prompt mode. Entering it, the caller then reads the quiet
+    /// answers already given ([`DiskIo::quiet_answers`]); one given in the instant
+    /// between is read at its job's deadline at the latest.
+    pub fn set_prompt_mode(&self, on: bool) {
+        self.prompt_mode.store(on, Ordering::SeqCst);
+    }
+
+    /// The earliest deadline the loop must meet exactly: of any job in flight in prompt
+    /// mode, else of a prompt job (the deadlines of quiet jobs are checked whenever the
+    /// loop wakes).
     pub fn next_deadline(&self) -> Instant {
-        self.pending.front().map_or(Instant::MAX, |p| p.deadline)
+        let all = self.prompt_mode.load(Ordering::SeqCst);
+        let exact = self.pending.iter().filter(|p| all || p.shape.prompt);
+        exact.map(|p| p.deadline).min().unwrap_or(Instant::MAX)
+    }
+
+    /// Whether an answer in flight will wake the loop.
+    pub fn prompt_in_flight(&self) -> bool {
+        self.prompt_mode.load(Ordering::SeqCst) || self.pending.iter().any(|p| p.shape.prompt)
     }
 
     /// Answers as failed every job whose deadline passed, and abandons the worker that
@@ -232,10 +294,7 @@ impl DiskIo {
         let mut out = Vec::new();
         while self.pending.front().is_some_and(|p| p.deadline <= now) {
             let missed = self.pending.pop_front().expect("checked");
-            out.push(Done::failed(
-                &missed.shape,
-                &format!("disk I/O did not finish within {:?}", self.timeout),
-            ));
+            out.push(missed.missed(self.timeout));
         }
         if !out.is_empty() && self.worker.take().is_some() {
             // The jobs still queued there will be skipped as too late by the worker
@@ -314,8 +373,13 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_secs(5), tx);
         area.write_heartbeat(NodeId(1), 3, b"peer").unwrap();
-        let job =
-            Job { slot: Some((1, b"mine".to_vec())), peers: true, mail: true, ..Job::default() };
+        let job = Job {
+            slot: Some((1, b"mine".to_vec())),
+            peers: true,
+            mail: true,
+            prompt: true,
+            ..Job::default()
+        };
         assert!(io.submit(now(), job).is_none());
         assert_eq!(io.in_flight(), 1);
         let answer = rx.blocking_recv().unwrap();
@@ -334,7 +398,7 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
         let start = now();
-        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
+        assert!(io.submit(start, Job { peers: true, prompt: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), start + Duration::from_millis(50));
         // The loop saw the deadline pass before the answer.
         let failed = io.expire(start + Duration::from_millis(50));
@@ -344,9 +408,53 @@ mod tests {
         let late = rx.blocking_recv().unwrap();
         assert!(io.answered(late).is_none(), "a late answer is ignored");
         // A new job goes to a new worker and is answered.
-        assert!(io.submit(now(), Job { mail: true, ..Job::default() }).is_none());
+        assert!(io.submit(now(), Job { mail: true, prompt: true, ..Job::default() }).is_none());
         let answer = rx.blocking_recv().unwrap();
         assert!(io.answered(answer).is_some());
+    }
+
+    #[test]
+    fn a_quiet_job_is_answered_without_waking_the_loop_until_prompt_mode() {
+        let (_file, area) = area();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_secs(5), tx);
+        assert!(io.submit(now(), Job { peers: true, ..Job::default() }).is_none());
+        assert_eq!(io.next_deadline(), Instant::MAX, "its deadline waits for a wake-up");
+        assert!(!io.prompt_in_flight());
+        let answer = loop {
+            if let Some(answer) = io.quiet_answers().pop() {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(rx.try_recv().is_err(), "the loop was not woken");
+        assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
+        // In prompt mode a quiet job's answer wakes the loop and its deadline is exact.
+        io.set_prompt_mode(true);
+        let start = now();
+        assert!(io.submit(start, Job { mail: true, ..Job::default() }).is_none());
+        assert_eq!(io.next_deadline(), start + Duration::from_secs(5));
+        assert!(io.prompt_in_flight());
+        let answer = rx.blocking_recv().unwrap();
+        assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
+    }
+
+    #[test]
+    fn an_answer_that_ended_after_its_deadline_counts_as_failed_however_it_is_read() {
+        let (_file, area) = area();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
+        let start = now();
+        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
+        // Read before the loop checked the deadline, but it ended after it.
+        let late = Answer {
+            id: 1,
+            done: Done { peers: Some(Ok(Vec::new())), ..Done::default() },
+            done_at: start + Duration::from_millis(51),
+        };
+        let done = io.answered(late).expect("still pending");
+        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("did not finish")));
+        assert_eq!(io.in_flight(), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! skipped), and when to exit after SIGTERM (the engine is quiescent, or the shutdown
 //! bound passed: then the guard, still armed, stops what is left).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,6 +178,14 @@ pub struct Node {
     inputs: VecDeque<Input>,
     engine_wait: Instant,
     lease_wait: Instant,
+    /// The lease requests in flight that are acquires or releases: while there is one,
+    /// disk jobs are prompt (a lease step follows on each answer; see `diskio`).
+    prompt_requests: BTreeSet<engine::OpId>,
+    /// As told to the disk I/O (`prompt_requests` is not empty).
+    prompt_mode: bool,
+    /// The latest instant given to the lease client (it never sees time go back: a
+    /// quiet job's completion instant is given no earlier than this).
+    lease_floor: Instant,
     loss: BTreeMap<(LinkId, NodeId), LossCounter>,
     rejects_reported: BTreeMap<LinkId, (u64, Instant)>,
     too_large_reported: bool,
@@ -396,6 +404,9 @@ impl Node {
             inputs: VecDeque::new(),
             engine_wait: now,
             lease_wait: Instant::MAX,
+            prompt_requests: BTreeSet::new(),
+            prompt_mode: false,
+            lease_floor: now,
             loss: BTreeMap::new(),
             rejects_reported: BTreeMap::new(),
             too_large_reported: false,
@@ -507,19 +518,27 @@ impl Node {
     }
 
     fn on_time(&mut self) {
+        // Quiet disk jobs answered since the last wake-up go first, with the instants
+        // they ended, and so do the lease client's replies to them: a renewal granted
+        // since is known before the engine decides whether one is due.
+        let quiet = self.disk.as_mut().map(|d| d.io.quiet_answers()).unwrap_or_default();
+        for answer in quiet {
+            self.on_answer(answer);
+        }
+        self.drain_lease_client();
         let now = self.clock.now();
         if now >= self.engine_wait {
             self.inputs.push_back(Input::Timeout);
         }
-        if now >= self.lease_wait {
-            if let LeaseClient::Disk(client) = &mut self.lease {
-                client.timeout(now);
-            }
-            self.lease_wait = Instant::MAX;
+        // Called at every wake-up: the deadlines of quiet I/O are not in `lease_wait`.
+        if let LeaseClient::Disk(client) = &mut self.lease {
+            self.lease_floor = now;
+            client.timeout(now);
         }
+        self.lease_wait = Instant::MAX;
         if let Some(disk) = self.disk.as_mut() {
             for done in disk.io.expire(now) {
-                self.on_disk_done(done);
+                self.on_disk_done(done, now);
             }
         }
         if let Some(disk) = self.disk.as_mut() {
@@ -554,6 +573,7 @@ impl Node {
                     output => self.carry_out(now, output),
                 }
             }
+            self.prompt_mode();
             self.drain_lease_client();
             if self.inputs.is_empty() {
                 // What this settle wants from the disk goes as one job (an answer
@@ -599,7 +619,13 @@ impl Node {
                     };
                     self.inputs.push_back(Input::Lease { id, result });
                 }
-                LeaseClient::Disk(client) => client.request(now, id, request),
+                LeaseClient::Disk(client) => {
+                    if !matches!(request, LeaseRequest::Renew) {
+                        self.prompt_requests.insert(id);
+                    }
+                    self.lease_floor = self.lease_floor.max(now);
+                    client.request(now, id, request);
+                }
             },
             Output::ArmFence { deadline } => {
                 if let Err(e) = self.guard.arm(deadline) {
@@ -734,6 +760,7 @@ impl Node {
         let now = self.clock.now();
         let Some(disk) = self.disk.as_mut() else { return };
         let Some((issued, mut job)) = disk.job.take() else { return };
+        job.prompt = !self.prompt_requests.is_empty();
         let since = |at: Option<Instant>| at.map_or(Duration::MAX, |t| now.saturating_since(t));
         let mut too_large = None;
         if !disk.writing && (disk.urgent || since(disk.written_at) >= disk.ride_after) {
@@ -774,7 +801,7 @@ impl Node {
             self.too_large(link, why);
         }
         if let Some(done) = failed_at_once {
-            self.on_disk_done(done);
+            self.on_disk_done(done, now);
         }
     }
 
@@ -797,15 +824,34 @@ impl Node {
         }
     }
 
-    fn on_answer(&mut self, answer: diskio::Answer) {
+    /// Disk answers wake the loop at once while an acquire or release is in flight (see
+    /// `diskio`): entering that mode, the quiet answers already given are read now.
+    fn prompt_mode(&mut self) {
+        let on = !self.prompt_requests.is_empty();
         let Some(disk) = self.disk.as_mut() else { return };
-        if let Some(done) = disk.io.answered(answer) {
-            self.on_disk_done(done);
+        if on == self.prompt_mode {
+            return;
+        }
+        self.prompt_mode = on;
+        disk.io.set_prompt_mode(on);
+        if on {
+            for answer in disk.io.quiet_answers() {
+                self.on_answer(answer);
+            }
         }
     }
 
-    /// A disk job's results (or its failure: missed deadline, no worker).
-    fn on_disk_done(&mut self, done: diskio::Done) {
+    fn on_answer(&mut self, answer: diskio::Answer) {
+        let Some(disk) = self.disk.as_mut() else { return };
+        let ended = answer.done_at;
+        if let Some(done) = disk.io.answered(answer) {
+            self.on_disk_done(done, ended);
+        }
+    }
+
+    /// A disk job's results (or its failure: missed deadline, no worker), `ended` when
+    /// its last I/O returned.
+    fn on_disk_done(&mut self, done: diskio::Done, ended: Instant) {
         let now = self.clock.now();
         let (_, failed) = done.outcome();
         if failed {
@@ -813,8 +859,12 @@ impl Node {
         }
         self.storage_result(!failed);
         if let LeaseClient::Disk(client) = &mut self.lease {
+            // The lease protocol counts from completions: the true one (a quiet job's
+            // answer is read later), never before what the client saw last.
+            let at = ended.max(self.lease_floor).min(now);
+            self.lease_floor = at;
             for (io, result) in done.lease {
-                client.io_done(now, io, result);
+                client.io_done(at, io, result);
             }
         }
         let Some(disk) = self.disk.as_mut() else { return };
@@ -980,6 +1030,7 @@ impl Node {
         if beat_now {
             // A heartbeat went now (and the disk job with it): a watch round due within
             // half an interval goes too, instead of waking the loop and the disk again.
+            self.lease_floor = self.lease_floor.max(now);
             client.watch_early(now, self.spec.timing.heartbeat_interval / 2);
         }
         loop {
@@ -990,10 +1041,15 @@ impl Node {
                     }
                 }
                 ClientOutput::Reply { id, result } => {
+                    self.prompt_requests.remove(&id);
                     self.inputs.push_back(Input::Lease { id, result });
                 }
                 ClientOutput::Wait(at) => {
-                    self.lease_wait = at;
+                    // With only quiet I/O in flight, its deadlines wait for the next
+                    // wake-up (`on_time` calls the client every time).
+                    let quiet = self.prompt_requests.is_empty()
+                        && !self.disk.as_ref().is_some_and(|d| d.io.prompt_in_flight());
+                    self.lease_wait = if quiet { client.next_step_at() } else { at };
                     break;
                 }
             }
