@@ -16,17 +16,15 @@
 //! reaches the disk after the loop gave up on it. At most [`WORKERS_HUNG_MAX`] abandoned
 //! workers may still be blocked; beyond that, jobs fail at once (the disk is gone).
 //!
-//! **Prompt and quiet jobs.** A prompt job's answer wakes the loop at once and its
-//! deadline is met exactly: a lease step follows on it (an acquire, a release). A quiet
-//! job's answer waits for the loop's next wake-up, whatever its cause (at idle the next
-//! heartbeat tick or the peer's heartbeat, at most one heartbeat interval away), and so
-//! does the check of its deadline: routine I/O (renewals, watch rounds, heartbeat slots,
+//! **Quiet jobs.** A job's answer waits for the loop's next wake-up, whatever its cause
+//! (at idle the next heartbeat tick or the peer's heartbeat, at most one heartbeat
+//! interval away), and so does the check of its deadline: routine I/O (renewals, watch rounds, heartbeat slots,
 //! the mailbox) then costs the loop no wake-up of its own. Every answer carries the
 //! instant its job ended on the worker, and an answer that ended after its deadline
 //! counts as failed however late it is read, so that reading answers late never makes
 //! an I/O count as faster than it was. While the loop is in *prompt mode*
-//! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight) every answer wakes it
-//! and every deadline is met exactly, those of quiet jobs still in flight too.
+//! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight, a lease step follows
+//! on each answer) every answer wakes it and every deadline is met exactly.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -57,8 +55,6 @@ pub struct Job {
     pub peers: bool,
     /// Read this node's mailbox (a poison pill).
     pub mail: bool,
-    /// Wake the loop with the answer (see the module doc).
-    pub prompt: bool,
 }
 
 impl Job {
@@ -143,7 +139,7 @@ pub struct DiskIo {
     me: NodeId,
     nodes: usize,
     timeout: Duration,
-    /// Answers of prompt jobs (they wake the loop) and of quiet ones (read when it wakes).
+    /// Answers in prompt mode (they wake the loop) and quiet ones (read when it wakes).
     answers: mpsc::UnboundedSender<Answer>,
     quiet: (std_mpsc::Sender<Answer>, std_mpsc::Receiver<Answer>),
     /// Prompt mode: every answer wakes the loop (read by the worker as it answers).
@@ -192,7 +188,6 @@ impl DiskIo {
             slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
             peers: job.peers,
             mail: job.mail,
-            prompt: job.prompt,
         };
         let mut work = Work { id, deadline_ns: deadline.0, job };
         if let Some(worker) = &self.worker {
@@ -232,10 +227,9 @@ impl DiskIo {
         let hung = self.hung.clone();
         std::thread::Builder::new().name("tandem-disk".into()).spawn(move || {
             while let Ok(work) = rx.recv() {
-                let prompt = work.job.prompt;
                 let done = perform(&area, me, nodes, work.deadline_ns, work.job);
                 let answer = Answer { id: work.id, done, done_at: Instant(monotonic_ns()) };
-                let sent = if prompt || prompt_mode.load(Ordering::SeqCst) {
+                let sent = if prompt_mode.load(Ordering::SeqCst) {
                     answers.send(answer).is_ok()
                 } else {
                     quiet.send(answer).is_ok()
@@ -274,18 +268,14 @@ impl DiskIo {
         self.prompt_mode.store(on, Ordering::SeqCst);
     }
 
-    /// The earliest deadline the loop must meet exactly: of any job in flight in prompt
-    /// mode, else of a prompt job (the deadlines of quiet jobs are checked whenever the
-    /// loop wakes).
+    /// The earliest deadline the loop must meet exactly: in prompt mode that of the
+    /// oldest job in flight; otherwise none (the deadlines of quiet jobs are checked
+    /// whenever the loop wakes).
     pub fn next_deadline(&self) -> Instant {
-        let all = self.prompt_mode.load(Ordering::SeqCst);
-        let exact = self.pending.iter().filter(|p| all || p.shape.prompt);
-        exact.map(|p| p.deadline).min().unwrap_or(Instant::MAX)
-    }
-
-    /// Whether an answer in flight will wake the loop.
-    pub fn prompt_in_flight(&self) -> bool {
-        self.prompt_mode.load(Ordering::SeqCst) || self.pending.iter().any(|p| p.shape.prompt)
+        match self.pending.front() {
+            Some(p) if self.prompt_mode.load(Ordering::SeqCst) => p.deadline,
+            _ => Instant::MAX,
+        }
     }
 
     /// Answers as failed every job whose deadline passed, and abandons the worker that
@@ -372,14 +362,10 @@ mod tests {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_secs(5), tx);
+        io.set_prompt_mode(true);
         area.write_heartbeat(NodeId(1), 3, b"peer").unwrap();
-        let job = Job {
-            slot: Some((1, b"mine".to_vec())),
-            peers: true,
-            mail: true,
-            prompt: true,
-            ..Job::default()
-        };
+        let job =
+            Job { slot: Some((1, b"mine".to_vec())), peers: true, mail: true, ..Job::default() };
         assert!(io.submit(now(), job).is_none());
         assert_eq!(io.in_flight(), 1);
         let answer = rx.blocking_recv().unwrap();
@@ -397,8 +383,9 @@ mod tests {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
+        io.set_prompt_mode(true);
         let start = now();
-        assert!(io.submit(start, Job { peers: true, prompt: true, ..Job::default() }).is_none());
+        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), start + Duration::from_millis(50));
         // The loop saw the deadline pass before the answer.
         let failed = io.expire(start + Duration::from_millis(50));
@@ -408,7 +395,7 @@ mod tests {
         let late = rx.blocking_recv().unwrap();
         assert!(io.answered(late).is_none(), "a late answer is ignored");
         // A new job goes to a new worker and is answered.
-        assert!(io.submit(now(), Job { mail: true, prompt: true, ..Job::default() }).is_none());
+        assert!(io.submit(now(), Job { mail: true, ..Job::default() }).is_none());
         let answer = rx.blocking_recv().unwrap();
         assert!(io.answered(answer).is_some());
     }
@@ -420,7 +407,6 @@ mod tests {
         let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_secs(5), tx);
         assert!(io.submit(now(), Job { peers: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), Instant::MAX, "its deadline waits for a wake-up");
-        assert!(!io.prompt_in_flight());
         let answer = loop {
             if let Some(answer) = io.quiet_answers().pop() {
                 break answer;
@@ -434,7 +420,6 @@ mod tests {
         let start = now();
         assert!(io.submit(start, Job { mail: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), start + Duration::from_secs(5));
-        assert!(io.prompt_in_flight());
         let answer = rx.blocking_recv().unwrap();
         assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
     }

@@ -760,7 +760,6 @@ impl Node {
         let now = self.clock.now();
         let Some(disk) = self.disk.as_mut() else { return };
         let Some((issued, mut job)) = disk.job.take() else { return };
-        job.prompt = !self.prompt_requests.is_empty();
         let since = |at: Option<Instant>| at.map_or(Duration::MAX, |t| now.saturating_since(t));
         let mut too_large = None;
         if !disk.writing && (disk.urgent || since(disk.written_at) >= disk.ride_after) {
@@ -1047,8 +1046,7 @@ impl Node {
                 ClientOutput::Wait(at) => {
                     // With only quiet I/O in flight, its deadlines wait for the next
                     // wake-up (`on_time` calls the client every time).
-                    let quiet = self.prompt_requests.is_empty()
-                        && !self.disk.as_ref().is_some_and(|d| d.io.prompt_in_flight());
+                    let quiet = self.prompt_requests.is_empty() && !self.prompt_mode;
                     self.lease_wait = if quiet { client.next_step_at() } else { at };
                     break;
                 }
