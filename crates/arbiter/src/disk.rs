@@ -407,6 +407,7 @@ impl DiskLeaseClient {
     fn watch_done(
         &mut self,
         now: Instant,
+        ended: Instant,
         group: GroupId,
         before: Option<Record>,
         result: IoResult,
@@ -435,7 +436,7 @@ impl DiskLeaseClient {
                 });
                 if !same {
                     let observed =
-                        Observed { record: group_record, owner, version, first_seen: now };
+                        Observed { record: group_record, owner, version, first_seen: ended };
                     self.observed.insert(group, observed);
                 }
             }
@@ -574,11 +575,28 @@ impl DiskLeaseClient {
         self.out.push_back(ClientOutput::Reply { id: task.id, result });
     }
 
-    pub fn io_done(&mut self, now: Instant, io: IoId, result: IoResult) {
+    /// An I/O ended at `ended` (on this clock) and its result is read `now` (a shell
+    /// that reads answers as they come gives the same instant twice; one that reads
+    /// them later, see [`DiskLeaseClient::next_step_at`], gives each its true end).
+    ///
+    /// A task (acquire, renewal, release) goes on from `ended`, as if the answer had been
+    /// read then: the I/O it issues next takes its deadline from there. Fischer's step
+    /// needs that for a claim, which must land within an I/O timeout of the read that
+    /// found the group free (every contender's settle counts on it). So a shell that
+    /// reads answers late must read those of acquires and releases as they come (the
+    /// daemon's prompt mode): otherwise an I/O's deadline could pass before it is even
+    /// issued, and the task would fail with that I/O still to land (a claim, or a host
+    /// write that could then land after the next one). Watching ahead only reads: what
+    /// it saw counts from `ended`, and its next read goes out `now` with a deadline from
+    /// `now` (with one from `ended`, a read issued on a late answer would count as failed
+    /// at once, and every observation would be dropped).
+    pub fn io_done(&mut self, now: Instant, ended: Instant, io: IoId, result: IoResult) {
+        let ended = ended.min(now);
         if let Some((group, before, _)) = self.watch_ios.remove(&io) {
-            self.watch_done(now, group, before, result);
+            self.watch_done(now, ended, group, before, result);
             return;
         }
+        let now = ended;
         let Some((key, reads, _)) = self.ios.remove(&io) else {
             return; // timed out earlier, or its task ended
         };
@@ -854,10 +872,11 @@ impl DiskLeaseClient {
     /// When the client next acts by itself (a settle ends, a watch round is due), leaving
     /// out the deadlines of its outstanding I/O. A shell that answers every I/O itself —
     /// as failed once its deadline has passed, with the true completion instant
-    /// otherwise — may wait for this instead of [`ClientOutput::Wait`] and call
-    /// [`DiskLeaseClient::timeout`] whenever it wakes: an I/O failure is then learned
-    /// later, which only delays what follows it (a lease counts from the issue of its
-    /// write, and every window is bounded by I/O the client saw complete).
+    /// otherwise ([`DiskLeaseClient::io_done`]'s `ended`), before it calls
+    /// [`DiskLeaseClient::timeout`] at every wake-up — may wait for this instead of
+    /// [`ClientOutput::Wait`]: an I/O failure is then learned later, which only delays
+    /// what follows it (a lease counts from the issue of its write, and every window is
+    /// bounded by I/O the client saw complete).
     pub fn next_step_at(&self) -> Instant {
         let wake = self.tasks.values().filter_map(|t| t.wake);
         wake.fold(self.next_watch_round(), Instant::min)
@@ -881,6 +900,11 @@ mod tests {
         latency: u64,
         replies: Vec<(u64, usize, OpId, LeaseResult)>,
         failing: Vec<bool>,
+        /// Nodes that read their answers late, as the daemon reads quiet disk jobs: only
+        /// when they wake, at their next step or at a tick of this period, each answer
+        /// with the instant it ended.
+        late: Vec<Option<u64>>,
+        unread: Vec<(usize, u64, IoId, IoResult)>,
     }
 
     impl Bench {
@@ -896,6 +920,8 @@ mod tests {
                 latency: 5 * MS,
                 replies: Vec::new(),
                 failing: vec![false; nodes],
+                late: vec![None; nodes],
+                unread: Vec::new(),
             }
         }
 
@@ -908,7 +934,15 @@ mod tests {
                     ClientOutput::Reply { id, result } => {
                         self.replies.push((self.now, n, id, result))
                     }
-                    ClientOutput::Wait(at) => return (at != Instant::MAX).then_some(at.0),
+                    ClientOutput::Wait(at) => {
+                        let at = match self.late[n] {
+                            Some(tick) => self.clients[n]
+                                .next_step_at()
+                                .min(Instant((self.now / tick + 1) * tick)),
+                            None => at,
+                        };
+                        return (at != Instant::MAX).then_some(at.0);
+                    }
                 }
             }
         }
@@ -965,16 +999,31 @@ mod tests {
                             }
                         }
                     };
-                    self.clients[n].io_done(Instant(self.now), io, result);
+                    if self.late[n].is_some() {
+                        self.unread.push((n, self.now, io, result));
+                    } else {
+                        let now = Instant(self.now);
+                        self.clients[n].io_done(now, now, io, result);
+                    }
                 } else {
-                    for (client, wake) in self.clients.iter_mut().zip(&wakes) {
+                    for (n, wake) in wakes.iter().enumerate() {
                         if *wake == Some(next) {
-                            client.timeout(Instant(self.now));
+                            self.read_late(n);
+                            self.clients[n].timeout(Instant(self.now));
                         }
                     }
                 }
             }
             self.now = until;
+        }
+
+        /// Node `n` reads the answers it has not read yet.
+        fn read_late(&mut self, n: usize) {
+            let (read, unread) = self.unread.drain(..).partition(|(m, ..)| *m == n);
+            self.unread = unread;
+            for (_, ended, io, result) in read {
+                self.clients[n].io_done(Instant(self.now), Instant(ended), io, result);
+            }
         }
 
         fn reply(&self, id: u64) -> Option<&LeaseResult> {
@@ -1064,21 +1113,59 @@ mod tests {
         assert_eq!(b.clients[1].held().count(), 0);
     }
 
-    #[test]
-    fn watching_ahead_takes_a_dead_owner_over_as_soon_as_its_lease_has_run_out() {
-        let mut b = Bench::new(2);
+    /// Node 1 watches ahead (reading its answers up to `late` late, as they come once
+    /// it acquires, as the daemon does), node 0 dies at 400 ms, node 1 acquires at
+    /// 1.4 s: granted once node 0's lease has run out, and well before a whole wait
+    /// after the request (without watching ahead it would come a whole wait later).
+    fn watch_then_take_over(b: &mut Bench, late: Option<u64>) {
+        b.late[1] = late;
         b.clients[1].watch(Instant(0), vec![G]);
         let since = b.owner_renews_once_then_dies();
-        // Node 0 stops renewing at 400 ms; node 1 learns of it (say) 1 s later.
         b.run_until(1_400 * MS);
+        b.read_late(1);
+        b.late[1] = None;
         b.request(1, 3, LeaseRequest::Acquire(G));
         b.run_until(5_000 * MS);
         let granted_at = b.replies.iter().find(|r| r.2 == OpId(3)).unwrap().0;
         assert!(matches!(b.reply(3), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
         let wait = Timing::default().lease_takeover_wait().as_nanos() as u64;
         assert!(granted_at >= since.0 + wait, "granted at {granted_at}, lease since {since:?}");
-        // Without watching ahead the grant would come a whole wait after the request.
         assert!(granted_at < 1_400 * MS + wait / 2, "granted at {granted_at}: no gain");
+    }
+
+    #[test]
+    fn watching_ahead_takes_a_dead_owner_over_as_soon_as_its_lease_has_run_out() {
+        watch_then_take_over(&mut Bench::new(2), None);
+    }
+
+    /// Found in the lab (fast profile, the daemon reading quiet disk jobs at its next
+    /// tick): the read that watching ahead issues on reading an answer took its deadline
+    /// from the instant the answer ended, so it had often passed already; the read
+    /// counted as failed, the observation was dropped, and the takeover came up to a
+    /// whole wait late.
+    #[test]
+    fn watching_ahead_with_answers_read_late_keeps_its_window() {
+        let mut b = Bench::new(2);
+        // Up to 100 ms late; the I/O timeout is 20 ms.
+        watch_then_take_over(&mut b, Some(100 * MS));
+        // It renews reading late.
+        b.late[1] = Some(100 * MS);
+        b.request(1, 4, LeaseRequest::Renew);
+        b.run_until(6_000 * MS);
+        assert!(matches!(b.reply(4), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+    }
+
+    /// A claim must land within an I/O timeout of the read that found the group free:
+    /// an acquire whose answers are read late is not granted (which is why a shell reads
+    /// them as they come).
+    #[test]
+    fn an_acquire_read_late_is_not_granted() {
+        let mut b = Bench::new(1);
+        b.late[0] = Some(100 * MS);
+        b.request(0, 1, LeaseRequest::Acquire(G));
+        b.run_until(1_000 * MS);
+        assert!(matches!(b.reply(1), Some(LeaseResult::Unavailable(_))), "{:?}", b.replies);
+        assert_eq!(b.clients[0].held().count(), 0);
     }
 
     #[test]
@@ -1237,7 +1324,7 @@ mod tests {
         assert_eq!(b.clients[0].next_step_at(), Instant::MAX, "only an I/O is awaited");
         // The write lands at 5 ms: the settle that follows is a step of its own.
         let (_, _, io, _) = b.pending.pop().expect("the host write");
-        b.clients[0].io_done(Instant(5 * MS), io, IoResult::Written);
+        b.clients[0].io_done(Instant(5 * MS), Instant(5 * MS), io, IoResult::Written);
         let settled = Instant(5 * MS) + b.clients[0].config.settle;
         assert_eq!(b.clients[0].next_step_at(), settled);
         assert_eq!(b.clients[0].poll_output(), ClientOutput::Wait(settled));

@@ -863,7 +863,7 @@ impl Node {
             let at = ended.max(self.lease_floor).min(now);
             self.lease_floor = at;
             for (io, result) in done.lease {
-                client.io_done(at, io, result);
+                client.io_done(now, at, io, result);
             }
         }
         let Some(disk) = self.disk.as_mut() else { return };

@@ -139,7 +139,8 @@ fn drive(
         match client.poll_output() {
             ClientOutput::Io { io, op } => {
                 let result = perform(area, &op);
-                client.io_done(now(), io, result);
+                let ended = now();
+                client.io_done(ended, ended, io, result);
             }
             ClientOutput::Reply { id: answered, result } => {
                 assert_eq!(answered, OpId(id));

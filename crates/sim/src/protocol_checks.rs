@@ -8,8 +8,10 @@ mod disk {
     /// A randomized check of the protocol alone (no engine): clients on drifting clocks
     /// with random I/O latency (below the I/O timeout), I/O errors, path losses and
     /// crashes, each acting like the engine (one lease for all its groups, renewed every
-    /// renew interval, given up at expiry), most of them watching ahead. At no real
-    /// instant may two clients hold a valid lease on one group.
+    /// renew interval, given up at expiry), most of them watching ahead, some reading
+    /// their answers late as the daemon reads quiet disk jobs (at their next step or
+    /// tick, each with the instant it ended; promptly while an acquire or release is
+    /// pending). At no real instant may two clients hold a valid lease on one group.
     #[test]
     fn randomized_leases_never_overlap() {
         use crate::clock::Clock;
@@ -50,6 +52,10 @@ mod disk {
             ahead_started: bool,
             /// The one wake-up event scheduled (real time), so that they do not multiply.
             wake_at: Option<u64>,
+            /// Reads its answers only when it wakes, at least every this long (local).
+            late: Option<u64>,
+            /// Answers not read yet: when each ended (local), the I/O, its result.
+            unread: Vec<(Instant, IoId, IoResult)>,
         }
 
         let mut granted = 0;
@@ -74,6 +80,8 @@ mod disk {
                     ahead: rng.gen_bool(0.6),
                     ahead_started: false,
                     wake_at: None,
+                    late: rng.gen_bool(0.5).then(|| rng.gen_range(10..100) * MS),
+                    unread: Vec::new(),
                 })
                 .collect();
             for n in 0..NODES {
@@ -132,6 +140,15 @@ mod disk {
                                 }
                             }
                             ClientOutput::Wait(at) => {
+                                let prompt =
+                                    node.pending.values().any(|r| *r != LeaseRequest::Renew);
+                                let at = match node.late.filter(|_| !prompt) {
+                                    Some(every) => node
+                                        .client
+                                        .next_step_at()
+                                        .min(local + Duration::from_nanos(every)),
+                                    None => at,
+                                };
                                 if let Some(real) = node.clock.real_at(at) {
                                     let real = real.max(now);
                                     if node.wake_at != Some(real) {
@@ -159,15 +176,28 @@ mod disk {
                         };
                         let node = &mut nodes[n];
                         if node.up && node.life == life {
-                            node.client.io_done(node.clock.local(now), io, result);
-                            drain(n, &mut nodes, &mut queue, &mut rng);
+                            let local = node.clock.local(now);
+                            // Late readers read promptly while an acquire or release is
+                            // pending, as `DiskLeaseClient::io_done` requires (the
+                            // daemon's prompt mode).
+                            let prompt = node.pending.values().any(|r| *r != LeaseRequest::Renew);
+                            if node.late.is_some() && !prompt {
+                                node.unread.push((local, io, result));
+                            } else {
+                                node.client.io_done(local, local, io, result);
+                                drain(n, &mut nodes, &mut queue, &mut rng);
+                            }
                         }
                     }
                     Ev::Wake { node: n, life, at } => {
                         let node = &mut nodes[n];
                         if node.up && node.life == life && node.wake_at == Some(at) {
                             node.wake_at = None;
-                            node.client.timeout(node.clock.local(now));
+                            let local = node.clock.local(now);
+                            for (ended, io, result) in std::mem::take(&mut node.unread) {
+                                node.client.io_done(local, ended, io, result);
+                            }
+                            node.client.timeout(local);
                             drain(n, &mut nodes, &mut queue, &mut rng);
                         }
                     }
@@ -177,6 +207,9 @@ mod disk {
                             continue;
                         }
                         let local = node.clock.local(now);
+                        for (ended, io, result) in std::mem::take(&mut node.unread) {
+                            node.client.io_done(local, ended, io, result);
+                        }
                         if node.ahead && !node.ahead_started {
                             node.ahead_started = true;
                             node.client.watch(local, (0..GROUPS).map(GroupId).collect());
@@ -209,6 +242,12 @@ mod disk {
                             let node = &mut nodes[n];
                             node.next_op += 1;
                             let id = OpId(node.next_op);
+                            if request != LeaseRequest::Renew {
+                                // Prompt from here: what was not read yet is read first.
+                                for (ended, io, result) in std::mem::take(&mut node.unread) {
+                                    node.client.io_done(local, ended, io, result);
+                                }
+                            }
                             node.pending.insert(id, request);
                             node.client.request(local, id, request);
                         }
@@ -236,6 +275,8 @@ mod disk {
                             node.ahead = rng.gen_bool(0.6);
                             node.ahead_started = false;
                             node.wake_at = None;
+                            node.late = rng.gen_bool(0.5).then(|| rng.gen_range(10..100) * MS);
+                            node.unread.clear();
                             queue.push(now, Ev::Tick { node: n, life: node.life });
                             queue.push(
                                 now + rng.gen_range(5..60) * 1_000 * MS,

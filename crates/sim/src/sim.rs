@@ -1246,7 +1246,7 @@ impl<C: Core> Sim<C> {
         };
         let local = self.local(node);
         if let Some(Daemon { client: LeaseClient::Disk(c), .. }) = self.daemon_mut(node, boot) {
-            c.io_done(local, io, result);
+            c.io_done(local, local, io, result);
             self.drain_client(node);
         }
     }
