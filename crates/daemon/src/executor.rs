@@ -4,6 +4,13 @@
 //! executor adds a last bound — the operation's timeout plus [`KILL_MARGIN`] — after
 //! which it answers [`OpResult::Timeout`] even if the agent call never returns.
 //!
+//! **Quiet monitors.** A monitor is the one operation that runs all the time, and one
+//! that finds its resource running (`Ok`) is no news: its answer waits in [`Quiet`] for
+//! the loop's next wake-up (at idle the next heartbeat tick, which the engine issues
+//! monitors with) instead of waking the loop by itself. Any other answer is sent at
+//! once. A monitor runs wholly on the blocking pool (the loop is not woken when the
+//! agent returns); one that hangs is timed out by the engine at its own deadline.
+//!
 //! [`Agents`] builds the agent of every resource of every group this node may run, once,
 //! at start (a resource that cannot be built stops the daemon from starting). Processes
 //! it starts get `TANDEM_NODE`, `TANDEM_GROUP` and `TANDEM_RESOURCE` in their
@@ -118,7 +125,23 @@ pub struct Done {
     pub took: Duration,
 }
 
-/// Starts `op` and sends its [`Done`] on `done`.
+/// Answers of monitors that found their resource running, for the loop's next wake-up.
+#[derive(Clone, Default)]
+pub struct Quiet(Arc<std::sync::Mutex<Vec<Done>>>);
+
+impl Quiet {
+    fn push(&self, done: Done) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+    }
+
+    /// What came since the last call, oldest first.
+    pub fn take(&self) -> Vec<Done> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Starts `op` and sends its [`Done`] on `done` (a monitor's `Ok` goes to `quiet`).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     agents: &Agents,
     id: OpId,
@@ -127,6 +150,7 @@ pub fn spawn(
     op: OpKind,
     timeout: Duration,
     done: mpsc::UnboundedSender<Done>,
+    quiet: &Quiet,
 ) {
     let Some(agent) = agents.get(group, resource).cloned() else {
         let result = OpResult::Failed("this node has no agent for the resource".to_string());
@@ -134,6 +158,24 @@ pub fn spawn(
             done.send(Done { id, group, resource, op, result, detail: None, took: Duration::ZERO });
         return;
     };
+    if op == OpKind::Monitor {
+        let quiet = quiet.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let run = std::panic::AssertUnwindSafe(|| agent.run(op, timeout));
+            let result = std::panic::catch_unwind(run)
+                .unwrap_or_else(|_| OpResult::Failed("the agent panicked".to_string()));
+            let detail = if result == OpResult::Ok { None } else { agent.detail() };
+            let ok = result == OpResult::Ok;
+            let answer = Done { id, group, resource, op, result, detail, took: started.elapsed() };
+            if ok {
+                quiet.push(answer);
+            } else {
+                let _ = done.send(answer);
+            }
+        });
+        return;
+    }
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         let call = {

@@ -175,6 +175,8 @@ pub struct Node {
     lease: LeaseClient,
     guard: GuardLink,
     done_tx: mpsc::UnboundedSender<Done>,
+    /// Monitors' answers that need no wake-up of their own (see `executor`).
+    quiet_ops: executor::Quiet,
     inputs: VecDeque<Input>,
     engine_wait: Instant,
     lease_wait: Instant,
@@ -401,6 +403,7 @@ impl Node {
             lease,
             guard,
             done_tx,
+            quiet_ops: executor::Quiet::default(),
             inputs: VecDeque::new(),
             engine_wait: now,
             lease_wait: Instant::MAX,
@@ -525,6 +528,11 @@ impl Node {
         for answer in quiet {
             self.on_answer(answer);
         }
+        // So do monitors that found their resources running: before any deadline of
+        // theirs is checked.
+        for done in self.quiet_ops.take() {
+            self.on_done(done);
+        }
         self.drain_lease_client();
         let now = self.clock.now();
         if now >= self.engine_wait {
@@ -607,6 +615,7 @@ impl Node {
                     op,
                     timeout,
                     self.done_tx.clone(),
+                    &self.quiet_ops,
                 );
             }
             Output::Lease { id, request } => match &mut self.lease {
@@ -876,7 +885,9 @@ impl Node {
         if let Some(peers) = done.peers {
             disk.reading = false;
             if let Ok(slots) = peers {
-                self.read_slots(slots);
+                // Read at the job's end: the answer of a quiet job waits for the next
+                // wake-up, which must not count as hearing the peer later.
+                self.read_slots(slots, ended.min(now));
             }
         }
         if let Some(mail) = done.mail {
@@ -889,7 +900,7 @@ impl Node {
         }
     }
 
-    fn read_slots(&mut self, slots: Vec<Slot>) {
+    fn read_slots(&mut self, slots: Vec<Slot>, received: Instant) {
         let Some(disk) = self.disk.as_mut() else { return };
         let baseline = std::mem::replace(&mut disk.baseline, false);
         for (node, bytes) in slots {
@@ -904,7 +915,8 @@ impl Node {
             }
             if let Ok(message) = disk.receiver.receive(&bytes) {
                 if message.from == node {
-                    self.inputs.push_back(Input::Heartbeat { link: disk.link, message });
+                    let link = disk.link;
+                    self.inputs.push_back(Input::Heartbeat { link, message, received });
                 }
             }
         }
@@ -958,7 +970,8 @@ impl Node {
                     return;
                 }
                 self.loss.entry((packet.link, message.from)).or_default().record(&message);
-                self.inputs.push_back(Input::Heartbeat { link: packet.link, message });
+                let received = self.clock.now();
+                self.inputs.push_back(Input::Heartbeat { link: packet.link, message, received });
             }
             Err(reason) => tracing::trace!(link = packet.link.0, "packet dropped: {reason}"),
         }

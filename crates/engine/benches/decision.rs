@@ -66,9 +66,10 @@ fn drive(engines: &mut [Engine], now: &mut Instant, until: Instant) {
                         next = next.min(t);
                         break;
                     }
-                    Output::Heartbeat { link, to, message } => {
-                        inputs.push((usize::from(to.0), Input::Heartbeat { link, message }))
-                    }
+                    Output::Heartbeat { link, to, message } => inputs.push((
+                        usize::from(to.0),
+                        Input::Heartbeat { link, message, received: *now },
+                    )),
                     Output::Operation { id, op, .. } => {
                         let result =
                             if op == OpKind::Probe { OpResult::NotRunning } else { OpResult::Ok };

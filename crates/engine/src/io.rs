@@ -22,8 +22,12 @@ pub struct OpId(pub u64);
 pub enum Input {
     /// Time passed; nothing else happened.
     Timeout,
-    /// A heartbeat arrived on `link` (already authenticated and decoded by the shell).
-    Heartbeat { link: LinkId, message: Heartbeat },
+    /// A heartbeat arrived on `link` (already authenticated and decoded by the shell)
+    /// at `received` on this node's clock: no later than the instant it is handled, and
+    /// earlier when the shell learns of it late (a disk slot read whose answer waited
+    /// for the loop's next wake-up). The link counts as heard from then: a late look
+    /// must not make a dead peer look alive longer.
+    Heartbeat { link: LinkId, message: Heartbeat, received: Instant },
     /// The local path to the shared disk works (`true`) or fails (`false`); reported by
     /// the disk link when its state changes.
     StoragePath { ok: bool },

@@ -656,7 +656,8 @@ impl<C: Core> Sim<C> {
                 self.trace.u64(u64::from(to.0));
                 self.trace.u64(message.sequence);
                 if self.hosts[usize::from(to.0)].daemon.is_some() {
-                    self.feed(to, Some(Input::Heartbeat { link, message }));
+                    let received = self.local_now(to);
+                    self.feed(to, Some(Input::Heartbeat { link, message, received }));
                 }
             }
             Ev::DiskPoll { node, boot } => self.disk_poll(node, boot),
@@ -999,8 +1000,14 @@ impl<C: Core> Sim<C> {
         self.queue.push(next.max(self.now + 1), Ev::DiskPoll { node, boot });
         for message in news {
             self.trace.u64(message.sequence);
-            self.feed(node, Some(Input::Heartbeat { link, message }));
+            let received = self.local_now(node);
+            self.feed(node, Some(Input::Heartbeat { link, message, received }));
         }
+    }
+
+    /// `node`'s clock now.
+    fn local_now(&self, node: NodeId) -> Instant {
+        self.hosts[usize::from(node.0)].clock.local(self.now)
     }
 
     // ----- agents --------------------------------------------------------------------

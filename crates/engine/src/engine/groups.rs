@@ -1313,11 +1313,24 @@ impl Engine {
     /// Deadlines of operations, monitors, expiries and retries.
     pub(super) fn group_timers(&mut self) {
         let now = self.now;
+        // Monitors go with heartbeat ticks, so that the shell wakes once for both: at a
+        // tick, a monitor due before the one after next goes now (up to one and a half
+        // intervals early: a resource is only checked more often). Its next one is due
+        // an interval after its result, so it stays on the ticks. A monitor not taken
+        // by a tick (none came while it was due) goes when due, as before.
+        let interval = self.timing().heartbeat_interval;
+        let monitor_horizon =
+            if now >= self.next_heartbeat_at { now + interval + interval / 2 } else { now };
         for index in 0..self.groups.len() {
-            if self.groups[index].cached_deadline > now {
+            let due = self.groups[index].cached_deadline;
+            if due > monitor_horizon {
                 continue;
             }
             let group = GroupId(index as u32);
+            if due > now {
+                self.monitors_ahead(group, monitor_horizon);
+                continue;
+            }
             self.touch(group);
             if let Some(op) = self.groups[index].op {
                 if now >= op.deadline {
@@ -1347,20 +1360,7 @@ impl Engine {
                         continue;
                     }
                 }
-                let res = &self.groups[index].resources[r];
-                if res.monitor.is_none()
-                    && res.probe.is_none()
-                    && res.next_monitor_at.is_some_and(|t| now >= t)
-                {
-                    self.groups[index].resources[r].next_monitor_at = None;
-                    let resource = ResourceId(r as u16);
-                    let monitor_only = self.gspec(group).resource(resource).kind.is_monitor_only();
-                    if self.maintenance || (!monitor_only && !self.groups[index].steady()) {
-                        continue;
-                    }
-                    let op = self.issue(group, resource, OpKind::Monitor);
-                    self.groups[index].resources[r].monitor = Some(op);
-                }
+                self.monitor_if_due(group, r, monitor_horizon);
             }
             self.expire_failures(group);
             let runtime = &mut self.groups[index];
@@ -1375,6 +1375,39 @@ impl Engine {
                 runtime.handoff_to = None;
             }
         }
+    }
+
+    /// Monitors of `group` due by `horizon` (a heartbeat tick's), before the group's
+    /// own deadline: nothing else of the group is due yet.
+    fn monitors_ahead(&mut self, group: GroupId, horizon: Instant) {
+        for r in 0..self.groups[group.0 as usize].resources.len() {
+            if self.monitor_if_due(group, r, horizon) {
+                self.touch(group);
+            }
+        }
+    }
+
+    /// Issues resource `r`'s monitor if it is due by `horizon` and none (nor a probe) is
+    /// in flight (in maintenance, or while the group is not steady, the monitor is
+    /// dropped instead, as when it falls due); whether anything changed.
+    fn monitor_if_due(&mut self, group: GroupId, r: usize, horizon: Instant) -> bool {
+        let index = group.0 as usize;
+        let res = &self.groups[index].resources[r];
+        if res.monitor.is_some()
+            || res.probe.is_some()
+            || res.next_monitor_at.is_none_or(|t| horizon < t)
+        {
+            return false;
+        }
+        self.groups[index].resources[r].next_monitor_at = None;
+        let resource = ResourceId(r as u16);
+        let monitor_only = self.gspec(group).resource(resource).kind.is_monitor_only();
+        if self.maintenance || (!monitor_only && !self.groups[index].steady()) {
+            return true;
+        }
+        let op = self.issue(group, resource, OpKind::Monitor);
+        self.groups[index].resources[r].monitor = Some(op);
+        true
     }
 
     fn expire_failures(&mut self, group: GroupId) {

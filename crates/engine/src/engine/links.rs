@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{ms, Engine};
 use crate::catalogue;
 use crate::io::{Echo, Heartbeat, NodeReport};
-use crate::spec::{LinkId, NodeId};
+use crate::spec::{LinkId, LinkKind, NodeId};
 use crate::time::Instant;
 
 /// What this node knows about one peer.
@@ -53,7 +53,7 @@ impl Peer {
 }
 
 impl Engine {
-    pub(super) fn on_heartbeat(&mut self, link: LinkId, message: Heartbeat) {
+    pub(super) fn on_heartbeat(&mut self, link: LinkId, message: Heartbeat, received: Instant) {
         let from = message.from;
         if from == self.me
             || usize::from(from.0) >= self.peers.len()
@@ -80,14 +80,17 @@ impl Engine {
             return; // duplicate or reordered copy: proves nothing new
         }
         peer_link.last_sequence = message.sequence;
-        peer_link.last_heard = Some(now);
-        peer_link.last_received = Some((message.sent_at, now));
+        // Never in the future, never before what this link was last heard at.
+        let heard = received.min(now).max(peer_link.last_heard.unwrap_or(received));
+        peer_link.last_heard = Some(heard);
+        peer_link.last_received = Some((message.sent_at, heard));
         if let Some(echo) = message.echo {
-            let round_trip = now.saturating_since(echo.sent_at);
+            let round_trip = heard.saturating_since(echo.sent_at);
             peer_link.rtt = Some(round_trip.saturating_sub(echo.held));
         }
         let link_came_up = !peer_link.up;
         peer_link.up = true;
+        self.keep_in_step(link, peer_index);
 
         if !self.peers[peer_index].alive {
             self.peers[peer_index].alive = true;
@@ -270,6 +273,30 @@ impl Engine {
             self.report = Arc::new(report);
         }
         self.send_heartbeats();
+    }
+
+    /// Ticks in step with the peers: a heartbeat received over the network within half
+    /// an interval before this node's next tick brings that tick forward to the instant
+    /// the peer sent it (by half the link's round trip, as measured), so the heartbeats
+    /// go out now, at most half an interval early, which only makes them more frequent.
+    /// Two nodes thus settle into one phase within an interval or two: their ticks come
+    /// together, each receives the other's heartbeats while awake for its own tick,
+    /// and wakes about once per interval instead of once for its tick and once or twice
+    /// for the peer's heartbeats (the main share of a node's cost at idle). Only network
+    /// links: the disk slots are read at this node's own pace.
+    fn keep_in_step(&mut self, link: LinkId, peer_index: usize) {
+        if self.spec.link(link).kind != LinkKind::Udp {
+            return;
+        }
+        let interval = self.timing().heartbeat_interval;
+        let ahead = self.next_heartbeat_at.saturating_since(self.now);
+        if ahead > Duration::ZERO && ahead < interval / 2 {
+            let rtt = self.peers[peer_index].links[usize::from(link.0)].rtt.unwrap_or_default();
+            let sent = self.now - (rtt / 2).min(interval / 10);
+            // Never before the previous tick (the grid goes on from here).
+            let floor = self.last_heartbeat_at.unwrap_or(sent);
+            self.next_heartbeat_at = sent.max(floor);
+        }
     }
 
     pub(super) fn send_heartbeats(&mut self) {

@@ -204,7 +204,9 @@ impl Engine {
         }
         match input {
             Input::Timeout => {}
-            Input::Heartbeat { link, message } => self.on_heartbeat(link, message),
+            Input::Heartbeat { link, message, received } => {
+                self.on_heartbeat(link, message, received)
+            }
             Input::StoragePath { ok } => self.on_storage_path(ok),
             Input::Operation { id, result } => self.on_operation(id, result),
             Input::Lease { id, result } => self.on_lease(id, result),

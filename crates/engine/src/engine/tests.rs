@@ -73,7 +73,15 @@ pub(crate) struct Cluster {
     pub guards: BTreeMap<u16, Instant>,
     /// Agent operations of these nodes never answer (a hung agent).
     pub hung_agents: BTreeSet<u16>,
+    /// When each node sent heartbeats or issued a monitor.
+    pub ticks: Vec<(Instant, u16, Tick)>,
     queue: Vec<(u16, Input)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    Beat,
+    Monitor,
 }
 
 impl Cluster {
@@ -97,6 +105,7 @@ impl Cluster {
             lease_failures: BTreeMap::new(),
             guards: BTreeMap::new(),
             hung_agents: BTreeSet::new(),
+            ticks: Vec::new(),
             queue: Vec::new(),
         };
         for node in 0..n {
@@ -182,12 +191,18 @@ impl Cluster {
     }
 
     fn carry_out(&mut self, node: u16, output: Output) {
+        if let Output::Operation { op: OpKind::Monitor, .. } = &output {
+            self.ticks.push((self.now, node, Tick::Monitor));
+        }
         match output {
             Output::Heartbeat { link, to, message } => {
+                if link == LinkId(0) {
+                    self.ticks.push((self.now, node, Tick::Beat));
+                }
                 let disk_lost = self.spec.link(link).kind == LinkKind::Disk
                     && (self.storage_lost.contains(&node) || self.storage_lost.contains(&to.0));
                 if !self.cut.contains(&(link.0, node, to.0)) && !disk_lost {
-                    self.queue.push((to.0, Input::Heartbeat { link, message }));
+                    self.queue.push((to.0, Input::Heartbeat { link, message, received: self.now }));
                 }
             }
             Output::Operation { .. } if self.hung_agents.contains(&node) => {}
@@ -709,25 +724,35 @@ fn drain(engine: &mut Engine, now: Instant) -> Vec<(LinkId, NodeId, Heartbeat)> 
     }
 }
 
-#[test]
-fn the_heartbeat_sent_as_booting_ends_does_not_report_the_groups_booting() {
-    // A peer that reads "state standby, group ineligible: booting" skips this node for
-    // the groups it prefers and starts them itself (seen in the lab: mutual backup
-    // formed with both groups on alpha). Booting ends here on hearing the last peer at
-    // the very instant a heartbeat is due.
+/// Two engines of the disk-arbitrated two-node spec, each woken once at `t0`, with the
+/// heartbeats alpha sent then (beta's are drained and dropped).
+#[allow(clippy::type_complexity)]
+fn two_fresh_nodes() -> (Arc<ClusterSpec>, Instant, Engine, Engine, Vec<(LinkId, NodeId, Heartbeat)>)
+{
     let spec = Arc::new(two_node_spec(ArbitrationKind::Disk));
     let t0 = Instant(1_000_000_000);
     let mut alpha = Engine::new(spec.clone(), NodeId(0), 1, t0);
     let mut beta = Engine::new(spec.clone(), NodeId(1), 1, t0);
     alpha.handle(t0, Input::Timeout);
     beta.handle(t0, Input::Timeout);
-    let (link, _, hello) = drain(&mut alpha, t0)
+    let sent = drain(&mut alpha, t0);
+    drain(&mut beta, t0);
+    (spec, t0, alpha, beta, sent)
+}
+
+#[test]
+fn the_heartbeat_sent_as_booting_ends_does_not_report_the_groups_booting() {
+    // A peer that reads "state standby, group ineligible: booting" skips this node for
+    // the groups it prefers and starts them itself (seen in the lab: mutual backup
+    // formed with both groups on alpha). Booting ends here on hearing the last peer at
+    // the very instant a heartbeat is due.
+    let (spec, t0, _alpha, mut beta, sent) = two_fresh_nodes();
+    let (link, _, hello) = sent
         .into_iter()
         .find(|(link, to, _)| *to == NodeId(1) && spec.link(*link).kind == LinkKind::Udp)
         .expect("alpha's first heartbeat");
-    drain(&mut beta, t0);
     let due = t0 + spec.timing.heartbeat_interval;
-    beta.handle(due, Input::Heartbeat { link, message: hello });
+    beta.handle(due, Input::Heartbeat { link, message: hello, received: due });
     let sent = drain(&mut beta, due);
     assert!(!sent.is_empty(), "beta sent no heartbeat at {due}");
     for (_, _, heartbeat) in sent {
@@ -758,4 +783,72 @@ fn renewals_failing_until_the_stop_budget_stop_the_group_in_time() {
     cluster.run(Duration::from_secs(10));
     assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
     assert!(cluster.fenced.is_empty(), "stopped too late: {:?}", cluster.events);
+}
+
+#[test]
+fn a_heartbeat_handled_late_counts_from_when_it_was_received() {
+    // The daemon reads a quiet disk job's answer (the peers' slots) at its next wake-up,
+    // up to a heartbeat interval after the read: the peer must count as heard at the
+    // read, or a dead peer's disk link stays up that much longer (seen in the lab: the
+    // peer was declared lost ~100 ms late at default timing).
+    let (spec, t0, _alpha, mut beta, sent) = two_fresh_nodes();
+    let (link, _, hello) =
+        sent.into_iter().find(|(_, to, _)| *to == NodeId(1)).expect("alpha's first heartbeat");
+    let late = Duration::from_millis(80);
+    let received = t0 + Duration::from_millis(10);
+    let handled = received + late;
+    beta.handle(handled, Input::Heartbeat { link, message: hello.clone(), received });
+    drain(&mut beta, handled);
+    let status_at = |beta: &Engine, at: Instant| {
+        beta.status(at).links.into_iter().find(|l| l.link == link).expect("link status")
+    };
+    let heard = status_at(&beta, handled);
+    assert!(heard.up);
+    assert_eq!(heard.last_heard, Some(late), "counted from the receipt, not the handling");
+    // The link goes down a peer timeout after the receipt, not after the handling.
+    let down_at = received + spec.timing.peer_timeout;
+    beta.handle(down_at, Input::Timeout);
+    drain(&mut beta, down_at);
+    assert!(!status_at(&beta, down_at).up, "still up at {down_at}");
+    // A receipt in the future (a shell's clock mix-up) counts as now.
+    let mut gamma = Engine::new(spec.clone(), NodeId(1), 2, t0);
+    gamma.handle(t0, Input::Timeout);
+    drain(&mut gamma, t0);
+    let future = t0 + Duration::from_secs(5);
+    gamma.handle(t0, Input::Heartbeat { link, message: hello, received: future });
+    assert_eq!(status_at(&gamma, t0).last_heard, Some(Duration::ZERO));
+}
+
+#[test]
+fn nodes_tick_together_and_monitors_go_with_ticks() {
+    // Beta starts 37 ms after alpha: its ticks come 37 ms after alpha's, until alpha's
+    // heartbeats, arriving within half an interval before beta's next tick, bring that
+    // tick forward. Then both send together, and wake once per interval for both.
+    let mut cluster = Cluster::new(two_node_spec(ArbitrationKind::Disk));
+    cluster.crash(1);
+    cluster.run(Duration::from_millis(37));
+    cluster.boot(1);
+    cluster.run(Duration::from_secs(20));
+    let interval = cluster.spec.timing.heartbeat_interval;
+    let from = cluster.now - Duration::from_secs(5);
+    let at = |node: u16, tick: Tick| -> Vec<Instant> {
+        let times = cluster.ticks.iter().filter(|(t, n, k)| *t >= from && *n == node && *k == tick);
+        times.map(|(t, _, _)| *t).collect()
+    };
+    let (alpha, beta) = (at(0, Tick::Beat), at(1, Tick::Beat));
+    assert!(alpha.len() >= 45, "alpha ticked {} times in 5 s", alpha.len());
+    assert_eq!(alpha, beta, "the nodes do not tick together");
+    // Every monitor is issued at a tick (the group runs on alpha: 4 resources, every
+    // 2 s), and each resource is monitored at least as often as its interval asks.
+    let monitors = at(0, Tick::Monitor);
+    assert!(monitors.len() >= 8, "{} monitors in 5 s", monitors.len());
+    for m in &monitors {
+        assert!(alpha.contains(m), "monitor at {m} between ticks");
+    }
+    let ticks = cluster.ticks.iter().filter(|(_, n, k)| *n == 0 && *k == Tick::Beat);
+    let gaps = ticks.map(|(t, _, _)| *t).collect::<Vec<_>>();
+    for pair in gaps.windows(2).filter(|w| w[0] >= from) {
+        let gap = pair[1].saturating_since(pair[0]);
+        assert!(gap <= interval, "alpha's heartbeats {gap:?} apart");
+    }
 }
