@@ -101,6 +101,35 @@ pub fn disk_io_timeout(lease_timeout: Duration) -> Duration {
     (lease_timeout / 30).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
 
+/// How long after its write goes out a renewal answered quietly is granted at most:
+/// its write's answer is read at the next wake-up (a heartbeat tick at the latest), its
+/// read goes out after the settle (exactly, or at that tick if the settle is already
+/// over), and the read's answer is read at the tick after it. Every I/O lands within
+/// `io_timeout`. In heartbeat intervals: `⌈(max(settle + io, interval) + io) / interval⌉`
+/// (2 with the default timing: 200 ms; 2 with the fast profile: 100 ms).
+pub fn quiet_renewal_lag(timing: &engine::Timing, config: &DiskLeaseConfig) -> Duration {
+    let interval = timing.heartbeat_interval.max(Duration::from_millis(1));
+    let read_out = (config.settle + config.io_timeout).max(interval);
+    let ticks = (read_out + config.io_timeout).as_nanos().div_ceil(interval.as_nanos());
+    interval * ticks as u32
+}
+
+/// Whether renewals may be answered quietly (their disk answers wait for the next
+/// wake-up instead of waking the loop: the main saving at idle) or must be answered
+/// promptly, as acquires and releases always are. The engine renews a fifth of the
+/// lease after the previous renewal went out, or when it is granted if that is later,
+/// and stops every group when less than two fifths of the lease are left
+/// (`Timing::lease_stop_budget`): renewals granted `lag` after their write keep the
+/// lease above that while two of them in a row fit in three fifths of the lease, that
+/// is `lag < 3L/10`. Quiet only with a margin for late ticks: `lag ≤ L/4`. With the fast
+/// profile (heartbeat 50 ms, lease 300 ms) the quiet lag is 100 ms, more than 75 ms:
+/// quiet renewals there let the lease run down to its stop budget every few hundred
+/// milliseconds and the holder stopped its groups (found by the lab benchmark,
+/// regression test `lab::fast_profile_holder_keeps_its_lease_at_idle_and_fails_over`).
+pub fn quiet_renewals(timing: &engine::Timing, config: &DiskLeaseConfig) -> bool {
+    quiet_renewal_lag(timing, config) <= timing.lease_timeout / 4
+}
+
 enum LeaseClient {
     /// `arbitration = "none"`: every request is granted at once.
     Open,
@@ -180,9 +209,12 @@ pub struct Node {
     inputs: VecDeque<Input>,
     engine_wait: Instant,
     lease_wait: Instant,
-    /// The lease requests in flight that are acquires or releases: while there is one,
-    /// disk jobs are prompt (a lease step follows on each answer; see `diskio`).
+    /// The lease requests in flight that are acquires or releases, or renewals when
+    /// they may not be quiet (`quiet_renewals`): while there is one, disk jobs are
+    /// prompt (a lease step follows on each answer; see `diskio`).
     prompt_requests: BTreeSet<engine::OpId>,
+    /// [`quiet_renewals`] for this cluster's timing.
+    quiet_renewals: bool,
     /// As told to the disk I/O (`prompt_requests` is not empty).
     prompt_mode: bool,
     /// The latest instant given to the lease client (it never sees time go back: a
@@ -330,10 +362,12 @@ impl Node {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let incarnation = journal::next_incarnation(&state_dir, wall_micros)?;
+        let mut quiet = true;
         let lease = match spec.arbitration {
             ArbitrationKind::Disk => {
                 let io_timeout = disk_io_timeout(spec.timing.lease_timeout);
                 let config = DiskLeaseConfig::new(&spec.timing, io_timeout);
+                quiet = quiet_renewals(&spec.timing, &config);
                 let mut client = DiskLeaseClient::new(me, incarnation, config);
                 // Watch ahead the groups this node may run, so that a takeover waits
                 // only for the lease to run out (arbiter::disk, "Watching ahead").
@@ -408,6 +442,7 @@ impl Node {
             engine_wait: now,
             lease_wait: Instant::MAX,
             prompt_requests: BTreeSet::new(),
+            quiet_renewals: quiet,
             prompt_mode: false,
             lease_floor: now,
             loss: BTreeMap::new(),
@@ -629,7 +664,7 @@ impl Node {
                     self.inputs.push_back(Input::Lease { id, result });
                 }
                 LeaseClient::Disk(client) => {
-                    if !matches!(request, LeaseRequest::Renew) {
+                    if !matches!(request, LeaseRequest::Renew) || !self.quiet_renewals {
                         self.prompt_requests.insert(id);
                     }
                     self.lease_floor = self.lease_floor.max(now);
@@ -872,6 +907,13 @@ impl Node {
             let at = ended.max(self.lease_floor).min(now);
             self.lease_floor = at;
             for (io, result) in done.lease {
+                tracing::debug!(
+                    io = io.0,
+                    ended = ended.0,
+                    at = at.0,
+                    now = now.0,
+                    "lease I/O done: {result:?}"
+                );
                 client.io_done(now, at, io, result);
             }
         }
@@ -1048,11 +1090,13 @@ impl Node {
         loop {
             match client.poll_output() {
                 ClientOutput::Io { io, op } => {
+                    tracing::debug!(io = io.0, now = now.0, "lease I/O: {op:?}");
                     if let Some(disk) = self.disk.as_mut() {
                         disk.job(now).lease.push((io, op));
                     }
                 }
                 ClientOutput::Reply { id, result } => {
+                    tracing::debug!(now = now.0, "lease reply: {result:?}");
                     self.prompt_requests.remove(&id);
                     self.inputs.push_back(Input::Lease { id, result });
                 }
@@ -1117,5 +1161,54 @@ fn watchdog_interval() -> Option<Duration> {
         Some(Duration::from_micros(usec / 2))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(heartbeat_ms: u64, lease_ms: u64) -> engine::Timing {
+        engine::Timing {
+            heartbeat_interval: Duration::from_millis(heartbeat_ms),
+            peer_timeout: Duration::from_millis(lease_ms),
+            lease_timeout: Duration::from_millis(lease_ms),
+        }
+    }
+
+    fn lag_and_quiet(timing: &engine::Timing) -> (Duration, bool) {
+        let config = DiskLeaseConfig::new(timing, disk_io_timeout(timing.lease_timeout));
+        (quiet_renewal_lag(timing, &config), quiet_renewals(timing, &config))
+    }
+
+    #[test]
+    fn renewals_are_quiet_only_where_two_quiet_lags_leave_the_stop_budget_alone() {
+        // Defaults: granted two ticks after the write, well inside 3L/10.
+        assert_eq!(lag_and_quiet(&timing(100, 1000)), (Duration::from_millis(200), true));
+        // The fast profile of the benchmark: 100 ms against a 300 ms lease. Quiet, the
+        // holder's lease fell to its stop budget and it stopped its groups (E3105).
+        assert_eq!(lag_and_quiet(&timing(50, 300)), (Duration::from_millis(100), false));
+        // `tandem demo --fast` (lease 700 ms): three ticks, still inside L/4.
+        assert_eq!(lag_and_quiet(&timing(50, 700)), (Duration::from_millis(150), true));
+        // A slow heartbeat against a short lease: prompt.
+        assert!(!lag_and_quiet(&timing(500, 1000)).1);
+    }
+
+    #[test]
+    fn the_quiet_lag_bounds_two_renewals_in_a_row_inside_the_stop_budget_when_quiet() {
+        for heartbeat_ms in [10, 20, 50, 100, 200, 500, 1000] {
+            for lease_ms in [300, 500, 700, 1000, 2000, 5000, 10_000] {
+                let timing = timing(heartbeat_ms, lease_ms);
+                let (lag, quiet) = lag_and_quiet(&timing);
+                if quiet {
+                    // Renewal k+1 goes out when k is granted (or a fifth later), and is
+                    // granted `lag` after: before 3/5 of the lease since k's write.
+                    let renew = timing.lease_renew_interval();
+                    let worst = lag.max(renew) + lag;
+                    let budget = timing.lease_timeout - timing.lease_stop_budget();
+                    assert!(worst < budget, "{timing:?}: {worst:?} vs {budget:?}");
+                }
+            }
+        }
     }
 }

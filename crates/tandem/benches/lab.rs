@@ -15,7 +15,10 @@
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
 //!
-//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak` picks some.
+//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak` picks some. Each failover
+//! trial is printed (stderr) so that an outlier can be told from a shift;
+//! `TANDEM_BENCH_SHOW=1` adds the survivor's journal from the crash on and the end of
+//! both nodes' logs (`TANDEM_LAB_LOG=info,daemon::node=debug` logs every lease I/O).
 
 #![allow(clippy::needless_range_loop)]
 
@@ -114,6 +117,24 @@ fn failover_trial(timing: &'static str) -> Option<[f64; 4]> {
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     cluster.assert_never_double();
+    if std::env::var_os("TANDEM_BENCH_SHOW").is_some() {
+        // The survivor's journal from the crash on (ms after it), to explain a trial.
+        for entry in cluster.journal(1) {
+            let Some(at) = humantime::parse_rfc3339(&entry.time).ok() else { continue };
+            if let Ok(since) = at.duration_since(wall) {
+                eprintln!("    {:>5} ms {} {}", since.as_millis(), entry.code, entry.message);
+            }
+        }
+        eprintln!("    crash at monotonic {} ms", at);
+        for line in cluster.log(0).lines().rev().take(150).collect::<Vec<_>>().into_iter().rev() {
+            eprintln!("    A {line}");
+        }
+        let log = cluster.log(1);
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[lines.len().saturating_sub(400)..] {
+            eprintln!("    | {line}");
+        }
+    }
     Some([
         outage(&answers(&probe), at, "beta")?,
         after(&cluster, 1, "E2104", wall)?,
@@ -123,7 +144,19 @@ fn failover_trial(timing: &'static str) -> Option<[f64; 4]> {
 }
 
 fn failovers(what: &str, timing: &'static str, trials: usize) {
-    let runs: Vec<[f64; 4]> = (0..trials).filter_map(|_| failover_trial(timing)).collect();
+    let runs: Vec<[f64; 4]> = (0..trials)
+        .filter_map(|trial| {
+            let run = failover_trial(timing);
+            // Each trial, so that an outlier can be told from a shift.
+            if let Some([outage, lost, lease, running]) = run {
+                eprintln!(
+                    "  trial {trial}: outage {outage:.0} ms; lost {lost:.0}, lease {lease:.0}, \
+                     running {running:.0} ms"
+                );
+            }
+            run
+        })
+        .collect();
     let column = |i: usize| runs.iter().map(|r| r[i]).collect::<Vec<f64>>();
     summary(&format!("failover outage, {what}"), column(0), "ms");
     summary("  of which: peer declared lost after", column(1), "ms");
@@ -182,6 +215,23 @@ fn tandem_pids(cluster: &Cluster, host: usize) -> Vec<i32> {
         .collect()
 }
 
+/// The machine's CPU counters from /proc/stat: (busy ticks, steal ticks, all ticks),
+/// over every core (busy: user, nice, system, irq, softirq; steal: taken by the host).
+fn machine_ticks() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let at = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6);
+    (busy, at(7), cpu.iter().take(8).sum())
+}
+
 fn idle() {
     let cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(5));
@@ -194,13 +244,24 @@ fn idle() {
         |host: usize| -> u64 { pids[host].iter().filter_map(|p| usage(*p)).map(|u| u.0).sum() };
     // CPU over consecutive windows: their median and worst, per node.
     let mut shares: Vec<Vec<f64>> = vec![Vec::new(); 2];
+    // What the rest of the machine did meanwhile (the figures move with it): its busy
+    // share outside the two nodes, and the share the hypervisor took (steal).
+    let mut others: Vec<f64> = Vec::new();
+    let mut steal: Vec<f64> = Vec::new();
     for _ in 0..(seconds / window).max(1) {
         let before: Vec<u64> = (0..2).map(ticks).collect();
+        let (busy0, steal0, all0) = machine_ticks();
         std::thread::sleep(Duration::from_secs(window));
+        let (busy1, steal1, all1) = machine_ticks();
+        let mut nodes = 0;
         for host in 0..2 {
             let used = ticks(host) - before[host];
+            nodes += used;
             shares[host].push(used as f64 / hz / window as f64 * 100.0);
         }
+        let all = (all1 - all0).max(1) as f64;
+        others.push((busy1 - busy0).saturating_sub(nodes) as f64 / all * 100.0);
+        steal.push((steal1 - steal0) as f64 / all * 100.0);
     }
     for host in 0..2 {
         let now: Vec<(u64, u64)> = pids[host].iter().filter_map(|p| usage(*p)).collect();
@@ -218,6 +279,17 @@ fn idle() {
             rss as f64 / 1024.0
         );
     }
+    for values in [&mut others, &mut steal] {
+        values.sort_by(f64::total_cmp);
+    }
+    println!(
+        "idle: the rest of the machine meanwhile: busy median {:.1} %, worst window {:.1} % \
+         of all cores; steal median {:.2} %, worst {:.2} %",
+        percentile(&others, 0.5),
+        percentile(&others, 0.99),
+        percentile(&steal, 0.5),
+        percentile(&steal, 0.99)
+    );
 }
 
 fn soak() {

@@ -299,7 +299,7 @@ impl Cluster {
             .spawn_env(
                 Node::Host(host),
                 &[TANDEM, "node", "--config", "/etc/tandem/cluster.toml", "--name", NAMES[host]],
-                &[("RUST_LOG", "info")],
+                &[("RUST_LOG", &std::env::var("TANDEM_LAB_LOG").unwrap_or_else(|_| "info".into()))],
             )
             .expect("start tandem node");
         self.nodes[host] = Some(spawned);
@@ -327,6 +327,11 @@ impl Cluster {
             .into_iter()
             .map(|e| e.code)
             .collect()
+    }
+
+    /// What host `host`'s node wrote to stderr (its log) so far.
+    pub fn log(&self, host: usize) -> String {
+        self.nodes[host].as_ref().and_then(|n| n.stderr().ok()).unwrap_or_default()
     }
 
     pub fn journal(&self, host: usize) -> Vec<daemon::journal::Entry> {
