@@ -10,7 +10,9 @@
 //! - **switchover outage**: the same gap around `tandem switchover web --to beta`;
 //! - **idle cost per node**: CPU (share of one core) and resident memory of the daemon
 //!   plus its fence guard over three minutes (`TANDEM_BENCH_IDLE_SECS`) of a formed
-//!   cluster doing nothing, in windows of 20 s (median and worst window);
+//!   cluster doing nothing, in windows of 20 s (median and worst window), with the
+//!   double-holder sampler stopped (it is the benchmark's own load), the rest of the
+//!   machine's load alongside;
 //! - **false failovers**: a formed cluster with both cores busy in every host and 20 %
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
@@ -233,8 +235,16 @@ fn machine_ticks() -> (u64, u64, u64) {
 }
 
 fn idle() {
-    let cluster = Cluster::formed(&Options::default());
+    let mut cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(5));
+    // The double-holder sampler reads every host's addresses and mounts every 5 ms, on
+    // the same two cores: the benchmark's own load, not the nodes'. It stops for the
+    // measurement (`TANDEM_BENCH_IDLE_SAMPLER=1` keeps it, as before 2026-12-06).
+    let sampler = std::env::var_os("TANDEM_BENCH_IDLE_SAMPLER").is_some();
+    if !sampler {
+        cluster.assert_never_double();
+        cluster.stop_sampler();
+    }
     let seconds: u64 =
         std::env::var("TANDEM_BENCH_IDLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
     let window = 20.min(seconds).max(1);
@@ -269,14 +279,27 @@ fn idle() {
         let mut values = shares[host].clone();
         values.sort_by(f64::total_cmp);
         println!(
-            "idle {} ({} processes: daemon + guard): CPU median {:.2} %, p99 {:.2} % of one \
-             core over {} windows of {window} s; resident {:.1} MiB",
+            "idle {} ({} processes: daemon + guard{}): CPU median {:.2} %, p99 {:.2} % of \
+             one core over {} windows of {window} s; resident {:.1} MiB",
             NAMES[host],
             now.len(),
+            if sampler { "; sampler on" } else { "" },
             percentile(&values, 0.5),
             percentile(&values, 0.99),
             values.len(),
             rss as f64 / 1024.0
+        );
+    }
+    // Idle means idle: nothing stopped, moved or expired meanwhile.
+    for host in 0..2 {
+        let codes = cluster.codes(host);
+        let count = |code: &str| codes.iter().filter(|c| *c == code).count();
+        println!(
+            "idle {}: lease expiring (E3105) {}, group stopping (I4103) {}, takeovers (W4111) {}",
+            NAMES[host],
+            count("E3105"),
+            count("I4103"),
+            count("W4111")
         );
     }
     for values in [&mut others, &mut steal] {

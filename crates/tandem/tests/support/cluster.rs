@@ -537,6 +537,16 @@ impl Cluster {
         cluster
     }
 
+    /// Stops the sampler (for good): a benchmark that measures the nodes' own cost does
+    /// not want a thread reading every host's addresses and mounts 200 times a second
+    /// on the same cores. What it sampled so far still counts.
+    pub fn stop_sampler(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+    }
+
     /// Asserts that no two hosts ever held the VIP or the mount at once (so far).
     pub fn assert_never_double(&self) {
         let s = &self.sampled;
