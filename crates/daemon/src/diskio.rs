@@ -25,6 +25,19 @@
 //! an I/O count as faster than it was. While the loop is in *prompt mode*
 //! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight, a lease step follows
 //! on each answer) every answer wakes it and every deadline is met exactly.
+//!
+//! **Writes first, reads held back.** A job performs its writes first (the lease
+//! client's, in issue order, then the heartbeat slot), then its reads (the lease
+//! client's, in issue order, the peers' slots, the mailbox): the lease client's I/O in
+//! one job belong to different tasks, which it issued together and which may land in
+//! any order. In a quiet job the reads start no earlier than [`READ_HOLD_DIVISOR`]th
+//! of the I/O timeout after the job was submitted. Nodes tick together (the engine
+//! phase-locks their heartbeats), and a holder's renewal goes out with its tick: a
+//! standby's watch read issued at the same instant landed before the renewal's write
+//! about half the time, saw the old record, and saw the new one only a heartbeat
+//! interval later, which started its takeover window that much later (lab: default
+//! failovers bimodal, lease at 1.23 s or 1.33 s after the crash). Reading later is
+//! always safe: what a read shows counts from when it ended.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,13 +54,19 @@ use crate::clock::monotonic_ns;
 /// Abandoned workers (blocked past a deadline) allowed at once.
 pub const WORKERS_HUNG_MAX: usize = 8;
 
+/// A quiet job's reads start a `1 / READ_HOLD_DIVISOR` of the I/O timeout after it was
+/// submitted (6.6 ms with the default 1 s lease): long enough for a write issued on
+/// another node at the same tick to land on a healthy disk, short against the deadline.
+pub const READ_HOLD_DIVISOR: u32 = 5;
+
 /// A peer's disk heartbeat slot as read (`None`: never written).
 pub type Slot = (NodeId, Option<Vec<u8>>);
 
 /// What the loop wants from the disk at one moment.
 #[derive(Debug, Default)]
 pub struct Job {
-    /// The lease client's I/O, performed first and in this order.
+    /// The lease client's I/O: its writes first, its reads after the slot write (each in
+    /// this order; see the module doc).
     pub lease: Vec<(IoId, IoOp)>,
     /// This node's heartbeat slot: sequence and frame.
     pub slot: Option<(u64, Vec<u8>)>,
@@ -116,6 +135,8 @@ struct Work {
     id: u64,
     /// `CLOCK_MONOTONIC` nanoseconds after which no I/O of the job is started.
     deadline_ns: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds before which no read of the job is started.
+    reads_after_ns: u64,
     job: Job,
 }
 
@@ -189,7 +210,14 @@ impl DiskIo {
             peers: job.peers,
             mail: job.mail,
         };
-        let mut work = Work { id, deadline_ns: deadline.0, job };
+        // Prompt jobs are part of a lease step (an acquire, say): they go at once.
+        let hold = if self.prompt_mode.load(Ordering::SeqCst) {
+            Duration::ZERO
+        } else {
+            self.timeout / READ_HOLD_DIVISOR
+        };
+        let reads_after_ns = (now + hold).0;
+        let mut work = Work { id, deadline_ns: deadline.0, reads_after_ns, job };
         if let Some(worker) = &self.worker {
             match worker.send(work) {
                 Ok(()) => {
@@ -227,7 +255,8 @@ impl DiskIo {
         let hung = self.hung.clone();
         std::thread::Builder::new().name("tandem-disk".into()).spawn(move || {
             while let Ok(work) = rx.recv() {
-                let done = perform(&area, me, nodes, work.deadline_ns, work.job);
+                let done =
+                    perform(&area, me, nodes, work.deadline_ns, work.reads_after_ns, work.job);
                 let answer = Answer { id: work.id, done, done_at: Instant(monotonic_ns()) };
                 let sent = if prompt_mode.load(Ordering::SeqCst) {
                     answers.send(answer).is_ok()
@@ -301,12 +330,22 @@ impl DiskIo {
     }
 }
 
-/// Performs one job (on the worker): each I/O only while the deadline has not passed.
-fn perform(area: &Area, me: NodeId, nodes: usize, deadline_ns: u64, job: Job) -> Done {
+/// Performs one job (on the worker): writes, then reads from `reads_after_ns` on, each
+/// I/O only while the deadline has not passed.
+fn perform(
+    area: &Area,
+    me: NodeId,
+    nodes: usize,
+    deadline_ns: u64,
+    reads_after_ns: u64,
+    job: Job,
+) -> Done {
     let late = || monotonic_ns() >= deadline_ns;
     const LATE: &str = "not started: the job's I/O deadline had passed";
     let mut done = Done::default();
-    for (io, op) in job.lease {
+    let (writes, reads): (Vec<_>, Vec<_>) =
+        job.lease.into_iter().partition(|(_, op)| matches!(op, IoOp::Write(..)));
+    for (io, op) in writes {
         let result =
             if late() { IoResult::Failed(LATE.into()) } else { diskarea::perform(area, &op) };
         done.lease.push((io, result));
@@ -317,6 +356,16 @@ fn perform(area: &Area, me: NodeId, nodes: usize, deadline_ns: u64, job: Job) ->
         } else {
             area.write_heartbeat(me, seq, &frame).map_err(|e| e.to_string())
         });
+    }
+    let reading = !reads.is_empty() || job.peers || job.mail;
+    let now = monotonic_ns();
+    if reading && now < reads_after_ns {
+        std::thread::sleep(Duration::from_nanos(reads_after_ns - now));
+    }
+    for (io, op) in reads {
+        let result =
+            if late() { IoResult::Failed(LATE.into()) } else { diskarea::perform(area, &op) };
+        done.lease.push((io, result));
     }
     if job.peers {
         done.peers = Some(if late() { Err(LATE.into()) } else { read_peers(area, me, nodes) });
@@ -446,10 +495,60 @@ mod tests {
     fn a_worker_skips_what_is_already_too_late() {
         let (_file, area) = area();
         let job = Job { slot: Some((9, b"x".to_vec())), peers: true, ..Job::default() };
-        let done = perform(&area, NodeId(0), 2, monotonic_ns(), job);
+        let done = perform(&area, NodeId(0), 2, monotonic_ns(), 0, job);
         assert!(matches!(&done.slot, Some(Err(e)) if e.contains("deadline")));
         assert!(matches!(&done.peers, Some(Err(e)) if e.contains("deadline")));
         assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), None, "nothing was written");
+    }
+
+    #[test]
+    fn a_quiet_job_writes_first_and_holds_its_reads_back_for_a_write_issued_elsewhere_at_once() {
+        use arbiter::disk::HostRecord;
+        let host = |counter| Record::Host(HostRecord { incarnation: 7, counter, groups: vec![] });
+        let (_file, area) = area();
+        area.write_record(Block::Host(NodeId(1)), &host(1)).unwrap();
+        let timeout = Duration::from_millis(200);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, timeout, tx);
+        // Our renewal and a watch read of the peer's record, issued with our tick, as
+        // the peer (ticking with us) renews: its write lands 5 ms later.
+        let start = now();
+        let job = Job {
+            lease: vec![
+                (IoId(1), IoOp::Read(Block::Host(NodeId(1)))),
+                (IoId(2), IoOp::Write(Block::Host(NodeId(0)), host(5))),
+            ],
+            ..Job::default()
+        };
+        assert!(io.submit(start, job).is_none());
+        let peer = {
+            let area = area.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                area.write_record(Block::Host(NodeId(1)), &host(2)).unwrap();
+            })
+        };
+        let answer = loop {
+            if let Some(answer) = io.quiet_answers().pop() {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        peer.join().unwrap();
+        let held = timeout / READ_HOLD_DIVISOR;
+        assert!(answer.done_at >= start + held, "read before the hold was over");
+        let done = io.answered(answer).expect("in time");
+        // The write went first; the read, held back, saw the peer's renewal.
+        assert_eq!(done.lease[0], (IoId(2), IoResult::Written));
+        assert_eq!(done.lease[1], (IoId(1), IoResult::Read(host(2))));
+        // In prompt mode (a lease step in progress) nothing is held back.
+        io.set_prompt_mode(true);
+        let start = now();
+        let job =
+            Job { lease: vec![(IoId(3), IoOp::Read(Block::Host(NodeId(1))))], ..Job::default() };
+        assert!(io.submit(start, job).is_none());
+        let answer = rx.blocking_recv().unwrap();
+        assert!(answer.done_at < start + held, "a prompt read waited for the hold");
     }
 
     #[test]
