@@ -70,6 +70,11 @@ impl Disk {
         let out = Command::new("losetup").args(["-f", "--show"]).arg(&image).output().unwrap();
         assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
         let device = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        // A reused loop device keeps the read-only flag (BLKROSET) that lock_standby
+        // left on it in another test running at the same time (lab or agent): mkfs
+        // then fails with "Operation not permitted" (seen in CI).
+        let rw = Command::new("blockdev").arg("--setrw").arg(&device).status().unwrap();
+        assert!(rw.success(), "blockdev --setrw {}", device.display());
         let disk = Disk { device, mountpoint: dir.path().join("mnt"), children: Vec::new(), dir };
         let status = Command::new("mkfs.ext4").arg("-q").arg(&disk.device).status().unwrap();
         assert!(status.success(), "mkfs.ext4 failed");
