@@ -197,7 +197,15 @@ impl Loop {
         if !out.status.success() {
             return Err(format!("losetup failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
-        Ok(Loop(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        // A reused loop device keeps the read-only flag (BLKROSET) that lock_standby
+        // left on it in a concurrent test; writes would fail with EPERM.
+        let loop_device = Loop(device);
+        let rw = Command::new("blockdev").arg("--setrw").arg(&loop_device.0).status();
+        if !rw.is_ok_and(|s| s.success()) {
+            return Err(format!("blockdev --setrw {} failed", loop_device.0));
+        }
+        Ok(loop_device)
     }
 }
 
