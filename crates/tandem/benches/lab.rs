@@ -234,6 +234,43 @@ fn machine_ticks() -> (u64, u64, u64) {
     (busy, at(7), cpu.iter().take(8).sum())
 }
 
+/// CPU nanoseconds this thread has run (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The machine's CPU cost of a wake-up, in µs: a thread that sleeps 1 ms on a timer
+/// then sends a datagram on loopback to a thread asleep in `recv`, 500 times; the CPU
+/// time both threads used, per round (two timer or socket wake-ups, a send, a
+/// receive). This is a node's work at idle in miniature; on this kind of VM its cost
+/// moves several-fold within hours while plain computation does not.
+fn wakeup_cost_us() -> f64 {
+    use std::net::UdpSocket;
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b_addr = b.local_addr().unwrap();
+    let rounds = 500;
+    let receiver = std::thread::spawn(move || {
+        let before = thread_cpu_ns();
+        let mut buf = [0u8; 64];
+        for _ in 0..rounds {
+            b.recv_from(&mut buf).expect("recv");
+        }
+        thread_cpu_ns() - before
+    });
+    let before = thread_cpu_ns();
+    for _ in 0..rounds {
+        std::thread::sleep(Duration::from_millis(1));
+        a.send_to(b"ping", b_addr).expect("send");
+    }
+    let sender = thread_cpu_ns() - before;
+    let receiver = receiver.join().unwrap();
+    (sender + receiver) as f64 / rounds as f64 / 1000.0
+}
+
 fn idle() {
     let mut cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(5));
@@ -258,11 +295,13 @@ fn idle() {
     // share outside the two nodes, and the share the hypervisor took (steal).
     let mut others: Vec<f64> = Vec::new();
     let mut steal: Vec<f64> = Vec::new();
+    let mut wakeups: Vec<f64> = Vec::new();
     for _ in 0..(seconds / window).max(1) {
         let before: Vec<u64> = (0..2).map(ticks).collect();
         let (busy0, steal0, all0) = machine_ticks();
         std::thread::sleep(Duration::from_secs(window));
         let (busy1, steal1, all1) = machine_ticks();
+        wakeups.push(wakeup_cost_us());
         let mut nodes = 0;
         for host in 0..2 {
             let used = ticks(host) - before[host];
@@ -302,7 +341,7 @@ fn idle() {
             count("W4111")
         );
     }
-    for values in [&mut others, &mut steal] {
+    for values in [&mut others, &mut steal, &mut wakeups] {
         values.sort_by(f64::total_cmp);
     }
     println!(
@@ -312,6 +351,13 @@ fn idle() {
         percentile(&others, 0.99),
         percentile(&steal, 0.5),
         percentile(&steal, 0.99)
+    );
+    println!(
+        "idle: the machine's CPU cost of a wake-up (a timer wake-up and a loopback \
+         datagram to a sleeping thread, after each window): median {:.1} µs, highest \
+         {:.1} µs",
+        percentile(&wakeups, 0.5),
+        percentile(&wakeups, 0.99)
     );
 }
 
