@@ -1,8 +1,8 @@
 //! The disk link's I/O: one long-lived worker thread performs *jobs* for the daemon's
 //! loop, one at a time and in the order given, and sends each job's results back as a
 //! message. A job holds everything the loop wants from the disk at one moment: the lease
-//! client's reads and writes (first, in issue order), this node's heartbeat slot, the
-//! peers' slots and this node's mailbox. Folding them into one job is what keeps a node
+//! client's reads and writes, this node's heartbeat slot, the peers' slots and this
+//! node's mailbox (writes first, see below). Folding them into one job is what keeps a node
 //! cheap at idle: one thread hand-off per job instead of one task, one blocking-pool
 //! call and one timer per I/O.
 //!
