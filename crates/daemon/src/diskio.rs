@@ -406,6 +406,16 @@ mod tests {
         Instant(monotonic_ns())
     }
 
+    /// Waits for the worker's next quiet answer (it wakes nobody).
+    fn next_quiet_answer(io: &mut DiskIo) -> Answer {
+        loop {
+            if let Some(answer) = io.quiet_answers().pop() {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_job_writes_the_slot_and_reads_the_peers_and_the_mailbox() {
         let (_file, area) = area();
@@ -456,12 +466,7 @@ mod tests {
         let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_secs(5), tx);
         assert!(io.submit(now(), Job { peers: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), Instant::MAX, "its deadline waits for a wake-up");
-        let answer = loop {
-            if let Some(answer) = io.quiet_answers().pop() {
-                break answer;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let answer = next_quiet_answer(&mut io);
         assert!(rx.try_recv().is_err(), "the loop was not woken");
         assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
         // In prompt mode a quiet job's answer wakes the loop and its deadline is exact.
@@ -528,12 +533,7 @@ mod tests {
                 area.write_record(Block::Host(NodeId(1)), &host(2)).unwrap();
             })
         };
-        let answer = loop {
-            if let Some(answer) = io.quiet_answers().pop() {
-                break answer;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let answer = next_quiet_answer(&mut io);
         peer.join().unwrap();
         let held = timeout / READ_HOLD_DIVISOR;
         assert!(answer.done_at >= start + held, "read before the hold was over");
