@@ -564,10 +564,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(sampler) = self.sampler.take() {
-            let _ = sampler.join();
-        }
+        self.stop_sampler();
         // Daemons die with their hosts when the lab is dropped.
         self.nodes.clear();
     }
