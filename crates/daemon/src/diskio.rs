@@ -26,11 +26,14 @@
 //! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight, a lease step follows
 //! on each answer) every answer wakes it and every deadline is met exactly.
 //!
-//! **Writes first, reads held back.** A job performs its writes first (the lease
+//! **Writes first, reads held back.** A job starts its writes first (the lease
 //! client's, in issue order, then the heartbeat slot), then its reads (the lease
 //! client's, in issue order, the peers' slots, the mailbox): the lease client's I/O in
 //! one job belong to different tasks, which it issued together and which may land in
-//! any order. In a quiet job the reads start no earlier than [`READ_HOLD_DIVISOR`]th
+//! any order. Where io_uring is allowed ([`diskarea::ring`]) each phase is handed to
+//! the kernel at once and the worker waits once for the whole job (a write and a read
+//! of one job may then be in flight together); elsewhere each I/O is a blocking call
+//! in turn. Either way no I/O is started after the job's deadline. In a quiet job the reads start no earlier than [`READ_HOLD_DIVISOR`]th
 //! of the I/O timeout after the job was submitted. Nodes tick together (the engine
 //! phase-locks their heartbeats), and a holder's renewal goes out with its tick: a
 //! standby's watch read issued at the same instant landed before the renewal's write
@@ -45,7 +48,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
 use arbiter::disk::{Block, IoId, IoOp, IoResult, Record};
-use diskarea::Area;
+use diskarea::{Area, Reply, Request, Ring, Token};
 use engine::{Instant, NodeId};
 use tokio::sync::mpsc;
 
@@ -89,6 +92,10 @@ pub struct Done {
     pub slot: Option<Result<(), String>>,
     pub peers: Option<Result<Vec<Slot>, String>>,
     pub mail: Option<Result<Record, String>>,
+    /// When the job's lease writes had all completed, if that was seen before its end
+    /// (its reads held back): a renewal's settle counts from its write, not from the
+    /// end of the reads that rode along.
+    pub writes_done_at: Option<Instant>,
 }
 
 impl Done {
@@ -99,6 +106,7 @@ impl Done {
             slot: job.slot.as_ref().map(|_| Err(why.into())),
             peers: job.peers.then(|| Err(why.into())),
             mail: job.mail.then(|| Err(why.into())),
+            writes_done_at: None,
         }
     }
 
@@ -254,9 +262,28 @@ impl DiskIo {
         let (me, nodes) = (self.me, self.nodes);
         let hung = self.hung.clone();
         std::thread::Builder::new().name("tandem-disk".into()).spawn(move || {
+            // One ring per worker, made by the thread that uses it (diskarea::ring).
+            let mut ring = match Ring::new(&area) {
+                Ok(ring) => Some(ring),
+                Err(e) => {
+                    tracing::debug!("disk I/O one call at a time (no io_uring: {e})");
+                    None
+                }
+            };
             while let Ok(work) = rx.recv() {
-                let done =
-                    perform(&area, me, nodes, work.deadline_ns, work.reads_after_ns, work.job);
+                if let Some(why) = ring.as_ref().and_then(Ring::broken) {
+                    tracing::warn!("disk I/O one call at a time from now on: {why}");
+                    ring = None;
+                }
+                let done = perform(
+                    &area,
+                    ring.as_mut(),
+                    me,
+                    nodes,
+                    work.deadline_ns,
+                    work.reads_after_ns,
+                    work.job,
+                );
                 let answer = Answer { id: work.id, done, done_at: Instant(monotonic_ns()) };
                 let sent = if prompt_mode.load(Ordering::SeqCst) {
                     answers.send(answer).is_ok()
@@ -330,10 +357,42 @@ impl DiskIo {
     }
 }
 
-/// Performs one job (on the worker): writes, then reads from `reads_after_ns` on, each
-/// I/O only while the deadline has not passed.
+/// One part of a job, as the worker carries it out.
+#[derive(Clone, Copy)]
+enum Part {
+    Lease(IoId, Block),
+    Slot,
+    Peer(NodeId),
+    Mail,
+}
+
+impl Part {
+    /// How a failure of this part reads.
+    fn failed(self, write: bool, e: &dyn std::fmt::Display) -> String {
+        match self {
+            Part::Lease(_, block) if write => format!("writing {block:?}: {e}"),
+            Part::Lease(_, block) => format!("reading {block:?}: {e}"),
+            _ => e.to_string(),
+        }
+    }
+}
+
+/// Where a part's result will come from.
+enum Outcome {
+    Now(Result<Reply, String>),
+    /// Started on the ring.
+    Ring(Token, bool),
+}
+
+/// Performs one job (on the worker): its writes are started first, then, from
+/// `reads_after_ns` on, its reads; no I/O is started once the deadline has passed.
+/// With a ring every I/O of a phase is handed to the kernel at once (the writes may
+/// land in any order, as the lease client allows, and the reads may start before the
+/// writes have landed) and the worker waits once for all; without one, each is a
+/// blocking call in turn.
 fn perform(
     area: &Area,
+    mut ring: Option<&mut Ring<'_>>,
     me: NodeId,
     nodes: usize,
     deadline_ns: u64,
@@ -342,52 +401,127 @@ fn perform(
 ) -> Done {
     let late = || monotonic_ns() >= deadline_ns;
     const LATE: &str = "not started: the job's I/O deadline had passed";
-    let mut done = Done::default();
     let (writes, reads): (Vec<_>, Vec<_>) =
         job.lease.into_iter().partition(|(_, op)| matches!(op, IoOp::Write(..)));
-    for (io, op) in writes {
-        let result =
-            if late() { IoResult::Failed(LATE.into()) } else { diskarea::perform(area, &op) };
-        done.lease.push((io, result));
-    }
-    if let Some((seq, frame)) = job.slot {
-        done.slot = Some(if late() {
-            Err(LATE.into())
+    let mut outcomes: Vec<(Part, Outcome)> = Vec::new();
+    let mut go = |part: Part, request: Request<'_>, ring: &mut Option<&mut Ring<'_>>| {
+        let write = matches!(request, Request::WriteRecord(..) | Request::WriteHeartbeat { .. });
+        let outcome = if late() {
+            Outcome::Now(Err(LATE.into()))
         } else {
-            area.write_heartbeat(me, seq, &frame).map_err(|e| e.to_string())
-        });
+            match (area.prepare(request), ring.as_deref_mut()) {
+                (Err(e), _) => Outcome::Now(Err(part.failed(write, &e))),
+                (Ok(io), Some(ring)) => Outcome::Ring(ring.start(io), write),
+                (Ok(mut io), None) => Outcome::Now(
+                    area.perform_now(&mut io)
+                        .map_err(diskarea::AreaError::from)
+                        .and_then(|()| area.finish(&io))
+                        .map_err(|e| part.failed(write, &e)),
+                ),
+            }
+        };
+        outcomes.push((part, outcome));
+    };
+    for (io, op) in &writes {
+        if let IoOp::Write(block, record) = op {
+            go(Part::Lease(*io, *block), Request::WriteRecord(*block, record), &mut ring);
+        }
+    }
+    if let Some((seq, frame)) = &job.slot {
+        go(Part::Slot, Request::WriteHeartbeat { node: me, seq: *seq, payload: frame }, &mut ring);
+    }
+    if let Some(ring) = ring.as_deref_mut() {
+        // The writes go now; their completions are collected with the reads'.
+        let _ = ring.submit();
     }
     let reading = !reads.is_empty() || job.peers || job.mail;
+    let mut writes_done_at = None;
     let now = monotonic_ns();
     if reading && now < reads_after_ns {
-        std::thread::sleep(Duration::from_nanos(reads_after_ns - now));
+        if !writes.is_empty() {
+            // A renewal's settle runs from its write: note when the writes are done,
+            // rather than stamping them with the end of the held-back reads.
+            let done = match ring.as_deref_mut() {
+                Some(ring) => ring.wait_for(Duration::from_nanos(reads_after_ns - now)),
+                None => true,
+            };
+            if done {
+                writes_done_at = Some(Instant(monotonic_ns()));
+            }
+        }
+        let now = monotonic_ns();
+        if now < reads_after_ns {
+            std::thread::sleep(Duration::from_nanos(reads_after_ns - now));
+        }
     }
-    for (io, op) in reads {
-        let result =
-            if late() { IoResult::Failed(LATE.into()) } else { diskarea::perform(area, &op) };
-        done.lease.push((io, result));
+    for (io, op) in &reads {
+        if let IoOp::Read(block) = op {
+            go(Part::Lease(*io, *block), Request::ReadRecord(*block), &mut ring);
+        }
     }
     if job.peers {
-        done.peers = Some(if late() { Err(LATE.into()) } else { read_peers(area, me, nodes) });
+        for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
+            go(Part::Peer(n), Request::ReadHeartbeat(n), &mut ring);
+        }
     }
     if job.mail {
-        done.mail = Some(if late() {
-            Err(LATE.into())
-        } else {
-            area.read_record(Block::Mailbox(me)).map_err(|e| e.to_string())
-        });
+        go(Part::Mail, Request::ReadRecord(Block::Mailbox(me)), &mut ring);
     }
+    let mut from_ring: Vec<Option<Result<Reply, String>>> = Vec::new();
+    if let Some(ring) = ring {
+        from_ring = ring
+            .wait_all()
+            .into_iter()
+            .map(|(_, r)| {
+                Some(
+                    r.map_err(diskarea::AreaError::from)
+                        .and_then(|io| area.finish(&io))
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect();
+    }
+    let mut done = Done::default();
+    let mut peers: Option<Result<Vec<Slot>, String>> = job.peers.then(|| Ok(Vec::new()));
+    for (part, outcome) in outcomes {
+        let result = match outcome {
+            Outcome::Now(result) => result,
+            Outcome::Ring(token, write) => from_ring
+                .get_mut(token.index())
+                .and_then(Option::take)
+                .unwrap_or_else(|| Err("the I/O ring lost the I/O".into()))
+                .map_err(|e| match part {
+                    Part::Lease(..) => part.failed(write, &e),
+                    _ => e,
+                }),
+        };
+        match (part, result) {
+            (Part::Lease(io, _), Ok(Reply::Record(record))) => {
+                done.lease.push((io, IoResult::Read(record)))
+            }
+            (Part::Lease(io, _), Ok(_)) => done.lease.push((io, IoResult::Written)),
+            (Part::Lease(io, _), Err(e)) => done.lease.push((io, IoResult::Failed(e))),
+            (Part::Slot, result) => done.slot = Some(result.map(|_| ())),
+            (Part::Peer(n), result) => {
+                if let Some(Ok(slots)) = &mut peers {
+                    match result {
+                        Ok(Reply::Heartbeat(slot)) => slots.push((n, slot.map(|(_, bytes)| bytes))),
+                        Ok(other) => peers = Some(Err(format!("unexpected reply {other:?}"))),
+                        Err(e) => peers = Some(Err(e)),
+                    }
+                }
+            }
+            (Part::Mail, result) => {
+                done.mail = Some(result.and_then(|reply| match reply {
+                    Reply::Record(record) => Ok(record),
+                    other => Err(format!("unexpected reply {other:?}")),
+                }))
+            }
+        }
+    }
+    done.peers = peers;
+    done.writes_done_at = writes_done_at;
     done
-}
-
-/// Every peer's heartbeat slot.
-fn read_peers(area: &Area, me: NodeId, nodes: usize) -> Result<Vec<Slot>, String> {
-    let mut slots = Vec::new();
-    for n in (0..nodes).map(|n| NodeId(n as u16)).filter(|n| *n != me) {
-        let slot = area.read_heartbeat(n).map_err(|e| e.to_string())?;
-        slots.push((n, slot.map(|(_, bytes)| bytes)));
-    }
-    Ok(slots)
 }
 
 #[cfg(test)]
@@ -500,7 +634,7 @@ mod tests {
     fn a_worker_skips_what_is_already_too_late() {
         let (_file, area) = area();
         let job = Job { slot: Some((9, b"x".to_vec())), peers: true, ..Job::default() };
-        let done = perform(&area, NodeId(0), 2, monotonic_ns(), 0, job);
+        let done = perform(&area, None, NodeId(0), 2, monotonic_ns(), 0, job);
         assert!(matches!(&done.slot, Some(Err(e)) if e.contains("deadline")));
         assert!(matches!(&done.peers, Some(Err(e)) if e.contains("deadline")));
         assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), None, "nothing was written");
@@ -538,6 +672,10 @@ mod tests {
         let held = timeout / READ_HOLD_DIVISOR;
         assert!(answer.done_at >= start + held, "read before the hold was over");
         let done = io.answered(answer).expect("in time");
+        // The write's end is known apart from the job's (a renewal's settle counts
+        // from it), and it came before the held-back read.
+        let written = done.writes_done_at.expect("the write's end, seen during the hold");
+        assert!(written > start && written < start + held, "{written:?}");
         // The write went first; the read, held back, saw the peer's renewal.
         assert_eq!(done.lease[0], (IoId(2), IoResult::Written));
         assert_eq!(done.lease[1], (IoId(1), IoResult::Read(host(2))));
@@ -549,6 +687,80 @@ mod tests {
         assert!(io.submit(start, job).is_none());
         let answer = rx.blocking_recv().unwrap();
         assert!(answer.done_at < start + held, "a prompt read waited for the hold");
+    }
+
+    /// Whether this machine lets processes use io_uring (`kernel.io_uring_disabled`).
+    fn io_uring_allowed() -> bool {
+        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+            .map_or(true, |v| v.trim() == "0")
+    }
+
+    #[test]
+    fn a_job_through_the_ring_answers_as_one_call_at_a_time_does() {
+        use arbiter::disk::HostRecord;
+        let host = |counter| Record::Host(HostRecord { incarnation: 7, counter, groups: vec![] });
+        let job = || Job {
+            lease: vec![
+                (IoId(1), IoOp::Read(Block::Host(NodeId(1)))),
+                (IoId(2), IoOp::Write(Block::Host(NodeId(0)), host(5))),
+                (IoId(3), IoOp::Read(Block::Group(engine::GroupId(0)))),
+            ],
+            slot: Some((4, b"mine".to_vec())),
+            peers: true,
+            mail: true,
+        };
+        let mut answers = Vec::new();
+        for with_ring in [false, true] {
+            let (_file, area) = area();
+            area.write_record(Block::Host(NodeId(1)), &host(2)).unwrap();
+            area.write_heartbeat(NodeId(1), 3, b"peer").unwrap();
+            let mut ring = match Ring::new(&area) {
+                Ok(ring) => Some(ring),
+                Err(e) if io_uring_allowed() => panic!("no ring on a file in the temp dir: {e}"),
+                Err(_) => return,
+            };
+            let ring = if with_ring { ring.as_mut() } else { None };
+            let far = monotonic_ns() + 5_000_000_000;
+            let done = perform(&area, ring, NodeId(0), 2, far, 0, job());
+            assert_eq!(area.read_record(Block::Host(NodeId(0))).unwrap(), host(5));
+            assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), Some((4, b"mine".to_vec())));
+            answers.push(format!("{done:?}"));
+        }
+        assert_eq!(answers[0], answers[1]);
+        let expected = [
+            "(IoId(2), Written)",
+            "(IoId(1), Read(Host(HostRecord { incarnation: 7, counter: 2",
+            "(IoId(3), Read(Blank))",
+            "slot: Some(Ok(()))",
+            "peers: Some(Ok([(NodeId(1), Some([112, 101, 101, 114]))]))",
+            "mail: Some(Ok(Blank))",
+        ];
+        for part in expected {
+            assert!(answers[1].contains(part), "{part} not in {}", answers[1]);
+        }
+    }
+
+    #[test]
+    fn a_failed_io_on_the_ring_fails_its_part_only() {
+        // A layout for 2 nodes on an area formatted for 2: the mailbox of a node the
+        // layout does not have fails before any I/O; a read past the end of a
+        // truncated area fails in the kernel (short read), the rest succeeds.
+        let (file, area) = area();
+        let Ok(mut ring) = Ring::new(&area) else {
+            assert!(!io_uring_allowed(), "no ring on a file in the temp dir");
+            return;
+        };
+        let far = monotonic_ns() + 5_000_000_000;
+        let job = Job { slot: Some((1, b"x".to_vec())), peers: true, ..Job::default() };
+        let done = perform(&area, Some(&mut ring), NodeId(5), 2, far, 0, job);
+        assert!(matches!(&done.slot, Some(Err(e)) if e.contains("node")), "{:?}", done.slot);
+        // The peers' slots are past the end once the file is cut to one sector.
+        file.as_file().set_len(4096).unwrap();
+        let job = Job { peers: true, mail: true, ..Job::default() };
+        let done = perform(&area, Some(&mut ring), NodeId(0), 2, far, 0, job);
+        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("short")), "{:?}", done.peers);
+        assert!(matches!(&done.mail, Some(Err(e)) if e.contains("short")), "{:?}", done.mail);
+        assert!(ring.broken().is_none());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, Record};
+use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoResult, Record};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, CodeInfo, Severity};
@@ -905,8 +905,11 @@ impl Node {
             // The lease protocol counts from completions: the true one (a quiet job's
             // answer is read later), never before what the client saw last.
             let at = ended.max(self.lease_floor).min(now);
+            // The writes (listed first) may have ended before the job did.
+            let written_at = done.writes_done_at.map_or(at, |w| w.max(self.lease_floor).min(at));
             self.lease_floor = at;
             for (io, result) in done.lease {
+                let at = if result == IoResult::Written { written_at } else { at };
                 tracing::debug!(
                     io = io.0,
                     ended = ended.0,

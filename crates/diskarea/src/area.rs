@@ -180,39 +180,204 @@ impl Area {
     /// Writes `node`'s heartbeat slot: sequence number `seq` and an encoded heartbeat
     /// of at most [`crate::HEARTBEAT_BYTES_MAX`] bytes, in one write.
     pub fn write_heartbeat(&self, node: NodeId, seq: u64, payload: &[u8]) -> Result<(), AreaError> {
-        let first = self.header.layout.heartbeat_slot(node)?;
-        let mut buf = Aligned::<SLOT_BYTES>::boxed();
-        let used =
-            format::encode_heartbeat(&mut buf.0, first, self.header.cluster_id, seq, payload)?;
-        self.device.write(first, &buf.0[..used * SECTOR_BYTES])?;
-        Ok(())
+        self.request(Request::WriteHeartbeat { node, seq, payload }).map(|_| ())
     }
 
     /// Reads `node`'s heartbeat slot: `None` if the node never wrote one since the
     /// area was formatted, else its sequence number and payload.
     pub fn read_heartbeat(&self, node: NodeId) -> Result<Option<(u64, Vec<u8>)>, AreaError> {
-        let first = self.header.layout.heartbeat_slot(node)?;
-        let mut buf = Aligned::<SLOT_BYTES>::boxed();
-        self.device.read(first, &mut buf.0)?;
-        format::decode_heartbeat(&buf.0, first, self.header.cluster_id)
+        match self.request(Request::ReadHeartbeat(node))? {
+            Reply::Heartbeat(slot) => Ok(slot),
+            _ => unreachable!("a heartbeat read replies with a slot"),
+        }
     }
 
     /// Reads a lease record.
     pub fn read_record(&self, block: Block) -> Result<Record, AreaError> {
-        let index = self.header.layout.block(block)?;
-        let mut buf = Aligned::<SECTOR_BYTES>::boxed();
-        self.device.read(index, &mut buf.0)?;
-        format::decode_record(&buf.0, &self.header.layout, index, self.header.cluster_id, block)
+        match self.request(Request::ReadRecord(block))? {
+            Reply::Record(record) => Ok(record),
+            _ => unreachable!("a record read replies with a record"),
+        }
     }
 
     /// Writes a lease record (durable when this returns).
     pub fn write_record(&self, block: Block, record: &Record) -> Result<(), AreaError> {
+        self.request(Request::WriteRecord(block, record)).map(|_| ())
+    }
+
+    /// Carries out `request` at once, in the calling thread.
+    pub fn request(&self, request: Request<'_>) -> Result<Reply, AreaError> {
+        let mut io = self.prepare(request)?;
+        self.perform_now(&mut io)?;
+        self.finish(&io)
+    }
+
+    /// Prepares `request` as one whole-sector I/O: the sectors of a write sealed, the
+    /// buffer of a read allocated. Nothing touches the disk.
+    pub fn prepare(&self, request: Request<'_>) -> Result<SectorIo, AreaError> {
         let layout = &self.header.layout;
-        let index = layout.block(block)?;
-        let mut buf = Aligned::<SECTOR_BYTES>::boxed();
-        format::encode_record(&mut buf.0, layout, index, self.header.cluster_id, block, record)?;
-        self.device.write(index, &buf.0)?;
-        Ok(())
+        let cluster = self.header.cluster_id;
+        Ok(match request {
+            Request::ReadRecord(block) => SectorIo {
+                write: false,
+                sector: layout.block(block)?,
+                buf: Buf::sector(),
+                len: SECTOR_BYTES,
+                target: Target::Record(block),
+            },
+            Request::WriteRecord(block, record) => {
+                let index = layout.block(block)?;
+                let mut buf = Buf::sector();
+                format::encode_record(buf.bytes_mut(), layout, index, cluster, block, record)?;
+                SectorIo {
+                    write: true,
+                    sector: index,
+                    buf,
+                    len: SECTOR_BYTES,
+                    target: Target::Record(block),
+                }
+            }
+            Request::ReadHeartbeat(node) => SectorIo {
+                write: false,
+                sector: layout.heartbeat_slot(node)?,
+                buf: Buf::slot(),
+                len: SLOT_BYTES,
+                target: Target::Heartbeat,
+            },
+            Request::WriteHeartbeat { node, seq, payload } => {
+                let first = layout.heartbeat_slot(node)?;
+                let mut buf = Buf::slot();
+                let used = format::encode_heartbeat(buf.bytes_mut(), first, cluster, seq, payload)?;
+                SectorIo {
+                    write: true,
+                    sector: first,
+                    buf,
+                    len: used * SECTOR_BYTES,
+                    target: Target::Heartbeat,
+                }
+            }
+        })
+    }
+
+    /// Performs a prepared I/O at once, in the calling thread (`pread`/`pwrite`).
+    pub fn perform_now(&self, io: &mut SectorIo) -> io::Result<()> {
+        let len = io.len;
+        if io.write {
+            self.device.write(io.sector, &io.buf.bytes()[..len])
+        } else {
+            self.device.read(io.sector, &mut io.buf.bytes_mut()[..len])
+        }
+    }
+
+    /// What a performed I/O gives: a read's record or slot, decoded and checked.
+    pub fn finish(&self, io: &SectorIo) -> Result<Reply, AreaError> {
+        let (layout, cluster) = (&self.header.layout, self.header.cluster_id);
+        Ok(match (io.write, io.target) {
+            (true, _) => Reply::Written,
+            (false, Target::Record(block)) => Reply::Record(format::decode_record(
+                io.buf.bytes(),
+                layout,
+                io.sector,
+                cluster,
+                block,
+            )?),
+            (false, Target::Heartbeat) => {
+                Reply::Heartbeat(format::decode_heartbeat(io.buf.bytes(), io.sector, cluster)?)
+            }
+        })
+    }
+
+    /// The open device, for I/O submitted elsewhere ([`crate::ring`]).
+    pub(crate) fn file(&self) -> &File {
+        &self.device.file
+    }
+}
+
+/// What to do on the area: one record or one heartbeat slot, read or written.
+#[derive(Clone, Copy, Debug)]
+pub enum Request<'a> {
+    ReadRecord(Block),
+    WriteRecord(Block, &'a Record),
+    ReadHeartbeat(NodeId),
+    WriteHeartbeat { node: NodeId, seq: u64, payload: &'a [u8] },
+}
+
+/// What a request gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Written,
+    Record(Record),
+    /// A heartbeat slot as read ([`Area::read_heartbeat`]).
+    Heartbeat(Option<(u64, Vec<u8>)>),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Record(Block),
+    Heartbeat,
+}
+
+/// A 4 KiB-aligned heap buffer of one sector or one heartbeat slot. The bytes stay
+/// where they are when the value moves (I/O submitted to the kernel points at them).
+enum Buf {
+    Sector(Box<Aligned<SECTOR_BYTES>>),
+    Slot(Box<Aligned<SLOT_BYTES>>),
+}
+
+impl Buf {
+    fn sector() -> Buf {
+        Buf::Sector(Aligned::boxed())
+    }
+
+    fn slot() -> Buf {
+        Buf::Slot(Aligned::boxed())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buf::Sector(b) => &b.0,
+            Buf::Slot(b) => &b.0,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buf::Sector(b) => &mut b.0,
+            Buf::Slot(b) => &mut b.0,
+        }
+    }
+}
+
+/// One prepared whole-sector I/O on the area ([`Area::prepare`]): where, how many
+/// bytes, and its aligned buffer.
+pub struct SectorIo {
+    write: bool,
+    sector: u64,
+    buf: Buf,
+    len: usize,
+    target: Target,
+}
+
+impl SectorIo {
+    pub fn is_write(&self) -> bool {
+        self.write
+    }
+
+    /// The byte offset on the device and the length.
+    pub(crate) fn extent(&self) -> (u64, usize) {
+        (self.sector * SECTOR_BYTES as u64, self.len)
+    }
+
+    /// The buffer's address, for the kernel (valid while `self` lives).
+    pub(crate) fn buf_ptr(&mut self) -> *mut u8 {
+        self.buf.bytes_mut().as_mut_ptr()
+    }
+}
+
+impl std::fmt::Debug for SectorIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.write { "write" } else { "read" };
+        write!(f, "{what} of {} bytes at sector {} ({:?})", self.len, self.sector, self.target)
     }
 }
 

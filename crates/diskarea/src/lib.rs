@@ -53,15 +53,17 @@ pub mod area;
 mod crc;
 pub mod driver;
 pub mod format;
+pub mod ring;
 
 use std::fmt;
 
-pub use area::{format_area, inspect, Area, FormatReport, Mode};
+pub use area::{format_area, inspect, Area, FormatReport, Mode, Reply, Request, SectorIo};
 pub use driver::perform;
 pub use format::{
     cluster_id, Found, Header, Layout, AREA_BYTES_FOR_LIMITS, AREA_BYTES_MIN, HEARTBEAT_BYTES_MAX,
     SECTOR_BYTES,
 };
+pub use ring::{Ring, Token};
 
 /// Why an operation on the area failed.
 #[derive(Debug)]
