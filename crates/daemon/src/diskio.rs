@@ -77,6 +77,9 @@ pub struct Job {
     pub peers: bool,
     /// Read this node's mailbox (a poison pill).
     pub mail: bool,
+    /// Note when the lease writes end, if reads held back follow them
+    /// ([`Done::writes_done_at`]; on the ring it costs the worker a wake-up).
+    pub time_writes: bool,
 }
 
 impl Job {
@@ -151,6 +154,7 @@ struct Work {
 /// A job in flight: its deadline and what to answer if it is missed.
 struct Pending {
     id: u64,
+    submitted: Instant,
     deadline: Instant,
     /// The job's shape, to answer "failed" for each part.
     shape: Job,
@@ -217,6 +221,7 @@ impl DiskIo {
             slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
             peers: job.peers,
             mail: job.mail,
+            time_writes: job.time_writes,
         };
         // Prompt jobs are part of a lease step (an acquire, say): they go at once.
         let hold = if self.prompt_mode.load(Ordering::SeqCst) {
@@ -229,7 +234,7 @@ impl DiskIo {
         if let Some(worker) = &self.worker {
             match worker.send(work) {
                 Ok(()) => {
-                    self.pending.push_back(Pending { id, deadline, shape });
+                    self.pending.push_back(Pending { id, submitted: now, deadline, shape });
                     return None;
                 }
                 Err(std_mpsc::SendError(back)) => work = back,
@@ -246,7 +251,7 @@ impl DiskIo {
             Ok(sender) => {
                 let _ = sender.send(work);
                 self.worker = Some(sender);
-                self.pending.push_back(Pending { id, deadline, shape });
+                self.pending.push_back(Pending { id, submitted: now, deadline, shape });
                 None
             }
             Err(e) => Some(Done::failed(&shape, &format!("cannot start the disk I/O thread: {e}"))),
@@ -351,6 +356,19 @@ impl DiskIo {
         out
     }
 
+    /// When the oldest quiet job in flight that writes for the lease client was
+    /// submitted: its answer is read at the loop's next wake-up, and what the lease
+    /// client does next (a renewal's read after the settle) is due a settle after the
+    /// write ends.
+    pub fn quiet_lease_write(&self) -> Option<Instant> {
+        if self.prompt_mode.load(Ordering::SeqCst) {
+            return None;
+        }
+        let writes =
+            |p: &&Pending| p.shape.lease.iter().any(|(_, op)| matches!(op, IoOp::Write(..)));
+        self.pending.iter().find(writes).map(|p| p.submitted)
+    }
+
     /// Jobs in flight.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
@@ -438,7 +456,7 @@ fn perform(
     let mut writes_done_at = None;
     let now = monotonic_ns();
     if reading && now < reads_after_ns {
-        if !writes.is_empty() {
+        if job.time_writes && !writes.is_empty() {
             // A renewal's settle runs from its write: note when the writes are done,
             // rather than stamping them with the end of the held-back reads.
             let done = match ring.as_deref_mut() {
@@ -657,6 +675,7 @@ mod tests {
                 (IoId(1), IoOp::Read(Block::Host(NodeId(1)))),
                 (IoId(2), IoOp::Write(Block::Host(NodeId(0)), host(5))),
             ],
+            time_writes: true,
             ..Job::default()
         };
         assert!(io.submit(start, job).is_none());
@@ -708,6 +727,7 @@ mod tests {
             slot: Some((4, b"mine".to_vec())),
             peers: true,
             mail: true,
+            time_writes: true,
         };
         let mut answers = Vec::new();
         for with_ring in [false, true] {

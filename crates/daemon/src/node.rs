@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoResult, Record};
+use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoOp, IoResult, Record};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, CodeInfo, Severity};
@@ -70,6 +70,10 @@ pub fn disk_beat_every(timing: &engine::Timing) -> u32 {
 pub fn coalesce_window(timing: &engine::Timing) -> Duration {
     (timing.heartbeat_interval / 10).min(Duration::from_millis(5))
 }
+
+/// How long a quiet lease write is expected to take, from its job's submission to its
+/// end (lab, loop device: 0.2–0.5 ms), for [`Node::wake_at`].
+const EXPECTED_WRITE: Duration = Duration::from_millis(1);
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -515,12 +519,26 @@ impl Node {
     /// (the read after a renewal and the next heartbeat tick, say). The lease client's
     /// own deadlines are never moved (a takeover is a chain of them), nor the disk I/O
     /// deadlines, which the lease protocol needs met exactly.
+    ///
+    /// The same holds for the step the lease client is expected to take after a quiet
+    /// renewal write: due a settle after the write ends, which the loop learns only when
+    /// it reads the answer, at its next wake-up. Were that the heartbeat tick just
+    /// before, the read after the settle would go out on a wake-up of its own a few
+    /// milliseconds later (every other tick, at idle); so the tick waits for the
+    /// expected instant instead ([`EXPECTED_WRITE`] after the job went out, plus the
+    /// settle). A write that takes longer only leaves things as they were.
     fn wake_at(&self) -> Instant {
         let mut soft = self.engine_wait;
         let mut exact = self.lease_wait;
+        let mut expected = self.lease_wait;
         if let Some(disk) = &self.disk {
             soft = soft.min(disk.next_due());
             exact = exact.min(disk.io.next_deadline());
+            if let (Some(sent), LeaseClient::Disk(client)) =
+                (disk.io.quiet_lease_write(), &self.lease)
+            {
+                expected = expected.min(sent + EXPECTED_WRITE + client.config().settle);
+            }
         }
         if self.watchdog.is_some() {
             soft = soft.min(self.next_watchdog);
@@ -529,8 +547,8 @@ impl Node {
             soft = soft.min(by);
         }
         let window = coalesce_window(&self.spec.timing);
-        if soft < self.lease_wait && self.lease_wait.saturating_since(soft) <= window {
-            soft = self.lease_wait;
+        if soft < expected && expected.saturating_since(soft) <= window {
+            soft = expected;
         }
         soft.min(exact)
     }
@@ -1103,7 +1121,12 @@ impl Node {
                 ClientOutput::Io { io, op } => {
                     tracing::debug!(io = io.0, now = now.0, "lease I/O: {op:?}");
                     if let Some(disk) = self.disk.as_mut() {
-                        disk.job(now).lease.push((io, op));
+                        let job = disk.job(now);
+                        // A write with groups held is a renewal whose read after the
+                        // settle counts from its end: the worker notes it.
+                        job.time_writes |=
+                            matches!(op, IoOp::Write(..)) && client.held().next().is_some();
+                        job.lease.push((io, op));
                     }
                 }
                 ClientOutput::Reply { id, result } => {
