@@ -144,7 +144,8 @@ impl<'a> Ring<'a> {
             let Some(left) = wait.checked_sub(started.elapsed()) else { break };
             let ts = types::Timespec::from(left);
             let args = types::SubmitArgs::new().timespec(&ts);
-            match self.uring.submitter().submit_with_args(self.pending, &args) {
+            let want = self.pending.min(ENTRIES as usize);
+            match self.uring.submitter().submit_with_args(want, &args) {
                 Ok(_) => {}
                 Err(e) if retry(&e) || e.raw_os_error() == Some(nix::libc::ETIME) => {}
                 Err(e) => {
@@ -161,7 +162,8 @@ impl<'a> Ring<'a> {
     /// Blocks as long as the kernel holds an I/O (see the module docs).
     pub fn wait_all(&mut self) -> Vec<(Token, io::Result<SectorIo>)> {
         while self.pending > 0 && self.broken.is_none() {
-            match self.uring.submit_and_wait(self.pending) {
+            // Never more at once than the completion queue holds.
+            match self.uring.submit_and_wait(self.pending.min(ENTRIES as usize)) {
                 Ok(_) => {}
                 Err(e) if retry(&e) => {}
                 Err(e) => {
@@ -296,6 +298,27 @@ mod tests {
         assert!(ring.broken().is_none());
         // And the plain calls agree.
         assert_eq!(area.read_heartbeat(NodeId(1)).unwrap(), Some((3, b"beat".to_vec())));
+    }
+
+    #[test]
+    fn more_io_than_the_queues_hold_all_complete() {
+        let (_file, area) = area(crate::AREA_BYTES_MIN);
+        let mut ring = match Ring::new(&area) {
+            Ok(ring) => ring,
+            Err(e) => return assert!(!allowed(), "no ring on a file in the temp dir: {e}"),
+        };
+        // Ten times the submission queue, five times the completion queue.
+        let n = 10 * ENTRIES as usize;
+        for i in 0..n {
+            let node = NodeId((i % 2) as u16);
+            ring.start(area.prepare(Request::ReadRecord(Block::Host(node))).unwrap());
+        }
+        assert!(ring.wait_for(std::time::Duration::from_secs(30)));
+        let results = ring.wait_all();
+        assert_eq!(results.len(), n);
+        for (_, result) in results {
+            assert_eq!(area.finish(&result.unwrap()).unwrap(), Reply::Record(Record::Blank));
+        }
     }
 
     #[test]
