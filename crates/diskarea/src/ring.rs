@@ -257,6 +257,17 @@ mod tests {
             .map_or(true, |v| v.trim() == "0")
     }
 
+    /// A ring on `area`; `None` only where this machine forbids io_uring.
+    fn ring(area: &Area) -> Option<Ring<'_>> {
+        match Ring::new(area) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                assert!(!allowed(), "no ring on a file in the temp dir: {e}");
+                None
+            }
+        }
+    }
+
     /// A formatted area, cut to `bytes` once open.
     fn area(bytes: u64) -> (tempfile::NamedTempFile, Area) {
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -270,10 +281,7 @@ mod tests {
     #[test]
     fn writes_and_reads_started_together_complete_with_one_wait() {
         let (_file, area) = area(crate::AREA_BYTES_MIN);
-        let mut ring = match Ring::new(&area) {
-            Ok(ring) => ring,
-            Err(e) => return assert!(!allowed(), "no ring on a file in the temp dir: {e}"),
-        };
+        let Some(mut ring) = ring(&area) else { return };
         let host = Record::Host(HostRecord { incarnation: 1, counter: 9, groups: vec![] });
         let w1 =
             ring.start(area.prepare(Request::WriteRecord(Block::Host(NodeId(0)), &host)).unwrap());
@@ -303,10 +311,7 @@ mod tests {
     #[test]
     fn more_io_than_the_queues_hold_all_complete() {
         let (_file, area) = area(crate::AREA_BYTES_MIN);
-        let mut ring = match Ring::new(&area) {
-            Ok(ring) => ring,
-            Err(e) => return assert!(!allowed(), "no ring on a file in the temp dir: {e}"),
-        };
+        let Some(mut ring) = ring(&area) else { return };
         // Ten times the submission queue, five times the completion queue.
         let n = 10 * ENTRIES as usize;
         for i in 0..n {
@@ -325,10 +330,7 @@ mod tests {
     fn a_read_past_the_end_fails_short_and_the_others_do_not() {
         // Sectors 0..5 left: the header and node 0's slot; node 1's slot (5..9) is gone.
         let (_file, area) = area(5 * crate::SECTOR_BYTES as u64);
-        let mut ring = match Ring::new(&area) {
-            Ok(ring) => ring,
-            Err(e) => return assert!(!allowed(), "no ring on a file in the temp dir: {e}"),
-        };
+        let Some(mut ring) = ring(&area) else { return };
         let gone = ring.start(area.prepare(Request::ReadHeartbeat(NodeId(1))).unwrap());
         let there = ring.start(area.prepare(Request::ReadHeartbeat(NodeId(0))).unwrap());
         let mut results = ring.wait_all();
