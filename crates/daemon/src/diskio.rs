@@ -33,8 +33,9 @@
 //! any order. Where io_uring is allowed ([`diskarea::ring`]) each phase is handed to
 //! the kernel at once and the worker waits once for the whole job (a write and a read
 //! of one job may then be in flight together); elsewhere each I/O is a blocking call
-//! in turn. Either way no I/O is started after the job's deadline. In a quiet job the reads start no earlier than [`READ_HOLD_DIVISOR`]th
-//! of the I/O timeout after the job was submitted. Nodes tick together (the engine
+//! in turn. Either way no I/O is started after the job's deadline. In a quiet job
+//! the reads start no earlier than [`READ_HOLD_DIVISOR`]th of the I/O timeout after
+//! the job was submitted. Nodes tick together (the engine
 //! phase-locks their heartbeats), and a holder's renewal goes out with its tick: a
 //! standby's watch read issued at the same instant landed before the renewal's write
 //! about half the time, saw the old record, and saw the new one only a heartbeat

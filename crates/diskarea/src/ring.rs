@@ -2,7 +2,8 @@
 //! io_uring (the `io-uring` crate), so that a thread doing a disk job sleeps once for
 //! all of it instead of once per `pread`/`pwrite` (twice for a write: the data, then the
 //! cache flush of `O_DSYNC`). Written on 2026-12-06 for the cost of a node at idle: its
-//! disk thread did about seven blocking waits per 100 ms tick; with the ring it does two.
+//! disk thread did about seven blocking waits per 100 ms tick; with the ring, two or three
+//! (the job hand-off, the read hold, one wait for the I/O).
 //!
 //! The ring is created with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`:
 //! completions are posted only when the thread that created it waits, and that thread
