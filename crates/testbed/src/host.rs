@@ -65,6 +65,15 @@ impl Tracked {
             }
         }
     }
+
+    /// Waits up to `timeout` for the process to end (its pidfd turns readable when it
+    /// exits: a SIGKILL is delivered when the process next runs, not when it is sent).
+    fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let timeout = Timespec::try_from(timeout).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+    }
 }
 
 /// The children of `pid` (its main thread's), per `/proc`.
@@ -389,5 +398,8 @@ impl Drop for Spawned {
         // it is this handle's own unreaped child, so killing it by PID is safe.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The process is gone when this returns (a frozen one is thawed by its host's
+        // crash or tear-down, which end it; this waits for it only a while).
+        self.process.wait_exit(std::time::Duration::from_secs(2));
     }
 }
