@@ -878,8 +878,15 @@ impl DiskLeaseClient {
     /// what follows it (a lease counts from the issue of its write, and every window is
     /// bounded by I/O the client saw complete).
     pub fn next_step_at(&self) -> Instant {
-        let wake = self.tasks.values().filter_map(|t| t.wake);
-        wake.fold(self.next_watch_round(), Instant::min)
+        let (tasks, watch) = self.next_steps();
+        tasks.min(watch)
+    }
+
+    /// [`DiskLeaseClient::next_step_at`] in two: when a task (an acquire, renewal or
+    /// release) next acts by itself, and when the next watch round is due.
+    pub fn next_steps(&self) -> (Instant, Instant) {
+        let tasks = self.tasks.values().filter_map(|t| t.wake).fold(Instant::MAX, Instant::min);
+        (tasks, self.next_watch_round())
     }
 }
 

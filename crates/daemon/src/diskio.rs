@@ -35,7 +35,7 @@
 //! of one job may then be in flight together); elsewhere each I/O is a blocking call
 //! in turn. Either way no I/O is started after the job's deadline. In a quiet job
 //! the reads start no earlier than [`READ_HOLD_DIVISOR`]th of the I/O timeout after
-//! the job was submitted. Nodes tick together (the engine
+//! the job was submitted, if it reads a peer's host record. Nodes tick together (the engine
 //! phase-locks their heartbeats), and a holder's renewal goes out with its tick: a
 //! standby's watch read issued at the same instant landed before the renewal's write
 //! about half the time, saw the old record, and saw the new one only a heartbeat
@@ -58,9 +58,10 @@ use crate::clock::monotonic_ns;
 /// Abandoned workers (blocked past a deadline) allowed at once.
 pub const WORKERS_HUNG_MAX: usize = 8;
 
-/// A quiet job's reads start a `1 / READ_HOLD_DIVISOR` of the I/O timeout after it was
-/// submitted (6.6 ms with the default 1 s lease): long enough for a write issued on
-/// another node at the same tick to land on a healthy disk, short against the deadline.
+/// A quiet job that reads a peer's host record (a standby's watch round) starts its
+/// reads a `1 / READ_HOLD_DIVISOR` of the I/O timeout after it was submitted (6.3 ms
+/// with the default 1 s lease): long enough for a write issued on another node at the
+/// same tick to land on a healthy disk, short against the deadline.
 pub const READ_HOLD_DIVISOR: u32 = 5;
 
 /// A peer's disk heartbeat slot as read (`None`: never written).
@@ -224,8 +225,15 @@ impl DiskIo {
             mail: job.mail,
             time_writes: job.time_writes,
         };
-        // Prompt jobs are part of a lease step (an acquire, say): they go at once.
-        let hold = if self.prompt_mode.load(Ordering::SeqCst) {
+        // Prompt jobs are part of a lease step (an acquire, say): they go at once. So do
+        // quiet jobs that read no peer's host record (a holder's renewal read, the
+        // slots, the mailbox): what a peer writes at our tick matters to them no more
+        // than what it writes a moment later, and the hold costs the worker a wake-up.
+        let watches = job
+            .lease
+            .iter()
+            .any(|(_, op)| matches!(op, IoOp::Read(Block::Host(node)) if *node != self.me));
+        let hold = if self.prompt_mode.load(Ordering::SeqCst) || !watches {
             Duration::ZERO
         } else {
             self.timeout / READ_HOLD_DIVISOR
@@ -699,6 +707,18 @@ mod tests {
         // The write went first; the read, held back, saw the peer's renewal.
         assert_eq!(done.lease[0], (IoId(2), IoResult::Written));
         assert_eq!(done.lease[1], (IoId(1), IoResult::Read(host(2))));
+        // A quiet job that reads no peer's host record (a holder's renewal read, the
+        // slots, the mailbox) is not held back: the hold would cost a wake-up for nothing.
+        let start = now();
+        let job = Job {
+            lease: vec![(IoId(4), IoOp::Read(Block::Group(engine::GroupId(0))))],
+            peers: true,
+            mail: true,
+            ..Job::default()
+        };
+        assert!(io.submit(start, job).is_none());
+        let answer = next_quiet_answer(&mut io);
+        assert!(answer.done_at < start + held, "a holder's reads waited for the hold");
         // In prompt mode (a lease step in progress) nothing is held back.
         io.set_prompt_mode(true);
         let start = now();

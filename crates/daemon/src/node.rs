@@ -95,25 +95,46 @@ pub struct Options {
     pub watchdog: Option<PathBuf>,
 }
 
-/// The disk link's I/O timeout for a lease timeout: every read or write must land or
-/// fail within it (the delta-lease proof assumes so), and a claim waits three of them
-/// before it reads its record back, so it is part of every takeover. A thirtieth of the
-/// lease, between 10 ms and 250 ms (33 ms for the default 1 s lease): far above what a
-/// healthy shared disk needs for a 4 KiB direct I/O, and a renewal that times out now
-/// and then is retried, not acted upon.
-pub fn disk_io_timeout(lease_timeout: Duration) -> Duration {
-    (lease_timeout / 30).clamp(Duration::from_millis(10), Duration::from_millis(250))
+/// The disk link's I/O timeout: every read or write must land or fail within it (the
+/// delta-lease proof assumes so), and a claim waits three of them before it reads its
+/// record back, so it is part of every takeover. A thirtieth of the lease, between
+/// 10 ms and 250 ms — far above what a healthy shared disk needs for a 4 KiB direct
+/// I/O, and a renewal that times out now and then is retried, not acted upon — or up to
+/// a tenth less, so that the settle after a renewal's write (three I/O timeouts on a
+/// clock 1 % fast, plus 1 ms) ends [`SETTLE_AHEAD`] before a whole number of heartbeat
+/// intervals: the renewal's read then goes out with a heartbeat tick instead of on a
+/// wake-up of its own a few milliseconds after it (`Node::wake_at`). With the defaults
+/// (lease 1 s, heartbeat 100 ms): 31.4 ms instead of 33.3 ms, a settle of 96 ms.
+pub fn disk_io_timeout(timing: &engine::Timing) -> Duration {
+    let by_lease = timing.lease_timeout / 30;
+    let settle = |io: Duration| io * 3 * 101 / 100 + Duration::from_millis(1);
+    let interval = timing.heartbeat_interval.max(Duration::from_millis(1));
+    let ticks = ((settle(by_lease) + SETTLE_AHEAD).as_nanos() / interval.as_nanos()) as u32;
+    // The I/O timeout whose settle ends SETTLE_AHEAD before `ticks` intervals.
+    let in_step =
+        (interval * ticks).saturating_sub(SETTLE_AHEAD + Duration::from_millis(1)) * 100 / 303;
+    let io = if in_step >= by_lease * 9 / 10 { in_step.min(by_lease) } else { by_lease };
+    io.clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
+
+/// How long before a heartbeat tick a renewal's settle should end
+/// ([`disk_io_timeout`]): the write's own time (0.2–1 ms on a healthy disk) and a
+/// follower's tick, which comes a little before its timer (the engine keeps the nodes'
+/// ticks in step), both fit; so does the [`coalesce_window`] the read then waits for
+/// the tick.
+const SETTLE_AHEAD: Duration = Duration::from_millis(4);
 
 /// How long after its write goes out a renewal answered quietly is granted at most:
 /// its write's answer is read at the next wake-up (a heartbeat tick at the latest), its
-/// read goes out after the settle (exactly, or at that tick if the settle is already
-/// over), and the read's answer is read at the tick after it. Every I/O lands within
-/// `io_timeout`. In heartbeat intervals: `⌈(max(settle + io, interval) + io) / interval⌉`
-/// (2 with the default timing: 200 ms; 2 with the fast profile: 100 ms).
+/// read goes out after the settle (at most a [`coalesce_window`] later, with a tick, or
+/// at that first tick if the settle is already over), and the read's answer is read at
+/// the tick after it. Every I/O lands within `io_timeout`. In heartbeat intervals:
+/// `⌈(max(settle + io + window, interval) + io) / interval⌉` (2 with the default
+/// timing: 200 ms; 2 with the fast profile: 100 ms).
 pub fn quiet_renewal_lag(timing: &engine::Timing, config: &DiskLeaseConfig) -> Duration {
     let interval = timing.heartbeat_interval.max(Duration::from_millis(1));
-    let read_out = (config.settle + config.io_timeout).max(interval);
+    let late = coalesce_window(timing);
+    let read_out = (config.settle + config.io_timeout + late).max(interval);
     let ticks = (read_out + config.io_timeout).as_nanos().div_ceil(interval.as_nanos());
     interval * ticks as u32
 }
@@ -132,6 +153,59 @@ pub fn quiet_renewal_lag(timing: &engine::Timing, config: &DiskLeaseConfig) -> D
 /// regression test `lab::fast_profile_holder_keeps_its_lease_at_idle_and_fails_over`).
 pub fn quiet_renewals(timing: &engine::Timing, config: &DiskLeaseConfig) -> bool {
     quiet_renewal_lag(timing, config) <= timing.lease_timeout / 4
+}
+
+/// What the loop must meet, for [`Deadlines::wake_at`].
+#[derive(Clone, Copy, Debug)]
+struct Deadlines {
+    /// Deadlines that may be met a little late: the engine's (heartbeat ticks), the
+    /// disk slots', the watchdog's, the shutdown's.
+    soft: Instant,
+    /// The lease client's next step (or, unless quiet, its I/O deadlines too).
+    lease: Instant,
+    /// `lease` is a step of quiet work: a renewal's read after its settle, a watch round.
+    lease_quiet: bool,
+    /// A quiet renewal's next step while no group is held.
+    lease_idle: Instant,
+    /// When the lease client is expected to step after a quiet renewal write whose
+    /// answer is not read yet.
+    expected: Instant,
+    /// Met exactly, never moved: the disk I/O deadlines in prompt mode.
+    exact: Instant,
+}
+
+impl Deadlines {
+    /// When the loop must wake next. A soft deadline may be met up to
+    /// [`coalesce_window`] late when the lease client's step comes within that window
+    /// after it, so that both are met in one wake-up (the read after a renewal and the
+    /// next heartbeat tick, say); the other way round, a step of quiet lease work due
+    /// within that window before a soft deadline waits for it (with the default timing
+    /// a renewal's settle ends a few milliseconds before a tick, see
+    /// [`disk_io_timeout`]: its read goes with the tick). Steps of acquires and releases
+    /// are never moved (a takeover is a chain of them), nor the disk I/O deadlines,
+    /// which the lease protocol needs met exactly. A quiet renewal's step while no group
+    /// is held waits for the next wake-up, at most a heartbeat interval: nothing counts
+    /// on its grant.
+    ///
+    /// The lease client's step after a quiet renewal write is due a settle after the
+    /// write ends, which the loop learns only when it reads the answer, at its next
+    /// wake-up. Were that the heartbeat tick just before, the read after the settle
+    /// would go out on a wake-up of its own a few milliseconds later; so the tick waits
+    /// for the expected instant instead ([`EXPECTED_WRITE`] after the job went out,
+    /// plus the settle). A write that takes longer only leaves things as they were.
+    fn wake_at(self, timing: &engine::Timing) -> Instant {
+        let window = coalesce_window(timing);
+        let mut soft = self.soft.min(self.lease_idle + timing.heartbeat_interval);
+        let expected = self.expected.min(self.lease);
+        if soft < expected && expected.saturating_since(soft) <= window {
+            soft = expected;
+        }
+        let mut lease = self.lease;
+        if self.lease_quiet && lease < soft && soft.saturating_since(lease) <= window {
+            lease = soft;
+        }
+        soft.min(lease).min(self.exact)
+    }
 }
 
 enum LeaseClient {
@@ -213,6 +287,13 @@ pub struct Node {
     inputs: VecDeque<Input>,
     engine_wait: Instant,
     lease_wait: Instant,
+    /// `lease_wait` is a step of quiet work (a renewal's settle, a watch round), which
+    /// may wait a little for a heartbeat tick (`Node::wake_at`).
+    lease_quiet: bool,
+    /// The next step of a quiet renewal while no group is held (the settle after the
+    /// host write): nothing counts on its grant, so it waits for the next wake-up, a
+    /// heartbeat tick at the latest, instead of waking the loop (`Node::wake_at`).
+    lease_idle: Instant,
     /// The lease requests in flight that are acquires or releases, or renewals when
     /// they may not be quiet (`quiet_renewals`): while there is one, disk jobs are
     /// prompt (a lease step follows on each answer; see `diskio`).
@@ -329,7 +410,7 @@ impl Node {
                             Arc::new(area),
                             me,
                             spec.nodes.len(),
-                            disk_io_timeout(spec.timing.lease_timeout),
+                            disk_io_timeout(&spec.timing),
                             answers_tx.clone(),
                         ),
                         receiver: wire::Receiver::new(key.clone(), cluster_id),
@@ -369,7 +450,7 @@ impl Node {
         let mut quiet = true;
         let lease = match spec.arbitration {
             ArbitrationKind::Disk => {
-                let io_timeout = disk_io_timeout(spec.timing.lease_timeout);
+                let io_timeout = disk_io_timeout(&spec.timing);
                 let config = DiskLeaseConfig::new(&spec.timing, io_timeout);
                 quiet = quiet_renewals(&spec.timing, &config);
                 let mut client = DiskLeaseClient::new(me, incarnation, config);
@@ -445,6 +526,8 @@ impl Node {
             inputs: VecDeque::new(),
             engine_wait: now,
             lease_wait: Instant::MAX,
+            lease_quiet: false,
+            lease_idle: Instant::MAX,
             prompt_requests: BTreeSet::new(),
             quiet_renewals: quiet,
             prompt_mode: false,
@@ -513,44 +596,32 @@ impl Node {
         }
     }
 
-    /// When the loop must wake next. A deadline of the engine, the disk slots or the
-    /// watchdog may be met up to [`coalesce_window`] late when the lease client's
-    /// deadline comes within that window after it, so that both are met in one wake-up
-    /// (the read after a renewal and the next heartbeat tick, say). The lease client's
-    /// own deadlines are never moved (a takeover is a chain of them), nor the disk I/O
-    /// deadlines, which the lease protocol needs met exactly.
-    ///
-    /// The same holds for the step the lease client is expected to take after a quiet
-    /// renewal write: due a settle after the write ends, which the loop learns only when
-    /// it reads the answer, at its next wake-up. Were that the heartbeat tick just
-    /// before, the read after the settle would go out on a wake-up of its own a few
-    /// milliseconds later (every other tick, at idle); so the tick waits for the
-    /// expected instant instead ([`EXPECTED_WRITE`] after the job went out, plus the
-    /// settle). A write that takes longer only leaves things as they were.
+    /// When the loop must wake next: see [`Deadlines::wake_at`].
     fn wake_at(&self) -> Instant {
-        let mut soft = self.engine_wait;
-        let mut exact = self.lease_wait;
-        let mut expected = self.lease_wait;
+        let mut deadlines = Deadlines {
+            soft: self.engine_wait,
+            lease: self.lease_wait,
+            lease_quiet: self.lease_quiet,
+            lease_idle: self.lease_idle,
+            expected: Instant::MAX,
+            exact: Instant::MAX,
+        };
         if let Some(disk) = &self.disk {
-            soft = soft.min(disk.next_due());
-            exact = exact.min(disk.io.next_deadline());
+            deadlines.soft = deadlines.soft.min(disk.next_due());
+            deadlines.exact = disk.io.next_deadline();
             if let (Some(sent), LeaseClient::Disk(client)) =
                 (disk.io.quiet_lease_write(), &self.lease)
             {
-                expected = expected.min(sent + EXPECTED_WRITE + client.config().settle);
+                deadlines.expected = sent + EXPECTED_WRITE + client.config().settle;
             }
         }
         if self.watchdog.is_some() {
-            soft = soft.min(self.next_watchdog);
+            deadlines.soft = deadlines.soft.min(self.next_watchdog);
         }
         if let Some(by) = self.shutdown_by {
-            soft = soft.min(by);
+            deadlines.soft = deadlines.soft.min(by);
         }
-        let window = coalesce_window(&self.spec.timing);
-        if soft < expected && expected.saturating_since(soft) <= window {
-            soft = expected;
-        }
-        soft.min(exact)
+        deadlines.wake_at(&self.spec.timing)
     }
 
     fn begin_shutdown(&mut self) {
@@ -574,9 +645,14 @@ impl Node {
     }
 
     fn on_time(&mut self) {
-        // Quiet disk jobs answered since the last wake-up go first, with the instants
-        // they ended, and so do the lease client's replies to them: a renewal granted
-        // since is known before the engine decides whether one is due.
+        // What woke the loop (a peer's heartbeat, say) is handled after the lease
+        // client's news: a renewal granted since the last wake-up (by a quiet answer or a
+        // settle that ended) must be known when the engine next ticks — the first input
+        // handled at or after a heartbeat tick makes it tick, a peer's heartbeat too
+        // (`Engine::keep_in_step`) — or the next renewal misses the tick and goes a
+        // tenth of an interval later, on a wake-up of its own.
+        let woke = std::mem::take(&mut self.inputs);
+        // Quiet disk jobs answered since the last wake-up, with the instants they ended.
         let quiet = self.disk.as_mut().map(|d| d.io.quiet_answers()).unwrap_or_default();
         for answer in quiet {
             self.on_answer(answer);
@@ -588,20 +664,23 @@ impl Node {
         }
         self.drain_lease_client();
         let now = self.clock.now();
-        if now >= self.engine_wait {
-            self.inputs.push_back(Input::Timeout);
-        }
         // Called at every wake-up: the deadlines of quiet I/O are not in `lease_wait`.
         if let LeaseClient::Disk(client) = &mut self.lease {
             self.lease_floor = now;
             client.timeout(now);
         }
         self.lease_wait = Instant::MAX;
+        self.lease_idle = Instant::MAX;
         if let Some(disk) = self.disk.as_mut() {
             for done in disk.io.expire(now) {
                 self.on_disk_done(done, now);
             }
         }
+        self.drain_lease_client();
+        if now >= self.engine_wait {
+            self.inputs.push_back(Input::Timeout);
+        }
+        self.inputs.extend(woke);
         if let Some(disk) = self.disk.as_mut() {
             if now >= disk.next_due() {
                 // Something is due: a job goes (what else is nearly due rides along).
@@ -1138,7 +1217,15 @@ impl Node {
                     // With only quiet I/O in flight, its deadlines wait for the next
                     // wake-up (`on_time` calls the client every time).
                     let quiet = self.prompt_requests.is_empty() && !self.prompt_mode;
-                    self.lease_wait = if quiet { client.next_step_at() } else { at };
+                    let (tasks, watch) = client.next_steps();
+                    self.lease_quiet = quiet;
+                    (self.lease_wait, self.lease_idle) = match quiet {
+                        false => (at, Instant::MAX),
+                        // Quiet with no group held: the only tasks are renewals of
+                        // nothing (acquires and releases are prompt).
+                        true if client.held().next().is_none() => (watch, tasks),
+                        true => (tasks.min(watch), Instant::MAX),
+                    };
                     break;
                 }
             }
@@ -1211,8 +1298,82 @@ mod tests {
     }
 
     fn lag_and_quiet(timing: &engine::Timing) -> (Duration, bool) {
-        let config = DiskLeaseConfig::new(timing, disk_io_timeout(timing.lease_timeout));
+        let config = DiskLeaseConfig::new(timing, disk_io_timeout(timing));
         (quiet_renewal_lag(timing, &config), quiet_renewals(timing, &config))
+    }
+
+    const MS: u64 = 1_000_000;
+
+    fn settle(timing: &engine::Timing) -> Duration {
+        DiskLeaseConfig::new(timing, disk_io_timeout(timing)).settle
+    }
+
+    #[test]
+    fn the_io_timeout_lets_a_renewals_settle_end_just_before_a_tick_where_the_lease_allows() {
+        // Defaults: 31.35 ms instead of 33.3; the settle ends 4 ms before 100 ms.
+        let defaults = timing(100, 1000);
+        let io = disk_io_timeout(&defaults);
+        assert!(io < Duration::from_millis(1000) / 30 && io >= Duration::from_millis(30));
+        let ahead = Duration::from_millis(100) - settle(&defaults);
+        assert!(ahead.abs_diff(SETTLE_AHEAD) < Duration::from_micros(50), "{ahead:?}");
+        // A 2 s lease: the settle ends 4 ms before two intervals.
+        let ahead = Duration::from_millis(200) - settle(&timing(100, 2000));
+        assert!(ahead.abs_diff(SETTLE_AHEAD) < Duration::from_micros(50), "{ahead:?}");
+        // Where that would take more than a tenth off, a thirtieth of the lease stays.
+        assert_eq!(disk_io_timeout(&timing(50, 700)), Duration::from_millis(700) / 30);
+        // The fast profile: the 10 ms floor.
+        assert_eq!(disk_io_timeout(&timing(50, 300)), Duration::from_millis(10));
+        for heartbeat_ms in [10, 20, 50, 100, 200, 500, 1000] {
+            for lease_ms in [300, 500, 700, 1000, 2000, 5000, 10_000] {
+                let timing = timing(heartbeat_ms, lease_ms);
+                let io = disk_io_timeout(&timing);
+                let by_lease = (timing.lease_timeout / 30)
+                    .clamp(Duration::from_millis(10), Duration::from_millis(250));
+                assert!(io <= by_lease && io >= by_lease * 9 / 10, "{timing:?}: {io:?}");
+            }
+        }
+    }
+
+    fn deadlines(soft: u64, lease: u64) -> Deadlines {
+        Deadlines {
+            soft: Instant(soft * MS),
+            lease: Instant(lease * MS),
+            lease_quiet: true,
+            lease_idle: Instant::MAX,
+            expected: Instant::MAX,
+            exact: Instant::MAX,
+        }
+    }
+
+    #[test]
+    fn a_quiet_lease_step_just_before_a_tick_waits_for_it_and_nothing_else_moves() {
+        let t = timing(100, 1000);
+        // A renewal's read due 3 ms before the tick goes with it.
+        assert_eq!(deadlines(100, 97).wake_at(&t), Instant(100 * MS));
+        // Not 6 ms before (the window is 5 ms).
+        assert_eq!(deadlines(100, 94).wake_at(&t), Instant(94 * MS));
+        // Never the step of an acquire or release.
+        let prompt = Deadlines { lease_quiet: false, ..deadlines(100, 97) };
+        assert_eq!(prompt.wake_at(&t), Instant(97 * MS));
+        // Never a disk I/O deadline.
+        let exact = Deadlines { exact: Instant(98 * MS), ..deadlines(100, 97) };
+        assert_eq!(exact.wake_at(&t), Instant(98 * MS));
+        // A step just after the tick: the tick waits for it.
+        assert_eq!(deadlines(100, 103).wake_at(&t), Instant(103 * MS));
+        assert_eq!(deadlines(100, 106).wake_at(&t), Instant(100 * MS));
+        // So for the step expected after a quiet renewal write not answered yet.
+        let expected = Deadlines { expected: Instant(102 * MS), ..deadlines(100, 500) };
+        assert_eq!(expected.wake_at(&t), Instant(102 * MS));
+    }
+
+    #[test]
+    fn a_quiet_renewals_step_with_no_group_held_waits_for_the_next_tick_within_an_interval() {
+        let t = timing(100, 1000);
+        let idle = Deadlines { lease_idle: Instant(9 * MS), ..deadlines(100, 150) };
+        assert_eq!(idle.wake_at(&t), Instant(100 * MS));
+        // With no tick to wait for, an interval at most.
+        let alone = Deadlines { lease_idle: Instant(9 * MS), ..deadlines(500, 500) };
+        assert_eq!(alone.wake_at(&t), Instant(109 * MS));
     }
 
     #[test]
