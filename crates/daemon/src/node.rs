@@ -107,12 +107,15 @@ pub struct Options {
 /// (lease 1 s, heartbeat 100 ms): 31.4 ms instead of 33.3 ms, a settle of 96 ms.
 pub fn disk_io_timeout(timing: &engine::Timing) -> Duration {
     let by_lease = timing.lease_timeout / 30;
-    let settle = |io: Duration| io * 3 * 101 / 100 + Duration::from_millis(1);
-    let interval = timing.heartbeat_interval.max(Duration::from_millis(1));
-    let ticks = ((settle(by_lease) + SETTLE_AHEAD).as_nanos() / interval.as_nanos()) as u32;
-    // The I/O timeout whose settle ends SETTLE_AHEAD before `ticks` intervals.
-    let in_step =
-        (interval * ticks).saturating_sub(SETTLE_AHEAD + Duration::from_millis(1)) * 100 / 303;
+    let settle = |io: Duration| DiskLeaseConfig::new(timing, io).settle.as_nanos();
+    let interval = timing.heartbeat_interval.max(Duration::from_millis(1)).as_nanos();
+    let ticks = (settle(by_lease) + SETTLE_AHEAD.as_nanos()) / interval;
+    // The settle grows linearly with the I/O timeout above its margin: the timeout
+    // whose settle ends SETTLE_AHEAD before `ticks` intervals.
+    let (margin, full) = (settle(Duration::ZERO), settle(by_lease));
+    let target = (ticks * interval).saturating_sub(SETTLE_AHEAD.as_nanos());
+    let in_step = by_lease.as_nanos() * target.saturating_sub(margin) / (full - margin).max(1);
+    let in_step = Duration::from_nanos(in_step as u64);
     let io = if in_step >= by_lease * 9 / 10 { in_step.min(by_lease) } else { by_lease };
     io.clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
