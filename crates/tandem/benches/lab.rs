@@ -343,9 +343,10 @@ fn idle() {
         others.push((busy1 - busy0).saturating_sub(nodes) as f64 / all * 100.0);
         steal.push((steal1 - steal0) as f64 / all * 100.0);
     }
-    // Per thread over the whole measurement, in nanoseconds of CPU (the figure above
-    // counts clock ticks, 0.05 % steps over a 20 s window), and how often each thread
-    // was woken. The wake-up checks take a few ms between windows: counted as idle.
+    // Per thread over the whole measurement (the nodes run on during the wake-up
+    // checks between windows, so these count too), in nanoseconds of CPU (the figure
+    // above counts clock ticks, 0.05 % steps over a 20 s window), and how often each
+    // thread was woken.
     let elapsed = started.elapsed().as_secs_f64();
     for host in 0..2 {
         let after = threads(&pids[host]);
