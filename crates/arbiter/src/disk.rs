@@ -189,6 +189,9 @@ pub enum IoResult {
     Read(Record),
     Written,
     Failed(String),
+    /// Not finished by its deadline and still in flight: a write may yet land. The
+    /// shell reports the I/O again (with its true end) when it finishes.
+    Unfinished(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,6 +305,12 @@ pub struct DiskLeaseClient {
     host_flight: Option<(Vec<u64>, Instant)>,
     /// Tasks waiting for the next host write.
     host_waiting: Vec<u64>,
+    /// Group-record writes (claims, releases) not finished yet, with their deadlines;
+    /// kept after their task ended. See [`DiskLeaseClient::acquire_blocked`].
+    writes_out: BTreeMap<IoId, Instant>,
+    /// No acquire is granted before this: a group-record write of ours finished after
+    /// its deadline, and a takeover wait runs from its end.
+    late_write_wait: Option<Instant>,
     out: VecDeque<ClientOutput>,
 }
 
@@ -327,6 +336,8 @@ impl DiskLeaseClient {
             next_io: 0,
             host_flight: None,
             host_waiting: Vec::new(),
+            writes_out: BTreeMap::new(),
+            late_write_wait: None,
             out: VecDeque::new(),
         }
     }
@@ -414,7 +425,7 @@ impl DiskLeaseClient {
     ) {
         let record = match result {
             IoResult::Read(record) => record,
-            IoResult::Written | IoResult::Failed(_) => {
+            IoResult::Written | IoResult::Failed(_) | IoResult::Unfinished(_) => {
                 self.observed.remove(&group);
                 return;
             }
@@ -448,10 +459,45 @@ impl DiskLeaseClient {
         self.held.keys().copied()
     }
 
+    /// Why no acquire may be granted at `now`, if so: a group-record write of ours (a
+    /// claim or a release) is still in flight after its deadline, or finished after it
+    /// less than a takeover wait ago.
+    ///
+    /// The protocol's argument assumes every I/O lands within the I/O timeout; a disk
+    /// that stalls breaks that, and the shell cannot call a write back once it gave up
+    /// on it. Such a write may land on the record of a group another node has claimed
+    /// meanwhile: our own claim then names us, and our release frees it, while that node
+    /// still holds the lease it was granted before. It learns of it at its next renewal
+    /// (which reads the record) and stops, its lease running out at most `L/(1−ρ)` after
+    /// the landing; this client is granted nothing until a takeover wait (measured from
+    /// the write's end, which is no earlier than its landing) is over, which is longer.
+    /// Another node that finds a record freed this way may claim it at once, though: with
+    /// three nodes or more, late writes are not covered (the randomized check covers two).
+    pub fn acquire_blocked(&self, now: Instant) -> Option<String> {
+        if self.writes_out.values().any(|deadline| *deadline <= now) {
+            return Some(
+                "shared disk: a lease write of this node is still in flight after its \
+                 deadline; no new lease until it finishes and a takeover wait has passed"
+                    .into(),
+            );
+        }
+        self.late_write_wait.filter(|until| now < *until).map(|until| {
+            let left = until.saturating_since(now).as_millis();
+            format!(
+                "shared disk: a lease write of this node finished after its deadline; \
+                 no new lease for {left} ms (a takeover wait from its end)"
+            )
+        })
+    }
+
     pub fn request(&mut self, now: Instant, id: OpId, request: LeaseRequest) {
         if self.tasks.len() >= TASKS_MAX {
             let result = LeaseResult::Unavailable("too many lease requests in flight".into());
             self.out.push_back(ClientOutput::Reply { id, result });
+            return;
+        }
+        if let (LeaseRequest::Acquire(_), Some(why)) = (request, self.acquire_blocked(now)) {
+            self.out.push_back(ClientOutput::Reply { id, result: LeaseResult::Unavailable(why) });
             return;
         }
         let key = self.next_task;
@@ -489,6 +535,9 @@ impl DiskLeaseClient {
     fn issue(&mut self, now: Instant, key: u64, op: IoOp, reads: Option<GroupId>) {
         let io = IoId(self.next_io);
         self.next_io += 1;
+        if matches!(op, IoOp::Write(Block::Group(_), _)) {
+            self.writes_out.insert(io, now + self.config.io_timeout);
+        }
         self.ios.insert(io, (key, reads, now + self.config.io_timeout));
         self.out.push_back(ClientOutput::Io { io, op });
     }
@@ -592,6 +641,15 @@ impl DiskLeaseClient {
     /// at once, and every observation would be dropped).
     pub fn io_done(&mut self, now: Instant, ended: Instant, io: IoId, result: IoResult) {
         let ended = ended.min(now);
+        if !matches!(result, IoResult::Unfinished(_)) {
+            if let Some(deadline) = self.writes_out.remove(&io) {
+                if ended >= deadline {
+                    let until = ended + self.config.takeover_wait;
+                    self.late_write_wait =
+                        Some(self.late_write_wait.map_or(until, |u| u.max(until)));
+                }
+            }
+        }
         if let Some((group, before, _)) = self.watch_ios.remove(&io) {
             self.watch_done(now, ended, group, before, result);
             return;
@@ -602,14 +660,14 @@ impl DiskLeaseClient {
         };
         if key == HOST_WRITE {
             let failure = match result {
-                IoResult::Failed(why) => Some(why),
+                IoResult::Failed(why) | IoResult::Unfinished(why) => Some(why),
                 _ => None,
             };
             self.host_written(now, failure);
             return;
         }
         let record = match result {
-            IoResult::Failed(why) => {
+            IoResult::Failed(why) | IoResult::Unfinished(why) => {
                 self.finish(key, LeaseResult::Unavailable(format!("shared disk: {why}")));
                 return;
             }
@@ -632,7 +690,7 @@ impl DiskLeaseClient {
                 if pending > 0 {
                     task.step = Step::HostCheck { since, pending, lost, other };
                 } else {
-                    self.host_checked(key, since, lost, other);
+                    self.host_checked(now, key, since, lost, other);
                 }
             }
             Step::ReadGroup => match record.owner() {
@@ -713,6 +771,10 @@ impl DiskLeaseClient {
             Step::ClaimCheck { since } => {
                 let Kind::Acquire(group) = task.kind else { unreachable!("only acquires claim") };
                 match record.owner() {
+                    Some(_) if self.acquire_blocked(now).is_some() => {
+                        let why = self.acquire_blocked(now).expect("checked");
+                        self.finish(key, LeaseResult::Unavailable(why));
+                    }
                     Some(owner) if owner == me => {
                         self.held.insert(group, since);
                         let since = self.earliest_covered(since);
@@ -753,6 +815,7 @@ impl DiskLeaseClient {
 
     fn host_checked(
         &mut self,
+        now: Instant,
         key: u64,
         since: Instant,
         lost: Vec<GroupId>,
@@ -779,7 +842,9 @@ impl DiskLeaseClient {
                 self.finish(key, result);
             }
             Kind::Acquire(group) => {
-                if lost.is_empty() {
+                if let Some(why) = self.acquire_blocked(now) {
+                    self.finish(key, LeaseResult::Unavailable(why));
+                } else if lost.is_empty() {
                     self.held.insert(group, since);
                     let since = self.earliest_covered(since);
                     self.finish(key, LeaseResult::Granted { since });
@@ -832,7 +897,7 @@ impl DiskLeaseClient {
                 Step::HostSettle { since } => {
                     let check = task.check.clone();
                     if check.is_empty() {
-                        self.host_checked(key, since, Vec::new(), None);
+                        self.host_checked(now, key, since, Vec::new(), None);
                         continue;
                     }
                     task.step = Step::HostCheck {
@@ -1039,6 +1104,79 @@ mod tests {
     }
 
     const G: GroupId = GroupId(0);
+
+    /// The next I/O a client issues (panics on anything else).
+    fn next_io(client: &mut DiskLeaseClient) -> (IoId, IoOp) {
+        match client.poll_output() {
+            ClientOutput::Io { io, op } => (io, op),
+            other => panic!("expected an I/O, got {other:?}"),
+        }
+    }
+
+    /// The next reply of a client (panics on anything else).
+    fn next_reply(client: &mut DiskLeaseClient) -> LeaseResult {
+        match client.poll_output() {
+            ClientOutput::Reply { result, .. } => result,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    /// Instant `ms` milliseconds after 0.
+    fn at(ms: u64) -> Instant {
+        Instant(ms * MS)
+    }
+
+    /// A client (I/O timeout 20 ms) that asked for G at 0, found it free at 1 ms and
+    /// issued its claim: the claim's I/O.
+    fn claim_issued() -> (DiskLeaseClient, IoId) {
+        let config = DiskLeaseConfig::new(&Timing::default(), Duration::from_millis(20));
+        let mut c = DiskLeaseClient::new(NodeId(0), 1, config);
+        c.request(at(0), OpId(1), LeaseRequest::Acquire(G));
+        let (read, _) = next_io(&mut c);
+        c.io_done(at(1), at(1), read, IoResult::Read(Record::Blank));
+        let (claim, op) = next_io(&mut c);
+        assert!(matches!(op, IoOp::Write(Block::Group(G), _)));
+        (c, claim)
+    }
+
+    #[test]
+    fn a_claim_that_lands_after_its_deadline_blocks_acquires_for_a_takeover_wait() {
+        let (mut c, claim) = claim_issued();
+        // The disk stalls: the client gives up on the claim at its deadline...
+        c.timeout(at(21));
+        assert!(
+            matches!(next_reply(&mut c), LeaseResult::Unavailable(why) if why.contains("timed out"))
+        );
+        // ...but the write is still in flight: no acquire meanwhile.
+        c.request(at(100), OpId(2), LeaseRequest::Acquire(G));
+        assert!(
+            matches!(next_reply(&mut c), LeaseResult::Unavailable(why) if why.contains("still in flight")),
+        );
+        // The shell's own answer at its deadline says the same and changes nothing.
+        c.io_done(at(101), at(101), claim, IoResult::Unfinished("did not finish".into()));
+        assert!(c.acquire_blocked(at(101)).is_some());
+        // It lands at 450 ms: the record may name us over another node's claim, whose
+        // holder stops when its next renewal reads it, within a lease.
+        c.io_done(at(450), at(450), claim, IoResult::Written);
+        let wait = c.config().takeover_wait;
+        let blocked = c.acquire_blocked(at(450) + wait - Duration::from_millis(1));
+        assert!(blocked.is_some_and(|why| why.contains("finished after its deadline")));
+        c.request(at(460), OpId(3), LeaseRequest::Acquire(G));
+        assert!(matches!(next_reply(&mut c), LeaseResult::Unavailable(_)));
+        // A takeover wait after it ended, acquires go ahead again.
+        assert_eq!(c.acquire_blocked(at(450) + wait), None);
+        c.request(at(450) + wait, OpId(4), LeaseRequest::Acquire(G));
+        assert!(matches!(next_io(&mut c).1, IoOp::Read(Block::Group(G))));
+    }
+
+    #[test]
+    fn a_write_that_ends_in_time_or_fails_blocks_nothing() {
+        let (mut c, claim) = claim_issued();
+        c.io_done(at(5), at(5), claim, IoResult::Failed("I/O error".into()));
+        assert!(matches!(next_reply(&mut c), LeaseResult::Unavailable(_)));
+        assert_eq!(c.acquire_blocked(at(5)), None);
+        assert_eq!(c.acquire_blocked(at(5000)), None);
+    }
 
     #[test]
     fn free_group_is_claimed_and_renewed() {

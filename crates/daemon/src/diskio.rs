@@ -108,6 +108,19 @@ impl Done {
     fn failed(job: &Job, why: &str) -> Done {
         Done {
             lease: job.lease.iter().map(|(io, _)| (*io, IoResult::Failed(why.into()))).collect(),
+            ..Done::unfinished(job, why)
+        }
+    }
+
+    /// Every part of `job` failed with `why`, its lease I/O still in flight (a write
+    /// of it may land later: the lease client is told when the job ends).
+    fn unfinished(job: &Job, why: &str) -> Done {
+        Done {
+            lease: job
+                .lease
+                .iter()
+                .map(|(io, _)| (*io, IoResult::Unfinished(why.into())))
+                .collect(),
             slot: job.slot.as_ref().map(|_| Err(why.into())),
             peers: job.peers.then(|| Err(why.into())),
             mail: job.mail.then(|| Err(why.into())),
@@ -121,7 +134,7 @@ impl Done {
         let mut failed = false;
         let mut note = |good: bool| if good { ok = true } else { failed = true };
         for (_, result) in &self.lease {
-            note(!matches!(result, IoResult::Failed(_)));
+            note(!matches!(result, IoResult::Failed(_) | IoResult::Unfinished(_)));
         }
         if let Some(r) = &self.slot {
             note(r.is_ok());
@@ -163,8 +176,36 @@ struct Pending {
 }
 
 impl Pending {
+    /// The job's answer when it ended after its deadline.
     fn missed(&self, timeout: Duration) -> Done {
         Done::failed(&self.shape, &format!("disk I/O did not finish within {timeout:?}"))
+    }
+
+    /// The job's answer when its deadline passed before it ended.
+    fn unfinished(&self, timeout: Duration) -> Done {
+        Done::unfinished(&self.shape, &format!("disk I/O did not finish within {timeout:?}"))
+    }
+}
+
+/// What a worker's answer brings the loop ([`DiskIo::answered`]).
+#[derive(Debug)]
+pub enum Answered {
+    /// The job's results (all failed if it ended after its deadline).
+    Done(Done),
+    /// The lease I/O of a job already answered as unfinished at its deadline has ended
+    /// (each with its result): the lease client must know when its writes landed.
+    Ended(Vec<(IoId, IoResult)>),
+    /// Nothing to do.
+    Nothing,
+}
+
+impl Answered {
+    /// The job's results, if the answer brings them.
+    pub fn into_done(self) -> Option<Done> {
+        match self {
+            Answered::Done(done) => Some(done),
+            Answered::Ended(_) | Answered::Nothing => None,
+        }
     }
 }
 
@@ -184,6 +225,8 @@ pub struct DiskIo {
     next_id: u64,
     /// Workers abandoned at a missed deadline and still blocked.
     hung: Arc<AtomicUsize>,
+    /// Jobs answered as unfinished at their deadline whose lease I/O has not ended yet.
+    unfinished: Vec<u64>,
 }
 
 impl DiskIo {
@@ -206,6 +249,7 @@ impl DiskIo {
             pending: VecDeque::new(),
             next_id: 0,
             hung: Arc::default(),
+            unfinished: Vec::new(),
         }
     }
 
@@ -316,14 +360,23 @@ impl DiskIo {
     }
 
     /// A worker's answer: the job's results (all failed if the job ended after its
-    /// deadline), or `None` for an answer already given as failed at its deadline.
-    pub fn answered(&mut self, answer: Answer) -> Option<Done> {
-        let index = self.pending.iter().position(|p| p.id == answer.id)?;
+    /// deadline), or, for a job already answered as unfinished at its deadline, how its
+    /// lease I/O ended.
+    pub fn answered(&mut self, answer: Answer) -> Answered {
+        let Some(index) = self.pending.iter().position(|p| p.id == answer.id) else {
+            return match self.unfinished.iter().position(|id| *id == answer.id) {
+                Some(index) => {
+                    self.unfinished.swap_remove(index);
+                    Answered::Ended(answer.done.lease)
+                }
+                None => Answered::Nothing,
+            };
+        };
         let pending = self.pending.remove(index).expect("found");
         if answer.done_at > pending.deadline {
-            return Some(pending.missed(self.timeout));
+            return Answered::Done(pending.missed(self.timeout));
         }
-        Some(answer.done)
+        Answered::Done(answer.done)
     }
 
     /// The answers of quiet jobs that came since the last call.
@@ -348,13 +401,17 @@ impl DiskIo {
         }
     }
 
-    /// Answers as failed every job whose deadline passed, and abandons the worker that
-    /// holds them (the next job starts a new one).
+    /// Answers as failed every job whose deadline passed (its lease I/O as unfinished:
+    /// [`DiskIo::answered`] tells when it ends), and abandons the worker that holds them
+    /// (the next job starts a new one).
     pub fn expire(&mut self, now: Instant) -> Vec<Done> {
         let mut out = Vec::new();
         while self.pending.front().is_some_and(|p| p.deadline <= now) {
             let missed = self.pending.pop_front().expect("checked");
-            out.push(missed.missed(self.timeout));
+            if !missed.shape.lease.is_empty() {
+                self.unfinished.push(missed.id);
+            }
+            out.push(missed.unfinished(self.timeout));
         }
         if !out.is_empty() && self.worker.take().is_some() {
             // The jobs still queued there will be skipped as too late by the worker
@@ -589,13 +646,44 @@ mod tests {
         assert!(io.submit(now(), job).is_none());
         assert_eq!(io.in_flight(), 1);
         let answer = rx.blocking_recv().unwrap();
-        let done = io.answered(answer).expect("in time");
+        let done = io.answered(answer).into_done().expect("in time");
         assert_eq!(done.slot, Some(Ok(())));
         assert_eq!(done.peers, Some(Ok(vec![(NodeId(1), Some(b"peer".to_vec()))])));
         assert!(matches!(done.mail, Some(Ok(Record::Blank))), "{:?}", done.mail);
         assert_eq!(done.outcome(), (true, false));
         assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), Some((1, b"mine".to_vec())));
         assert_eq!(io.next_deadline(), Instant::MAX);
+    }
+
+    #[test]
+    fn a_lease_write_past_its_deadline_is_unfinished_until_its_job_ends() {
+        let (_file, area) = area();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_millis(50), tx);
+        io.set_prompt_mode(true);
+        let claim =
+            Record::Group(arbiter::disk::GroupRecord { owner: Some(NodeId(0)), stamp: (1, 1) });
+        let group = Block::Group(engine::GroupId(0));
+        let start = now();
+        let job =
+            Job { lease: vec![(IoId(7), IoOp::Write(group, claim.clone()))], ..Job::default() };
+        assert!(io.submit(start, job).is_none());
+        // The loop saw the deadline pass before the answer: the write may still land.
+        let failed = io.expire(start + Duration::from_millis(50));
+        assert_eq!(failed.len(), 1);
+        assert!(
+            matches!(&failed[0].lease[..], [(IoId(7), IoResult::Unfinished(e))] if e.contains("did not finish"))
+        );
+        assert_eq!(failed[0].outcome(), (false, true));
+        // When the job ends, the loop learns how the write ended.
+        let late = rx.blocking_recv().unwrap();
+        match io.answered(late) {
+            Answered::Ended(lease) => assert_eq!(lease, vec![(IoId(7), IoResult::Written)]),
+            other => panic!("expected the write's end, got {other:?}"),
+        }
+        assert_eq!(area.read_record(group).unwrap(), claim, "it did land");
+        // Only once.
+        assert!(io.unfinished.is_empty());
     }
 
     #[test]
@@ -613,11 +701,11 @@ mod tests {
         assert!(matches!(&failed[0].peers, Some(Err(e)) if e.contains("did not finish")));
         assert_eq!(failed[0].outcome(), (false, true));
         let late = rx.blocking_recv().unwrap();
-        assert!(io.answered(late).is_none(), "a late answer is ignored");
+        assert!(matches!(io.answered(late), Answered::Nothing), "a late answer is ignored");
         // A new job goes to a new worker and is answered.
         assert!(io.submit(now(), Job { mail: true, ..Job::default() }).is_none());
         let answer = rx.blocking_recv().unwrap();
-        assert!(io.answered(answer).is_some());
+        assert!(io.answered(answer).into_done().is_some());
     }
 
     #[test]
@@ -629,14 +717,14 @@ mod tests {
         assert_eq!(io.next_deadline(), Instant::MAX, "its deadline waits for a wake-up");
         let answer = next_quiet_answer(&mut io);
         assert!(rx.try_recv().is_err(), "the loop was not woken");
-        assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
+        assert!(io.answered(answer).into_done().is_some_and(|d| d.outcome() == (true, false)));
         // In prompt mode a quiet job's answer wakes the loop and its deadline is exact.
         io.set_prompt_mode(true);
         let start = now();
         assert!(io.submit(start, Job { mail: true, ..Job::default() }).is_none());
         assert_eq!(io.next_deadline(), start + Duration::from_secs(5));
         let answer = rx.blocking_recv().unwrap();
-        assert!(io.answered(answer).is_some_and(|d| d.outcome() == (true, false)));
+        assert!(io.answered(answer).into_done().is_some_and(|d| d.outcome() == (true, false)));
     }
 
     #[test]
@@ -652,7 +740,7 @@ mod tests {
             done: Done { peers: Some(Ok(Vec::new())), ..Done::default() },
             done_at: start + Duration::from_millis(51),
         };
-        let done = io.answered(late).expect("still pending");
+        let done = io.answered(late).into_done().expect("still pending");
         assert!(matches!(&done.peers, Some(Err(e)) if e.contains("did not finish")));
         assert_eq!(io.in_flight(), 0);
     }
@@ -699,7 +787,7 @@ mod tests {
         peer.join().unwrap();
         let held = timeout / READ_HOLD_DIVISOR;
         assert!(answer.done_at >= start + held, "read before the hold was over");
-        let done = io.answered(answer).expect("in time");
+        let done = io.answered(answer).into_done().expect("in time");
         // The write's end is known apart from the job's (a renewal's settle counts
         // from it), and it came before the held-back read.
         let written = done.writes_done_at.expect("the write's end, seen during the hold");

@@ -987,8 +987,25 @@ impl Node {
     fn on_answer(&mut self, answer: diskio::Answer) {
         let Some(disk) = self.disk.as_mut() else { return };
         let ended = answer.done_at;
-        if let Some(done) = disk.io.answered(answer) {
-            self.on_disk_done(done, ended);
+        match disk.io.answered(answer) {
+            diskio::Answered::Done(done) => self.on_disk_done(done, ended),
+            diskio::Answered::Ended(lease) => {
+                // A job answered as unfinished at its deadline has ended: its writes
+                // may have landed only now (`DiskLeaseClient::acquire_blocked`).
+                if let LeaseClient::Disk(client) = &mut self.lease {
+                    let now = self.clock.now();
+                    for (io, result) in lease {
+                        tracing::debug!(
+                            io = io.0,
+                            ended = ended.0,
+                            "late lease I/O ended: {result:?}"
+                        );
+                        client.io_done(now, ended.min(now), io, result);
+                    }
+                }
+                self.drain_lease_client();
+            }
+            diskio::Answered::Nothing => {}
         }
     }
 

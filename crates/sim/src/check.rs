@@ -104,6 +104,15 @@ pub enum HolderTruth {
     /// `arbitration = none`: there is no holder to check.
     NotArbitrated,
     Holder(Option<NodeId>),
+    /// The record names `holder` by a write that landed after its writer had given up on
+    /// it (a stalled disk), over the claim of `displaced`. Both may start: `displaced`
+    /// under the lease it was granted before (it learns of the overwrite at its next
+    /// renewal, and the writer is granted nothing for a takeover wait; S1 is checked
+    /// apart), the writer once that wait is over.
+    Overwritten {
+        holder: Option<NodeId>,
+        displaced: Option<NodeId>,
+    },
 }
 
 /// The facts about a start that only the simulator knows, computed at the instant the
@@ -404,7 +413,14 @@ impl Checkers {
         }
         let what = self.what(group, resource);
         let me = self.name(node).to_owned();
-        if let HolderTruth::Holder(holder) = context.holder {
+        let named = match context.holder {
+            HolderTruth::NotArbitrated => None,
+            HolderTruth::Holder(holder) => Some(holder),
+            HolderTruth::Overwritten { holder, displaced } => {
+                (displaced != Some(node)).then_some(holder)
+            }
+        };
+        if let Some(holder) = named {
             if holder != Some(node) {
                 let named = holder.map_or("no node".to_owned(), |h| self.name(h).to_owned());
                 let message =
@@ -554,6 +570,23 @@ mod tests {
         c.start_issued(30, BETA, DB, DATA, beta);
         c.resource_changed(30, BETA, DB, DATA, Change::Started);
         assert_eq!(c.total(), 0, "{:?}", c.violations());
+    }
+
+    #[test]
+    fn s3_a_record_overwritten_by_a_stale_write_names_two_possible_holders_only() {
+        // Beta's claim, given up on, landed over alpha's: alpha still holds its lease
+        // and may start; beta may too (once its wait is over).
+        let mut c = checkers();
+        let overwritten = HolderTruth::Overwritten { holder: Some(BETA), displaced: Some(ALPHA) };
+        let context = StartContext { holder: overwritten, ..ok_context(100) };
+        c.start_issued(1, ALPHA, DB, DATA, context);
+        c.resource_changed(1, ALPHA, DB, DATA, Change::Started);
+        c.start_issued(2, BETA, WEB, APP, context);
+        assert_eq!(c.total(), 0, "{:?}", c.violations());
+        // Anyone else may not: here the record was free before the stale write.
+        let free_before = HolderTruth::Overwritten { holder: Some(BETA), displaced: None };
+        c.start_issued(3, ALPHA, DB, VIP, StartContext { holder: free_before, ..ok_context(100) });
+        assert_eq!(codes(&c), [Guarantee::S3]);
     }
 
     #[test]

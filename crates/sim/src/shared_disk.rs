@@ -21,6 +21,11 @@ pub const SLOT_WRITES_IN_FLIGHT_MAX: usize = 1_000;
 pub struct DiskParams {
     pub latency_ns: (u64, u64),
     pub error_ppm: u32,
+    /// Share of I/O that stalls: it lands after a latency in `stall_ns` instead, past
+    /// the lease client's I/O timeout (a disk that breaks the protocol's assumption; the
+    /// client gives up on it, but a write still lands).
+    pub stall_ppm: u32,
+    pub stall_ns: (u64, u64),
 }
 
 pub struct SharedDisk {
@@ -30,6 +35,9 @@ pub struct SharedDisk {
     pub path_ok: Vec<bool>,
     hosts: Vec<Record>,
     groups: Vec<Record>,
+    /// Per group: when its record was last written by a write that landed after its
+    /// writer had given up on it, the owner the record named before such writes began.
+    displaced: Vec<Option<Option<NodeId>>>,
     mailboxes: Vec<Record>,
     /// [from * nodes + to]: the latest heartbeat `from` wrote for `to`.
     slots: Vec<Option<Heartbeat>>,
@@ -48,6 +56,7 @@ impl SharedDisk {
             path_ok: vec![true; nodes],
             hosts: vec![Record::Blank; nodes],
             groups: vec![Record::Blank; groups],
+            displaced: vec![None; groups],
             mailboxes: vec![Record::Blank; nodes],
             slots: vec![None; nodes * nodes],
             in_flight: vec![Vec::new(); nodes * nodes],
@@ -57,7 +66,9 @@ impl SharedDisk {
 
     /// Decides an I/O issued now by `node`: whether it succeeds, and its latency.
     pub fn io(&self, rng: &mut ChaCha8Rng, node: NodeId) -> (bool, u64) {
-        let latency = between(rng, self.params.latency_ns.0, self.params.latency_ns.1);
+        let stalls = self.params.stall_ppm > 0 && chance(rng, self.params.stall_ppm);
+        let (low, high) = if stalls { self.params.stall_ns } else { self.params.latency_ns };
+        let latency = between(rng, low, high);
         let ok = self.path_ok[usize::from(node.0)] && !chance(rng, self.params.error_ppm);
         (ok, latency)
     }
@@ -70,10 +81,16 @@ impl SharedDisk {
         }
     }
 
-    pub fn write(&mut self, block: Block, record: Record) {
+    /// A write lands; `stale`: after its writer gave up on it (a stalled disk).
+    pub fn write(&mut self, block: Block, record: Record, stale: bool) {
         match block {
             Block::Host(n) => self.hosts[usize::from(n.0)] = record,
-            Block::Group(g) => self.groups[g.0 as usize] = record,
+            Block::Group(g) => {
+                let g = g.0 as usize;
+                let before = self.groups[g].owner();
+                self.displaced[g] = stale.then(|| self.displaced[g].unwrap_or(before));
+                self.groups[g] = record;
+            }
             Block::Mailbox(n) => self.mailboxes[usize::from(n.0)] = record,
         }
     }
@@ -81,6 +98,12 @@ impl SharedDisk {
     /// The group record's owner: the disk arbitrator's ground truth.
     pub fn owner(&self, group: GroupId) -> Option<NodeId> {
         self.groups[group.0 as usize].owner()
+    }
+
+    /// When the group's record was last written by stale writes (see
+    /// [`SharedDisk::write`]): the owner it named before them.
+    pub fn displaced(&self, group: GroupId) -> Option<Option<NodeId>> {
+        self.displaced[group.0 as usize]
     }
 
     fn pair(&self, from: NodeId, to: NodeId) -> usize {

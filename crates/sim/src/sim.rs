@@ -86,7 +86,12 @@ impl Options {
             boot_ns: None,
             udp: PathParams::fixed(MS),
             witness: PathParams::fixed(MS),
-            disk: DiskParams { latency_ns: (5 * MS, 5 * MS), error_ppm: 0 },
+            disk: DiskParams {
+                latency_ns: (5 * MS, 5 * MS),
+                error_ppm: 0,
+                stall_ppm: 0,
+                stall_ns: (0, 0),
+            },
             agents: AgentParams::fixed(100 * MS, 100 * MS, 10 * MS),
             io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
             witness_reply_timeout: Duration::from_millis(100),
@@ -168,6 +173,8 @@ enum Ev {
         io: IoId,
         op: IoOp,
         ok: bool,
+        /// It lands after the client's I/O timeout (the client gave up on it).
+        stale: bool,
     },
     LeaseTimer {
         node: NodeId,
@@ -669,9 +676,9 @@ impl<C: Core> Sim<C> {
                 self.trace.u64(id.0);
                 self.lease_reply(node, boot, id, result);
             }
-            Ev::LeaseIo { node, boot, io, op, ok } => {
+            Ev::LeaseIo { node, boot, io, op, ok, stale } => {
                 self.trace.u64(io.0);
-                self.lease_io(node, boot, io, op, ok);
+                self.lease_io(node, boot, io, op, ok, stale);
             }
             Ev::LeaseTimer { node, boot, generation } => {
                 let local = self.local(node);
@@ -1059,7 +1066,12 @@ impl<C: Core> Sim<C> {
     fn start_context(&mut self, node: NodeId, group: GroupId) -> StartContext {
         let holder = match self.spec.arbitration {
             ArbitrationKind::None => HolderTruth::NotArbitrated,
-            ArbitrationKind::Disk => HolderTruth::Holder(self.disk.owner(group)),
+            ArbitrationKind::Disk => match self.disk.displaced(group) {
+                None => HolderTruth::Holder(self.disk.owner(group)),
+                Some(displaced) => {
+                    HolderTruth::Overwritten { holder: self.disk.owner(group), displaced }
+                }
+            },
             ArbitrationKind::Witness => HolderTruth::Holder(
                 self.witness.as_ref().and_then(|(server, _)| server.holder(group)),
             ),
@@ -1192,7 +1204,9 @@ impl<C: Core> Sim<C> {
                 LeaseClient::Disk(c) => match c.poll_output() {
                     ClientOutput::Io { io, op } => {
                         let (ok, latency) = self.disk.io(&mut self.rng, node);
-                        self.queue.push(self.now + latency, Ev::LeaseIo { node, boot, io, op, ok });
+                        let stale = latency >= DISK_IO_TIMEOUT_NS;
+                        let ev = Ev::LeaseIo { node, boot, io, op, ok, stale };
+                        self.queue.push(self.now + latency, ev);
                         continue;
                     }
                     ClientOutput::Reply { id, result } => {
@@ -1234,7 +1248,7 @@ impl<C: Core> Sim<C> {
         }
     }
 
-    fn lease_io(&mut self, node: NodeId, boot: u64, io: IoId, op: IoOp, ok: bool) {
+    fn lease_io(&mut self, node: NodeId, boot: u64, io: IoId, op: IoOp, ok: bool, stale: bool) {
         // The device carries out a write whether or not its daemon still lives.
         let result = match (ok, op) {
             (false, _) => {
@@ -1247,7 +1261,7 @@ impl<C: Core> Sim<C> {
                 if let Record::Group(g) = &record {
                     self.trace.u64(g.owner.map_or(u64::MAX, |o| u64::from(o.0)));
                 }
-                self.disk.write(block, record);
+                self.disk.write(block, record, stale);
                 IoResult::Written
             }
         };
@@ -1893,6 +1907,7 @@ impl<C: Core> Sim<C> {
         self.net.heal_all();
         self.agents.heal();
         self.disk.params.error_ppm = 0;
+        self.disk.params.stall_ppm = 0;
         for node in self.spec.node_ids().collect::<Vec<_>>() {
             self.set_storage(node, true);
         }

@@ -202,6 +202,16 @@ mod regressions {
             1482,
             "L2: a command given while probes hung at boot overtook a later one",
         ),
+        (
+            "examples/active-standby.toml",
+            344,
+            "S3 checker: a stalled claim of the peer landed over the holder's record",
+        ),
+        (
+            "examples/mutual-backup.toml",
+            34,
+            "S3 checker: a stalled claim of the peer landed over the holder's record",
+        ),
         ("three-node", 19, "C: failback timer left in the past (busy loop)"),
         ("three-node", 160, "S1: a start in flight not counted as possibly running"),
         ("two-node", 847, "S1: a start in flight not counted as possibly running"),
