@@ -91,6 +91,7 @@ pub const CODES: &[&CodeInfo] = &[
     &codes::CONFIG_GROUP_SINGLE_NODE,
     &codes::CONFIG_SINGLE_LINK,
     &codes::CONFIG_WITNESS_IGNORED,
+    &codes::CONFIG_DISK_ARBITRATION_MANY_NODES,
     &codes::HOST_PATH_MISSING,
     &codes::HOST_PATH_MISSING_WARNING,
     &codes::HOST_NOT_EXECUTABLE,

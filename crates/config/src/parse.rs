@@ -801,7 +801,7 @@ fn read_arbitration(
             if disks.is_empty() && !unknown_kinds && !links.is_empty() {
                 ctx.push(
                     &codes::CONFIG_DISK_ARBITRATION_WITHOUT_DISK_LINK,
-                    anchor,
+                    anchor.clone(),
                     "disk arbitration needs a disk link, and the cluster has none",
                     "leases are kept on the disk link",
                 )
@@ -822,6 +822,21 @@ fn read_arbitration(
                 .push("keep one disk link, which then holds the leases".into());
             } else if let Some(&i) = disks.first() {
                 part.disk_link = Some(LinkId(i as u16));
+            }
+            if node_count >= 3 && part.disk_link.is_some() {
+                ctx.push(
+                    &codes::CONFIG_DISK_ARBITRATION_MANY_NODES,
+                    anchor,
+                    format!(
+                        "disk arbitration between {node_count} nodes: safe only while the disk \
+                         answers every write within the I/O timeout"
+                    ),
+                    "leases on the shared disk",
+                )
+                .help
+                .push(
+                    "a write the disk holds longer can free a group its holder still runs".into(),
+                );
             }
         }
         ArbitrationKind::Witness => {

@@ -113,6 +113,9 @@ codes! {
     CONFIG_WITNESS_IGNORED = "W1105", Warning, "witness address ignored",
         cause: "[arbitration] has a witness address but its kind is not \"witness\", so the address is not used. It may be left over from an earlier configuration, or the kind may have been changed by mistake.",
         fix: "Set kind = \"witness\" to use the witness, or remove the witness key.";
+    CONFIG_DISK_ARBITRATION_MANY_NODES = "W1106", Warning, "disk arbitration between three or more nodes",
+        cause: "The cluster has three or more nodes and keeps its leases on the shared disk. A lease write that the disk holds past the I/O timeout (lease_timeout / 30, at most 250 ms) and that lands later can free a group another node holds; with two nodes tandem waits such a write out, with three a third node may claim the freed group at once while its holder still runs it. The shared disk must then answer every write within the I/O timeout.",
+        fix: "Put the heartbeat and lease area on storage that never holds a write longer than the I/O timeout (a LUN of its own; multipath set to fail I/O rather than queue it, `no_path_retry fail`), or use arbitration kind = \"witness\", or split the cluster into pairs.";
     HOST_PATH_MISSING = "E1201", Error, "file or directory missing on this host",
         cause: "A path the configuration names does not exist on this node: the cluster key, a script, a program, a working directory, an init script or an alert script. The node would fail when it needs the path, for example when it starts a resource after a failover.",
         fix: "Install or copy the file to every node that may run the group (the configuration is the same on every node), or correct the path. Run `tandem keygen` and copy the key to every node if the cluster key is missing.";
