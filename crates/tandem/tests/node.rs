@@ -59,7 +59,11 @@ impl Cluster {
 
     /// A cluster whose group has `extra` resources (TOML) after its process.
     fn with_resources(extra: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        // The disk area is a file here: in memory, not on the machine's busy disk.
+        let dir = tempfile::Builder::new()
+            .prefix("tandem-node-")
+            .tempdir_in(testbed::memory_dir())
+            .unwrap();
         let token = format!("86400.{}{}", std::process::id(), free_port());
         let d = dir.path().display().to_string();
         let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();

@@ -63,6 +63,15 @@ pub use disk::{SharedDisk, AREA_MIB_MAX, DISK_MIB_MAX, DISK_MIB_MIN};
 pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
 
+/// A directory for files whose synchronous writes must not wait for the machine's own
+/// disk: `/dev/shm` when it is a tmpfs, the temporary directory otherwise. The lab keeps
+/// its images there, and the file-backed disk areas of tests and of the loopback demo
+/// belong there too: over a file on a busy system disk one `O_DSYNC` write took up to
+/// 450 ms, fifteen disk I/O timeouts (measured 2026-12-06, docs/benchmarks.md).
+pub fn memory_dir() -> PathBuf {
+    names::image_dir()
+}
+
 use command::run_ok;
 use host::Init;
 use netfault::NetFaults;

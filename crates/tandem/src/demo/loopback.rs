@@ -66,7 +66,10 @@ fn tandem(exe: &Path, args: &[&str]) -> anyhow::Result<()> {
 
 impl LoopbackStage {
     pub fn build(screen: &Screen, exe: &Path, fast: bool) -> anyhow::Result<LoopbackStage> {
-        let dir = tempfile::Builder::new().prefix("tandem-demo-").tempdir()?;
+        // The disk area is a file here: in memory where the machine has a tmpfs, so that
+        // its synchronous writes never wait for a busy system disk (testbed::memory_dir).
+        let dir =
+            tempfile::Builder::new().prefix("tandem-demo-").tempdir_in(testbed::memory_dir())?;
         let d = dir.path().display().to_string();
         let ports = (0..4).map(|_| free_udp_port()).collect::<anyhow::Result<Vec<u16>>>()?;
         let service = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
