@@ -19,7 +19,14 @@ const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const NODES: [&str; 2] = ["alpha", "beta"];
 
 fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free UDP ports (every socket held until all are chosen, or the kernel
+/// may hand the same port out twice).
+fn free_ports(n: usize) -> Vec<u16> {
+    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    sockets.iter().map(|s| s.local_addr().unwrap().port()).collect()
 }
 
 /// PIDs of live (not zombie) processes whose command line contains `token`.
@@ -66,7 +73,7 @@ impl Cluster {
             .unwrap();
         let token = format!("86400.{}{}", std::process::id(), free_port());
         let d = dir.path().display().to_string();
-        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+        let ports = free_ports(4);
         let config = format!(
             r#"
 [cluster]

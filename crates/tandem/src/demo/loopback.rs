@@ -43,8 +43,13 @@ pub struct LoopbackStage {
     client: Option<Child>,
 }
 
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+/// `n` distinct free UDP ports: every socket is held until all are chosen (one at a
+/// time, the kernel may hand out a port just released again: two nodes on one port).
+fn free_udp_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let sockets = (0..n)
+        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?)
 }
 
 fn free_tcp_port() -> anyhow::Result<u16> {
@@ -71,7 +76,7 @@ impl LoopbackStage {
         let dir =
             tempfile::Builder::new().prefix("tandem-demo-").tempdir_in(testbed::memory_dir())?;
         let d = dir.path().display().to_string();
-        let ports = (0..4).map(|_| free_udp_port()).collect::<anyhow::Result<Vec<u16>>>()?;
+        let ports = free_udp_ports(4)?;
         let service = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
         let exe_text = exe.display().to_string();
         let config = format!(
