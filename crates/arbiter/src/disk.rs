@@ -770,17 +770,14 @@ impl DiskLeaseClient {
             Step::ClaimSettle { .. } => unreachable!("no I/O while settling"),
             Step::ClaimCheck { since } => {
                 let Kind::Acquire(group) = task.kind else { unreachable!("only acquires claim") };
-                match record.owner() {
-                    Some(_) if self.acquire_blocked(now).is_some() => {
-                        let why = self.acquire_blocked(now).expect("checked");
-                        self.finish(key, LeaseResult::Unavailable(why));
-                    }
-                    Some(owner) if owner == me => {
+                match (record.owner(), self.acquire_blocked(now)) {
+                    (Some(_), Some(why)) => self.finish(key, LeaseResult::Unavailable(why)),
+                    (Some(owner), None) if owner == me => {
                         self.held.insert(group, since);
                         let since = self.earliest_covered(since);
                         self.finish(key, LeaseResult::Granted { since });
                     }
-                    holder => self.finish(key, LeaseResult::Denied { holder }),
+                    (holder, _) => self.finish(key, LeaseResult::Denied { holder }),
                 }
             }
             Step::ReleaseRead => {

@@ -106,21 +106,19 @@ pub struct Done {
 impl Done {
     /// Every part of `job` failed with `why`.
     fn failed(job: &Job, why: &str) -> Done {
-        Done {
-            lease: job.lease.iter().map(|(io, _)| (*io, IoResult::Failed(why.into()))).collect(),
-            ..Done::unfinished(job, why)
-        }
+        Done::every_part(job, why, IoResult::Failed)
     }
 
     /// Every part of `job` failed with `why`, its lease I/O still in flight (a write
     /// of it may land later: the lease client is told when the job ends).
     fn unfinished(job: &Job, why: &str) -> Done {
+        Done::every_part(job, why, IoResult::Unfinished)
+    }
+
+    /// Every part of `job` failed with `why`, its lease I/O with `lease(why)`.
+    fn every_part(job: &Job, why: &str, lease: fn(String) -> IoResult) -> Done {
         Done {
-            lease: job
-                .lease
-                .iter()
-                .map(|(io, _)| (*io, IoResult::Unfinished(why.into())))
-                .collect(),
+            lease: job.lease.iter().map(|(io, _)| (*io, lease(why.into()))).collect(),
             slot: job.slot.as_ref().map(|_| Err(why.into())),
             peers: job.peers.then(|| Err(why.into())),
             mail: job.mail.then(|| Err(why.into())),
