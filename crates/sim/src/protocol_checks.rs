@@ -31,7 +31,7 @@ mod disk {
 
     /// `nodes` clients; each I/O lands late (1 to 25 I/O timeouts) with probability
     /// `late_share`, otherwise within the I/O timeout.
-    fn check(nodes_n: usize, late_share: f64) {
+    fn check(nodes_count: usize, late_share: f64) {
         use crate::clock::Clock;
         use crate::queue::EventQueue;
         use arbiter::disk::*;
@@ -41,7 +41,6 @@ mod disk {
         use std::collections::BTreeMap;
         use std::time::Duration;
 
-        let nodes_count = nodes_n;
         const GROUPS: u32 = 2;
         let timing = Timing::default();
         let io_timeout = Duration::from_millis(20);
