@@ -1,22 +1,31 @@
 //! The fence guard: a small process that outlives the daemon and stops every resource
-//! of the node if the daemon dies while the node may still run groups whose lease it
-//! can no longer renew (the contract of `engine::Output::ArmFence`).
+//! of the node when the daemon can no longer be trusted to: it died, or its loop stopped
+//! (paused, hung) while the node may still run groups whose lease it is not renewing
+//! (the contract of `engine::Output::ArmFence`).
 //!
 //! **Process.** `tandem fence-guard --config F --name N --state-dir D` (started by the
 //! daemon, in a new session so that a signal to the daemon's process group or terminal
 //! does not reach it). It listens on `D/guard.sock`; its controller (the daemon) sends
 //! one line per command: `arm <deadline>` (absolute `CLOCK_MONOTONIC` nanoseconds),
-//! `disarm`, or `exit` (clean shutdown: nothing is left to guard). A newer daemon that
-//! connects becomes the controller (it replaces a killed one). While a controller is
-//! connected the guard only records the deadline: the daemon's engine enforces it
-//! itself. When the controller's connection ends without `exit`:
-//! - disarmed: nothing may run unleased, the guard exits;
-//! - armed: at the deadline (at once if it has passed) it **fires**: every resource of
-//!   every group this node may run is stopped with its agent, in reverse start order,
-//!   the groups in parallel (virtual IPs removed, processes killed, file systems
-//!   unmounted and set read-only when `lock_standby`), an E3109 entry goes to the
-//!   journal, and the guard exits. A new controller connecting before the deadline
-//!   cancels the firing (a restarted daemon took the leases back).
+//! `disarm`, `ping` (answered `armed <deadline>` or `disarmed`), or `exit` (clean
+//! shutdown: nothing is left to guard). A newer daemon that connects becomes the
+//! controller (it replaces a killed one).
+//!
+//! **The rule: the last deadline given is enforced, whether or not the controller is
+//! connected.** The daemon renews by sending a later deadline (with every lease renewal,
+//! the engine's `ArmFence`). When the deadline comes, the guard first reads whatever
+//! its controller sent before it (a renewal written just in time counts), and if the
+//! deadline still stands it **fires**: it tells a connected controller `fired`, then
+//! stops every resource of every group this node may run with its agent, in reverse
+//! start order, the groups in parallel (virtual IPs removed, processes killed, file
+//! systems unmounted and set read-only when `lock_standby`), journals E3109 saying
+//! whether the daemon was gone or stalled, and exits. A guard that wakes more than
+//! [`engine::Timing::fence_guard_grace`] after its deadline (the whole host was frozen,
+//! and another node may already run the groups) removes the groups' virtual IPs first,
+//! then stops the rest in reverse order. When the controller's connection ends without
+//! `exit`: disarmed, the guard exits (nothing may run unleased); armed, it waits for its
+//! deadline (at once if it has passed), and a new controller connecting before it
+//! sends its own deadline (a restarted daemon took the leases back).
 //!
 //! **Watchdog, the last resort** (`tandem node --watchdog /dev/watchdog`). The guard
 //! opens the device at start (the daemon refuses to start if it cannot) and feeds it
@@ -26,8 +35,14 @@
 //! firing fails to stop a resource, the guard stops feeding and exits without the magic
 //! close: the watchdog resets the machine, as Pacemaker's SBD or sanlock would.
 //!
-//! **Daemon side.** [`GuardLink`] connects to the socket, starting the guard when
-//! there is none, and sends the engine's `ArmFence` outputs.
+//! **Daemon side.** [`GuardLink`] owns the connection on a thread of its own (starting
+//! a guard can wait up to [`START_WAIT`]; the daemon's loop never does): the loop hands
+//! it the engine's `ArmFence` outputs without waiting, and checks at every wake-up,
+//! before anything else, whether the deadline it last gave has passed
+//! ([`GuardLink::deadline_passed`]): then the guard has fired or is firing, and the
+//! daemon does nothing more but journal E3112, wait for the guard to finish and start
+//! again as a new incarnation. A deadline sent so late that it may have reached the
+//! guard after the previous one passed is followed by a `ping`, whose answer settles it.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -71,6 +86,7 @@ pub struct GuardOptions {
 enum Cmd {
     Arm(u64),
     Disarm,
+    Ping,
     Exit,
 }
 
@@ -79,9 +95,89 @@ fn parse(line: &str) -> Option<Cmd> {
     match (words.next()?, words.next(), words.next()) {
         ("arm", Some(ns), None) => ns.parse().ok().map(Cmd::Arm),
         ("disarm", None, None) => Some(Cmd::Disarm),
+        ("ping", None, None) => Some(Cmd::Ping),
         ("exit", None, None) => Some(Cmd::Exit),
         _ => None,
     }
+}
+
+/// The longest line a controller may send; a connection that sends more is dropped.
+const LINE_MAX: usize = 256;
+
+/// One connection to the guard, read without blocking: the lines it sent so far.
+struct Conn {
+    stream: UnixStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: UnixStream) -> io::Result<Conn> {
+        stream.set_nonblocking(true)?;
+        Ok(Conn { stream, pending: Vec::new() })
+    }
+
+    /// Every complete command it sent so far, in order, and whether it is gone (closed,
+    /// failed, or over [`LINE_MAX`]). Unknown lines are skipped.
+    fn commands(&mut self) -> (Vec<Cmd>, bool) {
+        let mut chunk = [0u8; 512];
+        let gone = loop {
+            match io::Read::read(&mut self.stream, &mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break true,
+            }
+        };
+        let mut commands = Vec::new();
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            if let Some(command) = std::str::from_utf8(&line).ok().and_then(parse) {
+                commands.push(command);
+            }
+        }
+        (commands, gone || self.pending.len() > LINE_MAX)
+    }
+
+    /// Best effort: a controller that cannot take a short answer is as good as gone.
+    fn say(&mut self, line: &str) {
+        let _ = self.stream.set_nonblocking(false);
+        let _ = self.stream.set_write_timeout(Some(Duration::from_millis(100)));
+        let _ = self.stream.write_all(line.as_bytes());
+        let _ = self.stream.set_nonblocking(true);
+    }
+}
+
+/// What a controller's commands lead to.
+enum Flow {
+    Go,
+    /// `exit`: nothing is left to guard.
+    Exit,
+}
+
+/// Applies `commands` in order (a `ping` is answered with the state at that point).
+fn apply_all(conn: &mut Conn, armed: &mut Option<u64>, commands: &[Cmd]) -> Flow {
+    for command in commands {
+        match command {
+            Cmd::Arm(deadline) => *armed = Some(*deadline),
+            Cmd::Disarm => *armed = None,
+            Cmd::Ping => match armed {
+                Some(deadline) => conn.say(&format!("armed {deadline}\n")),
+                None => conn.say("disarmed\n"),
+            },
+            Cmd::Exit => return Flow::Exit,
+        }
+    }
+    Flow::Go
+}
+
+/// Why the guard fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// The daemon is gone (its connection ended) and did not come back.
+    Gone,
+    /// The daemon is connected but did not move the deadline: its loop stopped.
+    Stalled,
 }
 
 /// The guard process's main loop. Returns when it exits (after firing, on `exit`, or
@@ -145,6 +241,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         .node_id(&options.node)
         .with_context(|| format!("node `{}` is not in the configuration", options.node))?;
     let agents = crate::executor::Agents::build(&config, me, &options.state_dir)?;
+    let grace = config.cluster.timing.fence_guard_grace().as_nanos() as u64;
     let path = options.state_dir.join(SOCKET_FILE);
     let _ = std::fs::remove_file(&path);
     let listener =
@@ -152,31 +249,51 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
     listener.set_nonblocking(true)?;
     // The controller, and a connection that has not said anything yet (a daemon
     // checking whether a guard exists must not become the controller).
-    let mut controller: Option<BufReader<UnixStream>> = None;
-    let mut candidate: Option<BufReader<UnixStream>> = None;
+    let mut controller: Option<Conn> = None;
+    let mut candidate: Option<Conn> = None;
     let mut ever_controlled = false;
     let started = monotonic_ns();
     let mut armed: Option<u64> = None;
     loop {
-        // Wait for: a connection, a line, or the deadline.
         if let Some(watchdog) = watchdog.as_mut() {
             watchdog.feed_if_due();
         }
+        if let Some(deadline) = armed {
+            let now = monotonic_ns();
+            if now >= deadline {
+                // What the controller wrote before the deadline counts: read it first.
+                if let Some(conn) = controller.as_mut() {
+                    let (commands, gone) = conn.commands();
+                    if let Flow::Exit = apply_all(conn, &mut armed, &commands) {
+                        return Ok(true);
+                    }
+                    if gone {
+                        controller = None;
+                    }
+                }
+                if armed == Some(deadline) {
+                    let cause = match controller.as_mut() {
+                        Some(conn) => {
+                            conn.say("fired\n");
+                            Cause::Stalled
+                        }
+                        None => Cause::Gone,
+                    };
+                    let late = now - deadline > grace;
+                    return Ok(fire(&config, me, &agents, &options.state_dir, cause, late));
+                }
+                continue;
+            }
+        }
         let timeout = match (&controller, armed) {
-            (Some(_), _) => PollTimeout::NONE,
+            (_, Some(deadline)) => poll_timeout(deadline.saturating_sub(monotonic_ns())),
+            (Some(_), None) => PollTimeout::NONE,
             (None, None) if ever_controlled => return Ok(true),
             (None, None) => {
                 // Started but not yet connected to: give the daemon a while.
                 let left = (started + FIRST_CONTACT_WAIT_NS).saturating_sub(monotonic_ns());
                 if left == 0 {
                     return Ok(true);
-                }
-                poll_timeout(left)
-            }
-            (None, Some(deadline)) => {
-                let left = deadline.saturating_sub(monotonic_ns());
-                if left == 0 {
-                    return Ok(fire(&config, me, &agents, &options.state_dir));
                 }
                 poll_timeout(left)
             }
@@ -195,7 +312,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         };
         let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         for c in [&controller, &candidate].into_iter().flatten() {
-            fds.push(PollFd::new(c.get_ref().as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
@@ -206,36 +323,37 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
             fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
         let mut index = 1;
-        if controller.is_some() {
+        if let Some(conn) = controller.as_mut() {
             if ready[index] {
-                let reader = controller.as_mut().expect("polled");
-                match read_command(reader) {
-                    Read::Gone => controller = None,
-                    Read::Command(Cmd::Exit) => return Ok(true),
-                    Read::Command(command) => apply(&mut armed, command),
-                    Read::Nothing => {}
+                let (commands, gone) = conn.commands();
+                if let Flow::Exit = apply_all(conn, &mut armed, &commands) {
+                    return Ok(true);
+                }
+                if gone {
+                    controller = None;
                 }
             }
             index += 1;
         }
         if candidate.is_some() && ready[index] {
-            let mut reader = candidate.take().expect("polled");
-            match read_command(&mut reader) {
-                Read::Gone => {}
-                Read::Command(Cmd::Exit) => return Ok(true),
-                Read::Command(command) => {
-                    // It spoke: it is the daemon now in charge.
-                    apply(&mut armed, command);
-                    controller = Some(reader);
-                    ever_controlled = true;
+            let mut conn = candidate.take().expect("polled");
+            let (commands, gone) = conn.commands();
+            if !commands.is_empty() {
+                // It spoke: it is the daemon now in charge.
+                if let Flow::Exit = apply_all(&mut conn, &mut armed, &commands) {
+                    return Ok(true);
                 }
-                Read::Nothing => candidate = Some(reader),
+                ever_controlled = true;
+                if !gone {
+                    controller = Some(conn);
+                }
+            } else if !gone {
+                candidate = Some(conn);
             }
         }
         if ready[0] {
             if let Ok((stream, _)) = listener.accept() {
-                stream.set_nonblocking(false)?;
-                candidate = Some(BufReader::new(stream));
+                candidate = Some(Conn::new(stream)?);
             }
         }
     }
@@ -249,34 +367,16 @@ fn poll_timeout(nanos: u64) -> PollTimeout {
     PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
 }
 
-enum Read {
-    Gone,
-    Command(Cmd),
-    Nothing,
-}
-
-fn read_command(reader: &mut BufReader<UnixStream>) -> Read {
-    let mut line = String::new();
-    match reader.read_line(&mut line) {
-        Ok(0) | Err(_) => Read::Gone,
-        Ok(_) => parse(&line).map_or(Read::Nothing, Read::Command),
-    }
-}
-
-fn apply(armed: &mut Option<u64>, command: Cmd) {
-    match command {
-        Cmd::Arm(deadline) => *armed = Some(deadline),
-        Cmd::Disarm => *armed = None,
-        Cmd::Exit => {}
-    }
-}
-
 /// Stops every resource of every group this node may run; whether every stop worked.
+/// `late`: the deadline passed long ago (the host was frozen) and another node may run
+/// the groups already, so their virtual IPs go first (the kernel answers for them).
 fn fire(
     config: &config::Config,
     me: NodeId,
     agents: &crate::executor::Agents,
     state_dir: &Path,
+    cause: Cause,
+    late: bool,
 ) -> bool {
     let spec = &config.cluster;
     let failed: Vec<String> = thread::scope(|scope| {
@@ -286,8 +386,14 @@ fn fire(
             .map(|g| {
                 let group = spec.group(g);
                 scope.spawn(move || {
+                    let mut order = group.start_order();
+                    order.reverse();
+                    if late {
+                        // Stable: the addresses first, the rest in reverse start order.
+                        order.sort_by_key(|r| group.resource(*r).kind != engine::ResourceKind::Ip);
+                    }
                     let mut failed = Vec::new();
-                    for r in group.start_order().into_iter().rev() {
+                    for r in order {
                         if group.resource(r).kind.is_monitor_only() {
                             continue;
                         }
@@ -307,6 +413,14 @@ fn fire(
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
+    let why = match cause {
+        Cause::Gone => "the daemon died holding leases",
+        Cause::Stalled => {
+            "the daemon stopped renewing its deadline (its loop is paused or hung) while \
+             holding leases"
+        }
+    };
+    let order = if late { " (woken past its deadline: virtual IPs first)" } else { "" };
     if let Ok(mut journal) = Journal::open(state_dir) {
         let code = &catalogue::GUARD_FIRED;
         let _ = journal.append(Entry {
@@ -319,11 +433,11 @@ fn fire(
             resource: None,
             location: Some(format!("node {}", spec.node(me).name)),
             message: if failed.is_empty() {
-                "the daemon died holding leases: the fence guard stopped every resource".to_string()
+                format!("{why}: the fence guard stopped every resource{order}")
             } else {
                 format!(
-                    "the daemon died holding leases: the fence guard could not stop {}; \
-                     the watchdog (if configured) resets the node",
+                    "{why}: the fence guard could not stop {}{order}; the watchdog (if \
+                     configured) resets the node",
                     failed.join(", ")
                 )
             },
@@ -332,21 +446,17 @@ fn fire(
     failed.is_empty()
 }
 
-/// The daemon's end of the guard.
-pub struct GuardLink {
+/// The daemon's connection to the guard: blocking calls, made on [`GuardLink`]'s thread
+/// (and at daemon start, before the loop runs).
+struct GuardConn {
     options: GuardOptions,
     program: PathBuf,
     stream: Option<UnixStream>,
-    /// The last command sent (resent to a guard started anew).
-    armed: Option<Instant>,
+    /// The last deadline sent (resent to a guard started anew).
+    armed: Option<u64>,
 }
 
-impl GuardLink {
-    /// `program` is the `tandem` executable to start the guard with.
-    pub fn new(options: GuardOptions, program: PathBuf) -> GuardLink {
-        GuardLink { options, program, stream: None, armed: None }
-    }
-
+impl GuardConn {
     fn socket(&self) -> PathBuf {
         self.options.state_dir.join(SOCKET_FILE)
     }
@@ -358,6 +468,7 @@ impl GuardLink {
                 Err(_) => self.start()?,
             };
             stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
             self.stream = Some(stream);
         }
         Ok(self.stream.as_mut().expect("just set"))
@@ -366,18 +477,20 @@ impl GuardLink {
     /// At daemon start: starts a guard unless one is running (a predecessor's, maybe
     /// armed: it is left in charge until the engine first arms the guard), so that
     /// arming later never waits for a process to start.
-    pub fn prepare(&mut self) -> io::Result<()> {
+    fn prepare(&mut self) -> io::Result<()> {
         if UnixStream::connect(self.socket()).is_ok() {
             return Ok(()); // closed without a word: the old guard keeps its controller state
         }
         let mut stream = self.start()?;
         stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.write_all(b"disarm\n")?;
         self.stream = Some(stream);
         Ok(())
     }
 
     fn start(&self) -> io::Result<UnixStream> {
+        crate::stall::point("guard_start");
         let _ = std::fs::remove_file(self.socket());
         let mut command = Command::new(&self.program);
         command
@@ -420,39 +533,231 @@ impl GuardLink {
         if result.is_ok() {
             return result;
         }
-        // The guard died: start another, once.
+        // The guard died: start another, once, and give it the deadline it must keep.
         self.stream = None;
-        self.connect()?.write_all(line.as_bytes())
+        let armed = self.armed;
+        let stream = self.connect()?;
+        if let Some(deadline) = armed {
+            if !line.starts_with("arm ") {
+                stream.write_all(format!("arm {deadline}\n").as_bytes())?;
+            }
+        }
+        stream.write_all(line.as_bytes())
     }
 
-    /// Carries out `ArmFence { deadline }`.
-    pub fn arm(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+    /// Sends the deadline (`None`: disarm). `Ok(false)` when the guard fired before it
+    /// could take it: the write ended after the previous deadline, and the guard's
+    /// answer to a `ping` (or its closing the connection) says it fired.
+    fn arm(&mut self, deadline: Option<u64>) -> io::Result<bool> {
+        let previous = self.armed;
         self.armed = deadline;
         match deadline {
-            Some(at) => self.send(&format!("arm {}\n", at.as_nanos())),
+            Some(at) => self.send(&format!("arm {at}\n"))?,
             // Nothing to disarm when no guard was ever needed.
-            None if self.stream.is_none() => Ok(()),
-            None => self.send("disarm\n"),
+            None if self.stream.is_none() => return Ok(true),
+            None => self.send("disarm\n")?,
         }
+        match previous {
+            Some(previous) if monotonic_ns() >= previous => Ok(self.still_armed()),
+            _ => Ok(true),
+        }
+    }
+
+    /// Asks the guard whether it fired; false when it did (or is gone).
+    fn still_armed(&mut self) -> bool {
+        let Some(stream) = self.stream.as_mut() else { return false };
+        if stream.write_all(b"ping\n").is_err() {
+            return false;
+        }
+        let mut reader = BufReader::new(&*stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) if line.starts_with("fired") => return false,
+                Ok(_) if line.starts_with("armed") || line.starts_with("disarmed") => return true,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Waits, at most `bound`, until the guard has ended (after firing: it exits once
+    /// every resource is stopped); whether it did.
+    fn wait_gone(&mut self, bound: Duration) -> bool {
+        let until = std::time::Instant::now() + bound;
+        let stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => match UnixStream::connect(self.socket()) {
+                Ok(stream) => stream,
+                Err(_) => return true,
+            },
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = reader.get_ref().set_read_timeout(Some(left));
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// What the loop asks of the guard's thread.
+enum Ask {
+    Arm(Option<u64>),
+    /// Arm to fire now and leave it (the self-fence path); answered when sent.
+    FireNow(std::sync::mpsc::Sender<io::Result<()>>),
+    /// Clean shutdown: the guard exits; answered when sent.
+    Exit(std::sync::mpsc::Sender<()>),
+    /// Wait for the guard to end, at most this long; answered whether it did.
+    WaitGone(Duration, std::sync::mpsc::Sender<bool>),
+}
+
+/// What the guard's thread tells the loop.
+#[derive(Debug)]
+pub enum GuardNews {
+    /// A deadline sent late reached the guard after the previous one passed: it fired.
+    Fired,
+    /// The guard could not be reached or started (E3110).
+    Unavailable(String),
+}
+
+/// The daemon's end of the guard, as the loop sees it: arming never waits (a thread
+/// owns the connection, and starts a guard anew if it died), and the loop knows the
+/// deadline it gave last, which the guard enforces whether or not the loop runs.
+pub struct GuardLink {
+    asks: std::sync::mpsc::Sender<Ask>,
+    armed: Option<Instant>,
+}
+
+impl GuardLink {
+    /// Connects to the node's guard, starting one unless one runs (a predecessor's,
+    /// maybe armed, is left in charge until the engine first arms the guard), before the
+    /// loop runs; then hands the connection to a thread. `program` is the `tandem`
+    /// executable to start the guard with. News comes on the receiver.
+    pub fn start(
+        options: GuardOptions,
+        program: PathBuf,
+    ) -> io::Result<(GuardLink, tokio::sync::mpsc::UnboundedReceiver<GuardNews>)> {
+        let mut conn = GuardConn { options, program, stream: None, armed: None };
+        conn.prepare()?;
+        let (asks, asked) = std::sync::mpsc::channel();
+        let (news, heard) = tokio::sync::mpsc::unbounded_channel();
+        thread::Builder::new()
+            .name("fence-guard-link".into())
+            .spawn(move || serve_link(conn, &asked, &news))?;
+        Ok((GuardLink { asks, armed: None }, heard))
+    }
+
+    /// Carries out `ArmFence { deadline }` without waiting.
+    pub fn arm(&mut self, deadline: Option<Instant>) {
+        self.armed = deadline;
+        let _ = self.asks.send(Ask::Arm(deadline.map(Instant::as_nanos)));
+    }
+
+    /// Whether the deadline the loop gave last has passed at `now`: then the guard has
+    /// fired or is firing, and this daemon must do nothing more (checked at every
+    /// wake-up, before anything else).
+    pub fn deadline_passed(&self, now: Instant) -> Option<Instant> {
+        self.armed.filter(|deadline| now >= *deadline)
     }
 
     /// Arms the guard to fire now and leaves it: the self-fence path.
     pub fn fire_now(&mut self) -> io::Result<()> {
-        self.send(&format!("arm {}\n", monotonic_ns()))?;
-        self.stream = None;
-        Ok(())
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = self.asks.send(Ask::FireNow(tx));
+        rx.recv().unwrap_or_else(|_| Err(io::Error::other("the guard's thread is gone")))
     }
 
     /// Clean shutdown: the guard exits.
     pub fn exit(&mut self) {
-        if let Some(stream) = self.stream.as_mut() {
-            let _ = stream.write_all(b"exit\n");
-        }
-        self.stream = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = self.asks.send(Ask::Exit(tx));
+        let _ = rx.recv();
+    }
+
+    /// Waits at most `bound` for the guard to end (it exits when it has stopped every
+    /// resource after firing); whether it did.
+    pub fn wait_gone(&mut self, bound: Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = self.asks.send(Ask::WaitGone(bound, tx));
+        rx.recv().unwrap_or(true)
     }
 
     pub fn is_armed(&self) -> bool {
         self.armed.is_some()
+    }
+}
+
+/// The guard's thread: carries out the loop's asks in order; of several arms waiting,
+/// only the last is sent.
+fn serve_link(
+    mut conn: GuardConn,
+    asked: &std::sync::mpsc::Receiver<Ask>,
+    news: &tokio::sync::mpsc::UnboundedSender<GuardNews>,
+) {
+    let mut next = None;
+    loop {
+        let ask = match next.take() {
+            Some(ask) => ask,
+            None => match asked.recv() {
+                Ok(ask) => ask,
+                Err(_) => return,
+            },
+        };
+        match ask {
+            Ask::Arm(mut deadline) => {
+                // Coalesce: a newer deadline replaces one not sent yet.
+                while let Ok(ask) = asked.try_recv() {
+                    match ask {
+                        Ask::Arm(later) => deadline = later,
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                match conn.arm(deadline) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = news.send(GuardNews::Fired);
+                    }
+                    Err(e) => {
+                        let _ = news.send(GuardNews::Unavailable(e.to_string()));
+                    }
+                }
+            }
+            Ask::FireNow(answer) => {
+                let result = conn.send(&format!("arm {}\n", monotonic_ns()));
+                conn.stream = None;
+                let _ = answer.send(result);
+            }
+            Ask::Exit(answer) => {
+                if let Some(stream) = conn.stream.as_mut() {
+                    let _ = stream.write_all(b"exit\n");
+                }
+                conn.stream = None;
+                let _ = answer.send(());
+            }
+            Ask::WaitGone(bound, answer) => {
+                let _ = answer.send(conn.wait_gone(bound));
+            }
+        }
     }
 }
 
@@ -470,6 +775,7 @@ mod tests {
         assert_eq!(parse("arm 123\n"), Some(Cmd::Arm(123)));
         assert_eq!(parse("disarm"), Some(Cmd::Disarm));
         assert_eq!(parse("exit\n"), Some(Cmd::Exit));
+        assert_eq!(parse("ping\n"), Some(Cmd::Ping));
         assert_eq!(parse("arm"), None);
         assert_eq!(parse("arm x"), None);
         assert_eq!(parse("arm 1 2"), None);

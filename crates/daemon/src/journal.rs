@@ -79,6 +79,11 @@ impl Journal {
         Ok(entry)
     }
 
+    /// Makes every entry appended so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
         self.file.sync_all()?;
         fs::rename(self.dir.join(JOURNAL_FILE), self.dir.join(JOURNAL_OLD_FILE))?;

@@ -25,6 +25,7 @@ pub mod guard;
 pub mod journal;
 pub mod net;
 pub mod node;
+pub mod stall;
 
 pub use node::{disk_io_timeout, run, Options};
 

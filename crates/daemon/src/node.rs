@@ -39,7 +39,7 @@ use crate::clock::{wall_now, Clock};
 use crate::control::{self, Call, Request};
 use crate::diskio::{self, DiskIo, Slot};
 use crate::executor::{self, Agents, Done};
-use crate::guard::{GuardLink, GuardOptions};
+use crate::guard::{GuardLink, GuardNews, GuardOptions};
 use crate::journal::{self, Journal};
 use crate::net::{LossCounter, Packet, UdpLink};
 
@@ -320,6 +320,8 @@ pub struct Node {
     alarm: Alarm,
     /// A heartbeat was sent in this settle.
     beat_now: bool,
+    /// When the loop last went to wait: the start of a stall, when one is found.
+    loop_ran: Instant,
 }
 
 /// Starts `tandem node`: checks everything, then runs until SIGTERM. Errors before the
@@ -471,7 +473,7 @@ impl Node {
         let admin_saved = engine.admin_state().clone();
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
         control::serve(&state_dir, calls_tx)?;
-        let guard = GuardLink::new(
+        let (guard, guard_news) = GuardLink::start(
             GuardOptions {
                 config: std::fs::canonicalize(&options.config)
                     .unwrap_or_else(|_| options.config.clone()),
@@ -480,9 +482,8 @@ impl Node {
                 watchdog: options.watchdog.clone(),
             },
             options.program.clone(),
-        );
-        let mut guard = guard;
-        guard.prepare().map_err(|e| {
+        )
+        .map_err(|e| {
             anyhow::anyhow!(
                 "{}: cannot start the fence guard ({} fence-guard): {e}",
                 catalogue::GUARD_UNAVAILABLE.code,
@@ -545,13 +546,16 @@ impl Node {
             next_watchdog: now,
             alarm: Alarm::new()?,
             beat_now: false,
+            loop_ran: now,
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        Ok((node, Receivers { answers: answers_rx, done: done_rx, calls: calls_rx }))
+        let receivers =
+            Receivers { answers: answers_rx, done: done_rx, calls: calls_rx, guard: guard_news };
+        Ok((node, receivers))
     }
 
     async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
-        let Receivers { mut answers, mut done, mut calls } = receivers;
+        let Receivers { mut answers, mut done, mut calls, guard: mut guard_news } = receivers;
         let mut buf = vec![0u8; crate::net::RECV_BYTES];
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
@@ -578,16 +582,41 @@ impl Node {
                 // Never seen; without the timer no deadline would be kept.
                 anyhow::bail!("cannot set the loop's timer: {e}");
             }
+            self.loop_ran = self.clock.now();
             let links: Vec<&UdpLink> = self.udp.values().collect();
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
-                _ = sigterm.recv() => signals += 1,
-                _ = sigint.recv() => signals += 1,
-                Some(answer) = answers.recv() => self.on_answer(answer),
-                Some(result) = done.recv() => self.on_done(result),
-                packet = crate::net::receive(&links, &mut buf) => self.on_packet(packet),
-                Some(call) = calls.recv() => self.on_call(call),
-                () = self.alarm.expired() => {}
+                _ = sigterm.recv() => Woke::Signal,
+                _ = sigint.recv() => Woke::Signal,
+                Some(answer) = answers.recv() => Woke::Answer(answer),
+                Some(result) = done.recv() => Woke::Done(result),
+                Some(news) = guard_news.recv() => Woke::Guard(news),
+                packet = crate::net::receive(&links, &mut buf) => Woke::Packet(packet),
+                Some(call) = calls.recv() => Woke::Call(call),
+                () = self.alarm.expired() => Woke::Timer,
+            };
+            // Before anything else: if the guard's deadline passed while this loop did not
+            // run (paused, hung), the guard has stopped (or is stopping) every resource
+            // and another node may run the groups; nothing here may act on the old view.
+            let now = self.clock.now();
+            if let Some(deadline) = self.guard.deadline_passed(now) {
+                self.stalled(now, deadline, "its deadline passed");
+            }
+            match woke {
+                Woke::Signal => signals += 1,
+                Woke::Answer(answer) => self.on_answer(answer),
+                Woke::Done(result) => self.on_done(result),
+                Woke::Packet(packet) => self.on_packet(packet),
+                Woke::Call(call) => self.on_call(call),
+                Woke::Guard(GuardNews::Fired) => {
+                    self.stalled(now, now, "a renewal reached it too late");
+                }
+                Woke::Guard(GuardNews::Unavailable(e)) => self.journal_own(
+                    &catalogue::GUARD_UNAVAILABLE,
+                    None,
+                    format!("cannot reach or start the fence guard: {e}"),
+                ),
+                Woke::Timer => {}
             }
             if signals == 1 && self.shutdown_by.is_none() {
                 self.begin_shutdown();
@@ -771,19 +800,48 @@ impl Node {
                     client.request(now, id, request);
                 }
             },
-            Output::ArmFence { deadline } => {
-                if let Err(e) = self.guard.arm(deadline) {
-                    self.journal_own(
-                        &catalogue::GUARD_UNAVAILABLE,
-                        None,
-                        format!("cannot reach or start the fence guard: {e}"),
-                    );
-                }
-            }
+            Output::ArmFence { deadline } => self.guard.arm(deadline),
             Output::SelfFence { reason } => self.self_fence(&reason),
             Output::Event(event) => self.on_event(&event),
             Output::Wait(_) => unreachable!("handled by settle"),
         }
+    }
+
+    /// The loop did not run past the guard's deadline (it was last seen running at
+    /// `self.loop_ran`): the guard fired. Journals it (E3112), waits for the guard to
+    /// finish stopping every resource, and starts this daemon again in the same process
+    /// (same arguments, a new incarnation) so that it probes and rejoins as standby.
+    /// Nothing else is done: not a heartbeat, not an agent call, not a lease write.
+    fn stalled(&mut self, now: Instant, deadline: Instant, how: &str) -> ! {
+        let ran = self.loop_ran;
+        self.journal_own(
+            &catalogue::DAEMON_STALLED,
+            None,
+            format!(
+                "this daemon's loop did not run for {} (from {} to {} on the monotonic \
+                 clock); the fence guard fired ({how}, {} ago) and stops every resource; \
+                 restarting as standby",
+                fmt_ms(now.saturating_since(ran)),
+                fmt_ms(Duration::from_nanos(ran.as_nanos())),
+                fmt_ms(Duration::from_nanos(now.as_nanos())),
+                fmt_ms(now.saturating_since(deadline)),
+            ),
+        );
+        let bound = self
+            .spec
+            .groups
+            .iter()
+            .map(|g| g.resources.iter().map(|r| r.stop_timeout).sum::<Duration>())
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(2);
+        if !self.guard.wait_gone(bound) {
+            tracing::error!("the fence guard did not finish within {bound:?}; restarting anyway");
+        }
+        self.journal_flush();
+        let error = restart_in_place();
+        tracing::error!("cannot restart the daemon in place: {error}; exiting");
+        std::process::exit(70);
     }
 
     /// The engine could not stop resources before its lease runs out: the guard stops
@@ -830,10 +888,22 @@ impl Node {
         if here {
             return;
         }
-        for device in devices {
-            if let Err(e) = agents::filesystem::set_read_only(device, true) {
-                tracing::warn!("cannot set {} read-only (lock_standby): {e}", device.display());
+        // An ioctl on a device whose path hangs blocks: never on the loop's thread.
+        let devices = devices.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::stall::point("read_only");
+            for device in devices {
+                if let Err(e) = agents::filesystem::set_read_only(&device, true) {
+                    tracing::warn!("cannot set {} read-only (lock_standby): {e}", device.display());
+                }
             }
+        });
+    }
+
+    /// Makes what the journal took durable (before the process is replaced).
+    fn journal_flush(&mut self) {
+        if let Err(e) = self.journal.sync() {
+            tracing::error!("cannot sync the journal: {e}");
         }
     }
 
@@ -1258,6 +1328,34 @@ struct Receivers {
     answers: mpsc::UnboundedReceiver<diskio::Answer>,
     done: mpsc::UnboundedReceiver<Done>,
     calls: mpsc::Receiver<Call>,
+    guard: mpsc::UnboundedReceiver<GuardNews>,
+}
+
+/// What woke the loop.
+enum Woke {
+    Signal,
+    Answer(diskio::Answer),
+    Done(Done),
+    Packet(Packet),
+    Call(Call),
+    Guard(GuardNews),
+    Timer,
+}
+
+/// Replaces this process with a new run of the same program and arguments (the PID,
+/// hence a supervisor's view of it, stays); returns only on failure.
+fn restart_in_place() -> std::io::Error {
+    use std::os::unix::process::CommandExt as _;
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => return e,
+    };
+    std::process::Command::new(program).args(std::env::args_os().skip(1)).exec()
+}
+
+/// `d` in milliseconds, for messages.
+fn fmt_ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
 }
 
 fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {

@@ -101,6 +101,16 @@ impl Timing {
     pub fn lease_stop_budget(&self) -> Duration {
         scale(self.lease_timeout, 2, 5)
     }
+    /// How long after the stop point (a lease's end less [`Timing::lease_stop_budget`])
+    /// the fence guard acts when its daemon has not moved it: a heartbeat interval, at
+    /// most a quarter of the stop budget. A live engine reaches the stop point first and
+    /// moves the guard to the lease's end (it stops its groups itself); a daemon whose loop
+    /// stopped (paused, hung) leaves the guard the rest of the stop budget, plus the
+    /// takeover wait's margin, to stop everything before another node can be granted the
+    /// lease.
+    pub fn fence_guard_grace(&self) -> Duration {
+        self.heartbeat_interval.min(self.lease_stop_budget() / 4)
+    }
     /// How long an arbitrator must see a holder's lease record unchanged (on its own
     /// clock) before granting the lease to another node: the holder's lease timeout
     /// stretched by the worst clock-rate drift of both clocks, plus one renew interval.

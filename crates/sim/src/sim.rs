@@ -15,9 +15,12 @@
 //!
 //! The fence guard (`Output::ArmFence`) models what outlives the daemon: armed with an
 //! engine's last deadline, it stops every resource of the host when the deadline passes
-//! unless the engine that armed it still runs (that engine fences itself instead,
-//! `Output::SelfFence`) or a new engine re-armed it; it fires at once when the daemon
-//! that armed it dies after its deadline.
+//! unless an engine re-armed it first — also while the engine that armed it still runs
+//! (a daemon whose loop stopped renews nothing; a live engine moves the deadline before
+//! it comes, and the checker C counts a guard that fires under a live daemon as a
+//! contract violation); it fires at once when the daemon that armed it dies after its
+//! deadline. A daemon whose guard fired restarts, as the real one does when it wakes
+//! past its guard's deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -705,11 +708,21 @@ impl<C: Core> Sim<C> {
             }
             Ev::FenceGuard { node, generation } => {
                 let host = &self.hosts[usize::from(node.0)];
-                // While the daemon that armed it lives, the guard stays armed.
-                let armer_alive =
-                    host.daemon.as_ref().is_some_and(|d| d.boot == host.guard_armed_by);
-                if host.guard_generation == generation && !armer_alive {
+                if host.guard_generation == generation {
+                    let armer_alive =
+                        host.daemon.as_ref().is_some_and(|d| d.boot == host.guard_armed_by);
                     self.fire_guard(node);
+                    if armer_alive {
+                        // A live engine lets its guard's deadline come only when its
+                        // loop stopped; this one did not.
+                        let message = format!(
+                            "{}'s fence guard reached its deadline under its live engine",
+                            self.node_name(node)
+                        );
+                        self.checkers.report(Guarantee::Contract, self.now, message);
+                        self.kill_daemon(node);
+                        self.start_daemon(node);
+                    }
                 }
             }
             Ev::PowerOn { node } => {
@@ -2035,7 +2048,7 @@ mod tests {
     }
 
     #[test]
-    fn fence_guard_covers_a_dead_or_replaced_daemon_only() {
+    fn fence_guard_fires_at_its_deadline_unless_an_engine_moved_it() {
         let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
         sim.run_until(secs(5));
         let alpha = sim
@@ -2044,12 +2057,26 @@ mod tests {
             .find(|n| !sim.agents.running_on(*n).is_empty())
             .expect("a node runs");
         let before = sim.agents.running_on(alpha).len();
-        // The daemon that armed it lives: the guard does nothing at its deadline.
+        // The daemon that armed it lives but does not move it (this core never arms a
+        // guard; a real engine moves it with every renewal): it fires all the same,
+        // that counts against the engine's contract, and the daemon restarts.
         arm(&mut sim, alpha, 6);
-        sim.run_until(secs(7));
+        sim.run_until(Duration::from_millis(5_900));
         assert_eq!(sim.agents.running_on(alpha).len(), before);
-        // It dies after the deadline: the guard fires at once.
-        sim.kill_daemon(alpha);
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        let boot = sim.hosts[usize::from(alpha.0)].daemon.as_ref().map(|d| d.boot);
+        sim.run_until(Duration::from_millis(6_000));
+        assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
+        assert_eq!(sim.checkers.count(Guarantee::Contract), 1, "{:?}", sim.violations());
+        let rebooted = sim.hosts[usize::from(alpha.0)].daemon.as_ref().map(|d| d.boot);
+        assert_ne!(boot, rebooted, "the daemon did not restart");
+        // A daemon that dies leaves it armed: it fires at the deadline.
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(5));
+        arm(&mut sim, alpha, 6);
+        sim.kill_daemon(alpha).run_until(Duration::from_millis(5_500));
+        assert_eq!(sim.agents.running_on(alpha).len(), before, "resources outlive the daemon");
+        sim.run_until(Duration::from_millis(6_100));
         assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
 
         // A new daemon that has not re-armed it does not hold it off.

@@ -26,12 +26,15 @@ codes! {
         cause: "A lease request could not be answered: the shared disk gives I/O errors or the witness does not answer. No group can be started or taken over until it answers.",
         fix: "Check the shared disk's path on this node, or the witness process and the network to it.";
     GUARD_FIRED = "E3109", Error, "fence guard stopped the node's resources",
-        cause: "The daemon died (killed, crashed) while the node held leases, and did not come back before its lease would run out: the fence guard, a small process that outlives the daemon, stopped every resource of the node (removed virtual IPs, killed processes, unmounted file systems) so that another node can take the groups safely.",
-        fix: "Find why the daemon died (the journal, `journalctl -u tandem`, core dumps); start it again. The groups run on another node meanwhile.";
+        cause: "The daemon died (killed, crashed) or its loop stopped (paused with SIGSTOP, hung in a blocking call, starved of CPU) while the node held leases, and did not renew the guard's deadline before its lease would run out: the fence guard, a small process that outlives the daemon, stopped every resource of the node (removed virtual IPs, killed processes, unmounted file systems) so that another node can take the groups safely. The message says which.",
+        fix: "Find why the daemon died or stalled (the journal, `journalctl -u tandem`, core dumps, the host's load and I/O stalls); a stalled daemon restarts itself as standby (E3112), a dead one must be started again. The groups run on another node meanwhile.";
     GUARD_UNAVAILABLE = "E3110", Error, "fence guard could not be started",
         cause: "The daemon could not start or reach its fence guard process (`tandem fence-guard`), so a killed daemon would leave resources running past its lease. The node refuses to hold leases without it.",
         fix: "Check that the tandem binary is executable and the state directory writable; the daemon's log says what failed.";
     POISON_PILL = "E3111", Error, "poison pill received: fencing this node",
         cause: "Another node or an operator (`tandem fence NODE`) left a poison pill for this node in the shared disk's mailbox: this node must stop running anything at once. The daemon hands over to the fence guard, which stops every resource of the node, and exits; another node takes the groups once their leases have run out.",
         fix: "Find out why the node was fenced (the journal of the node that left the pill, or the operator). Start the daemon again when the node is healthy: a new daemon ignores a pill left for an earlier one.";
+    DAEMON_STALLED = "E3112", Error, "daemon stalled past its lease: restarted as standby",
+        cause: "The daemon's loop did not run for longer than its lease allows (the process was paused with SIGSTOP, the host froze, a call blocked on a hung disk or file system, the host swapped heavily): when it ran again its fence guard's deadline had passed, so the guard had stopped (or was stopping) every resource of the node and another node may already run its groups. The daemon journals how long it stalled, waits for the guard to finish, and starts again in the same process as a new incarnation, which probes the resources and rejoins as standby.",
+        fix: "Find what stopped the daemon (who sent SIGSTOP, a frozen VM, a hung storage path: `dmesg`, the host's load and swap at the time in the message). Nothing is to be done to the groups: they moved to another node, and this node is standby again.";
 }

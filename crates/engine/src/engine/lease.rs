@@ -8,7 +8,8 @@
 //! `lease_stop_budget` is left, the node stops its groups (E3105); if anything still
 //! runs when the lease expires, it fences itself (E3106). The arbitrator waits `lease_takeover_wait` (longer than `lease_timeout`
 //! under the worst clock drift) before granting to anyone else, so the holder is always
-//! down first. The fence guard is armed with the expiry so that a dead daemon is covered.
+//! down first. The fence guard is armed a little after the stop point, so that a daemon
+//! that died or whose loop stopped is covered (`update_fence`).
 
 use std::time::Duration;
 
@@ -105,6 +106,9 @@ impl Engine {
         if was_usable != self.lease_usable() || was_unavailable {
             self.touch_all(); // groups waiting to start, eligibility
         }
+        // The guard follows every renewal: it acts at its deadline even while this
+        // daemon runs.
+        self.update_fence();
     }
 
     fn lease_usable_ignoring_expiry(&self) -> bool {
@@ -275,6 +279,11 @@ impl Engine {
             self.lease.expiring = false;
             return;
         }
+        if now + timing.lease_stop_budget() >= until && self.fence_armed.is_some_and(|d| d < until)
+        {
+            // The stop point: the guard moves off its early deadline (`update_fence`).
+            self.update_fence();
+        }
         if !self.lease.expiring
             && now + timing.lease_stop_budget() >= until
             && self.anything_started()
@@ -312,30 +321,62 @@ impl Engine {
             );
         }
         if let Some(until) = self.lease.valid_until {
-            if !self.lease.expiring && self.anything_started() {
-                next = next.min(until - timing.lease_stop_budget());
+            let stop_at = until - timing.lease_stop_budget();
+            // The stop point: this engine stops its groups, or, with nothing started,
+            // moves the fence guard off its early deadline (`update_fence`).
+            let guard_early = self.fence_armed.is_some_and(|d| d < until);
+            if (!self.lease.expiring && self.anything_started()) || guard_early {
+                next = next.min(stop_at.max(self.now));
             }
             next = next.min(until);
         }
         next
     }
 
-    /// Keep the fence guard armed with the lease expiry while anything may run.
+    /// Keeps the fence guard armed while anything may run. The guard acts at its deadline
+    /// whether or not the daemon that armed it still runs (a daemon whose loop stopped
+    /// renews nothing and stops nothing), so the deadline is what this engine would do
+    /// itself, a little later: while the lease is renewed, the stop point (the lease's
+    /// end less the stop budget) plus [`Timing::fence_guard_grace`]; from the stop point
+    /// on, when this engine stops its groups itself (E3105), the lease's end, where it
+    /// would fence itself (E3106), plus the grace — and once nothing is started, nothing.
+    /// A live engine thus always acts before its guard would.
+    ///
+    /// [`Timing::fence_guard_grace`]: crate::spec::Timing::fence_guard_grace
     pub(super) fn update_fence(&mut self) {
         // Nothing may run past the lease. While resources of a group may run here
-        // (started, or not yet probed) without its lease (a restarted daemon found them running and asks for the
-        // lease), the guard is left exactly as it is: the one its predecessor armed
-        // holds the old lease's expiry, the only bound this node knows for them. It is
-        // disarmed only when nothing runs.
-        let may_run = self.anything_started() || self.holds_any();
-        // A group whose probes are still out may run too: nobody knows yet.
-        let unleased = self
-            .groups
-            .iter()
-            .any(|g| (g.may_run() || g.probes_pending() > 0) && !g.lease.is_held());
+        // (started, or not yet probed) without its lease before this engine armed the
+        // guard (a restarted daemon found them running and asks for the lease), the
+        // guard is left exactly as it is: the one its predecessor armed holds the old
+        // lease's deadline, the only bound this node knows for them. It is disarmed only
+        // when nothing runs.
+        let started = self.anything_started();
+        let may_run = started || self.holds_any();
+        // A group whose probes are still out may run too: nobody knows yet. Only a
+        // guard this engine has not armed yet is left alone for it (a lease lost while
+        // its group stops here changes nothing: this engine's guard keeps following its
+        // own lease).
+        let unleased = self.fence_armed.is_none()
+            && self
+                .groups
+                .iter()
+                .any(|g| (g.may_run() || g.probes_pending() > 0) && !g.lease.is_held());
+        let timing = self.timing();
         let wanted = match (may_run, unleased, self.lease.valid_until) {
             (false, _, _) => None,
-            (true, false, Some(until)) => Some(until),
+            (true, false, Some(until))
+                if self.lease.expiring || self.now >= until - timing.lease_stop_budget() =>
+            {
+                // Past the stop point this engine stops what runs itself, and fences
+                // itself at the lease's end if anything still runs (E3106); the guard
+                // backs it up a grace later, and has nothing to do once nothing is
+                // started (a lease held with nothing started must not make the guard
+                // fire at the end of a lease this engine let run out).
+                started.then_some(until + timing.fence_guard_grace())
+            }
+            (true, false, Some(until)) => {
+                Some(until - timing.lease_stop_budget() + timing.fence_guard_grace())
+            }
             (true, _, _) => return,
         };
         if wanted != self.fence_armed {

@@ -71,6 +71,13 @@ pub(crate) struct Cluster {
     pub lease_failures: BTreeMap<u16, u32>,
     /// Armed fence deadlines per node (the guard that outlives the daemon).
     pub guards: BTreeMap<u16, Instant>,
+    /// When each node's guard fired.
+    pub guard_fired: Vec<(Instant, u16)>,
+    /// Nodes whose daemon is paused (SIGSTOP): their engine takes no input, their
+    /// resources keep running, their guard keeps its deadline.
+    pub paused: BTreeSet<u16>,
+    /// Inputs for paused nodes, delivered when they resume.
+    held: Vec<(u16, Input)>,
     /// Agent operations of these nodes never answer (a hung agent).
     pub hung_agents: BTreeSet<u16>,
     /// When each node sent heartbeats or issued a monitor.
@@ -104,6 +111,9 @@ impl Cluster {
             storage_lost: BTreeSet::new(),
             lease_failures: BTreeMap::new(),
             guards: BTreeMap::new(),
+            guard_fired: Vec::new(),
+            paused: BTreeSet::new(),
+            held: Vec::new(),
             hung_agents: BTreeSet::new(),
             ticks: Vec::new(),
             queue: Vec::new(),
@@ -133,6 +143,31 @@ impl Cluster {
     /// The daemon dies; its resources keep running until its fence guard fires.
     pub fn kill_daemon(&mut self, node: u16) {
         self.engines[node as usize] = None;
+    }
+
+    /// The daemon's loop stops (SIGSTOP, a hung call): nothing reaches its engine.
+    pub fn pause(&mut self, node: u16) {
+        self.paused.insert(node);
+    }
+
+    /// The paused daemon runs again: as the shell does, it first checks whether its
+    /// guard fired meanwhile (then it restarts, a new engine that probes and rejoins);
+    /// otherwise what it missed is delivered.
+    pub fn resume(&mut self, node: u16) {
+        self.paused.remove(&node);
+        let held: Vec<_> = std::mem::take(&mut self.held);
+        if self.guard_fired.iter().any(|(_, n)| *n == node) && !self.guards.contains_key(&node) {
+            self.boot(node);
+            return;
+        }
+        for (n, input) in held {
+            if n == node {
+                self.queue.push((n, input));
+            } else {
+                self.held.push((n, input));
+            }
+        }
+        self.queue.push((node, Input::Timeout));
     }
 
     pub fn lose_storage(&mut self, node: u16) {
@@ -166,13 +201,20 @@ impl Cluster {
     fn settle(&mut self) {
         for _round in 0..10_000 {
             let mut progressed = false;
-            for (node, input) in std::mem::take(&mut self.queue) {
+            let (held, queue): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queue)
+                .into_iter()
+                .partition(|(n, _)| self.paused.contains(n));
+            self.held.extend(held);
+            for (node, input) in queue {
                 if let Some(engine) = self.engines[node as usize].as_mut() {
                     engine.handle(self.now, input);
                     progressed = true;
                 }
             }
             for node in 0..self.engines.len() {
+                if self.paused.contains(&(node as u16)) {
+                    continue;
+                }
                 while let Some(engine) = self.engines[node].as_mut() {
                     let output = engine.poll_output();
                     if let Output::Wait(_) = output {
@@ -314,10 +356,18 @@ impl Cluster {
             let fired: Vec<u16> =
                 self.guards.iter().filter(|(_, at)| self.now >= **at).map(|(n, _)| *n).collect();
             for node in fired {
-                if self.engines[node as usize].is_none() {
-                    self.guards.remove(&node);
-                    self.running.retain(|(n, _, _)| *n != node);
-                }
+                // The guard acts at its deadline whether or not its daemon runs (one
+                // whose loop stopped renews nothing); a live engine must have moved it
+                // first, unless the test paused it.
+                assert!(
+                    self.engines[node as usize].is_none() || self.paused.contains(&node),
+                    "node {node}'s fence guard fired under its live engine at {}: {:?}",
+                    self.now,
+                    self.events
+                );
+                self.guards.remove(&node);
+                self.running.retain(|(n, _, _)| *n != node);
+                self.guard_fired.push((self.now, node));
             }
             for group in 0..self.spec.groups.len() as u32 {
                 assert!(
@@ -326,21 +376,19 @@ impl Cluster {
                     self.now
                 );
             }
-            let dead_guards: Vec<Instant> = self
-                .guards
-                .iter()
-                .filter(|(n, _)| self.engines[**n as usize].is_none())
-                .map(|(_, t)| *t)
-                .collect();
+            let guards: Vec<Instant> = self.guards.values().copied().collect();
+            let paused = &self.paused;
             let next = self
                 .engines
                 .iter_mut()
-                .flatten()
+                .enumerate()
+                .filter(|(n, _)| !paused.contains(&(*n as u16)))
+                .filter_map(|(_, e)| e.as_mut())
                 .map(|e| match e.poll_output() {
                     Output::Wait(t) => t,
                     other => panic!("unsettled output {other:?}"),
                 })
-                .chain(dead_guards)
+                .chain(guards)
                 .min()
                 .unwrap_or(end);
             if next > end {
@@ -355,7 +403,7 @@ impl Cluster {
             );
             self.now = next.max(self.now);
             for node in 0..self.engines.len() {
-                if self.engines[node].is_some() {
+                if self.engines[node].is_some() && !self.paused.contains(&(node as u16)) {
                     self.queue.push((node as u16, Input::Timeout));
                 }
             }
@@ -851,4 +899,80 @@ fn nodes_tick_together_and_monitors_go_with_ticks() {
         let gap = pair[1].saturating_since(pair[0]);
         assert!(gap <= interval, "alpha's heartbeats {gap:?} apart");
     }
+}
+
+#[test]
+fn the_guard_is_armed_a_grace_after_the_stop_point_and_moves_with_each_renewal() {
+    let mut cluster = formed();
+    let timing = Timing::default();
+    for _ in 0..20 {
+        cluster.run(Duration::from_millis(50));
+        let guard = cluster.guards[&0];
+        let until = guard + timing.lease_stop_budget() - timing.fence_guard_grace();
+        // The lease's end it implies is at most a lease timeout away, and at least the
+        // stop budget: the guard never fires under a node that renews.
+        assert!(until <= cluster.now + timing.lease_timeout, "{guard} at {}", cluster.now);
+        assert!(guard > cluster.now, "{guard} at {}", cluster.now);
+    }
+    assert!(cluster.guard_fired.is_empty());
+}
+
+#[test]
+fn a_paused_owner_is_fenced_by_its_guard_before_the_standby_can_take_the_lease() {
+    let mut cluster = formed();
+    cluster.pause(0);
+    let lease_end = cluster.holders[&DB].renewed_at + Timing::default().lease_timeout;
+    // The guard fires under the paused daemon; the run loop asserts that no group ever
+    // runs on both nodes, and the arbitrator grants beta the lease only after the
+    // takeover wait.
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    let (fired, _) = cluster.guard_fired[0];
+    let started = cluster
+        .events
+        .iter()
+        .find(|e| e.1 == 1 && e.2 == "I4102")
+        .map(|e| e.0)
+        .expect("beta started the group");
+    // It fired early enough for real stops: the stop budget, less the grace, before
+    // the lease's end (beta starts after that end and the takeover wait's margin).
+    let timing = Timing::default();
+    let room = timing.lease_stop_budget() - timing.fence_guard_grace();
+    assert!(fired + room <= lease_end, "guard fired at {fired}, the lease ends at {lease_end}");
+    assert!(lease_end < started, "beta started at {started}, the lease ends at {lease_end}");
+    // Resumed: its guard fired, so it restarts and rejoins as standby.
+    cluster.resume(0);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    let status = cluster.engine(0).status(cluster.now);
+    assert_eq!(status.nodes[0].state, NodeState::Standby);
+}
+
+#[test]
+fn a_short_pause_changes_nothing() {
+    let mut cluster = formed();
+    cluster.pause(0);
+    let timing = Timing::default();
+    cluster.run(timing.lease_timeout - timing.lease_stop_budget());
+    cluster.resume(0);
+    cluster.run(Duration::from_secs(5));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([0]), "{:?}", cluster.events);
+    assert!(cluster.guard_fired.is_empty());
+}
+
+#[test]
+fn an_owner_whose_renewals_fail_moves_its_guard_to_the_leases_end_and_disarms_it_when_stopped() {
+    let mut cluster = formed();
+    cluster.lease_failures.insert(0, 1_000);
+    let mut deadlines = Vec::new();
+    for _ in 0..200 {
+        cluster.run(Duration::from_millis(50));
+        let now = cluster.guards.get(&0).copied();
+        if deadlines.last() != Some(&now) {
+            deadlines.push(now);
+        }
+    }
+    assert!(cluster.guard_fired.is_empty(), "{:?}", cluster.events);
+    assert_eq!(deadlines.last(), Some(&None), "{deadlines:?}");
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
 }
