@@ -2,12 +2,16 @@
 //! of the node if the daemon dies while the node may still run groups whose lease it
 //! can no longer renew (the contract of `engine::Output::ArmFence`).
 //!
-//! **Process.** `tandem fence-guard --config F --name N --state-dir D` (started by the
-//! daemon, in a new session so that a signal to the daemon's process group or terminal
-//! does not reach it). It listens on `D/guard.sock`; its controller (the daemon) sends
-//! one line per command: `arm <deadline>` (absolute `CLOCK_MONOTONIC` nanoseconds),
-//! `disarm`, or `exit` (clean shutdown: nothing is left to guard). A newer daemon that
-//! connects becomes the controller (it replaces a killed one). While a controller is
+//! **Process.** `tandem fence-guard --config F --name N --state-dir D --runtime-dir R`
+//! (started by the daemon, in a new session so that a signal to the daemon's process
+//! group or terminal does not reach it). It listens on `R/guard.sock` (0600 from its
+//! creation) and takes a connection only from a process of its own user whose first
+//! line is `hello <token>`, the token of `R/guard.token` that the daemon wrote before
+//! starting it (`crate::access`); anything else is closed (W5105). Its controller (the
+//! daemon) then sends one line per command: `arm <deadline>` (absolute
+//! `CLOCK_MONOTONIC` nanoseconds), `disarm`, or `exit` (clean shutdown: nothing is left
+//! to guard). A newer daemon that connects (a restarted one reads the same token file)
+//! becomes the controller (it replaces a killed one). While a controller is
 //! connected the guard only records the deadline: the daemon's engine enforces it
 //! itself. When the controller's connection ends without `exit`:
 //! - disarmed: nothing may run unleased, the guard exits;
@@ -32,7 +36,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,10 +47,11 @@ use anyhow::Context as _;
 use engine::{catalogue, GroupId, Instant, NodeId};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::access;
 use crate::clock::{monotonic_ns, wall_now};
 use crate::journal::{Entry, Journal};
 
-/// The guard's socket in the state directory.
+/// The guard's socket in the runtime directory.
 pub const SOCKET_FILE: &str = "guard.sock";
 
 /// How often the guard feeds the watchdog device (devices time out after 10 s or more
@@ -62,6 +67,8 @@ pub struct GuardOptions {
     pub config: PathBuf,
     pub node: String,
     pub state_dir: PathBuf,
+    /// Where its socket and token are (`tandem node --runtime-dir`).
+    pub runtime_dir: PathBuf,
     /// The watchdog device to feed (`/dev/watchdog`), if any.
     pub watchdog: Option<PathBuf>,
 }
@@ -145,10 +152,11 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         .node_id(&options.node)
         .with_context(|| format!("node `{}` is not in the configuration", options.node))?;
     let agents = crate::executor::Agents::build(&config, me, &options.state_dir)?;
-    let path = options.state_dir.join(SOCKET_FILE);
-    let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    let path = options.runtime_dir.join(SOCKET_FILE);
+    let token = access::read_guard_token(&options.runtime_dir)
+        .with_context(|| format!("reading the guard token in {}", options.runtime_dir.display()))?;
+    let listener = access::bind(&options.runtime_dir, SOCKET_FILE, 0o600, None)
+        .with_context(|| format!("binding {}", path.display()))?;
     listener.set_nonblocking(true)?;
     // The controller, and a connection that has not said anything yet (a daemon
     // checking whether a guard exists must not become the controller).
@@ -233,8 +241,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
             }
         }
         if ready[0] {
-            if let Ok((stream, _)) = listener.accept() {
-                stream.set_nonblocking(false)?;
+            if let Some(stream) = access::accept_controller(&listener, &token) {
                 candidate = Some(BufReader::new(stream));
             }
         }
@@ -348,16 +355,19 @@ impl GuardLink {
     }
 
     fn socket(&self) -> PathBuf {
-        self.options.state_dir.join(SOCKET_FILE)
+        self.options.runtime_dir.join(SOCKET_FILE)
     }
 
     fn connect(&mut self) -> io::Result<&mut UnixStream> {
         if self.stream.is_none() {
             let stream = match UnixStream::connect(self.socket()) {
-                Ok(stream) => stream,
+                Ok(mut stream) => {
+                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    access::hello(&mut stream, &self.options.runtime_dir)?;
+                    stream
+                }
                 Err(_) => self.start()?,
             };
-            stream.set_write_timeout(Some(Duration::from_secs(1)))?;
             self.stream = Some(stream);
         }
         Ok(self.stream.as_mut().expect("just set"))
@@ -371,14 +381,16 @@ impl GuardLink {
             return Ok(()); // closed without a word: the old guard keeps its controller state
         }
         let mut stream = self.start()?;
-        stream.set_write_timeout(Some(Duration::from_secs(1)))?;
         stream.write_all(b"disarm\n")?;
         self.stream = Some(stream);
         Ok(())
     }
 
+    /// Starts a guard with a new token and connects to it (the hello said, the write
+    /// timeout set).
     fn start(&self) -> io::Result<UnixStream> {
         let _ = std::fs::remove_file(self.socket());
+        access::new_guard_token(&self.options.runtime_dir)?;
         let mut command = Command::new(&self.program);
         command
             .arg("fence-guard")
@@ -388,6 +400,8 @@ impl GuardLink {
             .arg(&self.options.node)
             .arg("--state-dir")
             .arg(&self.options.state_dir)
+            .arg("--runtime-dir")
+            .arg(&self.options.runtime_dir)
             .args(
                 self.options
                     .watchdog
@@ -408,7 +422,11 @@ impl GuardLink {
         let deadline = std::time::Instant::now() + START_WAIT;
         loop {
             match UnixStream::connect(self.socket()) {
-                Ok(stream) => return Ok(stream),
+                Ok(mut stream) => {
+                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    access::hello(&mut stream, &self.options.runtime_dir)?;
+                    return Ok(stream);
+                }
                 Err(e) if std::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => thread::sleep(Duration::from_millis(10)),
             }
@@ -454,6 +472,14 @@ impl GuardLink {
     pub fn is_armed(&self) -> bool {
         self.armed.is_some()
     }
+}
+
+/// Tells the guard whose runtime directory is `runtime_dir` to exit, as its controller
+/// would (with the token): how tests and the demo clean up a guard whose daemon is gone.
+pub fn stop_guard(runtime_dir: &Path) -> io::Result<()> {
+    let mut stream = UnixStream::connect(runtime_dir.join(SOCKET_FILE))?;
+    access::hello(&mut stream, runtime_dir)?;
+    stream.write_all(b"exit\n")
 }
 
 /// Groups of `spec` this node may run (the guard's and the executor's scope).

@@ -34,6 +34,7 @@ use engine::{
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::access::{self, Access};
 use crate::alarm::Alarm;
 use crate::clock::{wall_now, Clock};
 use crate::control::{self, Call, Request};
@@ -89,6 +90,11 @@ pub struct Options {
     pub name: Option<String>,
     /// Default: `cluster.state_dir` of the configuration.
     pub state_dir: Option<PathBuf>,
+    /// Where the control and guard sockets live; default [`access::DEFAULT_RUNTIME_DIR`].
+    pub runtime_dir: Option<PathBuf>,
+    /// The group whose members may use the control socket besides root and the
+    /// daemon's user (`--admin-group`).
+    pub admin_group: Option<String>,
     /// The `tandem` executable, to start the fence guard with.
     pub program: PathBuf,
     /// A watchdog device for the fence guard to feed (`--watchdog /dev/watchdog`).
@@ -360,8 +366,18 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         )
     })?;
     let state_dir = options.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&state_dir)
+    }
+    .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    access::check_state_dir(&state_dir)?;
+    access::check_key_file(&config.key_file)?;
+    let admin_group = options.admin_group.as_deref().map(access::AdminGroup::lookup).transpose()?;
+    let runtime_dir =
+        options.runtime_dir.clone().unwrap_or_else(|| PathBuf::from(access::DEFAULT_RUNTIME_DIR));
+    access::prepare_runtime_dir(&runtime_dir, admin_group.as_ref())?;
+    let runtime_dir = std::fs::canonicalize(&runtime_dir)?;
     let key = wire::Key::from_file(&config.key_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot read the cluster key {}: {e} (create it with `tandem keygen` and copy it \
@@ -374,9 +390,17 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .max_blocking_threads(64)
         .build()?;
     runtime.block_on(async move {
-        let (mut node, receivers) = Node::start(config, spec, me, state_dir, key, &options).await?;
+        let local = Local { runtime_dir, access: Access::new(admin_group) };
+        let (mut node, receivers) =
+            Node::start(config, spec, me, state_dir, local, key, &options).await?;
         node.run(receivers).await
     })
+}
+
+/// The node's local ways in: its runtime directory (prepared) and who may call it.
+struct Local {
+    runtime_dir: PathBuf,
+    access: Access,
 }
 
 impl Node {
@@ -385,6 +409,7 @@ impl Node {
         spec: Arc<ClusterSpec>,
         me: NodeId,
         state_dir: PathBuf,
+        local: Local,
         key: wire::Key,
         options: &Options,
     ) -> anyhow::Result<(Node, Receivers)> {
@@ -470,13 +495,14 @@ impl Node {
         }
         let admin_saved = engine.admin_state().clone();
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
-        control::serve(&state_dir, calls_tx)?;
+        control::serve(&local.runtime_dir, local.access, calls_tx)?;
         let guard = GuardLink::new(
             GuardOptions {
                 config: std::fs::canonicalize(&options.config)
                     .unwrap_or_else(|_| options.config.clone()),
                 node: spec.node(me).name.clone(),
                 state_dir: std::fs::canonicalize(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+                runtime_dir: local.runtime_dir,
                 watchdog: options.watchdog.clone(),
             },
             options.program.clone(),
@@ -1194,6 +1220,13 @@ impl Node {
                 if self.shutdown_by.is_some() && !matches!(call.request, Request::Status) {
                     serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
                 } else {
+                    let what = control::describe(&call.request);
+                    let message = format!("{what} requested by {}", call.caller);
+                    self.journal_own(
+                        &catalogue::ADMIN_COMMAND,
+                        control::group_of(&command),
+                        message,
+                    );
                     self.inputs.push_back(Input::Admin(command));
                     serde_json::json!({"ok": true})
                 }
