@@ -29,7 +29,7 @@ use std::io::{self, Read as _, Write as _};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -84,6 +84,39 @@ fn runtime_dir_error(dir: &Path, why: impl fmt::Display) -> anyhow::Error {
         catalogue::RUNTIME_DIR_UNSAFE.code,
         dir.display()
     )
+}
+
+/// The node's local ways in, as [`prepare`] left them.
+pub struct Local {
+    /// The runtime directory, absolute, private to the daemon's user.
+    pub runtime_dir: PathBuf,
+    /// Who may use the control socket.
+    pub access: Access,
+}
+
+/// What `tandem node` checks and prepares before it opens anything: the state directory
+/// (created 0755 when missing; refused when others may write to it, E5102), the key
+/// file (E5101), the admin group (E5106) and the runtime directory (default
+/// [`DEFAULT_RUNTIME_DIR`], E5103).
+pub fn prepare(
+    state_dir: &Path,
+    key_file: &Path,
+    runtime_dir: Option<&Path>,
+    admin_group: Option<&str>,
+) -> anyhow::Result<Local> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    check_state_dir(state_dir)?;
+    check_key_file(key_file)?;
+    let group = admin_group.map(AdminGroup::lookup).transpose()?;
+    let runtime_dir = runtime_dir.unwrap_or(Path::new(DEFAULT_RUNTIME_DIR));
+    prepare_runtime_dir(runtime_dir, group.as_ref())?;
+    let runtime_dir =
+        std::fs::canonicalize(runtime_dir).map_err(|e| runtime_dir_error(runtime_dir, e))?;
+    Ok(Local { runtime_dir, access: Access::new(group) })
 }
 
 /// Creates the runtime directory if needed and makes it private: owned by the daemon's

@@ -134,7 +134,13 @@ pub fn group_of(command: &AdminCommand) -> Option<engine::GroupId> {
     }
 }
 
-/// What a command request asks, for the journal: "switchover of group `db` to beta".
+/// The journal's line for an accepted command (I5107): what it asks and who asked,
+/// "switchover of group `db` to beta requested by alice (uid 1000, pid 4242)".
+pub fn audit(call: &Call) -> String {
+    format!("{} requested by {}", describe(&call.request), call.caller)
+}
+
+/// What a command request asks: "switchover of group `db` to beta".
 pub fn describe(request: &Request) -> String {
     match request {
         Request::Status => "status".to_string(),

@@ -34,7 +34,7 @@ use engine::{
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::access::{self, Access};
+use crate::access::{self, Local};
 use crate::alarm::Alarm;
 use crate::clock::{wall_now, Clock};
 use crate::control::{self, Call, Request};
@@ -366,18 +366,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         )
     })?;
     let state_dir = options.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&state_dir)
-    }
-    .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
-    access::check_state_dir(&state_dir)?;
-    access::check_key_file(&config.key_file)?;
-    let admin_group = options.admin_group.as_deref().map(access::AdminGroup::lookup).transpose()?;
-    let runtime_dir =
-        options.runtime_dir.clone().unwrap_or_else(|| PathBuf::from(access::DEFAULT_RUNTIME_DIR));
-    access::prepare_runtime_dir(&runtime_dir, admin_group.as_ref())?;
-    let runtime_dir = std::fs::canonicalize(&runtime_dir)?;
+    let local = access::prepare(
+        &state_dir,
+        &config.key_file,
+        options.runtime_dir.as_deref(),
+        options.admin_group.as_deref(),
+    )?;
     let key = wire::Key::from_file(&config.key_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot read the cluster key {}: {e} (create it with `tandem keygen` and copy it \
@@ -390,17 +384,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .max_blocking_threads(64)
         .build()?;
     runtime.block_on(async move {
-        let local = Local { runtime_dir, access: Access::new(admin_group) };
         let (mut node, receivers) =
             Node::start(config, spec, me, state_dir, local, key, &options).await?;
         node.run(receivers).await
     })
-}
-
-/// The node's local ways in: its runtime directory (prepared) and who may call it.
-struct Local {
-    runtime_dir: PathBuf,
-    access: Access,
 }
 
 impl Node {
@@ -1220,13 +1207,8 @@ impl Node {
                 if self.shutdown_by.is_some() && !matches!(call.request, Request::Status) {
                     serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
                 } else {
-                    let what = control::describe(&call.request);
-                    let message = format!("{what} requested by {}", call.caller);
-                    self.journal_own(
-                        &catalogue::ADMIN_COMMAND,
-                        control::group_of(&command),
-                        message,
-                    );
+                    let (group, audit) = (control::group_of(&command), control::audit(&call));
+                    self.journal_own(&catalogue::ADMIN_COMMAND, group, audit);
                     self.inputs.push_back(Input::Admin(command));
                     serde_json::json!({"ok": true})
                 }
