@@ -140,6 +140,21 @@ pub fn prepare_runtime_dir(dir: &Path, group: Option<&AdminGroup>) -> anyhow::Re
             format_args!("belongs to uid {}, not to the daemon's user (uid {me})", meta.uid()),
         ));
     }
+    // Only a directory of the node's own is re-moded: never /run or /tmp by mistake.
+    let entries = std::fs::read_dir(dir).map_err(|e| runtime_dir_error(dir, e))?;
+    for entry in entries {
+        let name = entry.map_err(|e| runtime_dir_error(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let ours = matches!(name.as_ref(), "control.sock" | "guard.sock" | GUARD_TOKEN_FILE)
+            || name.starts_with(".bind-")
+            || name.starts_with(&format!(".{GUARD_TOKEN_FILE}."));
+        if !ours {
+            return Err(runtime_dir_error(
+                dir,
+                format_args!("holds other files (`{name}`): the node needs a directory of its own"),
+            ));
+        }
+    }
     let mode = match group {
         Some(group) => {
             nix::unistd::chown(dir, None, Some(Gid::from_raw(group.gid))).map_err(|e| {
@@ -427,6 +442,14 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let err = prepare_runtime_dir(&file, None).unwrap_err().to_string();
         assert!(err.starts_with("E5103") && err.contains("not a directory"), "{err}");
+        // A directory with other files (`--runtime-dir /run` by mistake) is left alone.
+        let shared = top.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(shared.join("other.pid"), "1").unwrap();
+        let err = prepare_runtime_dir(&shared, None).unwrap_err().to_string();
+        assert!(err.starts_with("E5103") && err.contains("`other.pid`"), "{err}");
+        assert_eq!(mode(&shared), 0o755);
     }
 
     #[test]
