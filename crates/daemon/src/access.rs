@@ -321,7 +321,9 @@ pub fn hello(stream: &mut UnixStream, dir: &Path) -> io::Result<()> {
 /// Accepts one connection on the guard's socket and returns it (blocking) when it comes
 /// from a process of the guard's own user whose first line is `hello <token>`; anything
 /// else is closed and logged (W5105). The line is read byte by byte so that the
-/// commands after it stay in the socket for the guard's poll.
+/// commands after it stay in the socket for the guard's poll. A silent connection of
+/// the guard's own user holds the guard for at most [`HELLO_WAIT`]; no other user can
+/// hold it at all (refused before any read).
 pub fn accept_controller(listener: &UnixListener, token: &str) -> Option<UnixStream> {
     let (stream, _) = listener.accept().ok()?;
     let foreign = |why: String| {
@@ -344,10 +346,15 @@ pub fn accept_controller(listener: &UnixListener, token: &str) -> Option<UnixStr
         ));
     }
     stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(HELLO_WAIT)).ok()?;
+    let deadline = std::time::Instant::now() + HELLO_WAIT;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
+        // The whole line within HELLO_WAIT, however it trickles in.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return foreign(format!("pid {} did not present the guard's token", peer.pid));
+        }
         match (&stream).read(&mut byte) {
             // A daemon checking whether a guard listens closes without a word.
             Ok(0) if line.is_empty() => return None,
@@ -552,6 +559,12 @@ mod tests {
         // A probe that closes without a word is no controller.
         drop(UnixStream::connect(&path).unwrap());
         assert!(accept_controller(&listener, &token).is_none());
+        // A connection that trickles (or says nothing) holds the guard for HELLO_WAIT.
+        let mut slow = UnixStream::connect(&path).unwrap();
+        slow.write_all(b"hel").unwrap();
+        let started = std::time::Instant::now();
+        assert!(accept_controller(&listener, &token).is_none());
+        assert!(started.elapsed() < HELLO_WAIT + Duration::from_millis(100));
     }
 
     /// Run by [`a_process_of_another_user_is_no_controller`] as another user: connects to
