@@ -4,6 +4,10 @@
 //! for the group's process (a `sleep` with an argument unique to the test) and fails the
 //! test if two copies ever run at once.
 //!
+//! Local access is tested here too: private sockets, keys and state directories, the
+//! guard's token, and (as root only: it runs the CLI as `nobody`) who may use the
+//! control socket.
+//!
 //! The lab tests (`lab.rs`) do the same with network namespaces, virtual IPs and a
 //! shared block device, as root.
 
