@@ -1,7 +1,15 @@
-//! The local control socket, `<state dir>/control.sock` (mode 0600: root, or the user
-//! the daemon runs as): how `tandem status`, `tandem switchover`, `drain`, `undrain`,
-//! `maintenance` and `clear` reach the daemon on the same host until the HTTP API
-//! exists. One JSON request per line, one JSON answer per line; see [`Request`].
+//! The local control socket, `<runtime dir>/control.sock` (the runtime directory is
+//! `/run/tandem` unless `tandem node --runtime-dir` names another): how `tandem status`,
+//! `tandem switchover`, `drain`, `undrain`, `maintenance` and `clear` reach the daemon on
+//! the same host until the HTTP API exists. One JSON request per line, one JSON answer
+//! per line; see [`Request`].
+//!
+//! Who may call: the socket is 0600 (0660 with the admin group as its group) from its
+//! creation ([`crate::access::bind`]), and every accepted connection's kernel
+//! credentials are checked ([`crate::access::Access`]): root, the daemon's user, or a
+//! member of the admin group; anyone else gets an E5104 answer and the connection is
+//! closed. Each request goes to the loop with its [`Caller`], which the loop journals
+//! (I5107) with every command it accepts.
 //!
 //! This module also renders the status document of PRODUCT.md section 5 (the same keys
 //! `GET /v1/status` will serve) from the engine's [`engine::Status`].
@@ -17,7 +25,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// The socket's file in the state directory.
+use crate::access::{self, Access, Caller};
+
+/// The socket's file in the runtime directory.
 pub const SOCKET_FILE: &str = "control.sock";
 
 /// Longest request line accepted.
@@ -42,40 +52,67 @@ pub type Answer = Value;
 /// A request waiting for the daemon's loop to answer it.
 pub struct Call {
     pub request: Request,
+    /// Who sent it (kernel credentials of the connection).
+    pub caller: Caller,
     pub answer: oneshot::Sender<Answer>,
 }
 
-/// Serves the socket, handing each request to the loop through `calls`.
-pub fn serve(state_dir: &Path, calls: mpsc::Sender<Call>) -> anyhow::Result<()> {
-    let path = state_dir.join(SOCKET_FILE);
-    let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+/// Serves `runtime_dir/control.sock` (the directory prepared by
+/// [`access::prepare_runtime_dir`]), handing each permitted caller's requests to the
+/// loop through `calls`.
+pub fn serve(runtime_dir: &Path, access: Access, calls: mpsc::Sender<Call>) -> anyhow::Result<()> {
+    let path = runtime_dir.join(SOCKET_FILE);
+    let (mode, group) = match access.group() {
+        Some(group) => (0o660, Some(group.gid)),
+        None => (0o600, None),
+    };
+    let listener = access::bind(runtime_dir, SOCKET_FILE, mode, group)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            UnixListener::from_std(listener)
+        })
+        .with_context(|| format!("binding {}", path.display()))?;
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let calls = calls.clone();
+            let (calls, access) = (calls.clone(), access.clone());
             tokio::spawn(async move {
-                let _ = client(stream, calls).await;
+                let _ = client(stream, access, calls).await;
             });
         }
     });
     Ok(())
 }
 
-async fn client(stream: UnixStream, calls: mpsc::Sender<Call>) -> std::io::Result<()> {
+/// One connection: its caller checked (the user database may block: not on the loop's
+/// thread), then its requests, one line each.
+async fn client(
+    stream: UnixStream,
+    access: Access,
+    calls: mpsc::Sender<Call>,
+) -> std::io::Result<()> {
+    let peer = access::peer(&stream)?;
+    let checked = tokio::task::spawn_blocking(move || access.check(peer))
+        .await
+        .unwrap_or_else(|e| Err(format!("{}: {e}", engine::catalogue::CONTROL_REFUSED.code)));
     let (read, mut write) = stream.into_split();
+    let caller = match checked {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            tracing::warn!(code = engine::catalogue::CONTROL_REFUSED.code, "{refusal}");
+            let answer = json!({"ok": false, "error": refusal});
+            write.write_all(format!("{answer}\n").as_bytes()).await?;
+            return Ok(());
+        }
+    };
     let mut lines = BufReader::new(read.take(REQUEST_BYTES_MAX as u64)).lines();
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<Request>(&line) {
             Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
             Ok(request) => {
                 let (tx, rx) = oneshot::channel();
-                if calls.send(Call { request, answer: tx }).await.is_err() {
+                let call = Call { request, caller: caller.clone(), answer: tx };
+                if calls.send(call).await.is_err() {
                     json!({"ok": false, "error": "the daemon is stopping"})
                 } else {
                     rx.await.unwrap_or_else(|_| json!({"ok": false, "error": "no answer"}))
@@ -87,6 +124,36 @@ async fn client(stream: UnixStream, calls: mpsc::Sender<Call>) -> std::io::Resul
         write.write_all(text.as_bytes()).await?;
     }
     Ok(())
+}
+
+/// The group a command is about, if any (for its journal entry).
+pub fn group_of(command: &AdminCommand) -> Option<engine::GroupId> {
+    match command {
+        AdminCommand::Switchover { group, .. } | AdminCommand::Clear { group, .. } => Some(*group),
+        AdminCommand::Drain(_) | AdminCommand::Undrain(_) | AdminCommand::Maintenance(_) => None,
+    }
+}
+
+/// The journal's line for an accepted command (I5107): what it asks and who asked,
+/// "switchover of group `db` to beta requested by alice (uid 1000, pid 4242)".
+pub fn audit(call: &Call) -> String {
+    format!("{} requested by {}", describe(&call.request), call.caller)
+}
+
+/// What a command request asks: "switchover of group `db` to beta".
+pub fn describe(request: &Request) -> String {
+    match request {
+        Request::Status => "status".to_string(),
+        Request::Switchover { group, to: Some(to) } => {
+            format!("switchover of group `{group}` to {to}")
+        }
+        Request::Switchover { group, to: None } => format!("switchover of group `{group}`"),
+        Request::Drain { node } => format!("drain of node {node}"),
+        Request::Undrain { node } => format!("undrain of node {node}"),
+        Request::Maintenance { on } => format!("maintenance {}", if *on { "on" } else { "off" }),
+        Request::Clear { group, resource: Some(r) } => format!("clear of `{group}/{r}`"),
+        Request::Clear { group, resource: None } => format!("clear of group `{group}`"),
+    }
 }
 
 use tokio::io::AsyncReadExt as _;
@@ -201,23 +268,40 @@ pub fn status_json(
     })
 }
 
-/// The CLI's end: sends one request to the daemon whose state directory is `state_dir`.
-pub fn call(state_dir: &Path, request: &Request) -> anyhow::Result<Value> {
+/// The CLI's end: sends one request to the daemon whose runtime directory is
+/// `runtime_dir`.
+pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Value> {
     use std::io::{BufRead, Write};
-    let path: PathBuf = state_dir.join(SOCKET_FILE);
-    let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
-        format!(
-            "cannot reach the tandem daemon at {} (is `tandem node` running on this host, \
-             with this state directory?)",
-            path.display()
-        )
+    let path: PathBuf = runtime_dir.join(SOCKET_FILE);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            anyhow::anyhow!(
+                "{}: permission denied on {}: only root, the daemon's user and the node's \
+                 admin group (`tandem node --admin-group`) may use it; run the command as \
+                 root or as a member of that group",
+                engine::catalogue::CONTROL_REFUSED.code,
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!(
+                "cannot reach the tandem daemon at {}: {e} (is `tandem node` running on this \
+                 host, with this runtime directory? pass --runtime-dir if it has another)",
+                path.display()
+            )
+        }
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
+    // A refused caller's connection may be closed before its request is written: the
+    // refusal is still there to read.
+    let sent = stream.write_all(line.as_bytes());
     let mut answer = String::new();
-    std::io::BufReader::new(stream).read_line(&mut answer)?;
+    let read = std::io::BufReader::new(stream).read_line(&mut answer);
+    if answer.is_empty() {
+        sent?;
+        read?;
+    }
     let value: Value = serde_json::from_str(&answer).context("the daemon's answer")?;
     if value["ok"] != Value::Bool(true) {
         anyhow::bail!("{}", value["error"].as_str().unwrap_or("the daemon refused the request"));

@@ -3,13 +3,17 @@
 //! (paused, hung) while the node may still run groups whose lease it is not renewing
 //! (the contract of `engine::Output::ArmFence`).
 //!
-//! **Process.** `tandem fence-guard --config F --name N --state-dir D` (started by the
-//! daemon, in a new session so that a signal to the daemon's process group or terminal
-//! does not reach it). It listens on `D/guard.sock`; its controller (the daemon) sends
-//! one line per command: `arm <deadline>` (absolute `CLOCK_MONOTONIC` nanoseconds),
-//! `disarm`, `ping` (answered `armed <deadline>` or `disarmed`), or `exit` (clean
-//! shutdown: nothing is left to guard). A newer daemon that connects becomes the
-//! controller (it replaces a killed one).
+//! **Process.** `tandem fence-guard --config F --name N --state-dir D --runtime-dir R`
+//! (started by the daemon, in a new session so that a signal to the daemon's process
+//! group or terminal does not reach it). It listens on `R/guard.sock` (0600 from its
+//! creation) and takes a connection only from a process of its own user whose first
+//! line is `hello <token>`, the token of `R/guard.token` that the daemon wrote before
+//! starting it (`crate::access`); anything else is closed (W5105). Its controller (the
+//! daemon) then sends one line per command: `arm <deadline>` (absolute
+//! `CLOCK_MONOTONIC` nanoseconds), `disarm`, `ping` (answered `armed <deadline>` or
+//! `disarmed`), or `exit` (clean shutdown: nothing is left to guard). A newer daemon
+//! that connects (a restarted one reads the same token file) becomes the controller (it
+//! replaces a killed one).
 //!
 //! **The rule: the last deadline given is enforced, whether or not the controller is
 //! connected.** The daemon renews by sending a later deadline (with every lease renewal,
@@ -47,7 +51,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -58,10 +62,11 @@ use anyhow::Context as _;
 use engine::{catalogue, GroupId, Instant, NodeId};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::access;
 use crate::clock::{monotonic_ns, wall_now};
 use crate::journal::{Entry, Journal};
 
-/// The guard's socket in the state directory.
+/// The guard's socket in the runtime directory.
 pub const SOCKET_FILE: &str = "guard.sock";
 
 /// How often the guard feeds the watchdog device (devices time out after 10 s or more
@@ -77,6 +82,8 @@ pub struct GuardOptions {
     pub config: PathBuf,
     pub node: String,
     pub state_dir: PathBuf,
+    /// Where its socket and token are (`tandem node --runtime-dir`).
+    pub runtime_dir: PathBuf,
     /// The watchdog device to feed (`/dev/watchdog`), if any.
     pub watchdog: Option<PathBuf>,
 }
@@ -242,10 +249,11 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         .with_context(|| format!("node `{}` is not in the configuration", options.node))?;
     let agents = crate::executor::Agents::build(&config, me, &options.state_dir)?;
     let grace = config.cluster.timing.fence_guard_grace().as_nanos() as u64;
-    let path = options.state_dir.join(SOCKET_FILE);
-    let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    let path = options.runtime_dir.join(SOCKET_FILE);
+    let token = access::read_guard_token(&options.runtime_dir)
+        .with_context(|| format!("reading the guard token in {}", options.runtime_dir.display()))?;
+    let listener = access::bind(&options.runtime_dir, SOCKET_FILE, 0o600, None)
+        .with_context(|| format!("binding {}", path.display()))?;
     listener.set_nonblocking(true)?;
     // The controller, and a connection that has not said anything yet (a daemon
     // checking whether a guard exists must not become the controller).
@@ -352,7 +360,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
             }
         }
         if ready[0] {
-            if let Ok((stream, _)) = listener.accept() {
+            if let Some(stream) = access::accept_controller(&listener, &token) {
                 candidate = Some(Conn::new(stream)?);
             }
         }
@@ -458,13 +466,17 @@ struct GuardConn {
 
 impl GuardConn {
     fn socket(&self) -> PathBuf {
-        self.options.state_dir.join(SOCKET_FILE)
+        self.options.runtime_dir.join(SOCKET_FILE)
     }
 
     fn connect(&mut self) -> io::Result<&mut UnixStream> {
         if self.stream.is_none() {
             let stream = match UnixStream::connect(self.socket()) {
-                Ok(stream) => stream,
+                Ok(mut stream) => {
+                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    access::hello(&mut stream, &self.options.runtime_dir)?;
+                    stream
+                }
                 Err(_) => self.start()?,
             };
             stream.set_write_timeout(Some(Duration::from_secs(1)))?;
@@ -489,9 +501,12 @@ impl GuardConn {
         Ok(())
     }
 
+    /// Starts a guard with a new token and connects to it (the hello said, the write
+    /// timeout set).
     fn start(&self) -> io::Result<UnixStream> {
         crate::stall::point("guard_start");
         let _ = std::fs::remove_file(self.socket());
+        access::new_guard_token(&self.options.runtime_dir)?;
         let mut command = Command::new(&self.program);
         command
             .arg("fence-guard")
@@ -501,6 +516,8 @@ impl GuardConn {
             .arg(&self.options.node)
             .arg("--state-dir")
             .arg(&self.options.state_dir)
+            .arg("--runtime-dir")
+            .arg(&self.options.runtime_dir)
             .args(
                 self.options
                     .watchdog
@@ -521,7 +538,11 @@ impl GuardConn {
         let deadline = std::time::Instant::now() + START_WAIT;
         loop {
             match UnixStream::connect(self.socket()) {
-                Ok(stream) => return Ok(stream),
+                Ok(mut stream) => {
+                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+                    access::hello(&mut stream, &self.options.runtime_dir)?;
+                    return Ok(stream);
+                }
                 Err(e) if std::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => thread::sleep(Duration::from_millis(10)),
             }
@@ -589,7 +610,12 @@ impl GuardConn {
         let stream = match self.stream.take() {
             Some(stream) => stream,
             None => match UnixStream::connect(self.socket()) {
-                Ok(stream) => stream,
+                Ok(mut stream) => {
+                    if access::hello(&mut stream, &self.options.runtime_dir).is_err() {
+                        return true;
+                    }
+                    stream
+                }
                 Err(_) => return true,
             },
         };
@@ -759,6 +785,14 @@ fn serve_link(
             }
         }
     }
+}
+
+/// Tells the guard whose runtime directory is `runtime_dir` to exit, as its controller
+/// would (with the token): how tests and the demo clean up a guard whose daemon is gone.
+pub fn stop_guard(runtime_dir: &Path) -> io::Result<()> {
+    let mut stream = UnixStream::connect(runtime_dir.join(SOCKET_FILE))?;
+    access::hello(&mut stream, runtime_dir)?;
+    stream.write_all(b"exit\n")
 }
 
 /// Groups of `spec` this node may run (the guard's and the executor's scope).

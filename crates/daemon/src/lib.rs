@@ -10,12 +10,15 @@
 //! - `guard`: the fence guard process that outlives the daemon;
 //! - `journal`: events, incarnation and administrative state under the state dir;
 //! - `control`: the local control socket for the CLI, and the status document;
+//! - `access`: who may reach the node locally: the runtime directory, its sockets'
+//!   modes, callers' credentials, the guard's token, the key file and state dir rules;
 //! - `alarm`: the loop's timer (a timerfd at the next deadline);
 //! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal.
 //!
 //! It must not make placement, lease or failure decisions (those are the engine's), nor
 //! change the host except through agents (and the `lock_standby` read-only flag).
 
+pub mod access;
 pub mod alarm;
 pub mod clock;
 pub mod control;

@@ -34,6 +34,7 @@ use engine::{
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::access::{self, Local};
 use crate::alarm::Alarm;
 use crate::clock::{wall_now, Clock};
 use crate::control::{self, Call, Request};
@@ -89,6 +90,11 @@ pub struct Options {
     pub name: Option<String>,
     /// Default: `cluster.state_dir` of the configuration.
     pub state_dir: Option<PathBuf>,
+    /// Where the control and guard sockets live; default [`access::DEFAULT_RUNTIME_DIR`].
+    pub runtime_dir: Option<PathBuf>,
+    /// The group whose members may use the control socket besides root and the
+    /// daemon's user (`--admin-group`).
+    pub admin_group: Option<String>,
     /// The `tandem` executable, to start the fence guard with.
     pub program: PathBuf,
     /// A watchdog device for the fence guard to feed (`--watchdog /dev/watchdog`).
@@ -362,8 +368,12 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         )
     })?;
     let state_dir = options.state_dir.clone().unwrap_or_else(|| config.state_dir.clone());
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let local = access::prepare(
+        &state_dir,
+        &config.key_file,
+        options.runtime_dir.as_deref(),
+        options.admin_group.as_deref(),
+    )?;
     let key = wire::Key::from_file(&config.key_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot read the cluster key {}: {e} (create it with `tandem keygen` and copy it \
@@ -376,7 +386,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .max_blocking_threads(64)
         .build()?;
     runtime.block_on(async move {
-        let (mut node, receivers) = Node::start(config, spec, me, state_dir, key, &options).await?;
+        let (mut node, receivers) =
+            Node::start(config, spec, me, state_dir, local, key, &options).await?;
         node.run(receivers).await
     })
 }
@@ -387,6 +398,7 @@ impl Node {
         spec: Arc<ClusterSpec>,
         me: NodeId,
         state_dir: PathBuf,
+        local: Local,
         key: wire::Key,
         options: &Options,
     ) -> anyhow::Result<(Node, Receivers)> {
@@ -472,13 +484,14 @@ impl Node {
         }
         let admin_saved = engine.admin_state().clone();
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
-        control::serve(&state_dir, calls_tx)?;
+        control::serve(&local.runtime_dir, local.access, calls_tx)?;
         let (guard, guard_news) = GuardLink::start(
             GuardOptions {
                 config: std::fs::canonicalize(&options.config)
                     .unwrap_or_else(|_| options.config.clone()),
                 node: spec.node(me).name.clone(),
                 state_dir: std::fs::canonicalize(&state_dir).unwrap_or_else(|_| state_dir.clone()),
+                runtime_dir: local.runtime_dir,
                 watchdog: options.watchdog.clone(),
             },
             options.program.clone(),
@@ -1264,6 +1277,8 @@ impl Node {
                 if self.shutdown_by.is_some() && !matches!(call.request, Request::Status) {
                     serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
                 } else {
+                    let (group, audit) = (control::group_of(&command), control::audit(&call));
+                    self.journal_own(&catalogue::ADMIN_COMMAND, group, audit);
                     self.inputs.push_back(Input::Admin(command));
                     serde_json::json!({"ok": true})
                 }

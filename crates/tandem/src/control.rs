@@ -1,7 +1,9 @@
 //! The commands that talk to the local daemon through its control socket (until the
 //! HTTP API exists): `tandem status`, `switchover`, `drain`, `undrain`, `maintenance`,
 //! `clear`, and `tandem events`, which reads the journal file itself. The daemon is
-//! found by its state directory: `--state-dir`, else `cluster.state_dir` of `--config`.
+//! found by its runtime directory (`--runtime-dir`, default /run/tandem; no
+//! configuration needed, so `tandem status` works with a broken one), the journal by the
+//! state directory (`--state-dir`, else `cluster.state_dir` of `--config`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -12,6 +14,15 @@ use daemon::control::{call, Request};
 use daemon::journal::{read_journal, Entry};
 use serde_json::Value;
 
+/// Where the daemon's control socket is.
+#[derive(clap::Args, Clone)]
+pub struct Socket {
+    /// The daemon's runtime directory (`tandem node --runtime-dir`).
+    #[arg(long, default_value = daemon::access::DEFAULT_RUNTIME_DIR, global = true)]
+    runtime_dir: PathBuf,
+}
+
+/// Where the daemon's journal is.
 #[derive(clap::Args, Clone)]
 pub struct Where {
     /// The configuration file (to find the state directory).
@@ -35,14 +46,14 @@ impl Where {
 #[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    place: Where,
+    place: Socket,
     /// The status document as JSON (PRODUCT.md section 5).
     #[arg(long)]
     json: bool,
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let answer = call(&args.place.state_dir()?, &Request::Status)?;
+    let answer = call(&args.place.runtime_dir, &Request::Status)?;
     let doc = &answer["status"];
     if args.json {
         println!("{}", serde_json::to_string_pretty(doc)?);
@@ -128,7 +139,7 @@ pub fn render_status(doc: &Value) -> String {
 #[derive(clap::Args)]
 pub struct SwitchoverArgs {
     #[command(flatten)]
-    place: Where,
+    place: Socket,
     /// The group to move.
     group: String,
     /// The node to move it to (default: the next eligible node).
@@ -143,7 +154,7 @@ pub fn switchover(args: SwitchoverArgs) -> anyhow::Result<ExitCode> {
 #[derive(clap::Args)]
 pub struct NodeArg {
     #[command(flatten)]
-    place: Where,
+    place: Socket,
     node: String,
 }
 
@@ -156,7 +167,7 @@ pub fn drain(args: NodeArg, on: bool) -> anyhow::Result<ExitCode> {
 #[derive(clap::Args)]
 pub struct MaintenanceArgs {
     #[command(flatten)]
-    place: Where,
+    place: Socket,
     #[arg(value_parser = ["on", "off"])]
     mode: String,
 }
@@ -168,7 +179,7 @@ pub fn maintenance(args: MaintenanceArgs) -> anyhow::Result<ExitCode> {
 #[derive(clap::Args)]
 pub struct ClearArgs {
     #[command(flatten)]
-    place: Where,
+    place: Socket,
     group: String,
     #[arg(long)]
     resource: Option<String>,
@@ -178,8 +189,8 @@ pub fn clear(args: ClearArgs) -> anyhow::Result<ExitCode> {
     send(&args.place, Request::Clear { group: args.group, resource: args.resource })
 }
 
-fn send(place: &Where, request: Request) -> anyhow::Result<ExitCode> {
-    call(&place.state_dir()?, &request)?;
+fn send(place: &Socket, request: Request) -> anyhow::Result<ExitCode> {
+    call(&place.runtime_dir, &request)?;
     println!("accepted; follow it with `tandem events --follow` or `tandem status`");
     Ok(ExitCode::SUCCESS)
 }

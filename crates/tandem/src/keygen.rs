@@ -91,6 +91,8 @@ mod tests {
         let path = write_key(&keys, false).unwrap().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // What `tandem node` requires of a key (E5101).
+        daemon::access::check_key_file(&path).unwrap();
         let first = wire::Key::from_file(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.trim().len(), 64);

@@ -1,6 +1,7 @@
 //! `tandem node`: runs the daemon for this node (the `daemon` crate), and the hidden
 //! `tandem fence-guard` the daemon starts beside it. Exit 0 after a clean stop, 1 when
-//! the node refused to start (configuration, host checks, key, sockets, disk area).
+//! the node refused to start (configuration, host checks, key and state directory
+//! permissions, runtime directory, sockets, disk area).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,14 @@ pub struct Args {
     /// Where the journal and state live (default: `cluster.state_dir`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Where the control socket (for `tandem status` and the other commands) and the fence
+    /// guard's socket live; created private to the daemon's user.
+    #[arg(long, default_value = daemon::access::DEFAULT_RUNTIME_DIR)]
+    runtime_dir: PathBuf,
+    /// A group whose members may use the control socket (`tandem status`, `switchover`,
+    /// ...) besides root and the daemon's user.
+    #[arg(long)]
+    admin_group: Option<String>,
     /// A watchdog device (e.g. /dev/watchdog) that the fence guard feeds, and lets reset
     /// the machine when the node's resources cannot be stopped (the last resort).
     #[arg(long)]
@@ -32,6 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config: args.config,
         name: args.name,
         state_dir: args.state_dir,
+        runtime_dir: Some(args.runtime_dir),
+        admin_group: args.admin_group,
         program,
         watchdog: args.watchdog,
     };
@@ -53,6 +64,8 @@ pub struct GuardArgs {
     #[arg(long)]
     state_dir: PathBuf,
     #[arg(long)]
+    runtime_dir: PathBuf,
+    #[arg(long)]
     watchdog: Option<PathBuf>,
 }
 
@@ -62,6 +75,7 @@ pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {
         config: args.config,
         node: args.name,
         state_dir: args.state_dir,
+        runtime_dir: args.runtime_dir,
         watchdog: args.watchdog,
     };
     daemon::guard::run_guard(&options)?;

@@ -74,6 +74,12 @@ fn planned_switchover_moves_the_group_and_back() {
     cluster.wait_owner(0, "web", "beta", Duration::from_secs(20));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     assert!(cluster.codes(0).contains(&"I4112".to_string()), "{}", cluster.report());
+    // Through /run/tandem/control.sock, as root: the journal names who asked.
+    let asked = cluster.entries(0, "I5107");
+    assert!(
+        asked.iter().any(|e| e.message.contains("to beta requested by root (uid 0, pid ")),
+        "{asked:?}"
+    );
     let out = cluster.lab.exec(Node::Host(1), &[TANDEM, "switchover", "web"]).unwrap();
     assert!(out.success(), "{out:?}");
     cluster.wait_owner(1, "web", "alpha", Duration::from_secs(20));

@@ -4,6 +4,10 @@
 //! for the group's process (a `sleep` with an argument unique to the test) and fails the
 //! test if two copies ever run at once.
 //!
+//! Local access is tested here too: private sockets, keys and state directories, the
+//! guard's token, and (as root only: it runs the CLI as `nobody`) who may use the
+//! control socket.
+//!
 //! The lab tests (`lab.rs`) do the same with network namespaces, virtual IPs and a
 //! shared block device, as root.
 
@@ -164,21 +168,33 @@ nodes = ["alpha", "beta"]
         self.dir.path().join(NODES[node])
     }
 
+    /// The node's runtime directory (its control and guard sockets).
+    fn run_dir(&self, node: usize) -> PathBuf {
+        self.dir.path().join(format!("run-{}", NODES[node]))
+    }
+
     fn start(&mut self, node: usize) {
         self.start_with(node, &[]);
     }
 
     fn start_with(&mut self, node: usize, extra: &[&str]) {
+        self.start_from(node, Command::new(TANDEM), extra);
+    }
+
+    /// Starts the node with `command` (`tandem`, or a shell that runs it).
+    fn start_from(&mut self, node: usize, mut command: Command, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("{}.log", NODES[node])))
             .unwrap();
-        let child = Command::new(TANDEM)
+        let child = command
             .args(["node", "--config"])
             .arg(&self.config)
             .args(["--name", NODES[node], "--state-dir"])
             .arg(self.state(node))
+            .arg("--runtime-dir")
+            .arg(self.run_dir(node))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
@@ -212,8 +228,8 @@ nodes = ["alpha", "beta"]
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let out = Command::new(TANDEM)
-                .args(["status", "--json", "--state-dir"])
-                .arg(self.state(node))
+                .args(["status", "--json", "--runtime-dir"])
+                .arg(self.run_dir(node))
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -312,12 +328,7 @@ impl Drop for Cluster {
             }
         }
         for node in 0..2 {
-            if let Ok(mut s) =
-                std::os::unix::net::UnixStream::connect(self.state(node).join("guard.sock"))
-            {
-                use std::io::Write;
-                let _ = s.write_all(b"exit\n");
-            }
+            let _ = daemon::guard::stop_guard(&self.run_dir(node));
         }
         for pid in processes_with(&self.token) {
             let _ = nix::sys::signal::kill(
@@ -394,20 +405,35 @@ fn a_restarted_daemon_reattaches_to_its_running_group() {
 #[test]
 fn switchover_and_admin_commands_from_the_cli() {
     let mut cluster = formed();
-    let run = |args: &[&str], state: &Path| {
-        let out = Command::new(TANDEM).args(args).arg("--state-dir").arg(state).output().unwrap();
+    let run = |args: &[&str], run_dir: &Path| {
+        let out =
+            Command::new(TANDEM).args(args).arg("--runtime-dir").arg(run_dir).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let (ok, _) = run(&["switchover", "web", "--to", "beta"], &cluster.state(0));
+    let (ok, _) = run(&["switchover", "web", "--to", "beta"], &cluster.run_dir(0));
     assert!(ok);
     cluster.wait_running_on(0, "beta", Duration::from_secs(10));
     assert_eq!(cluster.most_at_once(), 1);
-    let (ok, err) = run(&["switchover", "nope"], &cluster.state(0));
+    let (ok, err) = run(&["switchover", "nope"], &cluster.run_dir(0));
     assert!(!ok);
     assert!(err.contains("no group `nope`"), "{err}");
-    let (ok, _) = run(&["drain", "beta"], &cluster.state(1));
+    let (ok, _) = run(&["drain", "beta"], &cluster.run_dir(1));
     assert!(ok);
     cluster.wait_running_on(1, "alpha", Duration::from_secs(10));
+    // Each accepted command is journaled with who gave it (I5107), before its effects.
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap().name;
+    let uid = nix::unistd::geteuid().as_raw();
+    for (node, what) in [(0, "switchover of group `web` to beta"), (1, "drain of node beta")] {
+        let entries = daemon::journal::read_journal(&cluster.state(node)).unwrap();
+        let entry = entries.iter().find(|e| e.code == "I5107").unwrap_or_else(|| {
+            panic!("no I5107 on {}: {entries:#?}", NODES[node]);
+        });
+        let by = format!("{what} requested by {me} (uid {uid}, pid ");
+        assert!(entry.message.starts_with(&by), "{}", entry.message);
+    }
+    // The refused switch-over (no such group) was not journaled as accepted.
+    let accepted = daemon::journal::read_journal(&cluster.state(0)).unwrap();
+    assert_eq!(accepted.iter().filter(|e| e.code == "I5107").count(), 1);
     // The drain is kept across a restart of the node that holds it.
     cluster.signal(1, nix::sys::signal::Signal::SIGTERM);
     cluster.wait_exit(1, Duration::from_secs(10)).expect("stopped");
@@ -570,4 +596,173 @@ fn a_poison_pill_fences_the_node_and_the_peer_takes_over() {
     cluster.wait_code(0, "I2109", Duration::from_secs(10));
     thread::sleep(Duration::from_secs(1));
     assert!(cluster.daemons[0].as_mut().unwrap().try_wait().unwrap().is_none(), "fenced again");
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn the_sockets_are_private_from_their_creation_whatever_the_umask() {
+    let mut cluster = Cluster::new();
+    // Alpha with umask 000: every file it creates would be open to all.
+    let mut shell = Command::new("/bin/sh");
+    shell.args(["-c", "umask 000; exec \"$0\" \"$@\"", TANDEM]);
+    cluster.start_from(0, shell, &[]);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    for (node, name) in NODES.iter().enumerate() {
+        let run = cluster.run_dir(node);
+        assert_eq!(mode(&run), 0o700, "{}", run.display());
+        for file in ["control.sock", "guard.sock", "guard.token"] {
+            assert_eq!(mode(&run.join(file)), 0o600, "{file} of {name}");
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["control.sock", "guard.sock", "guard.token"], "nothing else");
+        // Nothing of the node's in the state directory is writable by others either.
+        assert_eq!(mode(&cluster.state(node)) & 0o002, 0, "{name}");
+    }
+}
+
+/// Runs `tandem ARGS` as nobody (uid and gid 65534); success and stderr.
+fn as_nobody(args: &[&str], run_dir: &Path) -> (bool, String) {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(TANDEM)
+        .args(args)
+        .arg("--runtime-dir")
+        .arg(run_dir)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn only_root_the_daemons_user_and_the_admin_group_may_use_the_control_socket() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP only_root_the_daemons_user_and_the_admin_group_may_use_the_control_socket: needs root (to run the CLI as nobody)");
+        return;
+    }
+    let nogroup = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(65534))
+        .unwrap()
+        .expect("a group with gid 65534 (nogroup)")
+        .name;
+    let mut cluster = Cluster::new();
+    // Alpha lets nobody's group in; beta has no admin group.
+    cluster.start_with(0, &["--admin-group", &nogroup]);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(15));
+    // nobody may reach the directories above the runtime directories.
+    let open = |path: &Path| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap()
+    };
+    open(cluster.dir.path());
+    assert_eq!(mode(&cluster.run_dir(0)), 0o750);
+    assert_eq!(mode(&cluster.run_dir(0).join("control.sock")), 0o660);
+    let (ok, err) = as_nobody(&["status", "--json"], &cluster.run_dir(0));
+    assert!(ok, "a member of the admin group is let in: {err}");
+    let (ok, err) = as_nobody(&["status"], &cluster.run_dir(1));
+    assert!(!ok && err.contains("E5104"), "the file system stops nobody first: {err}");
+    // Even where a mistake opened the socket to all, the credentials stop nobody.
+    open(&cluster.run_dir(1));
+    open(&cluster.run_dir(1).join("control.sock"));
+    std::fs::set_permissions(
+        cluster.run_dir(1).join("control.sock"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    for args in [&["status"][..], &["switchover", "web", "--to", "beta"][..]] {
+        let (ok, err) = as_nobody(args, &cluster.run_dir(1));
+        assert!(!ok, "{args:?} was accepted from nobody");
+        assert!(err.contains("E5104") && err.contains("nobody (uid 65534, pid"), "{err}");
+        assert!(err.contains("--admin-group"), "the fix is named: {err}");
+    }
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(cluster.group(1).0.as_deref(), Some("alpha"), "nothing moved");
+    assert!(!cluster.codes(1).contains(&"I5107".to_string()), "no command was taken");
+    assert!(cluster.logs().contains("E5104"), "the daemon logs the refusal");
+}
+
+#[test]
+fn a_connection_to_the_guard_without_its_token_is_ignored() {
+    let mut cluster = formed();
+    let sleeper = processes_with(&cluster.token);
+    let guard_socket = cluster.run_dir(0).join("guard.sock");
+    let say = |text: &[u8]| {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&guard_socket).unwrap();
+        s.write_all(text).unwrap();
+        thread::sleep(Duration::from_millis(300));
+    };
+    // Before the token was required, either line took the guard over: `exit` ended it,
+    // and `arm 1` left behind made it fire at once (stopping alpha's running group).
+    say(b"exit\n");
+    say(b"arm 1\n");
+    say(b"hello 0000\narm 1\n");
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        std::os::unix::net::UnixStream::connect(&guard_socket).is_ok(),
+        "the guard is gone\n{}",
+        cluster.logs()
+    );
+    assert!(!cluster.codes(0).contains(&"E3109".to_string()), "the guard fired");
+    assert_eq!(processes_with(&cluster.token), sleeper, "the group was touched");
+    assert!(cluster.logs().contains("W5105"), "the guard logs what it ignored");
+    // The daemon is still the guard's controller: killed, it is fenced as ever.
+    cluster.signal(0, nix::sys::signal::Signal::SIGKILL);
+    cluster.wait_exit(0, Duration::from_secs(2)).expect("killed");
+    cluster.wait_running_on(1, "beta", Duration::from_secs(15));
+    assert!(cluster.codes(0).contains(&"E3109".to_string()), "{:?}", cluster.codes(0));
+    assert_eq!(cluster.most_at_once(), 1);
+}
+
+#[test]
+fn a_key_open_to_others_or_a_state_dir_open_to_all_refuses_to_start() {
+    let cluster = Cluster::new();
+    let key = cluster.dir.path().join("cluster.key");
+    // What `tandem keygen` wrote passes (the other tests run with it).
+    assert_eq!(mode(&key), 0o600);
+    // The node's exit code (None: it was still running after 10 s, and is killed) and
+    // its stderr.
+    let node = |state: &Path| {
+        let mut child = Command::new(TANDEM)
+            .args(["node", "--config"])
+            .arg(&cluster.config)
+            .args(["--name", "alpha", "--state-dir"])
+            .arg(state)
+            .arg("--runtime-dir")
+            .arg(cluster.run_dir(0))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let exited = wait_until(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let code = if exited { out.status.code() } else { None };
+        (code, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let set = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    set(&key, 0o644);
+    let (code, err) = node(&cluster.state(0));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("E5101") && err.contains("chmod 600"), "{err}");
+    set(&key, 0o600);
+    let open = cluster.dir.path().join("open-state");
+    std::fs::create_dir(&open).unwrap();
+    set(&open, 0o777);
+    let (code, err) = node(&open);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("E5102") && err.contains("chmod o-w"), "{err}");
+    assert!(!cluster.run_dir(0).join("control.sock").exists(), "nothing was started");
 }

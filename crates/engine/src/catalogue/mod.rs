@@ -30,11 +30,13 @@ mod config;
 mod groups;
 mod leases;
 mod links;
+mod security;
 
 pub use config::*;
 pub use groups::*;
 pub use leases::*;
 pub use links::*;
+pub use security::*;
 
 use std::fmt;
 
@@ -108,7 +110,8 @@ pub fn all() -> impl Iterator<Item = &'static CodeInfo> {
     CODE_AREAS.iter().flat_map(|area| area.iter().copied())
 }
 
-const CODE_AREAS: &[&[&CodeInfo]] = &[config::AREA, links::AREA, leases::AREA, groups::AREA];
+const CODE_AREAS: &[&[&CodeInfo]] =
+    &[config::AREA, links::AREA, leases::AREA, groups::AREA, security::AREA];
 
 /// Look a code up, case-insensitively (`tandem explain w2101` works).
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

@@ -9,8 +9,9 @@
 //! names. The group `web` mounts the file system (`lock_standby`: read-only on the
 //! standby), adds the virtual IP on the public interface and runs `tandem hello` on it.
 //! The crash is [`testbed::Lab::crash`]: the host is frozen, its disk and network cut
-//! and everything in it killed. This process reaches each node's control socket and
-//! journal through the host's state directory from outside, and runs the client
+//! and everything in it killed. This process reaches each node's control socket (in the
+//! host's `/run/tandem`) and journal (in its state directory) from outside, and runs the
+//! client
 //! (`tandem probe`) in the client's namespace.
 //!
 //! It owns the lab, and through it everything inside; dropping the lab removes it all.
@@ -215,6 +216,13 @@ impl Stage for LabStage {
             .expect("the lab has both hosts")
     }
 
+    fn runtime_dir(&self, node: usize) -> PathBuf {
+        self.lab()
+            .host_dir(Node::Host(node), HostDir::Run)
+            .expect("the lab has both hosts")
+            .join("tandem")
+    }
+
     fn start_node(&mut self, node: usize) -> anyhow::Result<()> {
         let spawned =
             self.lab().spawn(Node::Host(node), &[&self.exe, "node", "--name", NODES[node]])?;
@@ -287,6 +295,7 @@ impl Stage for LabStage {
         let lab = self.lab();
         let client = lab.namespace(Node::Client);
         let state = |n: usize| self.state_dir(n).display().to_string();
+        let run = |n: usize| self.runtime_dir(n).display().to_string();
         let other = NODES[1 - owner];
         let dirs: Vec<String> = (0..NODES.len())
             .filter_map(|n| self.etc(n).ok())
@@ -296,9 +305,9 @@ impl Stage for LabStage {
             format!(
                 "ip netns exec {client} curl -s http://{VIP}/   # the service, from the client"
             ),
-            format!("tandem status --state-dir {}   # {}'s view", state(owner), NODES[owner]),
+            format!("tandem status --runtime-dir {}   # {}'s view", run(owner), NODES[owner]),
             format!("tandem events --follow --state-dir {}", state(1 - owner)),
-            format!("tandem switchover web --to {other} --state-dir {}", state(owner)),
+            format!("tandem switchover web --to {other} --runtime-dir {}", run(owner)),
             format!(
                 "ip netns exec {} ip addr show {}   # the virtual IP on {}",
                 lab.namespace(Node::Host(owner)),

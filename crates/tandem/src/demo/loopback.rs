@@ -5,10 +5,11 @@
 //! SIGKILL of alpha's daemon: its fence guard stops the service when alpha's lease runs
 //! out, and beta takes over once the lease has expired.
 //!
-//! It owns a temporary directory (configuration, key, area, state directories, logs)
-//! and the processes it starts; every one of them carries that directory's path in its
-//! command line, which is how the clean-up finds what the daemons started (fence guards,
-//! the service) after stopping the daemons. It signals no other process.
+//! It owns a temporary directory (configuration, key, area, state and runtime
+//! directories, logs) and the processes it starts; every one of them carries that
+//! directory's path in its command line, which is how the clean-up finds what the
+//! daemons started (fence guards, the service) after stopping the daemons. It signals
+//! no other process.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -223,6 +224,10 @@ impl Stage for LoopbackStage {
         self.dir().join(NODES[node])
     }
 
+    fn runtime_dir(&self, node: usize) -> PathBuf {
+        self.dir().join(format!("run-{}", NODES[node]))
+    }
+
     fn start_node(&mut self, node: usize) -> anyhow::Result<()> {
         let log = OpenOptions::new()
             .create(true)
@@ -234,6 +239,8 @@ impl Stage for LoopbackStage {
             .arg(&self.config)
             .args(["--name", NODES[node], "--state-dir"])
             .arg(self.state_dir(node))
+            .arg("--runtime-dir")
+            .arg(self.runtime_dir(node))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -312,9 +319,12 @@ impl Stage for LoopbackStage {
         let other = NODES[1 - owner];
         vec![
             format!("curl -s {}   # the service", self.service()),
-            format!("tandem status --state-dir {d}/{}   # {}'s view", NODES[owner], NODES[owner]),
+            format!(
+                "tandem status --runtime-dir {d}/run-{}   # {}'s view",
+                NODES[owner], NODES[owner]
+            ),
             format!("tandem events --follow --state-dir {d}/{other}"),
-            format!("tandem switchover web --to {other} --state-dir {d}/{}", NODES[owner]),
+            format!("tandem switchover web --to {other} --runtime-dir {d}/run-{}", NODES[owner]),
             format!("configuration: {d}/cluster.toml; daemon logs: {d}/*.log"),
         ]
     }
@@ -327,11 +337,7 @@ impl Stage for LoopbackStage {
         }
         // A fence guard outlives its daemon by design; tell it to go.
         for node in 0..NODES.len() {
-            if let Ok(mut socket) =
-                std::os::unix::net::UnixStream::connect(self.state_dir(node).join("guard.sock"))
-            {
-                let _ = socket.write_all(b"exit\n");
-            }
+            let _ = daemon::guard::stop_guard(&self.runtime_dir(node));
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut left = processes_with(&self.token);

@@ -93,9 +93,11 @@ pub trait Stage {
     fn service(&self) -> String;
     /// The file written through the owner, as the service sees it.
     fn file_path(&self) -> String;
-    /// `node`'s state directory, as this process reaches it (its control socket and
-    /// journal are there).
+    /// `node`'s state directory, as this process reaches it (its journal is there).
     fn state_dir(&self, node: usize) -> PathBuf;
+    /// `node`'s runtime directory, as this process reaches it (its control socket is
+    /// there).
+    fn runtime_dir(&self, node: usize) -> PathBuf;
     /// Starts `tandem node` for `node`.
     fn start_node(&mut self, node: usize) -> anyhow::Result<()>;
     /// Writes `text` into the file through `node` (which runs `web`).
@@ -318,7 +320,7 @@ fn drive(
 
 /// The status document of `node`, if its daemon answers.
 fn status(stage: &dyn Stage, node: usize) -> Option<Value> {
-    call(&stage.state_dir(node), &Request::Status).ok().map(|answer| answer["status"].clone())
+    call(&stage.runtime_dir(node), &Request::Status).ok().map(|answer| answer["status"].clone())
 }
 
 /// The group's owner and state in `doc`, and whether every one of its resources is

@@ -262,7 +262,13 @@ impl Cluster {
         for host in 0..hosts {
             let etc = lab.host_dir(Node::Host(host), HostDir::EtcTandem).unwrap();
             std::fs::write(etc.join("cluster.toml"), &config).unwrap();
+            // Private, as `tandem node` requires of a key (E5101).
             std::fs::write(etc.join("cluster.key"), &key).unwrap();
+            std::fs::set_permissions(
+                etc.join("cluster.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
             let link = |name: &str, target: &std::path::Path| {
                 let path = etc.join(name);
                 let _ = std::fs::remove_file(&path);
@@ -309,9 +315,14 @@ impl Cluster {
         self.lab.host_dir(Node::Host(host), HostDir::VarLibTandem).unwrap()
     }
 
+    /// `host`'s runtime directory (its `/run/tandem`, where the control socket is).
+    pub fn runtime_dir(&self, host: usize) -> PathBuf {
+        self.lab.host_dir(Node::Host(host), HostDir::Run).unwrap().join("tandem")
+    }
+
     /// The status document of `host`'s daemon (through its control socket).
     pub fn status(&self, host: usize) -> Option<serde_json::Value> {
-        call(&self.state_dir(host), &Request::Status).ok().map(|a| a["status"].clone())
+        call(&self.runtime_dir(host), &Request::Status).ok().map(|a| a["status"].clone())
     }
 
     /// `group`'s (owner, state) as `host` sees it.
