@@ -10,7 +10,8 @@
 //! that answers for the address (IPv4: ARP probes like `arping -D`; IPv6: duplicate
 //! address detection, a neighbour solicitation from `::`) for at most
 //! 30 ms (`neighbour::PROBE_LISTEN`), and **refuse** with `E4301` naming that host's hardware
-//! address when one answers; then add the address (IPv6 with `IFA_F_NODAD`: the
+//! address when one answers ([`OpResult::InUse`]: the engine retries the start without
+//! counting a failure, W4124); then add the address (IPv6 with `IFA_F_NODAD`: the
 //! check is done, and the address is usable at once instead of after the kernel's own
 //! second-long detection) and **announce** it: [`ANNOUNCEMENTS`] gratuitous ARP
 //! requests (IPv6: unsolicited neighbour advertisements with the Override flag)
@@ -255,7 +256,9 @@ fn try_start(spec: &Spec, deadline: Instant) -> Result<Outcome, OpResult> {
             OpResult::Failed(format!("{code}: duplicate-address probe on {}: {e}", link.name))
         })?;
         if let Some(owner) = owner {
-            return Err(OpResult::Failed(format!(
+            // Held elsewhere (a previous owner letting go, a frozen host): the engine
+            // retries the start without counting a failure.
+            return Err(OpResult::InUse(format!(
                 "{}: {} is already answered by {owner} on {}: not added",
                 IP_ADDRESS_IN_USE.code, spec.address, link.name
             )));

@@ -267,7 +267,9 @@ fn an_address_another_host_answers_for_is_refused() {
         let cidr = format!("{address}/{prefix}");
         ip(&["-n", &pair.b, "addr", "add", &cidr, "dev", "vb", "nodad"]);
         let agent = pair.agent(address, prefix, Some("va"));
-        let message = failure(agent.start(TIMEOUT));
+        let OpResult::InUse(message) = agent.start(TIMEOUT) else {
+            panic!("the start was not refused as in use elsewhere");
+        };
         assert!(
             message.starts_with(&format!("E4301: {address} is already answered by {theirs}")),
             "{message}"

@@ -90,6 +90,11 @@ pub enum OpResult {
     Failed(String),
     /// The agent did not answer within its timeout and was killed.
     Timeout,
+    /// Start: not done, because what it would take is still held elsewhere — an address
+    /// another host still answers for (the previous owner letting go of it, a frozen
+    /// host). No fault of this node and no failure: the start is retried, paced, and
+    /// counts nothing (the group does not move away for it).
+    InUse(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

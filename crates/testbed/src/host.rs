@@ -220,12 +220,22 @@ impl Init {
     /// SIGKILLs process `pid` if it lives in this machine (not the init: that is a
     /// crash); an error names why not.
     pub fn kill_process(&self, pid: i32) -> Result<(), LabError> {
+        self.signal_process(pid, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Sends `signal` to process `pid` if it lives in this machine (not the init); an
+    /// error names why not.
+    pub fn signal_process(
+        &self,
+        pid: i32,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<(), LabError> {
         if pid == self.init.pid {
             return Err(LabError::new(format!("process {pid} is the host's init: crash it")));
         }
         let process = Tracked::open(pid, |pid| self.holds(pid) && !gone_or_zombie(pid))
             .ok_or_else(|| LabError::new(format!("no process {pid} in this host")))?;
-        process.signal(nix::sys::signal::Signal::SIGKILL)
+        process.signal(signal)
     }
 
     /// Kills the machine: its init (so the kernel kills everything else in its PID

@@ -575,6 +575,46 @@ impl Lab {
         init.kill_process(pid)
     }
 
+    /// Sends `signal` to process `pid` (seen from outside) of `node`: SIGSTOP and
+    /// SIGCONT pause and resume a daemon. Refuses a process of another machine and the
+    /// machine's init (see [`Lab::freeze`]).
+    pub fn signal_process(
+        &self,
+        node: Node,
+        pid: i32,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<(), LabError> {
+        let machines = self.machines(node)?;
+        let init = machines[self.index(node)]
+            .init
+            .as_ref()
+            .ok_or_else(|| LabError::new(format!("{node:?} is crashed: no process {pid}")))?;
+        init.signal_process(pid, signal)
+    }
+
+    /// Freezes host `host` whole: every process of it, its init included, is stopped
+    /// (SIGSTOP) and nothing else changes — its addresses, mounts and links stay, and
+    /// its kernel still answers for its addresses, as a VM paused by its hypervisor or
+    /// a host in a long stall. [`Lab::thaw`] resumes it.
+    pub fn freeze(&self, host: usize) -> Result<(), LabError> {
+        self.signal_host(host, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Resumes every process of a frozen host (SIGCONT).
+    pub fn thaw(&self, host: usize) -> Result<(), LabError> {
+        self.signal_host(host, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal_host(&self, host: usize, signal: nix::sys::signal::Signal) -> Result<(), LabError> {
+        let node = Node::Host(host);
+        let machines = self.machines(node)?;
+        let init = machines[host]
+            .init
+            .as_ref()
+            .ok_or_else(|| LabError::new(format!("host {host} is crashed")))?;
+        init.signal_all(signal)
+    }
+
     /// Cuts `node` off `network` in the switch: every frame to or from it is dropped,
     /// while its link stays up (carrier on), as when a switch or cable further away
     /// fails. For a pulled cable see [`Lab::carrier_off`].

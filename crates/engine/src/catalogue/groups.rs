@@ -70,6 +70,9 @@ codes! {
     MIGRATION_BLOCKED = "W4123", Warning, "group should move but is migration-locked",
         cause: "The group should leave this node (failures over the threshold, lost network or storage, drain) but no other node can take it, so it stays and keeps being restarted in place.",
         fix: "Repair the standby so the group can move, or the fault on this node.";
+    RESOURCE_IN_USE = "W4124", Warning, "resource still held elsewhere: start retried",
+        cause: "A resource's start found what it takes still held by another host: a virtual IP that another machine still answers for, typically the previous owner of the group letting go of it (a host that was frozen answers for its addresses until it runs again and its fence guard removes them). This is no failure of this node: nothing is counted, the group does not move away for it, and the start is retried every two heartbeat intervals until the address is free.",
+        fix: "Usually nothing: the previous owner lets go within moments. If it lasts, find the host that answers for the address (the message names its hardware address; `ip neigh`, `arping`) and remove the address there, or fence that host.";
     MAINTENANCE_ON = "W4201", Warning, "maintenance mode on",
         cause: "An administrator turned maintenance on: tandem no longer starts, stops or monitors resources; they keep running as they are. Leases are still renewed and lost leases still stop groups.",
         fix: "Turn it off with `tandem maintenance off` when the work is done; every resource is probed again then.";

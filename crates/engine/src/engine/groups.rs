@@ -108,6 +108,8 @@ pub(super) struct Res {
     pub(super) nic_up: bool,
     pub(super) nic_down_since: Option<Instant>,
     pub(super) last_failed: bool,
+    /// Its start found it held elsewhere ([`OpResult::InUse`]) since then.
+    in_use_since: Option<Instant>,
 }
 
 impl Group {
@@ -1074,7 +1076,9 @@ impl Engine {
             self.groups[index].probed[r] = match result {
                 OpResult::Ok => Probed::Running,
                 OpResult::Timeout => Probed::Unknown,
-                OpResult::NotRunning | OpResult::Failed(_) => Probed::NotRunning,
+                OpResult::NotRunning | OpResult::Failed(_) | OpResult::InUse(_) => {
+                    Probed::NotRunning
+                }
             };
         }
         if self.groups[index].probes_pending == 0 {
@@ -1214,7 +1218,14 @@ impl Engine {
         match result {
             OpResult::Ok => {
                 self.groups[index].started = op.pos + 1;
-                self.groups[index].resources[usize::from(resource.0)].last_failed = false;
+                let res = &mut self.groups[index].resources[usize::from(resource.0)];
+                res.last_failed = false;
+                res.in_use_since = None;
+            }
+            OpResult::InUse(why) => {
+                // It may be half started: count it as started so that it is stopped.
+                self.groups[index].started = op.pos + 1;
+                self.resource_in_use(group, resource, why);
             }
             other => {
                 // It may be half started: count it as started so that it is stopped.
@@ -1231,8 +1242,44 @@ impl Engine {
             OpResult::Ok | OpResult::NotRunning => {
                 self.groups[index].started = op.pos;
             }
-            OpResult::Failed(detail) => self.stop_failed(group, resource, detail),
+            OpResult::Failed(detail) | OpResult::InUse(detail) => {
+                self.stop_failed(group, resource, detail)
+            }
             OpResult::Timeout => self.stop_failed(group, resource, "timed out".to_string()),
+        }
+    }
+
+    /// A start found what it takes held elsewhere: no failure. What was started of the
+    /// group stays; the resource is stopped (it may be half started) and started again
+    /// every two heartbeat intervals until it is free; said once per streak (W4124).
+    fn resource_in_use(&mut self, group: GroupId, resource: ResourceId, why: String) {
+        let index = group.0 as usize;
+        let r = usize::from(resource.0);
+        let now = self.now;
+        let n = self.gspec(group).resources.len();
+        if self.groups[index].resources[r].in_use_since.is_none() {
+            self.groups[index].resources[r].in_use_since = Some(now);
+            let gname = self.group_name(group).to_string();
+            let rname = self.gspec(group).resource(resource).name.clone();
+            self.event(
+                &catalogue::RESOURCE_IN_USE,
+                Some(group),
+                Some(resource),
+                Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
+                format!(
+                    "{gname}/{rname} is still held elsewhere ({why}); its start is retried, \
+                     no failure is counted"
+                ),
+            );
+        }
+        let pos = self.groups[index].pos_of[r];
+        self.cancel_monitors_from(group, pos);
+        let pace = self.timing().heartbeat_interval * 2;
+        let runtime = &mut self.groups[index];
+        if runtime.goal > 0 {
+            runtime.goal = runtime.goal.min(pos);
+            runtime.then_goal = Some(n);
+            runtime.restart_at = Some(now + pace);
         }
     }
 
@@ -1283,6 +1330,7 @@ impl Engine {
             OpResult::NotRunning => "not running".to_string(),
             OpResult::Timeout => "timed out".to_string(),
             OpResult::Ok => "ok".to_string(),
+            OpResult::InUse(why) => format!("held elsewhere: {why}"),
         };
         let code = match (op, &result) {
             (_, OpResult::Timeout) => &catalogue::OPERATION_TIMEOUT,

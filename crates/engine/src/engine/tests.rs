@@ -63,6 +63,8 @@ pub(crate) struct Cluster {
     pub running: BTreeSet<(u16, u32, u16)>,
     pub events: Vec<(Instant, u16, &'static str, String)>,
     pub fail_start: BTreeSet<(u16, u32, u16)>,
+    /// (group, resource) held elsewhere on the network: starts answer `InUse`.
+    pub in_use: BTreeSet<(u32, u16)>,
     pub nic_down: BTreeSet<u16>,
     pub fenced: Vec<u16>,
     pub fail_stop: BTreeSet<(u16, u32, u16)>,
@@ -105,6 +107,7 @@ impl Cluster {
             running: BTreeSet::new(),
             events: Vec::new(),
             fail_start: BTreeSet::new(),
+            in_use: BTreeSet::new(),
             nic_down: BTreeSet::new(),
             fenced: Vec::new(),
             fail_stop: BTreeSet::new(),
@@ -261,6 +264,9 @@ impl Cluster {
                     }
                     OpKind::Start if self.fail_start.contains(&key) => {
                         OpResult::Failed("boom".into())
+                    }
+                    OpKind::Start if self.in_use.contains(&(group.0, resource.0)) => {
+                        OpResult::InUse("answered by another host".into())
                     }
                     OpKind::Start => {
                         self.running.insert(key);
@@ -975,4 +981,25 @@ fn an_owner_whose_renewals_fail_moves_its_guard_to_the_leases_end_and_disarms_it
     assert!(cluster.guard_fired.is_empty(), "{:?}", cluster.events);
     assert_eq!(deadlines.last(), Some(&None), "{deadlines:?}");
     assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+}
+
+#[test]
+fn a_start_that_finds_its_address_held_elsewhere_is_retried_and_counts_nothing() {
+    let mut cluster = formed();
+    // The owner's host freezes (its daemon and its resources stop, its kernel keeps
+    // answering for the VIP): beta takes over and finds the address in use until the
+    // frozen host lets go of it, 5 s later.
+    cluster.pause(0);
+    cluster.in_use.insert((DB, 1));
+    cluster.run(Duration::from_secs(5));
+    assert!(cluster.owners(DB).contains(&0) || cluster.guard_fired.iter().any(|g| g.1 == 0));
+    cluster.in_use.clear();
+    cluster.resume(0);
+    cluster.run(Duration::from_secs(3));
+    assert_eq!(cluster.owners(DB), BTreeSet::from([1]), "{:?}", cluster.events);
+    let codes = cluster.codes();
+    assert_eq!(codes.iter().filter(|c| **c == "W4124").count(), 1, "said once: {codes:?}");
+    assert!(!codes.contains(&"E4106") && !codes.contains(&"W4105"), "{codes:?}");
+    let status = cluster.engine(1).status(cluster.now);
+    assert!(status.groups[0].resources.iter().all(|r| r.fail_count == 0), "{status:?}");
 }

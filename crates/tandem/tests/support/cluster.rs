@@ -23,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use daemon::control::{call, Request};
+use nix::sys::signal::Signal;
 pub use testbed::{HostDir, Lab, Network, Node, Spawned};
 
 pub const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
@@ -38,6 +39,9 @@ pub const IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
 pub const MOUNT: &str = "/var/lib/tandem/web-data";
 pub const MOUNT2: &str = "/var/lib/tandem/app-data";
 pub const PORT: u16 = 8080;
+/// `web`'s and `app`'s services, as the sampler looks for their listening sockets.
+pub const SERVICE: &str = "192.168.251.100:8080";
+pub const SERVICE2: &str = "192.168.251.101:8080";
 
 pub fn lab_available(test: &str) -> bool {
     match testbed::availability() {
@@ -220,12 +224,32 @@ pub fn holds_mount(pid: i32, mountpoint: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the network namespace of `pid` has a TCP socket listening on `address`
+/// (`ip:port`, IPv4), as `/proc/net/tcp` shows it.
+pub fn holds_listener(pid: i32, address: &str) -> bool {
+    let Ok(address) = address.parse::<std::net::SocketAddrV4>() else { return false };
+    let ip = u32::from_le_bytes(address.ip().octets());
+    let suffix = format!("{ip:08X}:{:04X}", address.port());
+    std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .map(|table| {
+            table.lines().skip(1).any(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let local = fields.next().unwrap_or_default();
+                let state = fields.nth(1).unwrap_or_default();
+                local.ends_with(&suffix) && state == "0A"
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// Counts of instants with two holders, and what was seen.
 #[derive(Default)]
 pub struct Sampled {
     pub samples: AtomicUsize,
     pub double_vip: AtomicUsize,
     pub double_mount: AtomicUsize,
+    /// Instants when two hosts had the service's port open (both could answer).
+    pub double_service: AtomicUsize,
     pub first_double: Mutex<Option<String>>,
 }
 
@@ -548,6 +572,43 @@ impl Cluster {
         cluster
     }
 
+    /// The daemon of `host`, as the lab sees its PID.
+    pub fn daemon_pid(&self, host: usize) -> i32 {
+        self.nodes[host].as_ref().expect("the daemon runs").pid() as i32
+    }
+
+    /// Pauses `host`'s daemon (SIGSTOP) for `pause`, then resumes it (SIGCONT): its
+    /// loop stops, nothing else on the host does.
+    pub fn pause_daemon(&self, host: usize, pause: Duration) {
+        let pid = self.daemon_pid(host);
+        self.lab.signal_process(Node::Host(host), pid, Signal::SIGSTOP).expect("SIGSTOP");
+        thread::sleep(pause);
+        self.lab.signal_process(Node::Host(host), pid, Signal::SIGCONT).expect("SIGCONT");
+    }
+
+    /// A client asking `address` every 10 ms, `count` times: [`Cluster::probed`] reads
+    /// what it saw.
+    pub fn probe_every_10ms(&self, address: &str, count: u64) -> Spawned {
+        let target = format!("{address}:{PORT}");
+        let count = count.to_string();
+        let args = [TANDEM, "probe", "--target", &target, "--interval-ms", "10", "--count", &count];
+        self.lab.spawn(Node::Client, &args).expect("start the client")
+    }
+
+    /// What a client of [`Cluster::probe_every_10ms`] saw once it ended: the answers
+    /// (node names, or `fail`) in order.
+    pub fn probed(mut client: Spawned) -> Vec<String> {
+        let _ = client.wait_timeout(Duration::from_secs(60));
+        let out = client.stdout().unwrap_or_default();
+        out.lines()
+            .filter_map(|line| {
+                let mut words = line.split(' ');
+                let (_, ok, node) = (words.next()?, words.next()?, words.next().unwrap_or(""));
+                Some(if ok == "ok" { node.to_string() } else { "fail".to_string() })
+            })
+            .collect()
+    }
+
     /// Stops the sampler (for good): a benchmark that measures the nodes' own cost does
     /// not want a thread reading every host's addresses and mounts 200 times a second
     /// on the same cores. What it sampled so far still counts.
@@ -562,11 +623,15 @@ impl Cluster {
     pub fn assert_never_double(&self) {
         let s = &self.sampled;
         assert!(s.samples.load(Ordering::Relaxed) > 10, "the sampler did not run");
-        let (vip, mount) =
-            (s.double_vip.load(Ordering::Relaxed), s.double_mount.load(Ordering::Relaxed));
+        let (vip, mount, service) = (
+            s.double_vip.load(Ordering::Relaxed),
+            s.double_mount.load(Ordering::Relaxed),
+            s.double_service.load(Ordering::Relaxed),
+        );
         assert!(
-            vip == 0 && mount == 0,
-            "two holders at once: {vip} VIP samples, {mount} mount samples; first: {:?}\n{}",
+            vip == 0 && mount == 0 && service == 0,
+            "two holders at once: {vip} VIP samples, {mount} mount samples, {service} service \
+             samples; first: {:?}\n{}",
             s.first_double.lock().unwrap(),
             self.report()
         );
@@ -594,6 +659,8 @@ pub fn sample(lab: &Lab, hosts: usize, sampled: &Sampled, stop: &AtomicBool) {
             (VIP3, holds_address, &sampled.double_vip),
             (MOUNT, holds_mount, &sampled.double_mount),
             (MOUNT2, holds_mount, &sampled.double_mount),
+            (SERVICE, holds_listener, &sampled.double_service),
+            (SERVICE2, holds_listener, &sampled.double_service),
         ] {
             let holders: Vec<usize> =
                 (0..hosts).filter(|h| pids[*h].is_some_and(|pid| check(pid, what))).collect();
