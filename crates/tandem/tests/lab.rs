@@ -531,3 +531,39 @@ fn a_frozen_owner_host_lets_go_of_everything_right_after_it_thaws() {
     let double_vip = cluster.sampled.double_vip.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(double_vip, 0, "the VIP was on both hosts\n{}", cluster.report());
 }
+
+/// Issue 18: nothing that can block runs on the daemon's loop thread. The standby sets
+/// its shared device read-only (`lock_standby`) with an ioctl, which hangs with the
+/// device's path; it used to run on the loop. Here it takes 3 s on beta (the
+/// `read_only` test hook): beta's loop goes on meanwhile — alpha never loses beta, and
+/// beta's status answers — and the device ends up read-only.
+#[test]
+fn a_slow_read_only_ioctl_does_not_stall_the_standbys_loop() {
+    if !lab_available("a_slow_read_only_ioctl_does_not_stall_the_standbys_loop") {
+        return;
+    }
+    let mut cluster = Cluster::new(&Options::default());
+    cluster.start(0);
+    cluster.start_env(1, &[(daemon::stall::VARIABLE, "read_only:3000")]);
+    cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(3) {
+        let asked = std::time::Instant::now();
+        assert!(cluster.status(1).is_some(), "beta's status did not answer");
+        slowest = slowest.max(asked.elapsed());
+        thread::sleep(Duration::from_millis(50));
+    }
+    cluster.wait_for("beta's device read-only", Duration::from_secs(10), || {
+        cluster.exec_ok(1, "blockdev --getro /etc/tandem/disk-data").trim() == "1"
+    });
+    assert!(slowest < Duration::from_secs(1), "beta's status took {slowest:?}");
+    for (host, code) in [(0, "E2104"), (0, "W2101"), (1, "E2104")] {
+        assert!(
+            !cluster.codes(host).contains(&code.to_string()),
+            "{} journaled {code}\n{}",
+            NAMES[host],
+            cluster.report()
+        );
+    }
+}

@@ -766,3 +766,60 @@ fn a_key_open_to_others_or_a_state_dir_open_to_all_refuses_to_start() {
     assert!(err.contains("E5102") && err.contains("chmod o-w"), "{err}");
     assert!(!cluster.run_dir(0).join("control.sock").exists(), "nothing was started");
 }
+
+/// Issue 18: nothing that can block runs on the daemon's loop thread. Starting a new
+/// fence guard waits up to 3 s for it to listen; it used to run on the loop. Here every
+/// start of alpha's guard takes 2 s (the `guard_start` test hook), and alpha's guard is
+/// killed while alpha runs the group: the guard's own thread starts a new one while the
+/// loop goes on — beta never loses alpha, alpha keeps its lease, and `tandem status`
+/// answers meanwhile.
+#[test]
+fn a_guard_that_is_slow_to_start_again_does_not_stall_the_loop() {
+    let mut cluster = Cluster::new();
+    let mut alpha = Command::new(TANDEM);
+    alpha.env(daemon::stall::VARIABLE, "guard_start:2000");
+    cluster.start_from(0, alpha, &[]);
+    // Its first guard takes 2 s too, before its loop starts: beta joins after that.
+    cluster.status(0);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(20));
+    let run_dir = cluster.run_dir(0).to_string_lossy().into_owned();
+    let guards: Vec<i32> = processes_with(&run_dir)
+        .into_iter()
+        .filter(|pid| processes_with("fence-guard").contains(pid))
+        .collect();
+    assert_eq!(guards.len(), 1, "alpha's guard: {guards:?}");
+    // Ours to end: alpha's daemon (started by this test) started it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guards[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while killed.elapsed() < Duration::from_millis(3_000) {
+        let asked = Instant::now();
+        let doc = cluster.status(0);
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(doc["groups"][0]["owner"], "alpha", "{doc}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    // A new guard listens again.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            processes_with(&run_dir).into_iter().any(|p| processes_with("fence-guard").contains(&p))
+        }),
+        "no new guard\n{}",
+        cluster.logs()
+    );
+    assert!(slowest < Duration::from_millis(1_000), "status took {slowest:?}\n{}", cluster.logs());
+    for (node, code) in [(1, "E2104"), (1, "W4111"), (0, "E3105"), (0, "E3112")] {
+        assert!(
+            !cluster.codes(node).contains(&code.to_string()),
+            "{} journaled {code}\n{}",
+            NODES[node],
+            cluster.logs()
+        );
+    }
+    assert_eq!(cluster.most_at_once(), 1, "{}", cluster.logs());
+}

@@ -324,12 +324,20 @@ impl Cluster {
     }
 
     pub fn start(&mut self, host: usize) {
+        self.start_env(host, &[]);
+    }
+
+    /// Starts `host`'s daemon with `env` added to its environment.
+    pub fn start_env(&mut self, host: usize, env: &[(&str, &str)]) {
+        let log = std::env::var("TANDEM_LAB_LOG").unwrap_or_else(|_| "info".into());
+        let mut env = env.to_vec();
+        env.push(("RUST_LOG", &log));
         let spawned = self
             .lab
             .spawn_env(
                 Node::Host(host),
                 &[TANDEM, "node", "--config", "/etc/tandem/cluster.toml", "--name", NAMES[host]],
-                &[("RUST_LOG", &std::env::var("TANDEM_LAB_LOG").unwrap_or_else(|_| "info".into()))],
+                &env,
             )
             .expect("start tandem node");
         self.nodes[host] = Some(spawned);
