@@ -307,7 +307,7 @@ fn fire(
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
-    if let Ok(mut journal) = Journal::open(state_dir) {
+    if let Ok(mut journal) = Journal::open_as(state_dir, &spec.node(me).name) {
         let code = &catalogue::GUARD_FIRED;
         let _ = journal.append(Entry {
             id: 0,
