@@ -469,6 +469,34 @@ fn a_new_process_agent_reattaches_to_the_running_process() {
     assert!(!case.dir.path().join("log/rsc.pid").exists(), "state file left after stop");
 }
 
+/// The state file cannot be written (a directory stands where the temporary file goes:
+/// a real failure, for root too): the start fails with its code and undoes itself, since
+/// a restarted daemon would not find an unrecorded process and would start a second one.
+#[test]
+fn a_start_that_cannot_record_its_process_fails_with_a_code_and_leaves_nothing() {
+    let case = process_case(SLEEPER);
+    let state = case.dir.path().join("log/rsc.pid");
+    fs::create_dir_all(agents::files::temporary_of(&state)).unwrap();
+    let result = case.agent.start(TIMEOUT);
+    let OpResult::Failed(message) = &result else { panic!("start: {result:?}") };
+    assert!(message.starts_with("E4307: "), "{message}");
+    assert!(message.contains("rsc.pid"), "{message}");
+    // The process it started (named in the message) is gone, and nothing is recorded.
+    let pid: i32 = message
+        .split("process ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the message names the process");
+    assert!(!alive(Pid::from_raw(pid)), "the unrecorded process {pid} still runs");
+    assert!(!state.exists());
+    assert_eq!(case.agent.monitor(TIMEOUT), OpResult::NotRunning);
+    // Once the directory is writable again the start succeeds and is recorded.
+    fs::remove_dir(agents::files::temporary_of(&state)).unwrap();
+    assert_eq!(case.agent.start(TIMEOUT), OpResult::Ok);
+    assert!(state.is_file());
+}
+
 #[test]
 fn a_stale_state_file_whose_pid_was_reused_is_not_running() {
     let dir = temp_dir();

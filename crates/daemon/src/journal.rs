@@ -40,6 +40,8 @@ use engine::{AdminState, ClearRequest, Event, Lww, NodeId, ResourceId, Stamp, Sw
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use agents::files::write_atomic;
+
 use crate::clock::wall_now;
 use crate::stall;
 
@@ -513,21 +515,6 @@ pub fn read_journal(dir: &Path) -> io::Result<Vec<Entry>> {
     let mut entries = read_entries(&dir.join(JOURNAL_OLD_FILE))?;
     entries.extend(read_entries(&dir.join(JOURNAL_FILE))?);
     Ok(entries)
-}
-
-/// Writes `bytes` to `path` atomically and durably.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// The incarnation of this start: larger than every earlier one on this node (kept in

@@ -169,6 +169,10 @@ nodes = ["alpha", "beta"]
     }
 
     fn start_with(&mut self, node: usize, extra: &[&str]) {
+        self.start_env(node, extra, &[]);
+    }
+
+    fn start_env(&mut self, node: usize, extra: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -180,6 +184,7 @@ nodes = ["alpha", "beta"]
             .args(["--name", NODES[node], "--state-dir"])
             .arg(self.state(node))
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -416,6 +421,53 @@ fn switchover_and_admin_commands_from_the_cli() {
     let doc = cluster.status(1);
     assert_eq!(doc["nodes"][1]["state"], "drained", "{doc:#}");
     let _ = &mut cluster;
+}
+
+/// The journal's disk hangs (`TANDEM_TEST_STALL`: every journal write and every save of
+/// admin.json takes 2 s, four peer timeouts): the loop still beats and answers, and a
+/// command is answered only once what it caused is on disk.
+#[test]
+fn a_stalled_journal_disk_stalls_neither_heartbeats_nor_status() {
+    let mut cluster = Cluster::new();
+    cluster.start_env(0, &[], &[("TANDEM_TEST_STALL", "journal:2000,save_admin:2000")]);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(20));
+    let state = cluster.state(0);
+    let drain = thread::spawn(move || {
+        let started = Instant::now();
+        let out = Command::new(TANDEM)
+            .args(["drain", "beta", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Answered: the entry and admin.json are on disk already.
+        let codes: Vec<_> =
+            daemon::journal::read_journal(&state).unwrap().into_iter().map(|e| e.code).collect();
+        let admin = std::fs::read_to_string(state.join("admin.json")).unwrap();
+        (started.elapsed(), codes, admin)
+    });
+    // Meanwhile the loop answers at once, again and again.
+    let mut slowest = Duration::ZERO;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let asked = Instant::now();
+        let doc = cluster.status(0);
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(doc["groups"][0]["owner"], "alpha", "{doc:#}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (took, codes, admin) = drain.join().unwrap();
+    assert!(took >= Duration::from_secs(2), "answered before the stalled sync: {took:?}");
+    assert!(codes.iter().any(|c| c == "I4203"), "{codes:?}");
+    assert!(admin.contains("true"), "{admin}");
+    assert!(slowest < Duration::from_secs(1), "status took {slowest:?}");
+    let doc = cluster.status(0);
+    assert!(doc["journal"]["durable_id"].as_u64().unwrap() > 0, "{doc:#}");
+    // The peer never missed a heartbeat long enough to call alpha lost.
+    let lost: Vec<_> = cluster.codes(1).into_iter().filter(|c| c == "E2104").collect();
+    assert!(lost.is_empty(), "beta lost alpha: {:?}\n{}", cluster.codes(1), cluster.logs());
+    assert_eq!(cluster.most_at_once(), 1);
 }
 
 #[test]
