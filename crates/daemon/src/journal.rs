@@ -48,6 +48,9 @@ use crate::stall;
 /// Size at which the journal file is rotated.
 pub const ROTATE_BYTES: u64 = 32 << 20;
 
+/// How long dropping a [`Writer`] waits for its last entries to be synced.
+pub const DROP_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// Most entries waiting for the writer thread; more are dropped (and counted) while
 /// the disk does not keep up, rather than growing the daemon without bound.
 pub const QUEUE_MAX: usize = 100_000;
@@ -424,6 +427,16 @@ impl Writer {
             "dropped": self.dropped,
             "error": self.error(),
         })
+    }
+}
+
+impl Drop for Writer {
+    /// The daemon is leaving (by any return path): what is queued reaches the disk,
+    /// waiting at most [`DROP_FLUSH_WAIT`].
+    fn drop(&mut self) {
+        if !self.flush(DROP_FLUSH_WAIT) {
+            tracing::error!("the journal's last entries may be lost: its disk did not sync them");
+        }
     }
 }
 

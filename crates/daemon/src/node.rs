@@ -1123,6 +1123,7 @@ impl Node {
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to fence: {e}");
         }
+        self.flush_journal();
         std::process::exit(70);
     }
 
