@@ -4,7 +4,7 @@
 //! nothing except the explicitly allowed edges below; the agents depend on the engine
 //! and the configuration only; the wire format depends on the engine only and is used
 //! only by the daemon and the binary; the shared-disk area depends on the engine and
-//! the lease protocols only. It owns the rules as data; it must not change any
+//! the lease protocols only; test support (`testgate`) is a dev-dependency only. It owns the rules as data; it must not change any
 //! manifest.
 
 use std::collections::BTreeSet;
@@ -39,6 +39,10 @@ pub const RESTRICTED: &[(&str, &[&str])] = &[
 /// Crates only a fixed list of workspace crates may depend on, as (crate, dependents):
 /// the wire format (serialization and keys) is the I/O shell's business.
 pub const USED_ONLY_BY: &[(&str, &[&str])] = &[("wire", &["daemon", "tandem"])];
+
+/// Test support any crate may take as a dev-dependency (and nothing as a normal one);
+/// it depends on no workspace crate: `testgate`, whether a test may skip here.
+pub const TEST_ONLY: &[&str] = &["testgate"];
 
 /// Runs `cargo metadata --format-version 1 --no-deps` in `root`.
 pub fn metadata(root: &Path) -> anyhow::Result<Value> {
@@ -75,11 +79,26 @@ pub fn violations(metadata: &Value) -> anyhow::Result<Vec<String>> {
             if !members.contains(target) {
                 continue;
             }
+            if TEST_ONLY.contains(&name) {
+                found.push(format!(
+                    "{name} depends on workspace crate {target} ({kind}): test support \
+                     depends on no workspace crate"
+                ));
+            }
             if name == PURE {
                 found.push(format!(
                     "{name} depends on workspace crate {target} ({kind}): \
                      the engine must depend on no other workspace crate"
                 ));
+            }
+            if TEST_ONLY.contains(&target) {
+                if kind != "dev" {
+                    found.push(format!(
+                        "{name} depends on {target} ({kind}): {target} is test support, a \
+                         dev-dependency only"
+                    ));
+                }
+                continue;
             }
             if let Some((_, allowed)) = RESTRICTED.iter().find(|(from, _)| *from == name) {
                 if !allowed.contains(&target) {
@@ -199,6 +218,26 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("wire depends on config (normal): wire may depend only on"));
         assert!(found[1].starts_with("sim depends on wire (dev): only daemon, tandem may"));
+    }
+
+    #[test]
+    fn test_support_is_a_dev_dependency_only_and_depends_on_nothing() {
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("testgate", &[]),
+            package("agents", &[("engine", None), ("testgate", Some("dev"))]),
+            package("diskarea", &[("engine", None), ("testgate", Some("dev"))]),
+        ]});
+        assert_eq!(violations(&metadata).unwrap(), Vec::<String>::new());
+        let metadata = json!({"packages": [
+            package("engine", &[]),
+            package("testgate", &[("engine", None)]),
+            package("config", &[("testgate", None)]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("testgate depends on workspace crate engine (normal)"));
+        assert!(found[1].starts_with("config depends on testgate (normal): testgate is test"));
     }
 
     #[test]

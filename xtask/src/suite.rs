@@ -3,15 +3,23 @@
 //! their headers and timings, and the rule that the first failing step stops the run
 //! with a non-zero exit naming that step. It must not decide anything about the code
 //! under test: every check lives in the tools and tests it runs. It never reads stdin,
-//! so it runs unattended (`CI=true`). Before the steps it turns the lab tests on and,
-//! as root, installs the system packages they need (`check_system_packages`).
+//! so it runs unattended (`CI=true`). Before the steps it turns the lab tests on, makes
+//! every test that needs root, the lab or a tool run or fail (`TANDEM_REQUIRE_LAB=1`,
+//! read by the `testgate` crate: no test may skip under this command) and, as root,
+//! installs the system packages they need (`check_system_packages`). The tests step
+//! counts what ran, per crate (`tally`), and fails if any test was skipped; the last
+//! lines say how many tests passed and failed, and how many ran per crate.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+
+use crate::tally::{self, Tally};
 
 /// How many seeds `tandem simulate` runs for each example.
 pub const SIMULATION_SEEDS: u32 = 2000;
@@ -38,6 +46,8 @@ const STEPS: &[Step] = &[
 struct Suite {
     root: PathBuf,
     cargo: OsString,
+    /// What the tests step counted.
+    tally: RefCell<Option<Tally>>,
 }
 
 /// Runs every step in order; stops at the first failure.
@@ -45,6 +55,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let suite = Suite {
         root: crate::repo_root(),
         cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        tally: RefCell::new(None),
     };
     check_system_packages()?;
     let started = Instant::now();
@@ -83,11 +94,19 @@ pub fn run() -> anyhow::Result<ExitCode> {
     for line in &summary {
         println!("{line}");
     }
+    let tally = suite.tally.borrow().clone().context("the tests step counted nothing")?;
+    let total = tally.total();
+    println!("tests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    let tests = format!("{} tests ran ({}), none skipped", total.ran(), tally.per_crate());
     if skipped == 0 {
-        println!("xtask test: all {} steps passed in {}", STEPS.len(), seconds(started.elapsed()));
+        println!(
+            "xtask test: all {} steps passed in {}; {tests}",
+            STEPS.len(),
+            seconds(started.elapsed())
+        );
     } else {
         println!(
-            "xtask test: passed in {}, but {skipped} step(s) SKIPPED (see above)",
+            "xtask test: passed in {}, but {skipped} step(s) SKIPPED (see above); {tests}",
             seconds(started.elapsed())
         );
     }
@@ -130,6 +149,8 @@ const LAB_NEEDS: &[(Need, &str)] = &[
     (Need::Program("ping"), "iputils-ping"),
     (Need::Program("arping"), "iputils-arping"),
     (Need::Dir("/usr/lib/ocf/resource.d/heartbeat"), "resource-agents"),
+    (Need::Program("dbus-daemon"), "dbus-daemon"),
+    (Need::Program("systemd-notify"), "systemd"),
 ];
 
 /// The needs `present` says are missing, as (what, package).
@@ -152,15 +173,17 @@ fn packages(missing: &[(&str, &'static str)]) -> Vec<&'static str> {
     packages
 }
 
-/// Turns the lab tests on (`TANDEM_LAB=1`) unless the caller chose otherwise, and makes
-/// sure what they need is there: as root with `apt-get`, missing packages are installed
-/// (unattended, `--no-install-recommends`; after an `apt-get update` if the first try
-/// fails); otherwise, or if that fails, it says what is missing, which package has it and
-/// how to install it, and the tests that need it skip saying why.
+/// Turns the lab tests on (`TANDEM_LAB=1`) unless the caller chose otherwise, requires
+/// every test to run (`TANDEM_REQUIRE_LAB=1`, always), and makes sure what they need is
+/// there: as root with `apt-get`, missing packages are installed (unattended,
+/// `--no-install-recommends`; after an `apt-get update` if the first try fails);
+/// otherwise, or if that fails, it says what is missing, which package has it and how
+/// to install it, and the tests that need it fail saying so.
 fn check_system_packages() -> anyhow::Result<()> {
     if std::env::var_os("TANDEM_LAB").is_none() {
         std::env::set_var("TANDEM_LAB", "1");
     }
+    std::env::set_var(REQUIRE_ENV, "1");
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     let mut absent = missing(Need::present);
     if !absent.is_empty() && root && on_path("apt-get") {
@@ -182,7 +205,7 @@ fn check_system_packages() -> anyhow::Result<()> {
         let what: Vec<String> =
             absent.iter().map(|(what, package)| format!("{what} (package {package})")).collect();
         println!(
-            "WARNING: lab and agent tests that need them will skip: missing {}; install with \
+            "WARNING: lab and agent tests that need them will FAIL: missing {}; install with \
              `apt-get install {}`{}",
             what.join(", "),
             packages(&absent).join(" "),
@@ -191,7 +214,7 @@ fn check_system_packages() -> anyhow::Result<()> {
     }
     if !root {
         println!(
-            "WARNING: the lab tests will skip: they need root (network namespaces, loop devices)"
+            "WARNING: the lab tests will FAIL: they need root (network namespaces, loop devices)"
         );
     } else if absent.is_empty() {
         println!("lab tests: on (root, every tool present)");
@@ -228,15 +251,60 @@ fn clippy(suite: &Suite) -> anyhow::Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
+/// The environment variable of the `testgate` crate: no test may skip.
+const REQUIRE_ENV: &str = "TANDEM_REQUIRE_LAB";
+
 /// The workspace's tests with nextest when it is installed (clearer output, one process
-/// per test), else `cargo test`. Nextest does not run doc tests, so they follow.
+/// per test), else `cargo test`. Nextest does not run doc tests, so they follow. Every
+/// test that exists must have run: what ran is counted per crate (nextest's JUnit
+/// report against its test list; libtest's closing lines) and a skipped test fails the
+/// step like a failed one.
 fn tests(suite: &Suite) -> anyhow::Result<Outcome> {
-    if suite.has_nextest() {
-        suite.cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
-        suite.cargo(&["test", "--workspace", "--doc"])?;
+    let nextest = suite.has_nextest();
+    let (run, mut tally) = if nextest {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| suite.root.join("target"), PathBuf::from);
+        let report = target.join("nextest/default/junit.xml");
+        let _ = std::fs::remove_file(&report);
+        let run = suite.cargo(&["nextest", "run", "--workspace", "--no-fail-fast"]);
+        let list =
+            suite.cargo_output(&["nextest", "list", "--workspace", "--message-format", "json"])?;
+        let xml = std::fs::read_to_string(&report)
+            .with_context(|| format!("nextest wrote no JUnit report at {}", report.display()))?;
+        (run, tally::nextest(&xml, &list)?)
     } else {
         println!("(cargo nextest is not installed: running cargo test)");
-        suite.cargo(&["test", "--workspace", "--no-fail-fast"])?;
+        let (run, output) = suite.cargo_tee(&["test", "--workspace", "--no-fail-fast"])?;
+        (run, tally::libtest(&output))
+    };
+    let run = if nextest {
+        let (doc_run, output) = suite.cargo_tee(&["test", "--workspace", "--doc"])?;
+        tally.merge(&tally::libtest(&output));
+        run.and(doc_run)
+    } else {
+        run
+    };
+    let total = tally.total();
+    println!(
+        "tests: {} passed, {} failed, {} skipped; ran per crate: {}",
+        total.passed,
+        total.failed,
+        total.skipped,
+        tally.per_crate()
+    );
+    *suite.tally.borrow_mut() = Some(tally.clone());
+    run?;
+    if total.failed > 0 {
+        bail!("{} test(s) failed", total.failed);
+    }
+    if total.skipped > 0 {
+        let which: Vec<String> = tally
+            .crates
+            .iter()
+            .filter(|(_, count)| count.skipped > 0)
+            .map(|(name, count)| format!("{name} {}", count.skipped))
+            .collect();
+        bail!("{} test(s) did not run (ignored or skipped): {}", total.skipped, which.join(", "));
     }
     Ok(Outcome::Passed)
 }
@@ -323,6 +391,34 @@ impl Suite {
         Ok(())
     }
 
+    /// Runs `cargo ARGS` showing its output (stdout and stderr, in order) and returns
+    /// it too, with whether the command succeeded.
+    fn cargo_tee(&self, args: &[&str]) -> anyhow::Result<(anyhow::Result<()>, String)> {
+        println!("$ cargo {}", args.join(" "));
+        let (reader, writer) = std::io::pipe()?;
+        let mut command = self.command(args);
+        command.stdout(writer.try_clone()?).stderr(writer);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("could not start `cargo {}`", args.join(" ")))?;
+        // Our copies of the pipe's write end go with the command: EOF when cargo ends.
+        drop(command);
+        let mut output = String::new();
+        for line in BufReader::new(reader).lines() {
+            let line = line?;
+            println!("{line}");
+            output.push_str(&line);
+            output.push('\n');
+        }
+        let status = child.wait()?;
+        let result = if status.success() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("`cargo {}` failed ({status})", args.join(" ")))
+        };
+        Ok((result, output))
+    }
+
     /// Runs `cargo ARGS` and returns its standard output; a non-zero exit gives "".
     fn cargo_output(&self, args: &[&str]) -> anyhow::Result<String> {
         println!("$ cargo {}", args.join(" "));
@@ -368,9 +464,15 @@ mod tests {
         assert_eq!(packages(&absent), ["nftables", "util-linux"]);
         assert!(missing(|_| true).is_empty());
         let every = packages(&missing(|_| false));
-        for package in
-            ["iproute2", "e2fsprogs", "iputils-ping", "iputils-arping", "resource-agents"]
-        {
+        for package in [
+            "iproute2",
+            "e2fsprogs",
+            "iputils-ping",
+            "iputils-arping",
+            "resource-agents",
+            "dbus-daemon",
+            "systemd",
+        ] {
             assert!(every.contains(&package), "{package} is not installed by the test command");
         }
     }

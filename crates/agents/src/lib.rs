@@ -22,7 +22,8 @@
 //! **Codes.** A failure the catalogue names starts its [`OpResult::Failed`] text with
 //! the code (`E4301: 10.0.0.50 is already answered by 02:...`): `E4301`-`E4302` for
 //! `ip`, `E4303`-`E4305` for `systemd`, `E4306` for a system program that is not
-//! installed (the text names its Debian package).
+//! installed (the text names its Debian package), `E4307` for a `process` start whose
+//! state file could not be written.
 //!
 //! Kinds implemented: `process` (re-attaching to its process after a daemon restart
 //! through a state file), `script`, `lsb`, `ocf`, `nic` (monitor-only, from sysfs),
@@ -53,6 +54,7 @@ use engine::{OpKind, OpResult, ResourceKind};
 
 pub mod app;
 mod exec;
+pub mod files;
 pub mod filesystem;
 pub mod ip;
 mod neighbour;

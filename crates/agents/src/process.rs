@@ -12,7 +12,11 @@
 //! `/proc/PID` exists, is not a zombie and started at the recorded time (so a reused
 //! process id is never taken for it); stop then signals its group and polls `/proc`
 //! until it is gone (it is not our child, we cannot wait for it). The file is removed
-//! once the process is known stopped.
+//! once the process is known stopped. It is written atomically (`files::write_atomic`:
+//! temporary file, fsync, rename, fsync of the directory), so a crash never leaves it
+//! half written; a start whose record cannot be written is undone (the new process
+//! group killed) and fails with `E4307`, since a daemon restarted after it would not
+//! find the process and would start a second copy.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use config::ProcessParams;
+use engine::catalogue::PROCESS_STATE_UNWRITABLE;
 use engine::OpResult;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, User};
@@ -89,15 +94,26 @@ impl ProcessAgent {
         &self.state_file
     }
 
-    /// Records `pid` (just spawned) in the state file. A failure to write it only
-    /// loses the re-attach after a restart, so it is not an error of the start.
-    fn record(&self, pid: u32) {
-        if let Some(start_time) = start_time(pid) {
-            if let Some(dir) = self.state_file.parent() {
-                let _ = fs::create_dir_all(dir);
-            }
-            let _ = fs::write(&self.state_file, format!("{pid} {start_time}\n"));
-        }
+    /// Records `pid` (just spawned) in the state file, atomically; the coded failure
+    /// of the start if it cannot. A process already gone has nothing to record.
+    fn record(&self, pid: u32) -> Result<(), String> {
+        let Some(start_time) = start_time(pid) else { return Ok(()) };
+        let dir = self.state_file.parent().unwrap_or(std::path::Path::new("."));
+        fs::create_dir_all(dir)
+            .and_then(|()| {
+                crate::files::write_atomic(
+                    &self.state_file,
+                    format!("{pid} {start_time}\n").as_bytes(),
+                )
+            })
+            .map_err(|e| {
+                format!(
+                    "{}: cannot record the started process {pid} in {}: {e}; it was stopped \
+                     again (a restarted daemon would not find it and would start a second copy)",
+                    PROCESS_STATE_UNWRITABLE.code,
+                    self.state_file.display()
+                )
+            })
     }
 
     fn forget(&self) {
@@ -210,11 +226,18 @@ impl Agent for ProcessAgent {
         }
         exec::prepare(&mut command, &self.log);
         match command.spawn() {
-            Ok(child) => {
-                self.record(child.id());
-                *slot = Some(child);
-                OpResult::Ok
-            }
+            Ok(mut child) => match self.record(child.id()) {
+                Ok(()) => {
+                    *slot = Some(child);
+                    OpResult::Ok
+                }
+                Err(failure) => {
+                    // Unrecorded, it must not run: its whole group goes at once.
+                    kill_group(&child, Signal::SIGKILL);
+                    let _ = child.wait();
+                    OpResult::Failed(failure)
+                }
+            },
             Err(e) => OpResult::Failed(format!("cannot start `{}`: {e}", self.command[0])),
         }
     }

@@ -6,7 +6,8 @@
 //! process group, never by name) when it ends, even on failure. The kind-specific
 //! checks (a hung start is killed; SIGTERM ignored escalates to SIGKILL; systemd's
 //! coded failure where it is not the init system; OCF required parameters; `process` re-attaching after a restart)
-//! are here too. It must not install anything.
+//! are here too. It must not install anything: what a test needs and does not find
+//! fails it under the test command and skips it loudly otherwise (`testgate`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -252,8 +253,8 @@ fn service_case(name: &'static str, agent: Box<dyn Agent>, dir: TempDir) -> Case
 
 /// `heartbeat:Dummy` from Debian's resource-agents, when installed.
 fn dummy_case() -> Option<Case> {
-    if !Path::new(DUMMY).exists() {
-        eprintln!("skipped heartbeat:Dummy: {DUMMY} does not exist (package resource-agents is not installed)");
+    if let Err(missing) = testgate::path(DUMMY, "resource-agents") {
+        testgate::cannot_run("the heartbeat:Dummy case", &missing);
         return None;
     }
     let dir = temp_dir();
@@ -408,8 +409,30 @@ fn ocf_exit_codes_carry_their_meaning() {
 
 #[test]
 fn systemd_fails_with_a_stable_message_where_it_is_not_init() {
+    const TEST: &str = "systemd_fails_with_a_stable_message_where_it_is_not_init";
     if agents::systemd::booted() {
-        eprintln!("skipped: this host runs systemd");
+        // This host runs systemd: the test runs again where it does not seem to, in a
+        // mount namespace of its own with an empty /run/systemd (root only).
+        if std::env::var_os("TANDEM_TEST_HIDDEN_SYSTEMD").is_some() {
+            panic!("/run/systemd/system is still there inside the private mount namespace");
+        }
+        if let Err(missing) =
+            testgate::root().and_then(|()| testgate::program("unshare", "util-linux"))
+        {
+            testgate::cannot_run(TEST, &format!("this host runs systemd and hiding it: {missing}"));
+            return;
+        }
+        let status = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs tandem-test /run/systemd && exec \"$0\" --exact \"$1\" --nocapture",
+            )
+            .arg(std::env::current_exe().unwrap())
+            .arg(TEST)
+            .env("TANDEM_TEST_HIDDEN_SYSTEMD", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the test failed with systemd hidden: {status}");
         return;
     }
     let dir = temp_dir();
@@ -467,6 +490,34 @@ fn a_new_process_agent_reattaches_to_the_running_process() {
     assert!(!alive(pid), "process {pid} survived the stop");
     assert_result(&case, "probe after stop", fresh.probe(TIMEOUT), OpResult::NotRunning);
     assert!(!case.dir.path().join("log/rsc.pid").exists(), "state file left after stop");
+}
+
+/// The state file cannot be written (a directory stands where the temporary file goes:
+/// a real failure, for root too): the start fails with its code and undoes itself, since
+/// a restarted daemon would not find an unrecorded process and would start a second one.
+#[test]
+fn a_start_that_cannot_record_its_process_fails_with_a_code_and_leaves_nothing() {
+    let case = process_case(SLEEPER);
+    let state = case.dir.path().join("log/rsc.pid");
+    fs::create_dir_all(agents::files::temporary_of(&state)).unwrap();
+    let result = case.agent.start(TIMEOUT);
+    let OpResult::Failed(message) = &result else { panic!("start: {result:?}") };
+    assert!(message.starts_with("E4307: "), "{message}");
+    assert!(message.contains("rsc.pid"), "{message}");
+    // The process it started (named in the message) is gone, and nothing is recorded.
+    let pid: i32 = message
+        .split("process ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the message names the process");
+    assert!(!alive(Pid::from_raw(pid)), "the unrecorded process {pid} still runs");
+    assert!(!state.exists());
+    assert_eq!(case.agent.monitor(TIMEOUT), OpResult::NotRunning);
+    // Once the directory is writable again the start succeeds and is recorded.
+    fs::remove_dir(agents::files::temporary_of(&state)).unwrap();
+    assert_eq!(case.agent.start(TIMEOUT), OpResult::Ok);
+    assert!(state.is_file());
 }
 
 #[test]
@@ -586,7 +637,10 @@ fn app_heartbeats_from_systemd_notify() {
         .map(|path| std::env::split_paths(&path).any(|dir| dir.join("systemd-notify").is_file()))
         .unwrap_or(false);
     if !found {
-        eprintln!("skipped: systemd-notify is not on PATH");
+        testgate::cannot_run(
+            "app_heartbeats_from_systemd_notify",
+            "systemd-notify is not on PATH (apt-get install systemd)",
+        );
         return;
     }
     app_lifecycle(&|socket, text| {
@@ -628,17 +682,6 @@ fn app_ignores_oversized_datagrams_and_takes_daemon_heartbeats() {
     assert_eq!(agent.stop(TIMEOUT), OpResult::Ok);
 }
 
-/// Why the tests that switch users cannot run here, if they cannot.
-fn lab_skip_reason() -> Option<String> {
-    if std::env::var_os("TANDEM_LAB").as_deref() != Some("1".as_ref()) {
-        return Some("TANDEM_LAB is not set to 1 (the lab tests are opt-in)".into());
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
-    }
-    None
-}
-
 /// Sends READY=1 to `socket` as `user` with `systemd-notify`; whether it succeeded.
 fn notify_as(user: &nix::unistd::User, socket: &Path) -> bool {
     use std::os::unix::process::CommandExt;
@@ -654,12 +697,9 @@ fn notify_as(user: &nix::unistd::User, socket: &Path) -> bool {
 
 #[test]
 fn app_socket_belongs_to_the_user_the_application_runs_as() {
-    if let Some(reason) = lab_skip_reason() {
-        println!("SKIP app_socket_belongs_to_the_user_the_application_runs_as: {reason}");
-        return;
-    }
-    if std::process::Command::new("systemd-notify").arg("--version").output().is_err() {
-        println!("SKIP app_socket_belongs_to_the_user_the_application_runs_as: no systemd-notify");
+    let needs = testgate::lab().and_then(|()| testgate::program("systemd-notify", "systemd"));
+    if let Err(missing) = needs {
+        testgate::cannot_run("app_socket_belongs_to_the_user_the_application_runs_as", &missing);
         return;
     }
     let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("a user `nobody`");

@@ -1,5 +1,5 @@
 //! The `filesystem` agent against real ext4 on loop devices (root only; otherwise each
-//! test prints a SKIP line with the reason and passes). Each test owns a unique temp
+//! test fails under the test command and skips loudly under a plain `cargo test`). Each test owns a unique temp
 //! directory holding a sparse image, a loop device over it and its mountpoints; a Drop
 //! guard (which runs on panic too) kills the processes the test started, unmounts what
 //! is still mounted and detaches the loop device, so tests run in parallel without
@@ -9,7 +9,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use agents::filesystem::{is_read_only, set_read_only};
@@ -22,27 +22,20 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const IMAGE_BYTES: u64 = 64 << 20;
 
 /// Why the tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
+fn missing() -> Result<(), String> {
+    testgate::root()?;
+    for (tool, package) in
+        [("losetup", "mount"), ("mkfs.ext4", "e2fsprogs"), ("mount", "mount"), ("umount", "mount")]
+    {
+        testgate::program(tool, package)?;
     }
-    for tool in ["losetup", "mkfs.ext4", "mount", "umount"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
+    Ok(())
 }
 
 macro_rules! root_only {
     ($name:expr) => {
-        if let Some(reason) = skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+        if let Err(missing) = missing() {
+            testgate::cannot_run($name, &missing);
             return;
         }
     };

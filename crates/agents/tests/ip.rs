@@ -1,12 +1,12 @@
 //! The `ip` agent against real interfaces in two network namespaces each test creates
-//! (root and `TANDEM_LAB=1` only; otherwise each test prints a SKIP line with the
-//! reason and passes): `a` holds the agent's interface `va` and another interface `dm`, `b` holds
+//! (root and `TANDEM_LAB=1` only; otherwise each test fails under the test command
+//! and skips loudly under a plain `cargo test`: `testgate`): `a` holds the agent's interface `va` and another interface `dm`, `b` holds
 //! `vb`, the other end of the veth pair, standing for the rest of the segment. No
 //! default route, no bridge, nothing attached to a physical interface; both are deleted
 //! by a Drop guard (which runs on panic too). Nothing here touches the host's own
 //! namespace or installs anything; iproute2's `ip` only sets the scene up and reads it.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,24 +21,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A hardware address nobody has: what `b` believes before an announcement.
 const STALE_MAC: &str = "02:00:00:00:00:99";
 
-fn skip_reason() -> Option<String> {
-    if std::env::var_os("TANDEM_LAB").as_deref() != Some("1".as_ref()) {
-        return Some("TANDEM_LAB is not set to 1 (the lab tests are opt-in)".into());
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
-    }
-    let ip = Command::new("ip").arg("-V").stdout(Stdio::null()).status();
-    if !ip.is_ok_and(|s| s.success()) {
-        return Some("iproute2's ip is not installed (apt-get install iproute2)".into());
-    }
-    None
-}
-
 macro_rules! lab_only {
     ($name:expr) => {
-        if let Some(reason) = skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+        if let Err(missing) = testgate::lab().and_then(|()| testgate::program("ip", "iproute2")) {
+            testgate::cannot_run($name, &missing);
             return;
         }
     };

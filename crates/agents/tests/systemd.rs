@@ -4,7 +4,8 @@
 //! (Manager `LoadUnit`/`StartUnit`/`StopUnit`, job objects that disappear when their
 //! job is done, units with `ActiveState` and a service `Result`). It checks what the
 //! agent asks and how it judges the answers, not systemd itself: this machine is not
-//! booted with systemd. Skips (with a line saying why) when `dbus-daemon` is missing.
+//! booted with systemd. Without `dbus-daemon` it fails under the test command (which
+//! installs it) and skips loudly under a plain `cargo test` (`testgate`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -31,7 +32,7 @@ struct Bus {
 }
 
 impl Bus {
-    fn start() -> Option<Bus> {
+    fn start(test: &str) -> Option<Bus> {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("unix:path={}", dir.path().join("bus").display());
         let spawned = Command::new("dbus-daemon")
@@ -40,7 +41,10 @@ impl Bus {
             .stderr(Stdio::null())
             .spawn();
         let Ok(mut child) = spawned else {
-            println!("SKIP: dbus-daemon is not installed (apt-get install dbus-daemon)");
+            testgate::cannot_run(
+                test,
+                "dbus-daemon is not installed (apt-get install dbus-daemon)",
+            );
             return None;
         };
         // It prints its address once it listens.
@@ -215,7 +219,7 @@ fn serve(bus: &Bus) -> (Connection, Units) {
 
 #[test]
 fn units_start_stop_and_are_monitored_over_dbus() {
-    let Some(bus) = Bus::start() else { return };
+    let Some(bus) = Bus::start("units_start_stop_and_are_monitored_over_dbus") else { return };
     let (_server, units) = serve(&bus);
     let agent = SystemdAgent::on_bus("web.service".into(), &bus.address);
     assert_eq!(agent.probe(TIMEOUT), OpResult::NotRunning);
@@ -237,7 +241,9 @@ fn units_start_stop_and_are_monitored_over_dbus() {
 
 #[test]
 fn failures_carry_their_codes_and_a_hung_job_times_out() {
-    let Some(bus) = Bus::start() else { return };
+    let Some(bus) = Bus::start("failures_carry_their_codes_and_a_hung_job_times_out") else {
+        return;
+    };
     let (_server, _units) = serve(&bus);
     let broken = SystemdAgent::on_bus("broken.service".into(), &bus.address);
     assert_eq!(

@@ -584,8 +584,11 @@ mod tests {
 
     #[test]
     fn a_process_of_another_user_is_no_controller() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP a_process_of_another_user_is_no_controller: needs root (to run a client as nobody)");
+        if let Err(missing) = testgate::root() {
+            testgate::cannot_run(
+                "a_process_of_another_user_is_no_controller",
+                &format!("{missing} (to run a client as nobody)"),
+            );
             return;
         }
         use std::os::unix::process::CommandExt;

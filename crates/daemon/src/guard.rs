@@ -429,7 +429,7 @@ fn fire(
         }
     };
     let order = if late { " (woken past its deadline: virtual IPs first)" } else { "" };
-    if let Ok(mut journal) = Journal::open(state_dir) {
+    if let Ok(mut journal) = Journal::open_as(state_dir, &spec.node(me).name) {
         let code = &catalogue::GUARD_FIRED;
         let _ = journal.append(Entry {
             id: 0,

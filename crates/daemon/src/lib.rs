@@ -8,12 +8,14 @@
 //!   within the I/O timeout;
 //! - `executor`: agent operations on the blocking pool, with timeouts;
 //! - `guard`: the fence guard process that outlives the daemon;
-//! - `journal`: events, incarnation and administrative state under the state dir;
+//! - `journal`: events, incarnation and administrative state under the state dir,
+//!   written and synced by a thread of their own;
 //! - `control`: the local control socket for the CLI, and the status document;
 //! - `access`: who may reach the node locally: the runtime directory, its sockets'
 //!   modes, callers' credentials, the guard's token, the key file and state dir rules;
 //! - `alarm`: the loop's timer (a timerfd at the next deadline);
-//! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal.
+//! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal;
+//! - `stall`: a test hook that slows named blocking points (`TANDEM_TEST_STALL`).
 //!
 //! It must not make placement, lease or failure decisions (those are the engine's), nor
 //! change the host except through agents (and the `lock_standby` read-only flag).

@@ -41,7 +41,7 @@ use crate::control::{self, Call, Request};
 use crate::diskio::{self, DiskIo, Slot};
 use crate::executor::{self, Agents, Done};
 use crate::guard::{GuardLink, GuardNews, GuardOptions};
-use crate::journal::{self, Journal};
+use crate::journal;
 use crate::net::{LossCounter, Packet, UdpLink};
 
 /// The shared disk counts as lost after I/O failed for this many heartbeat intervals
@@ -78,6 +78,9 @@ const EXPECTED_WRITE: Duration = Duration::from_millis(1);
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long the daemon, on its way out, waits for the journal's last entries to sync.
+const JOURNAL_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// How often this node's mailbox is read for a poison pill (with a job that goes anyway).
 pub const MAILBOX_READ_EVERY: Duration = Duration::from_secs(1);
@@ -281,8 +284,11 @@ pub struct Node {
     me: NodeId,
     clock: Clock,
     engine: Engine,
-    journal: Journal,
-    state_dir: PathBuf,
+    /// The journal and `admin.json`, written by their own thread (`journal::Writer`).
+    journal: journal::Writer,
+    /// Answers to admin commands taken in this turn: sent once what the command caused
+    /// is durable in the journal (`settle`).
+    replies: Vec<(tokio::sync::oneshot::Sender<serde_json::Value>, serde_json::Value)>,
     agents: Arc<Agents>,
     key: wire::Key,
     cluster_id: wire::ClusterId,
@@ -458,7 +464,7 @@ impl Node {
                  this version does not have yet; use arbitration = \"disk\""
             );
         }
-        let mut journal = Journal::open(&state_dir)
+        let mut journal = journal::Writer::start(&state_dir, &spec.node(me).name)
             .with_context(|| format!("opening the journal in {}", state_dir.display()))?;
         let wall_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -506,23 +512,14 @@ impl Node {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let lock_standby = lock_standby_devices(&config, me);
         let code = &catalogue::DAEMON_STARTED;
-        let entry = journal::Entry {
-            id: 0,
-            time: wall_now(),
-            code: code.code.into(),
-            severity: code.severity.as_str().into(),
-            node: spec.node(me).name.clone(),
-            group: None,
-            resource: None,
-            location: None,
-            message: format!(
-                "tandem {} started as node {} (incarnation {incarnation})",
-                env!("CARGO_PKG_VERSION"),
-                spec.node(me).name
-            ),
-        };
-        tracing::info!(code = code.code, "{}", entry.message);
-        journal.append(entry)?;
+        let message = format!(
+            "tandem {} started as node {} (incarnation {incarnation})",
+            env!("CARGO_PKG_VERSION"),
+            spec.node(me).name
+        );
+        tracing::info!(code = code.code, "{message}");
+        journal.append(journal::Entry::own(code, &spec.node(me).name, message));
+        journal.commit();
         let watchdog = watchdog_interval();
         let node = Node {
             spec,
@@ -530,7 +527,7 @@ impl Node {
             clock,
             engine,
             journal,
-            state_dir,
+            replies: Vec::new(),
             agents,
             key,
             cluster_id,
@@ -687,6 +684,14 @@ impl Node {
     fn stopped(&mut self, why: &str) {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         self.journal_own(&catalogue::DAEMON_STOPPED, None, why.to_string());
+        self.flush_journal();
+    }
+
+    /// On the way out: what is queued reaches the disk (blocking, bounded).
+    fn flush_journal(&mut self) {
+        if !self.journal.flush(JOURNAL_FLUSH_WAIT) {
+            tracing::error!("the journal's last entries may be lost: its disk did not sync them");
+        }
     }
 
     fn on_time(&mut self) {
@@ -771,10 +776,19 @@ impl Node {
         }
         if self.engine.admin_state() != &self.admin_saved {
             self.admin_saved = self.engine.admin_state().clone();
-            if let Err(e) = journal::save_admin(&self.state_dir, &self.admin_saved) {
-                tracing::error!("cannot save the administrative state: {e}");
-            }
+            self.journal.save_admin(&self.admin_saved);
         }
+        // What this turn journaled goes to the writer thread as one batch; answers to
+        // the commands it took go out once that batch (and admin.json) is durable.
+        for (answer_tx, mut answer) in self.replies.drain(..) {
+            self.journal.after_durable(move |written| {
+                if let Err(e) = written {
+                    answer["journal_error"] = serde_json::Value::String(e);
+                }
+                let _ = answer_tx.send(answer);
+            });
+        }
+        self.journal.commit();
     }
 
     fn carry_out(&mut self, now: Instant, output: Output) {
@@ -851,7 +865,7 @@ impl Node {
         if !self.guard.wait_gone(bound) {
             tracing::error!("the fence guard did not finish within {bound:?}; restarting anyway");
         }
-        self.journal_flush();
+        self.flush_journal();
         let error = restart_in_place();
         tracing::error!("cannot restart the daemon in place: {error}; exiting");
         std::process::exit(70);
@@ -865,6 +879,7 @@ impl Node {
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to self-fence: {e}");
         }
+        self.flush_journal();
         std::process::exit(70);
     }
 
@@ -875,9 +890,7 @@ impl Node {
             Severity::Warning => tracing::warn!(code = entry.code, "{}", entry.message),
             Severity::Info => tracing::info!(code = entry.code, "{}", entry.message),
         }
-        if let Err(e) = self.journal.append(entry) {
-            tracing::error!("cannot write the journal: {e}");
-        }
+        self.journal.append(entry);
         // The standby's lock: devices read-only while their group does not run here.
         if event.code.code == catalogue::NODE_READY.code {
             let groups: Vec<GroupId> = self.lock_standby.keys().copied().collect();
@@ -911,13 +924,6 @@ impl Node {
                 }
             }
         });
-    }
-
-    /// Makes what the journal took durable (before the process is replaced).
-    fn journal_flush(&mut self) {
-        if let Err(e) = self.journal.sync() {
-            tracing::error!("cannot sync the journal: {e}");
-        }
     }
 
     fn journal_own(&mut self, code: &'static CodeInfo, group: Option<GroupId>, message: String) {
@@ -1193,6 +1199,7 @@ impl Node {
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to fence: {e}");
         }
+        self.flush_journal();
         std::process::exit(70);
     }
 
@@ -1270,7 +1277,8 @@ impl Node {
                 let lookup = |link: LinkId, node: NodeId| {
                     loss.get(&(link, node)).and_then(|c| c.loss_percent())
                 };
-                let document = control::status_json(&self.spec, &status, now, lookup);
+                let mut document = control::status_json(&self.spec, &status, now, lookup);
+                document["journal"] = self.journal.status();
                 serde_json::json!({"ok": true, "status": document})
             }
             Ok(Some(command)) => {
@@ -1280,7 +1288,9 @@ impl Node {
                     let (group, audit) = (control::group_of(&command), control::audit(&call));
                     self.journal_own(&catalogue::ADMIN_COMMAND, group, audit);
                     self.inputs.push_back(Input::Admin(command));
-                    serde_json::json!({"ok": true})
+                    // Answered when what it causes is journaled (`settle`).
+                    self.replies.push((call.answer, serde_json::json!({"ok": true})));
+                    return;
                 }
             }
         };

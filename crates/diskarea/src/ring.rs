@@ -264,6 +264,10 @@ mod tests {
             Ok(ring) => Some(ring),
             Err(e) => {
                 assert!(!allowed(), "no ring on a file in the temp dir: {e}");
+                testgate::cannot_run(
+                    "a ring test",
+                    "io_uring is disabled on this machine (sysctl kernel.io_uring_disabled)",
+                );
                 None
             }
         }

@@ -119,7 +119,7 @@ fn two_openers_of_one_file_see_each_others_slots() {
         let mode = two_openers_see_each_other(file.path(), file.path(), file.path());
         println!("/dev/shm: {mode:?}");
     } else {
-        println!("skipped the tmpfs case: no /dev/shm");
+        testgate::cannot_run("the tmpfs case", "no /dev/shm (a tmpfs)");
     }
 }
 
@@ -217,15 +217,21 @@ impl Drop for Loop {
 
 #[test]
 fn two_loop_devices_over_one_image() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: not root (loop devices need root)");
+    if let Err(missing) = testgate::root() {
+        testgate::cannot_run(
+            "two_loop_devices_over_one_image",
+            &format!("loop devices: {missing}"),
+        );
         return;
     }
     let image = temp_area(&disk_dir(), 2 << 20);
     let (a, b) = match (Loop::attach(image.path()), Loop::attach(image.path())) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(why), _) | (_, Err(why)) => {
-            println!("skipped: {why}");
+            testgate::cannot_run(
+                "two_loop_devices_over_one_image",
+                &format!("no loop device: {why}"),
+            );
             return;
         }
     };

@@ -82,7 +82,7 @@ fn the_loopback_demo_fails_over_reports_the_outage_and_cleans_up() {
 #[test]
 fn the_lab_demo_moves_the_vip_the_disk_and_the_service() {
     if let Err(why) = testbed::availability() {
-        eprintln!("skipped: {why}");
+        testgate::cannot_run("the_lab_demo_moves_the_vip_the_disk_and_the_service", &why);
         return;
     }
     let stdout = demo(&["--fast"]);

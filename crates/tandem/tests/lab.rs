@@ -547,7 +547,7 @@ fn a_slow_read_only_ioctl_does_not_stall_the_standbys_loop() {
     }
     let mut cluster = Cluster::new(&Options::default());
     cluster.start(0);
-    cluster.start_env(1, &[(daemon::stall::VARIABLE, "read_only:3000")]);
+    cluster.start_env(1, &[(daemon::stall::ENV, "read_only:3000")]);
     cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
     let started = std::time::Instant::now();
     let mut slowest = Duration::ZERO;

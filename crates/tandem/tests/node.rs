@@ -178,7 +178,14 @@ nodes = ["alpha", "beta"]
     }
 
     fn start_with(&mut self, node: usize, extra: &[&str]) {
-        self.start_from(node, Command::new(TANDEM), extra);
+        self.start_env(node, extra, &[]);
+    }
+
+    /// Starts the node with `env` added to its environment.
+    fn start_env(&mut self, node: usize, extra: &[&str], env: &[(&str, &str)]) {
+        let mut command = Command::new(TANDEM);
+        command.envs(env.iter().copied());
+        self.start_from(node, command, extra);
     }
 
     /// Starts the node with `command` (`tandem`, or a shell that runs it).
@@ -444,6 +451,54 @@ fn switchover_and_admin_commands_from_the_cli() {
     let _ = &mut cluster;
 }
 
+/// The journal's disk hangs (`TANDEM_TEST_STALL`: every journal write and every save of
+/// admin.json takes 2 s, four peer timeouts): the loop still beats and answers, and a
+/// command is answered only once what it caused is on disk.
+#[test]
+fn a_stalled_journal_disk_stalls_neither_heartbeats_nor_status() {
+    let mut cluster = Cluster::new();
+    cluster.start_env(0, &[], &[(daemon::stall::ENV, "journal:2000,save_admin:2000")]);
+    cluster.start(1);
+    cluster.wait_running_on(1, "alpha", Duration::from_secs(20));
+    let state = cluster.state(0);
+    let run_dir = cluster.run_dir(0);
+    let drain = thread::spawn(move || {
+        let started = Instant::now();
+        let out = Command::new(TANDEM)
+            .args(["drain", "beta", "--runtime-dir"])
+            .arg(&run_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Answered: the entry and admin.json are on disk already.
+        let codes: Vec<_> =
+            daemon::journal::read_journal(&state).unwrap().into_iter().map(|e| e.code).collect();
+        let admin = std::fs::read_to_string(state.join("admin.json")).unwrap();
+        (started.elapsed(), codes, admin)
+    });
+    // Meanwhile the loop answers at once, again and again.
+    let mut slowest = Duration::ZERO;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let asked = Instant::now();
+        let doc = cluster.status(0);
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(doc["groups"][0]["owner"], "alpha", "{doc:#}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (took, codes, admin) = drain.join().unwrap();
+    assert!(took >= Duration::from_secs(2), "answered before the stalled sync: {took:?}");
+    assert!(codes.iter().any(|c| c == "I4203"), "{codes:?}");
+    assert!(admin.contains("true"), "{admin}");
+    assert!(slowest < Duration::from_secs(1), "status took {slowest:?}");
+    let doc = cluster.status(0);
+    assert!(doc["journal"]["durable_id"].as_u64().unwrap() > 0, "{doc:#}");
+    // The peer never missed a heartbeat long enough to call alpha lost.
+    let lost: Vec<_> = cluster.codes(1).into_iter().filter(|c| c == "E2104").collect();
+    assert!(lost.is_empty(), "beta lost alpha: {:?}\n{}", cluster.codes(1), cluster.logs());
+    assert_eq!(cluster.most_at_once(), 1);
+}
+
 #[test]
 fn forged_and_garbage_packets_are_dropped_and_reported() {
     let cluster = formed();
@@ -645,8 +700,11 @@ fn as_nobody(args: &[&str], run_dir: &Path) -> (bool, String) {
 
 #[test]
 fn only_root_the_daemons_user_and_the_admin_group_may_use_the_control_socket() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP only_root_the_daemons_user_and_the_admin_group_may_use_the_control_socket: needs root (to run the CLI as nobody)");
+    if let Err(missing) = testgate::root() {
+        testgate::cannot_run(
+            "only_root_the_daemons_user_and_the_admin_group_may_use_the_control_socket",
+            &format!("{missing} (to run the CLI as nobody)"),
+        );
         return;
     }
     let nogroup = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(65534))
@@ -776,9 +834,7 @@ fn a_key_open_to_others_or_a_state_dir_open_to_all_refuses_to_start() {
 #[test]
 fn a_guard_that_is_slow_to_start_again_does_not_stall_the_loop() {
     let mut cluster = Cluster::new();
-    let mut alpha = Command::new(TANDEM);
-    alpha.env(daemon::stall::VARIABLE, "guard_start:2000");
-    cluster.start_from(0, alpha, &[]);
+    cluster.start_env(0, &[], &[(daemon::stall::ENV, "guard_start:2000")]);
     // Its first guard takes 2 s too, before its loop starts: beta joins after that.
     cluster.status(0);
     cluster.start(1);

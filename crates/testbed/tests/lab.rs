@@ -1,6 +1,7 @@
 //! The lab's integration tests (one binary for the crate): they build real labs of
 //! network, PID and mount namespaces, bridges and loop devices, so they run only as root
-//! with `TANDEM_LAB=1` and otherwise print why they skip and pass. Each test checks at
+//! with `TANDEM_LAB=1`; elsewhere they fail under the test command (naming what is
+//! missing) and skip loudly under a plain `cargo test` (`testgate`). Each test checks at
 //! its end that its lab left no namespace, loop device, image file or directory behind.
 //! They must not reach any address outside the lab's own namespaces.
 
@@ -26,7 +27,7 @@ const ATTEMPT_TIMEOUT_MS: &str = "1000";
 /// How long a path may take to come up (listener start, link back up).
 const UP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `true` when a lab can be built here; otherwise prints the skip line.
+/// `true` when a lab can be built here; otherwise fails or skips (`testgate`).
 fn lab_available(test: &str) -> bool {
     match testbed::availability() {
         Ok(()) => {
@@ -37,7 +38,7 @@ fn lab_available(test: &str) -> bool {
             true
         }
         Err(why) => {
-            eprintln!("SKIP {test}: {why}");
+            testgate::cannot_run(test, &why);
             false
         }
     }
@@ -377,8 +378,8 @@ fn loss_drops_about_the_share_asked_for() {
     if !lab_available("loss_drops_about_the_share_asked_for") {
         return;
     }
-    if !["/usr/bin/ping", "/bin/ping"].iter().any(|p| Path::new(p).exists()) {
-        eprintln!("SKIP loss_drops_about_the_share_asked_for: no ping (package iputils-ping)");
+    if let Err(missing) = testgate::program("ping", "iputils-ping") {
+        testgate::cannot_run("loss_drops_about_the_share_asked_for", &missing);
         return;
     }
     let lab = Lab::builder().hosts(2).client(false).build().expect("building the lab");

@@ -106,4 +106,7 @@ codes! {
     AGENT_TOOL_MISSING = "E4306", Error, "a program the agent needs is not installed",
         cause: "A resource agent runs a system program (mount, umount, fsck...) that is not installed on this node. The message names the program and the Debian package that provides it.",
         fix: "Install the named package on every node of the group (`apt-get install PACKAGE`).";
+    PROCESS_STATE_UNWRITABLE = "E4307", Error, "the process agent could not record the process it started",
+        cause: "A `process` resource's agent started its command but could not write the state file that records the process id and start time (`<log dir>/<resource>.pid`, written atomically: temporary file, fsync, rename): the log directory is missing or not writable, or its disk is full or failing. Without the record a restarted daemon would not find the process and would start a second copy, so the agent stopped it again and the start failed.",
+        fix: "Make the log directory writable by the daemon and check its file system (`df`, `dmesg`); then `tandem clear GROUP`.";
 }

@@ -46,4 +46,10 @@ codes! {
     DISK_FOREIGN = "E2115", Error, "shared disk area unusable",
         cause: "The disk link's area could not be opened or read: it is not formatted, it belongs to another cluster (a different cluster name in its header), it has a newer format version, or it is too small for the configured nodes and groups.",
         fix: "Check `path` of the disk link. Format it once, from one node, with `tandem disk init --config FILE` (add `--force` only if you are sure the area is not another cluster's).";
+    JOURNAL_TORN_TAIL = "W2140", Warning, "journal: a torn last line was cut off",
+        cause: "When the journal was opened its last line had no end: an earlier run of the daemon (or its fence guard) stopped while writing it — a crash, a power cut, a full disk. The partial line was cut off so that the next entry starts on a line of its own; the event gives its size and offset. Entries the daemon had acknowledged were synced before, so only the entry being written is lost.",
+        fix: "Nothing to do for the journal. Find out why the daemon stopped (the entries before this one, `journalctl -u tandem`, a full state file system).";
+    JOURNAL_ENTRIES_DROPPED = "W2141", Warning, "journal: entries dropped while its disk did not keep up",
+        cause: "More entries waited for the journal's writer than it holds (100,000): the file system of the state directory did not complete writes or fsyncs for a long time (a hung or very slow disk). The daemon kept running and dropped the entries beyond the limit; the event counts them.",
+        fix: "Check the disk of the state directory (`dmesg`, `iostat -x`); give the state directory a local, healthy disk.";
 }

@@ -47,7 +47,7 @@ pub fn lab_available(test: &str) -> bool {
     match testbed::availability() {
         Ok(()) => true,
         Err(why) => {
-            eprintln!("skipping {test}: {why}");
+            testgate::cannot_run(test, &why);
             false
         }
     }
