@@ -399,7 +399,8 @@ impl Node {
         for link in spec.link_ids() {
             match config.link(link) {
                 LinkConfig::Udp { .. } => {
-                    let receiver = wire::Receiver::new(key.clone(), cluster_id);
+                    let route = wire::Route { link, to: Some(me) };
+                    let receiver = wire::Receiver::new(key.clone(), cluster_id, route);
                     let open = UdpLink::open(&config, me, link, receiver)?;
                     udp.insert(link, open);
                 }
@@ -416,7 +417,11 @@ impl Node {
                             disk_io_timeout(&spec.timing),
                             answers_tx.clone(),
                         ),
-                        receiver: wire::Receiver::new(key.clone(), cluster_id),
+                        receiver: wire::Receiver::new(
+                            key.clone(),
+                            cluster_id,
+                            wire::Route { link, to: None },
+                        ),
                         job: None,
                         written_seq: 0,
                         written_report: None,
@@ -853,7 +858,8 @@ impl Node {
     fn send_heartbeat(&mut self, link: LinkId, to: NodeId, message: &engine::Heartbeat) {
         match self.spec.link(link).kind {
             LinkKind::Udp => {
-                let frame = match wire::encode(&self.key, self.cluster_id, message) {
+                let route = wire::Route { link, to: Some(to) };
+                let frame = match wire::encode(&self.key, self.cluster_id, route, message) {
                     Ok(frame) => frame,
                     Err(e) => return self.too_large(link, e.to_string()),
                 };
@@ -912,7 +918,8 @@ impl Node {
                 disk.written_seq = message.sequence;
                 disk.written_report = Some(message.report.clone());
                 disk.written_at = Some(now);
-                match wire::encode(&self.key, self.cluster_id, &message) {
+                let route = wire::Route { link: disk.link, to: None };
+                match wire::encode(&self.key, self.cluster_id, route, &message) {
                     Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
                         disk.writing = true;
                         job.slot = Some((message.sequence, frame));
@@ -1083,11 +1090,10 @@ impl Node {
             if baseline {
                 continue;
             }
-            if let Ok(message) = disk.receiver.receive(&bytes) {
-                if message.from == node {
-                    let link = disk.link;
-                    self.inputs.push_back(Input::Heartbeat { link, message, received });
-                }
+            // A slot holds its node's frames only.
+            if let Ok(message) = disk.receiver.receive_from(&bytes, Some(node), |_| true) {
+                let link = disk.link;
+                self.inputs.push_back(Input::Heartbeat { link, message, received });
             }
         }
     }
