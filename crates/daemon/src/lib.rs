@@ -9,6 +9,7 @@
 //! - `executor`: agent operations on the blocking pool, with timeouts;
 //! - `guard`: the fence guard process that outlives the daemon;
 //! - `journal`: events, incarnation and administrative state under the state dir;
+//! - `seen`: each peer's newest incarnation and sequence, kept across restarts (replays);
 //! - `control`: the local control socket for the CLI, and the status document;
 //! - `alarm`: the loop's timer (a timerfd at the next deadline);
 //! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal.
@@ -25,6 +26,7 @@ pub mod guard;
 pub mod journal;
 pub mod net;
 pub mod node;
+pub mod seen;
 
 pub use node::{disk_io_timeout, run, Options};
 

@@ -42,6 +42,7 @@ use crate::executor::{self, Agents, Done};
 use crate::guard::{GuardLink, GuardOptions};
 use crate::journal::{self, Journal};
 use crate::net::{LossCounter, Packet, UdpLink};
+use crate::seen::Seen;
 
 /// The shared disk counts as lost after I/O failed for this many heartbeat intervals
 /// with no success in between (one slow I/O must not move groups).
@@ -282,6 +283,8 @@ pub struct Node {
     cluster_id: wire::ClusterId,
     udp: BTreeMap<LinkId, UdpLink>,
     disk: Option<DiskLink>,
+    /// Each peer's newest accepted incarnation and sequence, kept across restarts.
+    seen: Seen,
     lease: LeaseClient,
     guard: GuardLink,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -443,6 +446,19 @@ impl Node {
                 }
             }
         }
+        // What an earlier run accepted stays refused (captured frames are replays).
+        let (loaded, unread) = match crate::seen::load(&state_dir, &spec) {
+            Ok(loaded) => (loaded, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        };
+        let receivers = udp.values_mut().map(|u: &mut UdpLink| &mut u.receiver);
+        for receiver in receivers.chain(disk.as_mut().map(|d: &mut DiskLink| &mut d.receiver)) {
+            for (node, newest) in &loaded {
+                receiver.remember(*node, newest.incarnation, newest.sequence);
+            }
+        }
+        let seen = Seen::start(&state_dir, &spec, &loaded)
+            .context("starting the thread that keeps the peers' heartbeat state")?;
         if spec.arbitration == ArbitrationKind::Witness {
             anyhow::bail!(
                 "arbitration = \"witness\" needs the witness process (`tandem witness`), which \
@@ -515,7 +531,11 @@ impl Node {
         tracing::info!(code = code.code, "{}", entry.message);
         journal.append(entry)?;
         let watchdog = watchdog_interval();
-        let node = Node {
+        let unread = unread.map(|e| {
+            let path = state_dir.join(crate::seen::FILE);
+            format!("cannot read {}: {e}; starting without it", path.display())
+        });
+        let mut node = Node {
             spec,
             me,
             clock,
@@ -527,6 +547,7 @@ impl Node {
             cluster_id,
             udp,
             disk,
+            seen,
             lease,
             guard,
             done_tx,
@@ -551,6 +572,9 @@ impl Node {
             alarm: Alarm::new()?,
             beat_now: false,
         };
+        if let Some(message) = unread {
+            node.journal_own(&catalogue::SEEN_UNKEPT, None, message);
+        }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         Ok((node, Receivers { answers: answers_rx, done: done_rx, calls: calls_rx }))
     }
@@ -702,6 +726,10 @@ impl Node {
             }
         }
         self.check_rejects(now);
+        self.seen.flush(std::time::Instant::now());
+        if let Some(why) = self.seen.take_failure() {
+            self.journal_own(&catalogue::SEEN_UNKEPT, None, format!("cannot write {why}"));
+        }
     }
 
     /// Feeds queued inputs and carries out outputs until the engine and the lease
@@ -1093,6 +1121,8 @@ impl Node {
             // A slot holds its node's frames only.
             if let Ok(message) = disk.receiver.receive_from(&bytes, Some(node), |_| true) {
                 let link = disk.link;
+                let at = std::time::Instant::now();
+                self.seen.note(message.from, message.incarnation, message.sequence, at);
                 self.inputs.push_back(Input::Heartbeat { link, message, received });
             }
         }
@@ -1146,6 +1176,8 @@ impl Node {
                     return;
                 }
                 self.loss.entry((packet.link, message.from)).or_default().record(&message);
+                let at = std::time::Instant::now();
+                self.seen.note(message.from, message.incarnation, message.sequence, at);
                 let received = self.clock.now();
                 self.inputs.push_back(Input::Heartbeat { link: packet.link, message, received });
             }

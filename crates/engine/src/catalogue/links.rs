@@ -46,4 +46,7 @@ codes! {
     DISK_FOREIGN = "E2115", Error, "shared disk area unusable",
         cause: "The disk link's area could not be opened or read: it is not formatted, it belongs to another cluster (a different cluster name in its header), it has a newer format version, or it is too small for the configured nodes and groups.",
         fix: "Check `path` of the disk link. Format it once, from one node, with `tandem disk init --config FILE` (add `--force` only if you are sure the area is not another cluster's).";
+    SEEN_UNKEPT = "W2122", Warning, "peers' heartbeat state not kept",
+        cause: "The daemon could not read or write <state_dir>/peers-seen.json, where it keeps each peer's newest incarnation and sequence so that heartbeats captured before a restart of this daemon are refused after it. Unread at start (damaged, unreadable), the daemon starts without it: until the peers' next heartbeats, frames captured earlier would be accepted once. Unwritten, a restart now would forget what was seen since the last write.",
+        fix: "Check the state directory: free space, permissions, the file system's health (`dmesg`). A damaged file can be removed; the daemon writes it again with the next heartbeats.";
 }
