@@ -41,7 +41,7 @@ use crate::diskio::{self, DiskIo, Slot};
 use crate::executor::{self, Agents, Done};
 use crate::guard::{GuardLink, GuardOptions};
 use crate::journal::{self, Journal};
-use crate::net::{LossCounter, Packet, UdpLink};
+use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
 
 /// The shared disk counts as lost after I/O failed for this many heartbeat intervals
@@ -581,7 +581,7 @@ impl Node {
 
     async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
         let Receivers { mut answers, mut done, mut calls } = receivers;
-        let mut buf = vec![0u8; crate::net::RECV_BYTES];
+        let mut batch = crate::net::Batch::default();
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut signals = 0u32;
@@ -614,7 +614,7 @@ impl Node {
                 _ = sigint.recv() => signals += 1,
                 Some(answer) = answers.recv() => self.on_answer(answer),
                 Some(result) = done.recv() => self.on_done(result),
-                packet = crate::net::receive(&links, &mut buf) => self.on_packet(packet),
+                link = crate::net::receive(&links, &mut batch) => self.on_packets(link, &batch),
                 Some(call) = calls.recv() => self.on_call(call),
                 () = self.alarm.expired() => {}
             }
@@ -1168,50 +1168,49 @@ impl Node {
         self.inputs.push_back(Input::Operation { id: done.id, result: done.result });
     }
 
-    fn on_packet(&mut self, packet: Packet) {
-        let Some(udp) = self.udp.get_mut(&packet.link) else { return };
-        match udp.receiver.receive(&packet.bytes) {
-            Ok(message) => {
-                if message.from == self.me {
-                    return;
-                }
-                self.loss.entry((packet.link, message.from)).or_default().record(&message);
-                let at = std::time::Instant::now();
-                self.seen.note(message.from, message.incarnation, message.sequence, at);
-                let received = self.clock.now();
-                self.inputs.push_back(Input::Heartbeat { link: packet.link, message, received });
-            }
-            Err(reason) => tracing::trace!(link = packet.link.0, "packet dropped: {reason}"),
+    /// A batch of datagrams read from `link`: the heartbeats among them go to the
+    /// engine (the rest is counted by `net`).
+    fn on_packets(&mut self, link: LinkId, batch: &crate::net::Batch) {
+        let Some(udp) = self.udp.get_mut(&link) else { return };
+        let received = self.clock.now();
+        let at = std::time::Instant::now();
+        for message in udp.check(batch) {
+            self.loss.entry((link, message.from)).or_default().record(&message);
+            self.seen.note(message.from, message.incarnation, message.sequence, at);
+            self.inputs.push_back(Input::Heartbeat { link, message, received });
         }
     }
 
     /// Reports rejected packets, at most once per link per interval.
     fn check_rejects(&mut self, now: Instant) {
+        crate::net::read_kernel_drops(self.udp.values_mut(), now);
         let mut reports = Vec::new();
         for (link, udp) in &self.udp {
             let counters = udp.receiver.counters();
-            let total: u64 = counters.by_reason().map(|(_, n)| n).sum();
+            let total = counters.rejected_total();
             let (reported, at) =
                 self.rejects_reported.get(link).copied().unwrap_or((0, Instant(0)));
             if total > reported
                 && (at == Instant(0) || now.saturating_since(at) >= REJECT_REPORT_INTERVAL)
             {
-                let reasons: Vec<String> = counters
-                    .by_reason()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(reason, n)| format!("{n} {reason}"))
-                    .collect();
                 self.rejects_reported.insert(*link, (total, now));
-                reports.push(format!(
-                    "link {}: {} packets dropped so far ({})",
-                    self.spec.link(*link).name,
-                    total,
-                    reasons.join(", ")
+                reports.push((
+                    &catalogue::PACKETS_REJECTED,
+                    format!(
+                        "link {}: {} packets dropped so far ({}; from {})",
+                        self.spec.link(*link).name,
+                        total,
+                        crate::net::describe_reasons(counters),
+                        udp.rejected_by.describe(4)
+                    ),
                 ));
             }
         }
-        for message in reports {
-            self.journal_own(&catalogue::PACKETS_REJECTED, None, message);
+        for (link, udp) in &mut self.udp {
+            reports.extend(udp.flood_news(now, &self.spec.link(*link).name));
+        }
+        for (code, message) in reports {
+            self.journal_own(code, None, message);
         }
     }
 
@@ -1225,7 +1224,10 @@ impl Node {
                 let lookup = |link: LinkId, node: NodeId| {
                     loss.get(&(link, node)).and_then(|c| c.loss_percent())
                 };
-                let document = control::status_json(&self.spec, &status, now, lookup);
+                let mut document = control::status_json(&self.spec, &status, now, lookup);
+                let receiving =
+                    self.udp.values().map(|u| control::receiving_json(&self.spec, u, now));
+                document["receiving"] = serde_json::Value::Array(receiving.collect());
                 serde_json::json!({"ok": true, "status": document})
             }
             Ok(Some(command)) => {

@@ -201,29 +201,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ClusterSpec {
-        let text = r#"
-[cluster]
-name = "seen"
-key_file = "/nonexistent"
-
-[[node]]
-name = "alpha"
-addresses = { net = "127.0.0.1:1" }
-api = "127.0.0.1:1"
-
-[[node]]
-name = "beta"
-addresses = { net = "127.0.0.1:2" }
-api = "127.0.0.1:2"
-
-[[link]]
-name = "net"
-kind = "udp"
-
-[arbitration]
-kind = "none"
-"#;
-        config::parse(text, "cluster.toml").map(|(c, _)| c.cluster).unwrap()
+        crate::net::tests::two_nodes("seen", [1, 2]).cluster
     }
 
     fn written(dir: &Path) -> BTreeMap<NodeId, Newest> {

@@ -124,6 +124,17 @@ impl Counters {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().sum()
     }
+    /// The counts since `earlier` (counts of the same receiver, taken before).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut out = Counters {
+            accepted: self.accepted.saturating_sub(earlier.accepted),
+            ..Counters::default()
+        };
+        for (i, n) in out.rejected.iter_mut().enumerate() {
+            *n = self.rejected[i].saturating_sub(earlier.rejected[i]);
+        }
+        out
+    }
 }
 
 /// Replay state of one sender.
