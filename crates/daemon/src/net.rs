@@ -130,6 +130,11 @@ impl Batch {
         Ok(self.read.len())
     }
 
+    /// The last read filled every buffer: more may be waiting.
+    pub fn is_full(&self) -> bool {
+        self.read.len() == BATCH
+    }
+
     /// The datagrams read last, with their bytes.
     fn datagrams(&self) -> impl Iterator<Item = (&[u8], Option<SocketAddr>)> + '_ {
         self.read.iter().zip(&self.buffers).map(|(d, b)| (&b[..d.bytes.min(b.len())], d.source))

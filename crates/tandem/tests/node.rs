@@ -583,6 +583,56 @@ fn forged_replayed_and_misrouted_packets_are_refused_by_reason_even_after_a_rest
     assert_eq!(cluster.status(0)["nodes"][1]["state"], "offline");
 }
 
+/// Three threads flood alpha's `net1` port with junk for 3 s (the socket never runs
+/// dry): `tandem status` keeps answering (the loop's select is unbiased), and the
+/// group stays where it was.
+#[test]
+fn the_control_socket_answers_while_a_heartbeat_port_is_flooded() {
+    let cluster = formed();
+    let [[alpha1, _], _] = addresses(&cluster);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let _ = socket.send_to(&[7u8; 64], alpha1);
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let mut latencies = Vec::new();
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        daemon::control::call(&cluster.state(0), &daemon::control::Request::Status).unwrap();
+        latencies.push(t.elapsed());
+        thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    let l = received(&cluster.status(0), "net1");
+    latencies.sort();
+    let worst = *latencies.last().unwrap();
+    eprintln!(
+        "{sent} sent, {} rejected, {} kernel drops; {} calls, median {:?}, worst {worst:?}",
+        count(&l["rejected"]),
+        count(&l["kernel_drops"]),
+        latencies.len(),
+        latencies[latencies.len() / 2]
+    );
+    assert!(count(&l["rejected"]) > 10_000, "{l:#}");
+    assert!(latencies.len() >= 20, "{} calls in 2 s", latencies.len());
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    assert_eq!(cluster.group(0).0.as_deref(), Some("alpha"));
+}
+
 #[test]
 fn a_bad_configuration_or_name_refuses_to_start_with_a_code() {
     let dir = tempfile::tempdir().unwrap();
