@@ -373,8 +373,10 @@ impl UdpLink {
 
     /// The peer whose address on this link is `source`.
     fn peer_at(&self, source: Option<SocketAddr>) -> Option<NodeId> {
+        // Address and port (an IPv6 source's flow label and scope are not configured).
         let source = source?;
-        let index = self.peers.iter().position(|p| *p == Some(source))?;
+        let same = |p: &SocketAddr| p.ip() == source.ip() && p.port() == source.port();
+        let index = self.peers.iter().position(|p| p.as_ref().is_some_and(same))?;
         Some(NodeId(index as u16))
     }
 
@@ -410,18 +412,23 @@ impl UdpLink {
     /// What [`FloodWatch`] has to report at `now`: a flood started or ended on this
     /// link (`name`), as a code and a message for the journal.
     pub fn flood_news(&mut self, now: Instant, name: &str) -> Option<(&'static CodeInfo, String)> {
-        let snapshot = Snapshot {
+        let snapshot = || Snapshot {
             at: now,
             counters: self.receiver.counters().clone(),
             sources: self.rejected_by.clone(),
             kernel_drops: self.kernel_drops,
         };
         let watch = &mut self.flood;
-        let window = watch.window.get_or_insert_with(|| snapshot.clone()).clone();
+        let Some(window) = watch.window.take() else {
+            watch.window = Some(snapshot());
+            return None;
+        };
         let elapsed = now.saturating_since(window.at);
         if elapsed < Duration::from_secs(1) {
+            watch.window = Some(window);
             return None;
         }
+        let snapshot = snapshot();
         watch.window = Some(snapshot.clone());
         let during_window = snapshot.counters.since(&window.counters).rejected_total();
         let rate = (during_window as f64 / elapsed.as_secs_f64()) as u64;

@@ -608,22 +608,24 @@ impl Node {
                 anyhow::bail!("cannot set the loop's timer: {e}");
             }
             let links: Vec<&UdpLink> = self.udp.values().collect();
-            // Unbiased: the branches are polled in a random order, so a socket that is
-            // always readable (a flood) cannot starve the control socket or the disk's
-            // answers; after a full batch the loop yields to the runtime (whose other
-            // tasks serve the control socket). The order in which inputs reach the
-            // engine is `on_time`'s.
+            // In this order: the disk's answers first (every wake-up checks the disk I/O
+            // deadlines, `on_time`, and an answer left waiting behind a datagram would
+            // count as late), then agents' results, then control calls, then datagrams
+            // (a batch at a time): a flooded socket delays none of the others, and after
+            // a full batch the loop yields to the runtime, whose other tasks serve the
+            // control socket. The order in which inputs reach the engine is `on_time`'s.
             let mut busy = false;
             tokio::select! {
+                biased;
                 _ = sigterm.recv() => signals += 1,
                 _ = sigint.recv() => signals += 1,
                 Some(answer) = answers.recv() => self.on_answer(answer),
                 Some(result) = done.recv() => self.on_done(result),
+                Some(call) = calls.recv() => self.on_call(call),
                 link = crate::net::receive(&links, &mut batch) => {
                     self.on_packets(link, &batch);
                     busy = batch.is_full();
                 }
-                Some(call) = calls.recv() => self.on_call(call),
                 () = self.alarm.expired() => {}
             }
             if busy {

@@ -17,7 +17,17 @@
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
 //!
-//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak` picks some. Each failover
+//! - **floods**: 100,000 datagrams a second for 5 s at the owner's public heartbeat
+//!   port from the client namespace (`flood`: copies of the peer's heartbeats captured
+//!   on the owner, half replayed as they were and half with a byte flipped, half of all
+//!   with the peer's own source address through a raw socket; `flood-large`: datagrams
+//!   of the largest size with a valid-looking header and fresh sequence numbers, half
+//!   with the peer's address): false failovers, links declared down, real heartbeats
+//!   lost on the flooded link (accepted there against the private link, which carries
+//!   the same ones), `tandem status` latency, the owner daemon's CPU. The flooder is a
+//!   Python script, bounded in count and time, sending only to the owner's lab address.
+//!
+//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak,flood,flood-large` picks some. Each failover
 //! trial is printed (stderr) so that an outlier can be told from a shift;
 //! `TANDEM_BENCH_SHOW=1` adds the survivor's journal from the crash on and the end of
 //! both nodes' logs (`TANDEM_LAB_LOG=info,daemon::node=debug` logs every lease I/O).
@@ -460,6 +470,262 @@ fn soak() {
     drop(burners);
 }
 
+/// Captures, in the owner's namespace, the UDP payloads that `source` sends to `port`
+/// for `seconds`: one hex line each.
+const CAPTURE: &str = r#"
+import socket, struct, sys, time
+source, port, seconds = socket.inet_aton(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+s.settimeout(0.1)
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        p = s.recv(70000)
+    except socket.timeout:
+        continue
+    if len(p) < 28 or p[9] != 17 or p[12:16] != source:
+        continue
+    ihl = (p[0] & 15) * 4
+    if struct.unpack("!H", p[ihl + 2:ihl + 4])[0] == port:
+        print(p[ihl + 8:].hex(), flush=True)
+"#;
+
+/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`) to
+/// `target:port`. `small`: the captured frames, every other one with a random byte
+/// flipped; `large`: 65,507-byte datagrams with the first frame's header, a payload
+/// length to match, fresh sequence numbers and random bytes. With `spoof`, as the peer
+/// (`peer:port`) through a raw socket (fragmented by hand when large), else from the
+/// client's own address.
+const FLOOD: &str = r#"
+import random, socket, struct, sys, time
+target, port, peer, rate, seconds, path, mode, spoof = sys.argv[1:9]
+port, rate, seconds, spoof = int(port), int(rate), float(seconds), spoof == "spoof"
+assert target.startswith("192.168.251."), "the lab's public network only"
+frames = [bytes.fromhex(l) for l in open(path).read().split()]
+random.seed(7)
+if mode == "small":
+    pool = []
+    for i in range(4000):
+        f = bytearray(frames[i % len(frames)])
+        if i % 2:
+            f[random.randrange(len(f))] ^= random.randrange(1, 256)
+        pool.append(bytes(f))
+else:
+    head, pool = bytearray(frames[0][:40]), []
+    sequence = struct.unpack_from("<Q", head, 28)[0]
+    for i in range(64):
+        h = bytearray(head)
+        struct.pack_into("<Q", h, 28, sequence + 1000 + i)
+        struct.pack_into("<I", h, 36, 65507 - 40 - 32)
+        pool.append(bytes(h) + random.randbytes(65507 - 40))
+def ip(src, dst, ident, frag, body):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, frag, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + body
+if spoof:
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    packets = []
+    for n, f in enumerate(pool):
+        udp = struct.pack("!HHHH", port, port, 8 + len(f), 0) + f
+        ident = 1 + n
+        parts = [udp[o:o + 1480] for o in range(0, len(udp), 1480)]
+        packets.append([ip(peer, target, ident, (0x2000 if k < len(parts) - 1 else 0) | (k * 185), part)
+                        for k, part in enumerate(parts)])
+    def send(i):
+        for p in packets[i % len(packets)]:
+            raw.sendto(p, (target, 0))
+else:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    def send(i):
+        try:
+            udp.sendto(pool[i % len(pool)], (target, port))
+        except OSError:
+            pass
+total, sent, start = int(rate * seconds), 0, time.time()
+while sent < total:
+    now = time.time() - start
+    if now > seconds + 0.5:
+        break
+    due = min(total, int(now * rate) + 200)
+    while sent < due:
+        send(sent)
+        sent += 1
+    if sent >= int((time.time() - start) * rate) + 200:
+        time.sleep(0.0005)
+print(sent, round(time.time() - start, 3))
+"#;
+
+/// The owner's daemon process (not its guard): its CPU ticks.
+fn daemon_ticks(cluster: &Cluster, host: usize) -> u64 {
+    tandem_pids(cluster, host)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\0node\0"))
+        })
+        .filter_map(usage)
+        .map(|u| u.0)
+        .sum()
+}
+
+/// The `receiving` entries of `links` in one status document of `host`.
+fn receiving<const N: usize>(
+    cluster: &Cluster,
+    host: usize,
+    links: [&str; N],
+) -> [serde_json::Value; N] {
+    let doc = cluster.status(host).unwrap_or_default();
+    let all = doc["receiving"].as_array().cloned().unwrap_or_default();
+    links.map(|link| all.iter().find(|l| l["link"] == link).cloned().unwrap_or_default())
+}
+
+fn flood(large: bool) {
+    let cluster = Cluster::formed(&Options::default());
+    std::thread::sleep(Duration::from_secs(2));
+    let owner = cluster.lab.address(Node::Host(0), Network::Public).expect("owner").to_string();
+    let peer = cluster.lab.address(Node::Host(1), Network::Public).expect("peer").to_string();
+    let port = "5405";
+    let run = cluster.lab.host_dir(Node::Client, HostDir::Run).expect("client /run");
+    std::fs::write(run.join("flood.py"), FLOOD).unwrap();
+    let captured = cluster
+        .lab
+        .exec(Node::Host(0), &["python3", "-c", CAPTURE, &peer, port, "2"])
+        .expect("capture");
+    let frames = captured.stdout.clone();
+    assert!(frames.lines().count() >= 10, "captured {frames:?} {captured:?}");
+    std::fs::write(run.join("frames.hex"), &frames).unwrap();
+    let codes = |host: usize| cluster.codes(host);
+    // The same 5 s without a flood first: what the machine's load alone causes (on
+    // these shared 2-core machines, a disk I/O now and then misses its 31 ms deadline).
+    let what = if large {
+        "largest datagrams, valid-looking header"
+    } else {
+        "small heartbeats, replayed and flipped"
+    };
+    println!("flood ({what}):");
+    let quiet: Vec<Vec<String>> = (0..2).map(codes).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    let before: Vec<Vec<String>> = (0..2).map(codes).collect();
+    let count_new = |from: &[Vec<String>], to: &[Vec<String>], code: &str| -> usize {
+        (0..2)
+            .map(|h| {
+                let n = |v: &Vec<String>| v.iter().filter(|c| *c == code).count();
+                n(&to[h]) - n(&from[h])
+            })
+            .sum()
+    };
+    println!(
+        "  5 s before the flood: lease renewal failed (W3104) {}, arbitrator unreachable \
+         (W3108) {}, links down (W2101) {}",
+        count_new(&quiet, &before, "W3104"),
+        count_new(&quiet, &before, "W3108"),
+        count_new(&quiet, &before, "W2101")
+    );
+    let accepted = || {
+        let [public, private] = receiving(&cluster, 0, ["public", "private"]);
+        let n = |l: &serde_json::Value| l["accepted"].as_u64().unwrap_or(0);
+        (n(&public), n(&private), public)
+    };
+    let (public0, private0, _) = accepted();
+    let ticks0 = daemon_ticks(&cluster, 0);
+    let started = Instant::now();
+    let mode = if large { "large" } else { "small" };
+    let flooders: Vec<Spawned> = ["spoof", "own"]
+        .iter()
+        .map(|how| {
+            let args = [
+                "python3",
+                "/run/flood.py",
+                &owner,
+                port,
+                &peer,
+                "50000",
+                "5",
+                "/run/frames.hex",
+                mode,
+                how,
+            ];
+            cluster.lab.spawn(Node::Client, &args).expect("flooder")
+        })
+        .collect();
+    // `tandem status` through the control socket meanwhile, every 20 ms.
+    let mut latencies = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        let t = Instant::now();
+        let _ = cluster.status(0).expect("status");
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut sent = Vec::new();
+    for mut f in flooders {
+        let _ = f.wait_timeout(Duration::from_secs(5));
+        sent.push(f.stdout().unwrap_or_default().trim().to_string());
+        let _ = f.kill();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (daemon_ticks(&cluster, 0) - ticks0) as f64 / 100.0 / elapsed * 100.0;
+    std::thread::sleep(Duration::from_millis(500));
+    let (public1, private1, public) = accepted();
+    latencies.sort_by(f64::total_cmp);
+    let new = |host: usize, code: &str| {
+        codes(host).iter().filter(|c| *c == code).count()
+            - before[host].iter().filter(|c| *c == code).count()
+    };
+    println!(
+        "flood ({}): sent (spoofed, own address: count seconds) {sent:?}",
+        if large {
+            "largest datagrams, valid-looking header"
+        } else {
+            "small, replayed and flipped"
+        }
+    );
+    println!(
+        "  heartbeats accepted on public {} vs private {} (lost on public: {}); kernel drops {}",
+        public1 - public0,
+        private1 - private0,
+        (private1 - private0).saturating_sub(public1 - public0),
+        public["kernel_drops"]
+    );
+    println!("  rejected on public: {} {}", public["rejected"], public["rejected_by_reason"]);
+    println!(
+        "  tandem status: median {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} calls; owner \
+         daemon CPU {cpu:.0} % of one core over {elapsed:.1} s",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    println!(
+        "  failovers (W4111) {}, links down (W2101) {}, peer lost (E2104) {}, lease \
+         lost/expired (E3107/E3105) {}, flood started (W2120) {}",
+        new(0, "W4111") + new(1, "W4111"),
+        new(0, "W2101") + new(1, "W2101"),
+        new(0, "E2104") + new(1, "E2104"),
+        new(0, "E3107") + new(0, "E3105") + new(1, "E3107") + new(1, "E3105"),
+        new(0, "W2120")
+    );
+    // What else the nodes journaled meanwhile (warnings and errors), to explain a change.
+    for host in 0..2 {
+        for entry in cluster.journal(host).into_iter().skip(before[host].len()) {
+            if entry.severity != "info" && !entry.code.starts_with("W212") {
+                println!("    {} {} {} {}", NAMES[host], entry.time, entry.code, entry.message);
+            }
+        }
+    }
+    let after: Vec<Vec<String>> = (0..2).map(codes).collect();
+    println!(
+        "  during the flood: lease renewal failed (W3104) {}, arbitrator unreachable (W3108) {}",
+        count_new(&before, &after, "W3104"),
+        count_new(&before, &after, "W3108")
+    );
+    cluster.wait_code(0, "I2121", Duration::from_secs(20));
+    if let Some(end) = cluster.entries(0, "I2121").last() {
+        println!("  journal: {}", end.message);
+    }
+    println!("  web owner at the end: {:?}", cluster.group(1, "web"));
+    cluster.assert_never_double();
+}
+
 fn main() {
     if let Err(why) = testbed::availability() {
         println!("lab benchmarks skipped: {why}");
@@ -468,7 +734,7 @@ fn main() {
     let trials: usize =
         std::env::var("TANDEM_BENCH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let only = std::env::var("TANDEM_BENCH_ONLY")
-        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak".into());
+        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak,flood,flood-large".into());
     let wanted = |name: &str| only.split(',').any(|w| w.trim() == name);
     if wanted("failover") {
         let what = "default timing (hb 100 ms, peer 1 s, lease 1 s)";
@@ -486,5 +752,11 @@ fn main() {
     }
     if wanted("soak") {
         soak();
+    }
+    if wanted("flood") {
+        flood(false);
+    }
+    if wanted("flood-large") {
+        flood(true);
     }
 }
