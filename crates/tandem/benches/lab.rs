@@ -490,7 +490,8 @@ while time.time() < end:
         print(p[ihl + 8:].hex(), flush=True)
 "#;
 
-/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`) to
+/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`, and
+/// never longer than `seconds`, a send at a time checked every 64) to
 /// `target:port`. `small`: the captured frames, every other one with a random byte
 /// flipped; `large`: 65,507-byte datagrams with the first frame's header, a payload
 /// length to match, fresh sequence numbers and random bytes. With `spoof`, as the peer
@@ -542,17 +543,14 @@ else:
         except OSError:
             pass
 total, sent, start = int(rate * seconds), 0, time.time()
-while sent < total:
-    now = time.time() - start
-    if now > seconds + 0.5:
-        break
-    due = min(total, int(now * rate) + 200)
+while sent < total and time.time() - start < seconds:
+    due = min(total, int((time.time() - start) * rate) + 64, sent + 64)
     while sent < due:
         send(sent)
         sent += 1
-    if sent >= int((time.time() - start) * rate) + 200:
+    if sent >= int((time.time() - start) * rate) + 64:
         time.sleep(0.0005)
-print(sent, round(time.time() - start, 3))
+print(sent, round(time.time() - start, 3), flush=True)
 "#;
 
 /// The owner's daemon process (not its guard): its CPU ticks.
@@ -659,7 +657,11 @@ fn flood(large: bool) {
     let mut sent = Vec::new();
     for mut f in flooders {
         let _ = f.wait_timeout(Duration::from_secs(5));
-        sent.push(f.stdout().unwrap_or_default().trim().to_string());
+        let out = f.stdout().unwrap_or_default().trim().to_string();
+        if out.is_empty() {
+            println!("  flooder: {}", f.stderr().unwrap_or_default());
+        }
+        sent.push(out);
         let _ = f.kill();
     }
     let elapsed = started.elapsed().as_secs_f64();
