@@ -470,89 +470,6 @@ fn soak() {
     drop(burners);
 }
 
-/// Captures, in the owner's namespace, the UDP payloads that `source` sends to `port`
-/// for `seconds`: one hex line each.
-const CAPTURE: &str = r#"
-import socket, struct, sys, time
-source, port, seconds = socket.inet_aton(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-s.settimeout(0.1)
-end = time.time() + seconds
-while time.time() < end:
-    try:
-        p = s.recv(70000)
-    except socket.timeout:
-        continue
-    if len(p) < 28 or p[9] != 17 or p[12:16] != source:
-        continue
-    ihl = (p[0] & 15) * 4
-    if struct.unpack("!H", p[ihl + 2:ihl + 4])[0] == port:
-        print(p[ihl + 8:].hex(), flush=True)
-"#;
-
-/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`, and
-/// never longer than `seconds`, a send at a time checked every 64) to
-/// `target:port`. `small`: the captured frames, every other one with a random byte
-/// flipped; `large`: 65,507-byte datagrams with the first frame's header, a payload
-/// length to match, fresh sequence numbers and random bytes. With `spoof`, as the peer
-/// (`peer:port`) through a raw socket (fragmented by hand when large), else from the
-/// client's own address.
-const FLOOD: &str = r#"
-import random, socket, struct, sys, time
-target, port, peer, rate, seconds, path, mode, spoof = sys.argv[1:9]
-port, rate, seconds, spoof = int(port), int(rate), float(seconds), spoof == "spoof"
-assert target.startswith("192.168.251."), "the lab's public network only"
-frames = [bytes.fromhex(l) for l in open(path).read().split()]
-random.seed(7)
-if mode == "small":
-    pool = []
-    for i in range(4000):
-        f = bytearray(frames[i % len(frames)])
-        if i % 2:
-            f[random.randrange(len(f))] ^= random.randrange(1, 256)
-        pool.append(bytes(f))
-else:
-    head, pool = bytearray(frames[0][:40]), []
-    sequence = struct.unpack_from("<Q", head, 28)[0]
-    for i in range(64):
-        h = bytearray(head)
-        struct.pack_into("<Q", h, 28, sequence + 1000 + i)
-        struct.pack_into("<I", h, 36, 65507 - 40 - 32)
-        pool.append(bytes(h) + random.randbytes(65507 - 40))
-def ip(src, dst, ident, frag, body):
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, frag, 64, 17, 0,
-                       socket.inet_aton(src), socket.inet_aton(dst)) + body
-if spoof:
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    packets = []
-    for n, f in enumerate(pool):
-        udp = struct.pack("!HHHH", port, port, 8 + len(f), 0) + f
-        ident = 1 + n
-        parts = [udp[o:o + 1480] for o in range(0, len(udp), 1480)]
-        packets.append([ip(peer, target, ident, (0x2000 if k < len(parts) - 1 else 0) | (k * 185), part)
-                        for k, part in enumerate(parts)])
-    def send(i):
-        for p in packets[i % len(packets)]:
-            raw.sendto(p, (target, 0))
-else:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    def send(i):
-        try:
-            udp.sendto(pool[i % len(pool)], (target, port))
-        except OSError:
-            pass
-total, sent, start = int(rate * seconds), 0, time.time()
-while sent < total and time.time() - start < seconds:
-    due = min(total, int((time.time() - start) * rate) + 64, sent + 64)
-    while sent < due:
-        send(sent)
-        sent += 1
-    if sent >= int((time.time() - start) * rate) + 64:
-        time.sleep(0.0005)
-print(sent, round(time.time() - start, 3), flush=True)
-"#;
-
 /// The owner's daemon process (not its guard): its CPU ticks.
 fn daemon_ticks(cluster: &Cluster, host: usize) -> u64 {
     tandem_pids(cluster, host)
@@ -566,32 +483,10 @@ fn daemon_ticks(cluster: &Cluster, host: usize) -> u64 {
         .sum()
 }
 
-/// The `receiving` entries of `links` in one status document of `host`.
-fn receiving<const N: usize>(
-    cluster: &Cluster,
-    host: usize,
-    links: [&str; N],
-) -> [serde_json::Value; N] {
-    let doc = cluster.status(host).unwrap_or_default();
-    let all = doc["receiving"].as_array().cloned().unwrap_or_default();
-    links.map(|link| all.iter().find(|l| l["link"] == link).cloned().unwrap_or_default())
-}
-
 fn flood(large: bool) {
     let cluster = Cluster::formed(&Options::default());
     std::thread::sleep(Duration::from_secs(2));
-    let owner = cluster.lab.address(Node::Host(0), Network::Public).expect("owner").to_string();
-    let peer = cluster.lab.address(Node::Host(1), Network::Public).expect("peer").to_string();
-    let port = "5405";
-    let run = cluster.lab.host_dir(Node::Client, HostDir::Run).expect("client /run");
-    std::fs::write(run.join("flood.py"), FLOOD).unwrap();
-    let captured = cluster
-        .lab
-        .exec(Node::Host(0), &["python3", "-c", CAPTURE, &peer, port, "2"])
-        .expect("capture");
-    let frames = captured.stdout.clone();
-    assert!(frames.lines().count() >= 10, "captured {frames:?} {captured:?}");
-    std::fs::write(run.join("frames.hex"), &frames).unwrap();
+    let frames = cluster.capture_heartbeats(2.0);
     let codes = |host: usize| cluster.codes(host);
     // The same 5 s without a flood first: what the machine's load alone causes (on
     // these shared 2-core machines, a disk I/O now and then misses its 31 ms deadline).
@@ -620,7 +515,7 @@ fn flood(large: bool) {
         count_new(&quiet, &before, "W2101")
     );
     let accepted = || {
-        let [public, private] = receiving(&cluster, 0, ["public", "private"]);
+        let [public, private] = cluster.receiving(0, ["public", "private"]);
         let n = |l: &serde_json::Value| l["accepted"].as_u64().unwrap_or(0);
         (n(&public), n(&private), public)
     };
@@ -628,24 +523,7 @@ fn flood(large: bool) {
     let ticks0 = daemon_ticks(&cluster, 0);
     let started = Instant::now();
     let mode = if large { "large" } else { "small" };
-    let flooders: Vec<Spawned> = ["spoof", "own"]
-        .iter()
-        .map(|how| {
-            let args = [
-                "python3",
-                "/run/flood.py",
-                &owner,
-                port,
-                &peer,
-                "50000",
-                "5",
-                "/run/frames.hex",
-                mode,
-                how,
-            ];
-            cluster.lab.spawn(Node::Client, &args).expect("flooder")
-        })
-        .collect();
+    let flooders = cluster.flood(mode, 50_000, 5, &frames);
     // `tandem status` through the control socket meanwhile, every 20 ms.
     let mut latencies = Vec::new();
     while started.elapsed() < Duration::from_secs(5) {
