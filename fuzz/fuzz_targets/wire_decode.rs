@@ -4,14 +4,16 @@
 //! The first input byte picks a mode: even, the rest is one raw frame (exercises the
 //! header checks; the tag stops everything else); odd, the rest becomes a payload that
 //! this target frames and signs with the fuzzing key, so the payload decoder and the
-//! replay window are reached too. It must not do anything but call the crate.
+//! replay window are reached too. Bit 1 of that byte sends every frame as if from node
+//! `mode >> 2 & 3` with a budget of 2,000 bytes a frame (`Receiver::receive_from`: the
+//! sender check and the rate limit). It must not do anything but call the crate.
 
 #![no_main]
 
+use engine::{LinkId, NodeId};
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
-use engine::{LinkId, NodeId};
 use wire::{ClusterId, Key, Receiver, Route, HEADER_BYTES, MAGIC, TAG_BYTES, VERSION};
 
 const KEY_BYTES: [u8; 32] = [7; 32];
@@ -61,8 +63,14 @@ fuzz_target!(|data: &[u8]| {
             })
             .collect()
     };
+    let source = (mode & 2 != 0).then_some(NodeId(u16::from(mode >> 2 & 3)));
     for frame in frames {
-        if let Ok(heartbeat) = receiver.receive(&frame) {
+        let result = match source {
+            Some(node) => receiver.receive_from(&frame, Some(node), |bytes| bytes <= 2_000),
+            None => receiver.receive(&frame),
+        };
+        if let Ok(heartbeat) = result {
+            assert!(source.is_none_or(|node| node == heartbeat.from));
             let again =
                 wire::encode(&key, cluster, ROUTE, &heartbeat).expect("accepted frames re-encode");
             let decoded =
