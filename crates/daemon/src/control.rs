@@ -12,7 +12,8 @@
 //! (I5107) with every command it accepts.
 //!
 //! This module also renders the status document of PRODUCT.md section 5 (the same keys
-//! `GET /v1/status` will serve) from the engine's [`engine::Status`].
+//! `GET /v1/status` will serve) from the engine's [`engine::Status`], and the daemon's
+//! own facts beside it (`receiving`: per UDP link, what was accepted and rejected).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -265,6 +266,37 @@ pub fn status_json(
             "where": f.location,
             "since": wall(f.since),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// What one UDP link's socket received (the daemon's own facts, beside the engine's
+/// status): heartbeats accepted, packets rejected by reason and by source, the kernel's
+/// drops for a full receive buffer, and a flood in progress.
+pub fn receiving_json(spec: &ClusterSpec, udp: &crate::net::UdpLink, now: Instant) -> Value {
+    let counters = udp.receiver.counters();
+    let reasons: serde_json::Map<String, Value> = counters
+        .by_reason()
+        .filter(|(_, n)| *n > 0)
+        .map(|(reason, n)| (reason.as_str().to_string(), json!(n)))
+        .collect();
+    let mut sources = udp.rejected_by.since(&crate::net::BySource::default());
+    sources.sources.truncate(crate::net::SOURCES_KEPT);
+    json!({
+        "link": spec.link(udp.link).name,
+        "accepted": counters.accepted,
+        "rejected": counters.rejected_total(),
+        "rejected_by_reason": reasons,
+        "rejected_by_source": sources.sources.iter().map(|(source, n)| json!({
+            "source": source.to_string(),
+            "count": n,
+        })).collect::<Vec<_>>(),
+        "rejected_other_sources": sources.other,
+        "kernel_drops": udp.kernel_drops,
+        "receive_buffer_bytes": udp.receive_buffer,
+        "flood": udp.flood.current().map(|(since, peak)| json!({
+            "for_ms": now.saturating_since(since).as_millis() as u64,
+            "peak_per_second": peak,
+        })),
     })
 }
 

@@ -40,7 +40,7 @@ use engine::{AdminState, ClearRequest, Event, Lww, NodeId, ResourceId, Stamp, Sw
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use agents::files::write_atomic;
+pub(crate) use agents::files::write_atomic;
 
 use crate::clock::wall_now;
 use crate::stall;

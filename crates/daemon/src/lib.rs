@@ -10,6 +10,7 @@
 //! - `guard`: the fence guard process that outlives the daemon;
 //! - `journal`: events, incarnation and administrative state under the state dir,
 //!   written and synced by a thread of their own;
+//! - `seen`: each peer's newest incarnation and sequence, kept across restarts (replays);
 //! - `control`: the local control socket for the CLI, and the status document;
 //! - `access`: who may reach the node locally: the runtime directory, its sockets'
 //!   modes, callers' credentials, the guard's token, the key file and state dir rules;
@@ -30,6 +31,7 @@ pub mod guard;
 pub mod journal;
 pub mod net;
 pub mod node;
+pub mod seen;
 pub mod stall;
 
 pub use node::{disk_io_timeout, run, Options};

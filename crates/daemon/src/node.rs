@@ -42,7 +42,8 @@ use crate::diskio::{self, DiskIo, Slot};
 use crate::executor::{self, Agents, Done};
 use crate::guard::{GuardLink, GuardNews, GuardOptions};
 use crate::journal;
-use crate::net::{LossCounter, Packet, UdpLink};
+use crate::net::{LossCounter, UdpLink};
+use crate::seen::Seen;
 
 /// The shared disk counts as lost after I/O failed for this many heartbeat intervals
 /// with no success in between (one slow I/O must not move groups).
@@ -294,6 +295,8 @@ pub struct Node {
     cluster_id: wire::ClusterId,
     udp: BTreeMap<LinkId, UdpLink>,
     disk: Option<DiskLink>,
+    /// Each peer's newest accepted incarnation and sequence, kept across restarts.
+    seen: Seen,
     lease: LeaseClient,
     guard: GuardLink,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -419,7 +422,8 @@ impl Node {
         for link in spec.link_ids() {
             match config.link(link) {
                 LinkConfig::Udp { .. } => {
-                    let receiver = wire::Receiver::new(key.clone(), cluster_id);
+                    let route = wire::Route { link, to: Some(me) };
+                    let receiver = wire::Receiver::new(key.clone(), cluster_id, route);
                     let open = UdpLink::open(&config, me, link, receiver)?;
                     udp.insert(link, open);
                 }
@@ -436,7 +440,11 @@ impl Node {
                             disk_io_timeout(&spec.timing),
                             answers_tx.clone(),
                         ),
-                        receiver: wire::Receiver::new(key.clone(), cluster_id),
+                        receiver: wire::Receiver::new(
+                            key.clone(),
+                            cluster_id,
+                            wire::Route { link, to: None },
+                        ),
                         job: None,
                         written_seq: 0,
                         written_report: None,
@@ -458,6 +466,19 @@ impl Node {
                 }
             }
         }
+        // What an earlier run accepted stays refused (captured frames are replays).
+        let (loaded, unread) = match crate::seen::load(&state_dir, &spec) {
+            Ok(loaded) => (loaded, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        };
+        let receivers = udp.values_mut().map(|u: &mut UdpLink| &mut u.receiver);
+        for receiver in receivers.chain(disk.as_mut().map(|d: &mut DiskLink| &mut d.receiver)) {
+            for (node, newest) in &loaded {
+                receiver.remember(*node, newest.incarnation, newest.sequence);
+            }
+        }
+        let seen = Seen::start(&state_dir, &spec, &loaded)
+            .context("starting the thread that keeps the peers' heartbeat state")?;
         if spec.arbitration == ArbitrationKind::Witness {
             anyhow::bail!(
                 "arbitration = \"witness\" needs the witness process (`tandem witness`), which \
@@ -521,7 +542,11 @@ impl Node {
         journal.append(journal::Entry::own(code, &spec.node(me).name, message));
         journal.commit();
         let watchdog = watchdog_interval();
-        let node = Node {
+        let unread = unread.map(|e| {
+            let path = state_dir.join(crate::seen::FILE);
+            format!("cannot read {}: {e}; starting without it", path.display())
+        });
+        let mut node = Node {
             spec,
             me,
             clock,
@@ -533,6 +558,7 @@ impl Node {
             cluster_id,
             udp,
             disk,
+            seen,
             lease,
             guard,
             done_tx,
@@ -558,6 +584,9 @@ impl Node {
             beat_now: false,
             loop_ran: now,
         };
+        if let Some(message) = unread {
+            node.journal_own(&catalogue::SEEN_UNKEPT, None, message);
+        }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let receivers =
             Receivers { answers: answers_rx, done: done_rx, calls: calls_rx, guard: guard_news };
@@ -566,7 +595,7 @@ impl Node {
 
     async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
         let Receivers { mut answers, mut done, mut calls, guard: mut guard_news } = receivers;
-        let mut buf = vec![0u8; crate::net::RECV_BYTES];
+        let mut batch = crate::net::Batch::default();
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut signals = 0u32;
@@ -594,6 +623,14 @@ impl Node {
             }
             self.loop_ran = self.clock.now();
             let links: Vec<&UdpLink> = self.udp.values().collect();
+            // In this order: the disk's answers first (every wake-up checks the disk I/O
+            // deadlines, `on_time`, and an answer left waiting behind a datagram would
+            // count as late), then agents' results, the guard's news, control calls,
+            // then datagrams (a batch at a time): a flooded socket delays none of the
+            // others, and after a full batch the loop yields to the runtime, whose other
+            // tasks serve the control socket. The order in which inputs reach the engine
+            // is `on_time`'s.
+            let mut busy = false;
             let woke = tokio::select! {
                 biased;
                 _ = sigterm.recv() => Woke::Signal,
@@ -601,8 +638,8 @@ impl Node {
                 Some(answer) = answers.recv() => Woke::Answer(answer),
                 Some(result) = done.recv() => Woke::Done(result),
                 Some(news) = guard_news.recv() => Woke::Guard(news),
-                packet = crate::net::receive(&links, &mut buf) => Woke::Packet(packet),
                 Some(call) = calls.recv() => Woke::Call(call),
+                link = crate::net::receive(&links, &mut batch) => Woke::Packets(link),
                 () = self.alarm.expired() => Woke::Timer,
             };
             // Before anything else: if the guard's deadline passed while this loop did not
@@ -616,8 +653,11 @@ impl Node {
                 Woke::Signal => signals += 1,
                 Woke::Answer(answer) => self.on_answer(answer),
                 Woke::Done(result) => self.on_done(result),
-                Woke::Packet(packet) => self.on_packet(packet),
                 Woke::Call(call) => self.on_call(call),
+                Woke::Packets(link) => {
+                    self.on_packets(link, &batch);
+                    busy = batch.is_full();
+                }
                 Woke::Guard(GuardNews::Fired) => {
                     self.stalled(now, now, "a renewal reached it too late");
                 }
@@ -627,6 +667,11 @@ impl Node {
                     format!("cannot reach or start the fence guard: {e}"),
                 ),
                 Woke::Timer => {}
+            }
+            if busy {
+                // More datagrams wait (a flood): let the runtime poll its I/O driver and
+                // run the control socket's tasks before the next batch.
+                tokio::task::yield_now().await;
             }
             if signals == 1 && self.shutdown_by.is_none() {
                 self.begin_shutdown();
@@ -744,6 +789,10 @@ impl Node {
             }
         }
         self.check_rejects(now);
+        self.seen.flush(std::time::Instant::now());
+        if let Some(why) = self.seen.take_failure() {
+            self.journal_own(&catalogue::SEEN_UNKEPT, None, format!("cannot write {why}"));
+        }
     }
 
     /// Feeds queued inputs and carries out outputs until the engine and the lease
@@ -942,7 +991,8 @@ impl Node {
     fn send_heartbeat(&mut self, link: LinkId, to: NodeId, message: &engine::Heartbeat) {
         match self.spec.link(link).kind {
             LinkKind::Udp => {
-                let frame = match wire::encode(&self.key, self.cluster_id, message) {
+                let route = wire::Route { link, to: Some(to) };
+                let frame = match wire::encode(&self.key, self.cluster_id, route, message) {
                     Ok(frame) => frame,
                     Err(e) => return self.too_large(link, e.to_string()),
                 };
@@ -1001,7 +1051,8 @@ impl Node {
                 disk.written_seq = message.sequence;
                 disk.written_report = Some(message.report.clone());
                 disk.written_at = Some(now);
-                match wire::encode(&self.key, self.cluster_id, &message) {
+                let route = wire::Route { link: disk.link, to: None };
+                match wire::encode(&self.key, self.cluster_id, route, &message) {
                     Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
                         disk.writing = true;
                         job.slot = Some((message.sequence, frame));
@@ -1172,11 +1223,12 @@ impl Node {
             if baseline {
                 continue;
             }
-            if let Ok(message) = disk.receiver.receive(&bytes) {
-                if message.from == node {
-                    let link = disk.link;
-                    self.inputs.push_back(Input::Heartbeat { link, message, received });
-                }
+            // A slot holds its node's frames only.
+            if let Ok(message) = disk.receiver.receive_from(&bytes, Some(node), |_| true) {
+                let link = disk.link;
+                let at = std::time::Instant::now();
+                self.seen.note(message.from, message.incarnation, message.sequence, at);
+                self.inputs.push_back(Input::Heartbeat { link, message, received });
             }
         }
     }
@@ -1222,48 +1274,49 @@ impl Node {
         self.inputs.push_back(Input::Operation { id: done.id, result: done.result });
     }
 
-    fn on_packet(&mut self, packet: Packet) {
-        let Some(udp) = self.udp.get_mut(&packet.link) else { return };
-        match udp.receiver.receive(&packet.bytes) {
-            Ok(message) => {
-                if message.from == self.me {
-                    return;
-                }
-                self.loss.entry((packet.link, message.from)).or_default().record(&message);
-                let received = self.clock.now();
-                self.inputs.push_back(Input::Heartbeat { link: packet.link, message, received });
-            }
-            Err(reason) => tracing::trace!(link = packet.link.0, "packet dropped: {reason}"),
+    /// A batch of datagrams read from `link`: the heartbeats among them go to the
+    /// engine (the rest is counted by `net`).
+    fn on_packets(&mut self, link: LinkId, batch: &crate::net::Batch) {
+        let Some(udp) = self.udp.get_mut(&link) else { return };
+        let received = self.clock.now();
+        let at = std::time::Instant::now();
+        for message in udp.check(batch) {
+            self.loss.entry((link, message.from)).or_default().record(&message);
+            self.seen.note(message.from, message.incarnation, message.sequence, at);
+            self.inputs.push_back(Input::Heartbeat { link, message, received });
         }
     }
 
     /// Reports rejected packets, at most once per link per interval.
     fn check_rejects(&mut self, now: Instant) {
+        crate::net::read_kernel_drops(self.udp.values_mut(), now);
         let mut reports = Vec::new();
         for (link, udp) in &self.udp {
             let counters = udp.receiver.counters();
-            let total: u64 = counters.by_reason().map(|(_, n)| n).sum();
+            let total = counters.rejected_total();
             let (reported, at) =
                 self.rejects_reported.get(link).copied().unwrap_or((0, Instant(0)));
             if total > reported
                 && (at == Instant(0) || now.saturating_since(at) >= REJECT_REPORT_INTERVAL)
             {
-                let reasons: Vec<String> = counters
-                    .by_reason()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(reason, n)| format!("{n} {reason}"))
-                    .collect();
                 self.rejects_reported.insert(*link, (total, now));
-                reports.push(format!(
-                    "link {}: {} packets dropped so far ({})",
-                    self.spec.link(*link).name,
-                    total,
-                    reasons.join(", ")
+                reports.push((
+                    &catalogue::PACKETS_REJECTED,
+                    format!(
+                        "link {}: {} packets dropped so far ({}; from {})",
+                        self.spec.link(*link).name,
+                        total,
+                        crate::net::describe_reasons(counters),
+                        udp.rejected_by.describe(4)
+                    ),
                 ));
             }
         }
-        for message in reports {
-            self.journal_own(&catalogue::PACKETS_REJECTED, None, message);
+        for (link, udp) in &mut self.udp {
+            reports.extend(udp.flood_news(now, &self.spec.link(*link).name));
+        }
+        for (code, message) in reports {
+            self.journal_own(code, None, message);
         }
     }
 
@@ -1279,6 +1332,9 @@ impl Node {
                 };
                 let mut document = control::status_json(&self.spec, &status, now, lookup);
                 document["journal"] = self.journal.status();
+                let receiving =
+                    self.udp.values().map(|u| control::receiving_json(&self.spec, u, now));
+                document["receiving"] = serde_json::Value::Array(receiving.collect());
                 serde_json::json!({"ok": true, "status": document})
             }
             Ok(Some(command)) => {
@@ -1361,7 +1417,8 @@ enum Woke {
     Signal,
     Answer(diskio::Answer),
     Done(Done),
-    Packet(Packet),
+    /// Datagrams of this link, in the loop's batch.
+    Packets(LinkId),
     Call(Call),
     Guard(GuardNews),
     Timer,

@@ -17,7 +17,17 @@
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
 //!
-//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak` picks some. Each failover
+//! - **floods**: 100,000 datagrams a second for 5 s at the owner's public heartbeat
+//!   port from the client namespace (`flood`: copies of the peer's heartbeats captured
+//!   on the owner, half replayed as they were and half with a byte flipped, half of all
+//!   with the peer's own source address through a raw socket; `flood-large`: datagrams
+//!   of the largest size with a valid-looking header and fresh sequence numbers, half
+//!   with the peer's address): false failovers, links declared down, real heartbeats
+//!   lost on the flooded link (accepted there against the private link, which carries
+//!   the same ones), `tandem status` latency, the owner daemon's CPU. The flooder is a
+//!   Python script, bounded in count and time, sending only to the owner's lab address.
+//!
+//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak,flood,flood-large` picks some. Each failover
 //! trial is printed (stderr) so that an outlier can be told from a shift;
 //! `TANDEM_BENCH_SHOW=1` adds the survivor's journal from the crash on and the end of
 //! both nodes' logs (`TANDEM_LAB_LOG=info,daemon::node=debug` logs every lease I/O).
@@ -460,6 +470,142 @@ fn soak() {
     drop(burners);
 }
 
+/// The owner's daemon process (not its guard): its CPU ticks.
+fn daemon_ticks(cluster: &Cluster, host: usize) -> u64 {
+    tandem_pids(cluster, host)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\0node\0"))
+        })
+        .filter_map(usage)
+        .map(|u| u.0)
+        .sum()
+}
+
+fn flood(large: bool) {
+    let cluster = Cluster::formed(&Options::default());
+    std::thread::sleep(Duration::from_secs(2));
+    let frames = cluster.capture_heartbeats(2.0);
+    let codes = |host: usize| cluster.codes(host);
+    // The same 5 s without a flood first: what the machine's load alone causes (on
+    // these shared 2-core machines, a disk I/O now and then misses its 31 ms deadline).
+    let what = if large {
+        "largest datagrams, valid-looking header"
+    } else {
+        "small heartbeats, replayed and flipped"
+    };
+    println!("flood ({what}):");
+    let quiet: Vec<Vec<String>> = (0..2).map(codes).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    let before: Vec<Vec<String>> = (0..2).map(codes).collect();
+    let count_new = |from: &[Vec<String>], to: &[Vec<String>], code: &str| -> usize {
+        (0..2)
+            .map(|h| {
+                let n = |v: &Vec<String>| v.iter().filter(|c| *c == code).count();
+                n(&to[h]) - n(&from[h])
+            })
+            .sum()
+    };
+    println!(
+        "  5 s before the flood: lease renewal failed (W3104) {}, arbitrator unreachable \
+         (W3108) {}, links down (W2101) {}",
+        count_new(&quiet, &before, "W3104"),
+        count_new(&quiet, &before, "W3108"),
+        count_new(&quiet, &before, "W2101")
+    );
+    let accepted = || {
+        let [public, private] = cluster.receiving(0, ["public", "private"]);
+        let n = |l: &serde_json::Value| l["accepted"].as_u64().unwrap_or(0);
+        (n(&public), n(&private), public)
+    };
+    let (public0, private0, _) = accepted();
+    let ticks0 = daemon_ticks(&cluster, 0);
+    let started = Instant::now();
+    let mode = if large { "large" } else { "small" };
+    let flooders = cluster.flood(mode, 50_000, 5, &frames);
+    // `tandem status` through the control socket meanwhile, every 20 ms.
+    let mut latencies = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        let t = Instant::now();
+        let _ = cluster.status(0).expect("status");
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut sent = Vec::new();
+    for mut f in flooders {
+        let _ = f.wait_timeout(Duration::from_secs(5));
+        let out = f.stdout().unwrap_or_default().trim().to_string();
+        if out.is_empty() {
+            println!("  flooder: {}", f.stderr().unwrap_or_default());
+        }
+        sent.push(out);
+        let _ = f.kill();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (daemon_ticks(&cluster, 0) - ticks0) as f64 / 100.0 / elapsed * 100.0;
+    std::thread::sleep(Duration::from_millis(500));
+    let (public1, private1, public) = accepted();
+    latencies.sort_by(f64::total_cmp);
+    let new = |host: usize, code: &str| {
+        codes(host).iter().filter(|c| *c == code).count()
+            - before[host].iter().filter(|c| *c == code).count()
+    };
+    println!(
+        "flood ({}): sent (spoofed, own address: count seconds) {sent:?}",
+        if large {
+            "largest datagrams, valid-looking header"
+        } else {
+            "small, replayed and flipped"
+        }
+    );
+    println!(
+        "  heartbeats accepted on public {} vs private {} (lost on public: {}); kernel drops {}",
+        public1 - public0,
+        private1 - private0,
+        (private1 - private0).saturating_sub(public1 - public0),
+        public["kernel_drops"]
+    );
+    println!("  rejected on public: {} {}", public["rejected"], public["rejected_by_reason"]);
+    println!(
+        "  tandem status: median {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} calls; owner \
+         daemon CPU {cpu:.0} % of one core over {elapsed:.1} s",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+    println!(
+        "  failovers (W4111) {}, links down (W2101) {}, peer lost (E2104) {}, lease \
+         lost/expired (E3107/E3105) {}, flood started (W2120) {}",
+        new(0, "W4111") + new(1, "W4111"),
+        new(0, "W2101") + new(1, "W2101"),
+        new(0, "E2104") + new(1, "E2104"),
+        new(0, "E3107") + new(0, "E3105") + new(1, "E3107") + new(1, "E3105"),
+        new(0, "W2120")
+    );
+    // What else the nodes journaled meanwhile (warnings and errors), to explain a change.
+    for host in 0..2 {
+        for entry in cluster.journal(host).into_iter().skip(before[host].len()) {
+            if entry.severity != "info" && !entry.code.starts_with("W212") {
+                println!("    {} {} {} {}", NAMES[host], entry.time, entry.code, entry.message);
+            }
+        }
+    }
+    let after: Vec<Vec<String>> = (0..2).map(codes).collect();
+    println!(
+        "  during the flood: lease renewal failed (W3104) {}, arbitrator unreachable (W3108) {}",
+        count_new(&before, &after, "W3104"),
+        count_new(&before, &after, "W3108")
+    );
+    cluster.wait_code(0, "I2121", Duration::from_secs(20));
+    if let Some(end) = cluster.entries(0, "I2121").last() {
+        println!("  journal: {}", end.message);
+    }
+    println!("  web owner at the end: {:?}", cluster.group(1, "web"));
+    cluster.assert_never_double();
+}
+
 fn main() {
     if let Err(why) = testbed::availability() {
         println!("lab benchmarks skipped: {why}");
@@ -468,7 +614,7 @@ fn main() {
     let trials: usize =
         std::env::var("TANDEM_BENCH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let only = std::env::var("TANDEM_BENCH_ONLY")
-        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak".into());
+        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak,flood,flood-large".into());
     let wanted = |name: &str| only.split(',').any(|w| w.trim() == name);
     if wanted("failover") {
         let what = "default timing (hb 100 ms, peer 1 s, lease 1 s)";
@@ -486,5 +632,11 @@ fn main() {
     }
     if wanted("soak") {
         soak();
+    }
+    if wanted("flood") {
+        flood(false);
+    }
+    if wanted("flood-large") {
+        flood(true);
     }
 }

@@ -97,6 +97,7 @@ pub fn render_status(doc: &Value) -> String {
             text(&l["state"])
         ));
     }
+    out.push_str(&render_receiving(&list("receiving")));
     out.push_str("groups:\n");
     for g in list("groups") {
         let lock = if g["locked"] == Value::Bool(true) {
@@ -134,6 +135,57 @@ pub fn render_status(doc: &Value) -> String {
         }
     }
     out
+}
+
+/// The `receiving` part of the status document: per UDP link, what was rejected (by
+/// reason, by source), the kernel's drops and a flood in progress; nothing for a link
+/// where nothing was rejected or dropped.
+fn render_receiving(links: &[Value]) -> String {
+    let mut out = String::new();
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    for l in links {
+        let (rejected, drops) = (count(&l["rejected"]), count(&l["kernel_drops"]));
+        if rejected == 0 && drops == 0 {
+            continue;
+        }
+        let mut reasons: Vec<(String, u64)> = l["rejected_by_reason"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), count(v))).collect())
+            .unwrap_or_default();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+        let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let mut sources: Vec<String> = l["rejected_by_source"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .take(4)
+                    .map(|s| format!("{} {}", text(&s["source"]), count(&s["count"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let others = count(&l["rejected_other_sources"]);
+        if others > 0 {
+            sources.push(format!("other sources {others}"));
+        }
+        let flood = match &l["flood"] {
+            Value::Null => String::new(),
+            f => format!(
+                "  FLOOD for {:.1} s, peak {}/s",
+                count(&f["for_ms"]) as f64 / 1000.0,
+                count(&f["peak_per_second"])
+            ),
+        };
+        out.push_str(&format!(
+            "  {:<10} rejected {rejected} ({}) from {}; kernel drops {drops}{flood}\n",
+            text(&l["link"]),
+            reasons.join(", "),
+            sources.join(", ")
+        ));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("received on this node:\n{out}")
 }
 
 #[derive(clap::Args)]

@@ -570,3 +570,48 @@ fn a_slow_read_only_ioctl_does_not_stall_the_standbys_loop() {
         );
     }
 }
+
+/// Issue 18: 25,000 datagrams a second for 3 s from each of two flooders at the owner's
+/// public heartbeat port, copies of the peer's captured heartbeats (half with a byte
+/// flipped), half of them with the peer's own address: no heartbeat of the peer is lost
+/// on that link, no link goes down, the group stays, the flood is counted by source and
+/// journaled when it starts and when it ends.
+#[test]
+fn a_flood_of_replayed_and_damaged_heartbeats_loses_none_and_is_journaled() {
+    if !lab_available("a_flood_of_replayed_and_damaged_heartbeats_loses_none_and_is_journaled") {
+        return;
+    }
+    let cluster = Cluster::formed(&Options::default());
+    let frames = cluster.capture_heartbeats(1.5);
+    let accepted = |l: &serde_json::Value| l["accepted"].as_u64().unwrap_or(0);
+    let [public, private] = cluster.receiving(0, ["public", "private"]);
+    let (public0, private0) = (accepted(&public), accepted(&private));
+    let mut sent = Vec::new();
+    for mut flooder in cluster.flood("small", 25_000, 3, &frames) {
+        flooder.wait_timeout(Duration::from_secs(10)).expect("flooder").expect("ended");
+        let out = flooder.stdout().unwrap_or_default();
+        sent.push(out.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let [public, private] = cluster.receiving(0, ["public", "private"]);
+    let report = format!("sent {sent:?}\n{public:#}\n{}", cluster.report());
+    assert_eq!(accepted(&public) - public0, accepted(&private) - private0, "{report}");
+    assert_eq!(public["rejected_by_reason"]["unknown_source"].as_u64(), Some(sent[1]), "{report}");
+    let peer = format!(
+        "{}:{HEARTBEAT_PORT}",
+        cluster.lab.address(Node::Host(1), Network::Public).unwrap()
+    );
+    let from_peer = public["rejected_by_source"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["source"] == peer.as_str()))
+        .and_then(|s| s["count"].as_u64());
+    assert_eq!(from_peer, Some(sent[0]), "{report}");
+    assert!(sent[0] > 10_000, "{report}");
+    cluster.wait_code(0, "W2120", Duration::from_secs(2));
+    cluster.wait_code(0, "I2121", Duration::from_secs(15));
+    for host in 0..2 {
+        assert!(!cluster.codes(host).contains(&"W2101".to_string()), "{report}");
+    }
+    cluster.assert_runs(1, "web", "alpha");
+    cluster.assert_never_double();
+}

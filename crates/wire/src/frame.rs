@@ -1,14 +1,18 @@
 //! The frame: a fixed header, the payload and an HMAC-SHA256 tag (layout in the crate
-//! docs). [`encode`] builds a frame from a heartbeat; [`decode`] checks a frame's shape,
-//! cluster and tag and decodes it, without any per-sender memory (replays are the
-//! [`crate::Receiver`]'s job).
+//! docs). [`encode`] builds a frame from a heartbeat for one [`Route`] (the link it goes
+//! on and its receiver, both under the tag, so a frame captured on one link or sent to
+//! one node is refused on another link or by another node); [`decode`] checks a
+//! frame's shape, cluster, route and tag and decodes it, without any per-sender memory
+//! (replays are the [`crate::Receiver`]'s job). The checks are split in two so that the
+//! receiver can run its cheap ones (sender, replay window, rate) between them:
+//! [`parse`] reads and checks the header, [`authenticate`] checks the tag and decodes.
 //!
 //! It owns the header layout and the tag; it must not panic on any input, allocate more
 //! than the input's size before the tag is verified, read a clock or do I/O.
 
 use std::fmt;
 
-use engine::{Heartbeat, NodeId, NODES_MAX};
+use engine::{Heartbeat, LinkId, NodeId, NODES_MAX};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -18,10 +22,13 @@ use crate::receiver::Reject;
 
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"TNDM";
-/// The format version this crate writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this crate writes and reads (2: the route joined the header).
+pub const VERSION: u16 = 2;
 /// Bytes before the payload.
-pub const HEADER_BYTES: usize = 36;
+pub const HEADER_BYTES: usize = 40;
+/// The receiver field of a frame addressed to every node reading its link (a shared-disk
+/// slot).
+pub const TO_EVERY: u16 = u16::MAX;
 /// Bytes of the tag after the payload.
 pub const TAG_BYTES: usize = 32;
 /// The largest frame: the largest UDP payload over IPv4 (65,535 − 20 − 8).
@@ -44,12 +51,30 @@ impl ClusterId {
     }
 }
 
+/// Where a frame goes: the link it is sent on and the node it is for (`None`: every
+/// node that reads the link, as a shared-disk slot is). Both are in the header and under
+/// the tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub link: LinkId,
+    pub to: Option<NodeId>,
+}
+
+impl Route {
+    fn to_field(self) -> u16 {
+        self.to.map_or(TO_EVERY, |n| n.0)
+    }
+}
+
 /// The fixed header of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     pub version: u16,
     pub cluster: ClusterId,
     pub from: NodeId,
+    /// The receiver's node id, or [`TO_EVERY`].
+    pub to: u16,
+    pub link: LinkId,
     pub incarnation: u64,
     pub sequence: u64,
     pub payload_bytes: u32,
@@ -82,10 +107,11 @@ fn mac(key: &Key) -> HmacSha256 {
     <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!())
 }
 
-/// Encodes `heartbeat` as one authenticated frame of `cluster` under `key`.
+/// Encodes `heartbeat` as one authenticated frame of `cluster` under `key`, for `route`.
 pub fn encode(
     key: &Key,
     cluster: ClusterId,
+    route: Route,
     heartbeat: &Heartbeat,
 ) -> Result<Vec<u8>, EncodeError> {
     let payload = encode_body(heartbeat.sent_at, heartbeat.echo, &heartbeat.report)
@@ -99,6 +125,8 @@ pub fn encode(
     frame.extend_from_slice(&VERSION.to_le_bytes());
     frame.extend_from_slice(&cluster.0);
     frame.extend_from_slice(&heartbeat.from.0.to_le_bytes());
+    frame.extend_from_slice(&route.to_field().to_le_bytes());
+    frame.extend_from_slice(&route.link.0.to_le_bytes());
     frame.extend_from_slice(&heartbeat.incarnation.to_le_bytes());
     frame.extend_from_slice(&heartbeat.sequence.to_le_bytes());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -120,15 +148,29 @@ fn header(bytes: &[u8]) -> Header {
         version: u16::from_le_bytes(array(bytes, 4)),
         cluster: ClusterId(array(bytes, 6)),
         from: NodeId(u16::from_le_bytes(array(bytes, 14))),
-        incarnation: u64::from_le_bytes(array(bytes, 16)),
-        sequence: u64::from_le_bytes(array(bytes, 24)),
-        payload_bytes: u32::from_le_bytes(array(bytes, 32)),
+        to: u16::from_le_bytes(array(bytes, 16)),
+        link: LinkId(u16::from_le_bytes(array(bytes, 18))),
+        incarnation: u64::from_le_bytes(array(bytes, 20)),
+        sequence: u64::from_le_bytes(array(bytes, 28)),
+        payload_bytes: u32::from_le_bytes(array(bytes, 36)),
     }
 }
 
-/// Checks a frame's shape, version, cluster and tag, then decodes its heartbeat. The
-/// checks run in this order and the first failure is the reason returned.
-pub fn decode(key: &Key, cluster: ClusterId, bytes: &[u8]) -> Result<Heartbeat, Reject> {
+/// Checks a frame's shape, version, cluster, route and tag, then decodes its heartbeat.
+/// The checks run in this order and the first failure is the reason returned.
+pub fn decode(
+    key: &Key,
+    cluster: ClusterId,
+    route: Route,
+    bytes: &[u8],
+) -> Result<Heartbeat, Reject> {
+    let header = parse(cluster, route, bytes)?;
+    authenticate(key, &header, bytes)
+}
+
+/// Reads the header of `bytes` and checks the frame's shape, version, cluster and
+/// route, without cryptography.
+pub fn parse(cluster: ClusterId, route: Route, bytes: &[u8]) -> Result<Header, Reject> {
     if bytes.len() > PACKET_BYTES_MAX {
         return Err(Reject::Oversized);
     }
@@ -152,6 +194,18 @@ pub fn decode(key: &Key, cluster: ClusterId, bytes: &[u8]) -> Result<Heartbeat, 
     if bytes.len() > expected {
         return Err(Reject::Oversized);
     }
+    if header.link != route.link {
+        return Err(Reject::OtherLink);
+    }
+    if header.to != route.to_field() {
+        return Err(Reject::OtherReceiver);
+    }
+    Ok(header)
+}
+
+/// Checks the tag of `bytes` (whose header [`parse`] accepted as `header`) and decodes
+/// its heartbeat.
+pub fn authenticate(key: &Key, header: &Header, bytes: &[u8]) -> Result<Heartbeat, Reject> {
     let (signed, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
     // `verify_slice` compares in constant time.
     mac(key).chain_update(signed).verify_slice(tag).map_err(|_| Reject::BadTag)?;

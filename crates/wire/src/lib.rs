@@ -9,11 +9,18 @@
 //! |      4 |     2 | format version ([`VERSION`])                               |
 //! |      6 |     8 | cluster id: hash of the cluster name ([`ClusterId`])       |
 //! |     14 |     2 | sender node id                                             |
-//! |     16 |     8 | sender incarnation                                         |
-//! |     24 |     8 | sequence (per sender incarnation)                          |
-//! |     32 |     4 | payload length *n*                                         |
-//! |     36 |   *n* | payload: postcard of the sent time, echo and report        |
-//! | 36 + n |    32 | HMAC-SHA256 tag over bytes `0 .. 36 + n`, cluster key      |
+//! |     16 |     2 | receiver node id, `0xffff` for every reader (disk slot)    |
+//! |     18 |     2 | link id (the link's index in the configuration)            |
+//! |     20 |     8 | sender incarnation                                         |
+//! |     28 |     8 | sequence (per sender incarnation)                          |
+//! |     36 |     4 | payload length *n*                                         |
+//! |     40 |   *n* | payload: postcard of the sent time, echo and report        |
+//! | 40 + n |    32 | HMAC-SHA256 tag over bytes `0 .. 40 + n`, cluster key      |
+//!
+//! Version 2 added the receiver and link fields: under the tag, they make a frame
+//! captured on one link, or sent to one node, useless on another link or at another
+//! node. Version 1 frames are refused (`unknown_version`): both nodes of a cluster must
+//! run a build of the same format version.
 //!
 //! Limits: a whole frame is at most [`PACKET_BYTES_MAX`] bytes (the largest UDP payload
 //! over IPv4); a report carries at most `engine::GROUPS_MAX` groups, `NODES_MAX` drain
@@ -21,8 +28,10 @@
 //! a report of 10,000 groups in ordinary states fits (one byte per group, sparse lists
 //! for hand-overs and administrative registers ever written).
 //!
-//! This crate owns the format, the key and the receiving checks ([`Receiver`]: tag,
-//! cluster, version, replay window, with a counter per rejection reason). It must not do
+//! This crate owns the format, the key and the receiving checks ([`Receiver`]: source,
+//! shape, cluster, version, route, sender, replay window, a caller's budget, then the
+//! tag — the cheap checks first, so a flood costs no cryptography it can avoid — with a
+//! counter per rejection reason). It must not do
 //! I/O (it works on byte slices; the one exception is [`Key::from_file`]), read a clock,
 //! or decide anything about the heartbeat's contents: that is the engine's job.
 
@@ -32,8 +41,8 @@ mod payload;
 mod receiver;
 
 pub use frame::{
-    decode, encode, ClusterId, EncodeError, Header, HEADER_BYTES, MAGIC, PACKET_BYTES_MAX,
-    TAG_BYTES, VERSION,
+    authenticate, decode, encode, parse, ClusterId, EncodeError, Header, Route, HEADER_BYTES,
+    MAGIC, PACKET_BYTES_MAX, TAG_BYTES, TO_EVERY, VERSION,
 };
 pub use key::{Key, KeyError, KEY_BYTES};
 pub use receiver::{Counters, Receiver, Reject, REPLAY_WINDOW};

@@ -1,14 +1,22 @@
-//! The receiving side of one link: [`Receiver::receive`] authenticates and decodes a
-//! frame, then drops replays (per sender: the newest incarnation and a window of the
-//! last [`REPLAY_WINDOW`] sequences), and counts every rejection by [`Reject`] reason in
-//! [`Counters`] (the daemon exports them as metrics).
+//! The receiving side of one link: [`Receiver::receive_from`] checks a frame in order of
+//! cost — its source (the caller maps the datagram's source address to a peer, or to
+//! none), its header (shape, version, cluster, the [`Route`]: this link and this node),
+//! that the header's sender is that peer, the replay window (per sender: the newest
+//! incarnation and a window of the last [`REPLAY_WINDOW`] sequences), the caller's
+//! budget (a rate limit), and only then the tag and the payload — and counts every
+//! rejection by [`Reject`] reason in [`Counters`] (the daemon shows them in its status).
+//! A frame that fails a check changes no replay state; a replay or a captured frame
+//! with a byte flipped outside the sequence fields costs no cryptography.
+//!
+//! The replay state can be seeded ([`Receiver::remember`]) with what an earlier run saw,
+//! so that frames captured before a restart of the receiving daemon stay refused.
 //!
 //! It owns the replay state; it must not panic on any input, read a clock or do I/O.
 //! Its memory is bounded: one window per possible sender (`engine::NODES_MAX`).
 
-use engine::{Heartbeat, NODES_MAX};
+use engine::{Heartbeat, NodeId, NODES_MAX};
 
-use crate::frame::{decode, ClusterId};
+use crate::frame::{authenticate, parse, ClusterId, Route};
 use crate::key::Key;
 
 /// How many recent sequences per sender are remembered; older ones are dropped.
@@ -17,6 +25,8 @@ pub const REPLAY_WINDOW: u64 = 64;
 /// Why a frame was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reject {
+    /// Its source address is not a peer's address on this link (checked first).
+    UnknownSource,
     /// It does not start with `TNDM`.
     BadMagic,
     /// A format version this build does not read.
@@ -27,44 +37,62 @@ pub enum Reject {
     Truncated,
     /// Over `PACKET_BYTES_MAX`, or longer than its payload length says.
     Oversized,
-    /// The tag does not match: forged, corrupted, or another key.
-    BadTag,
+    /// Sent for another link (a frame captured on one link, replayed on another).
+    OtherLink,
+    /// Sent to another node.
+    OtherReceiver,
+    /// The header names a sender other than the peer whose address sent it.
+    WrongSender,
     /// The sender restarted since (a newer incarnation was seen).
     StaleIncarnation,
     /// This sequence was already accepted.
     Replayed,
     /// The sequence is older than the replay window.
     TooOld,
+    /// Over the caller's budget for its source (checked before the tag).
+    RateLimited,
+    /// The tag does not match: forged, corrupted, or another key.
+    BadTag,
     /// Authentic but undecodable: unknown values, indexes or counts out of range.
     Malformed,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 10] = [
+    pub const ALL: [Reject; 15] = [
+        Reject::UnknownSource,
         Reject::BadMagic,
         Reject::UnknownVersion,
         Reject::OtherCluster,
         Reject::Truncated,
         Reject::Oversized,
-        Reject::BadTag,
+        Reject::OtherLink,
+        Reject::OtherReceiver,
+        Reject::WrongSender,
         Reject::StaleIncarnation,
         Reject::Replayed,
         Reject::TooOld,
+        Reject::RateLimited,
+        Reject::BadTag,
         Reject::Malformed,
     ];
 
-    /// A stable name, for metrics labels.
+    /// A stable name, for status documents and the journal.
     pub fn as_str(self) -> &'static str {
         match self {
+            Reject::UnknownSource => "unknown_source",
             Reject::BadMagic => "bad_magic",
             Reject::UnknownVersion => "unknown_version",
             Reject::OtherCluster => "other_cluster",
             Reject::Truncated => "truncated",
             Reject::Oversized => "oversized",
-            Reject::BadTag => "bad_tag",
+            Reject::OtherLink => "other_link",
+            Reject::OtherReceiver => "other_receiver",
+            Reject::WrongSender => "wrong_sender",
             Reject::StaleIncarnation => "stale_incarnation",
             Reject::Replayed => "replayed",
             Reject::TooOld => "too_old",
+            Reject::RateLimited => "rate_limited",
+            Reject::BadTag => "bad_tag",
             Reject::Malformed => "malformed",
         }
     }
@@ -92,6 +120,21 @@ impl Counters {
     pub fn by_reason(&self) -> impl Iterator<Item = (Reject, u64)> + '_ {
         Reject::ALL.iter().map(|&r| (r, self.rejected(r)))
     }
+    /// Frames dropped for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+    /// The counts since `earlier` (counts of the same receiver, taken before).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut out = Counters {
+            accepted: self.accepted.saturating_sub(earlier.accepted),
+            ..Counters::default()
+        };
+        for (i, n) in out.rejected.iter_mut().enumerate() {
+            *n = self.rejected[i].saturating_sub(earlier.rejected[i]);
+        }
+        out
+    }
 }
 
 /// Replay state of one sender.
@@ -108,19 +151,62 @@ struct Window {
 pub struct Receiver {
     key: Key,
     cluster: ClusterId,
+    route: Route,
     senders: [Option<Window>; NODES_MAX],
     counters: Counters,
 }
 
 impl Receiver {
-    pub fn new(key: Key, cluster: ClusterId) -> Receiver {
-        Receiver { key, cluster, senders: [None; NODES_MAX], counters: Counters::default() }
+    /// The receiver of frames sent on `route` (this link, to this node or to every node).
+    pub fn new(key: Key, cluster: ClusterId, route: Route) -> Receiver {
+        Receiver { key, cluster, route, senders: [None; NODES_MAX], counters: Counters::default() }
     }
 
-    /// The heartbeat in `bytes`, or why it was dropped (and counted).
+    /// The heartbeat in `bytes`, or why it was dropped (and counted), from any sender.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Heartbeat, Reject> {
-        let result = decode(&self.key, self.cluster, bytes)
-            .and_then(|heartbeat| self.admit(&heartbeat).map(|()| heartbeat));
+        let result = self.check(bytes, None, |_| true);
+        self.count(result)
+    }
+
+    /// The heartbeat in `bytes` that arrived from `source`: the peer whose address sent
+    /// it (`None`: no peer's, refused before anything else). `spend` is asked, with the
+    /// frame's size, just before the tag is checked (after every cheaper check passed);
+    /// `false` refuses the frame as [`Reject::RateLimited`].
+    pub fn receive_from(
+        &mut self,
+        bytes: &[u8],
+        source: Option<NodeId>,
+        spend: impl FnOnce(usize) -> bool,
+    ) -> Result<Heartbeat, Reject> {
+        let result = match source {
+            None => Err(Reject::UnknownSource),
+            Some(node) => self.check(bytes, Some(node), spend),
+        };
+        self.count(result)
+    }
+
+    /// Seeds the replay state of `from` with what an earlier run saw: frames of older
+    /// incarnations, and of `incarnation` up to `sequence`, are refused. A newer state
+    /// already held is kept.
+    pub fn remember(&mut self, from: NodeId, incarnation: u64, sequence: u64) {
+        let Some(slot) = self.senders.get_mut(usize::from(from.0)) else { return };
+        let newer = slot.is_some_and(|w| (w.incarnation, w.newest) >= (incarnation, sequence));
+        if !newer {
+            *slot = Some(Window { incarnation, newest: sequence, seen: u64::MAX });
+        }
+    }
+
+    /// The newest incarnation and sequence accepted (or remembered) from `from`.
+    pub fn newest(&self, from: NodeId) -> Option<(u64, u64)> {
+        let window = self.senders.get(usize::from(from.0))?.as_ref()?;
+        Some((window.incarnation, window.newest))
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn count(&mut self, result: Result<Heartbeat, Reject>) -> Result<Heartbeat, Reject> {
         match &result {
             Ok(_) => self.counters.accepted += 1,
             Err(reason) => self.counters.rejected[*reason as usize] += 1,
@@ -128,32 +214,34 @@ impl Receiver {
         result
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    fn check(
+        &mut self,
+        bytes: &[u8],
+        source: Option<NodeId>,
+        spend: impl FnOnce(usize) -> bool,
+    ) -> Result<Heartbeat, Reject> {
+        let header = parse(self.cluster, self.route, bytes)?;
+        if source.is_some_and(|node| node != header.from) {
+            return Err(Reject::WrongSender);
+        }
+        self.fresh(header.from, header.incarnation, header.sequence)?;
+        if !spend(bytes.len()) {
+            return Err(Reject::RateLimited);
+        }
+        let heartbeat = authenticate(&self.key, &header, bytes)?;
+        self.record(&heartbeat);
+        Ok(heartbeat)
     }
 
-    /// Records `heartbeat` in its sender's window unless it is stale or seen.
-    fn admit(&mut self, heartbeat: &Heartbeat) -> Result<(), Reject> {
-        // `decode` refuses senders at or over NODES_MAX.
-        let slot = self.senders.get_mut(usize::from(heartbeat.from.0)).ok_or(Reject::Malformed)?;
-        let (incarnation, sequence) = (heartbeat.incarnation, heartbeat.sequence);
-        let fresh = Window { incarnation, newest: sequence, seen: 1 };
-        let Some(window) = slot else {
-            *slot = Some(fresh);
-            return Ok(());
-        };
-        if incarnation < window.incarnation {
-            return Err(Reject::StaleIncarnation);
-        }
-        if incarnation > window.incarnation {
-            *window = fresh;
-            return Ok(());
-        }
-        if sequence > window.newest {
-            let shift = sequence - window.newest;
-            window.seen = if shift >= REPLAY_WINDOW { 1 } else { window.seen << shift | 1 };
-            window.newest = sequence;
-            return Ok(());
+    /// Whether a frame of `from` with this incarnation and sequence would be new.
+    fn fresh(&self, from: NodeId, incarnation: u64, sequence: u64) -> Result<(), Reject> {
+        let slot = self.senders.get(usize::from(from.0)).ok_or(Reject::Malformed)?;
+        let Some(window) = slot else { return Ok(()) };
+        if incarnation != window.incarnation || sequence > window.newest {
+            return match incarnation < window.incarnation {
+                true => Err(Reject::StaleIncarnation),
+                false => Ok(()),
+            };
         }
         let age = window.newest - sequence;
         if age >= REPLAY_WINDOW {
@@ -162,8 +250,27 @@ impl Receiver {
         if window.seen & 1 << age != 0 {
             return Err(Reject::Replayed);
         }
-        window.seen |= 1 << age;
         Ok(())
+    }
+
+    /// Records an authentic `heartbeat` (which [`Receiver::fresh`] accepted) in its
+    /// sender's window.
+    fn record(&mut self, heartbeat: &Heartbeat) {
+        let Some(slot) = self.senders.get_mut(usize::from(heartbeat.from.0)) else { return };
+        let (incarnation, sequence) = (heartbeat.incarnation, heartbeat.sequence);
+        let fresh = Window { incarnation, newest: sequence, seen: 1 };
+        match slot {
+            Some(window) if window.incarnation == incarnation => {
+                if sequence > window.newest {
+                    let shift = sequence - window.newest;
+                    window.seen = if shift >= REPLAY_WINDOW { 1 } else { window.seen << shift | 1 };
+                    window.newest = sequence;
+                } else {
+                    window.seen |= 1 << (window.newest - sequence);
+                }
+            }
+            _ => *slot = Some(fresh),
+        }
     }
 }
 
@@ -191,8 +298,11 @@ mod tests {
     fn cluster() -> ClusterId {
         ClusterId::from_name("prod")
     }
+    /// Frames here go on link 0 to node 0.
+    const ROUTE: Route = Route { link: LinkId(0), to: Some(NodeId(0)) };
+
     fn receiver() -> Receiver {
-        Receiver::new(key(), cluster())
+        Receiver::new(key(), cluster(), ROUTE)
     }
 
     fn heartbeat(from: u16, incarnation: u64, sequence: u64, report: NodeReport) -> Heartbeat {
@@ -235,7 +345,8 @@ mod tests {
     }
 
     fn frame(from: u16, incarnation: u64, sequence: u64) -> Vec<u8> {
-        encode(&key(), cluster(), &heartbeat(from, incarnation, sequence, realistic(2))).unwrap()
+        encode(&key(), cluster(), ROUTE, &heartbeat(from, incarnation, sequence, realistic(2)))
+            .unwrap()
     }
 
     /// Recomputes the tag of a frame changed on purpose, so that only the check under
@@ -250,7 +361,7 @@ mod tests {
 
     fn set_payload(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
         let mut out = bytes[..HEADER_BYTES].to_vec();
-        out[32..36].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        out[36..40].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         out.extend_from_slice(payload);
         out.extend_from_slice(&[0; TAG_BYTES]);
         resign(out)
@@ -266,7 +377,7 @@ mod tests {
     fn a_realistic_heartbeat_round_trips_and_is_counted() {
         let mut rx = receiver();
         let sent = heartbeat(1, 5, 9, realistic(2));
-        let got = rx.receive(&encode(&key(), cluster(), &sent).unwrap()).unwrap();
+        let got = rx.receive(&encode(&key(), cluster(), ROUTE, &sent).unwrap()).unwrap();
         assert_eq!(got, sent);
         assert_eq!(rx.counters().accepted, 1);
         assert!(rx.counters().by_reason().all(|(_, n)| n == 0));
@@ -275,7 +386,7 @@ mod tests {
     #[test]
     fn packet_sizes() {
         let size = |groups| {
-            encode(&key(), cluster(), &heartbeat(1, 5, 9, realistic(groups))).unwrap().len()
+            encode(&key(), cluster(), ROUTE, &heartbeat(1, 5, 9, realistic(groups))).unwrap().len()
         };
         let (two, thousand, ten_thousand) = (size(2), size(1_000), size(10_000));
         eprintln!("2 groups: {two} B, 1,000 groups: {thousand} B, 10,000: {ten_thousand} B");
@@ -284,7 +395,7 @@ mod tests {
         assert!(ten_thousand <= PACKET_BYTES_MAX, "{ten_thousand}");
         let mut rx = receiver();
         let big = heartbeat(0, 1, 1, realistic(10_000));
-        assert_eq!(rx.receive(&encode(&key(), cluster(), &big).unwrap()).unwrap(), big);
+        assert_eq!(rx.receive(&encode(&key(), cluster(), ROUTE, &big).unwrap()).unwrap(), big);
     }
 
     #[test]
@@ -296,7 +407,7 @@ mod tests {
                 stamp: Stamp { lamport: u64::MAX - i as u64, writer: 1 },
             };
         }
-        let err = encode(&key(), cluster(), &heartbeat(0, 1, 1, report)).unwrap_err();
+        let err = encode(&key(), cluster(), ROUTE, &heartbeat(0, 1, 1, report)).unwrap_err();
         assert!(matches!(err, crate::EncodeError::TooLarge { bytes } if bytes > PACKET_BYTES_MAX));
     }
 
@@ -313,7 +424,8 @@ mod tests {
     fn unknown_version() {
         let mut rx = receiver();
         let mut bytes = frame(1, 1, 1);
-        bytes[4] = 2;
+        // Version 1, before the route joined the header.
+        bytes[4] = 1;
         assert_eq!(rx.receive(&resign(bytes)), Err(Reject::UnknownVersion));
         only(&rx, Reject::UnknownVersion, 1);
     }
@@ -322,7 +434,7 @@ mod tests {
     fn other_cluster() {
         let mut rx = receiver();
         let hb = heartbeat(1, 1, 1, realistic(2));
-        let bytes = encode(&key(), ClusterId::from_name("staging"), &hb).unwrap();
+        let bytes = encode(&key(), ClusterId::from_name("staging"), ROUTE, &hb).unwrap();
         assert_ne!(ClusterId::from_name("staging"), cluster());
         assert_eq!(rx.receive(&bytes), Err(Reject::OtherCluster));
         only(&rx, Reject::OtherCluster, 1);
@@ -357,9 +469,103 @@ mod tests {
         bytes[middle] ^= 1;
         assert_eq!(rx.receive(&bytes), Err(Reject::BadTag));
         let other = Key::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
-        let foreign = encode(&other, cluster(), &heartbeat(1, 1, 1, realistic(2))).unwrap();
+        let foreign = encode(&other, cluster(), ROUTE, &heartbeat(1, 1, 1, realistic(2))).unwrap();
         assert_eq!(rx.receive(&foreign), Err(Reject::BadTag));
         only(&rx, Reject::BadTag, 2);
+    }
+
+    /// A frame with its header bytes `at..at + 2` set to `value`, its tag left as it was
+    /// (an attacker without the key rewriting the route).
+    fn rewritten(mut bytes: Vec<u8>, at: usize, value: u16) -> Vec<u8> {
+        bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_frame_of_one_link_is_refused_on_another() {
+        let on_a = frame(1, 1, 1);
+        let mut link_b = Receiver::new(key(), cluster(), Route { link: LinkId(1), ..ROUTE });
+        assert_eq!(link_b.receive(&on_a), Err(Reject::OtherLink));
+        // Its link field rewritten to B's: the tag covers it.
+        assert_eq!(link_b.receive(&rewritten(on_a.clone(), 18, 1)), Err(Reject::BadTag));
+        assert_eq!(link_b.counters().accepted, 0);
+        // On link A it is good.
+        assert!(receiver().receive(&on_a).is_ok());
+    }
+
+    #[test]
+    fn a_frame_for_one_node_is_refused_by_another() {
+        let to_0 = frame(1, 1, 1);
+        let mut node_2 = Receiver::new(key(), cluster(), Route { to: Some(NodeId(2)), ..ROUTE });
+        assert_eq!(node_2.receive(&to_0), Err(Reject::OtherReceiver));
+        assert_eq!(node_2.receive(&rewritten(to_0.clone(), 16, 2)), Err(Reject::BadTag));
+        // A disk slot's frame (to every reader) is no UDP frame, and the other way round.
+        let every = Route { to: None, ..ROUTE };
+        let slot = encode(&key(), cluster(), every, &heartbeat(1, 1, 2, realistic(2))).unwrap();
+        assert_eq!(receiver().receive(&slot), Err(Reject::OtherReceiver));
+        let mut disk = Receiver::new(key(), cluster(), every);
+        assert_eq!(disk.receive(&to_0), Err(Reject::OtherReceiver));
+        assert!(disk.receive(&slot).is_ok());
+    }
+
+    #[test]
+    fn the_source_and_the_header_sender_must_agree_before_anything_else() {
+        let mut rx = receiver();
+        let never = |_: usize| -> bool { panic!("no budget asked for") };
+        assert_eq!(rx.receive_from(&frame(1, 1, 1), None, never), Err(Reject::UnknownSource));
+        assert_eq!(rx.receive_from(b"junk", None, never), Err(Reject::UnknownSource));
+        assert_eq!(
+            rx.receive_from(&frame(1, 1, 1), Some(NodeId(2)), never),
+            Err(Reject::WrongSender)
+        );
+        assert_eq!(rx.counters().rejected(Reject::UnknownSource), 2);
+        assert_eq!(rx.counters().rejected(Reject::WrongSender), 1);
+        assert!(rx.receive_from(&frame(1, 1, 1), Some(NodeId(1)), |_| true).is_ok());
+    }
+
+    #[test]
+    fn replays_cost_no_tag_check_and_the_budget_comes_last() {
+        let mut rx = receiver();
+        let first = frame(1, 1, 10);
+        let mut asked = Vec::new();
+        let spend = |n| {
+            asked.push(n);
+            true
+        };
+        assert!(rx.receive_from(&first, Some(NodeId(1)), spend).is_ok());
+        assert_eq!(asked, [first.len()]);
+        // The same frame, and the same frame with its payload damaged: refused as
+        // replays, without asking for budget (so without computing the tag).
+        let mut damaged = first.clone();
+        damaged[HEADER_BYTES + 2] ^= 0x10;
+        let never = |_: usize| -> bool { panic!("no budget asked for") };
+        assert_eq!(rx.receive_from(&first, Some(NodeId(1)), never), Err(Reject::Replayed));
+        assert_eq!(rx.receive_from(&damaged, Some(NodeId(1)), never), Err(Reject::Replayed));
+        // Out of budget: refused before the tag, and nothing remembered.
+        let next = frame(1, 1, 11);
+        assert_eq!(rx.receive_from(&next, Some(NodeId(1)), |_| false), Err(Reject::RateLimited));
+        // A forgery with a fresh sequence fails its tag and is not remembered either.
+        let forged = rewritten(next.clone(), 28, 12);
+        assert_eq!(rx.receive_from(&forged, Some(NodeId(1)), |_| true), Err(Reject::BadTag));
+        assert!(rx.receive_from(&next, Some(NodeId(1)), |_| true).is_ok());
+        assert!(rx.receive_from(&frame(1, 1, 12), Some(NodeId(1)), |_| true).is_ok());
+        assert_eq!(rx.newest(NodeId(1)), Some((1, 12)));
+    }
+
+    #[test]
+    fn remembered_state_refuses_what_an_earlier_run_saw() {
+        let mut rx = receiver();
+        rx.remember(NodeId(1), 7, 100);
+        assert_eq!(rx.receive(&frame(1, 6, 500)), Err(Reject::StaleIncarnation));
+        assert_eq!(rx.receive(&frame(1, 7, 100)), Err(Reject::Replayed));
+        assert_eq!(rx.receive(&frame(1, 7, 60)), Err(Reject::Replayed));
+        assert_eq!(rx.receive(&frame(1, 7, 30)), Err(Reject::TooOld));
+        assert!(rx.receive(&frame(1, 7, 101)).is_ok());
+        assert!(rx.receive(&frame(1, 8, 1)).is_ok());
+        // An older state than the one held changes nothing.
+        rx.remember(NodeId(1), 7, 200);
+        assert!(rx.receive(&frame(1, 8, 2)).is_ok());
+        assert_eq!(rx.newest(NodeId(1)), Some((8, 2)));
     }
 
     #[test]
@@ -414,7 +620,7 @@ mod tests {
         let mut bad_sender = good.clone();
         bad_sender[14..16].copy_from_slice(&(NODES_MAX as u16).to_le_bytes());
         let bad_sender = resign(bad_sender);
-        assert_eq!(crate::decode(&key(), cluster(), &bad_sender), Err(Reject::Malformed));
+        assert_eq!(crate::decode(&key(), cluster(), ROUTE, &bad_sender), Err(Reject::Malformed));
         assert_eq!(rx.receive(&bad_sender), Err(Reject::Malformed));
         only(&rx, Reject::Malformed, 3);
         // Nothing rejected was remembered: the good frame is still new.
@@ -448,7 +654,7 @@ mod tests {
             tail in prop::collection::vec(any::<u8>(), 0..400),
         ) {
             let mut bytes = frame(1, 1, 1)[..HEADER_BYTES].to_vec();
-            bytes[32..36].copy_from_slice(&(tail.len().saturating_sub(TAG_BYTES) as u32).to_le_bytes());
+            bytes[36..40].copy_from_slice(&(tail.len().saturating_sub(TAG_BYTES) as u32).to_le_bytes());
             bytes.extend_from_slice(&tail);
             prop_assert!(receiver().receive(&bytes).is_err());
         }
@@ -461,7 +667,7 @@ mod tests {
             sequence in any::<u64>(),
         ) {
             let sent = heartbeat(from, incarnation, sequence, report);
-            let bytes = encode(&key(), cluster(), &sent).unwrap();
+            let bytes = encode(&key(), cluster(), ROUTE, &sent).unwrap();
             prop_assert_eq!(receiver().receive(&bytes), Ok(sent));
         }
     }
@@ -475,7 +681,7 @@ mod tests {
         runner
             .run(&report(1_000), |report| {
                 let sent = heartbeat(2, 1, 1, report);
-                let bytes = encode(&key(), cluster(), &sent).unwrap();
+                let bytes = encode(&key(), cluster(), ROUTE, &sent).unwrap();
                 prop_assert_eq!(receiver().receive(&bytes), Ok(sent));
                 Ok(())
             })

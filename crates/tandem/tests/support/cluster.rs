@@ -690,3 +690,153 @@ pub fn sample(lab: &Lab, hosts: usize, sampled: &Sampled, stop: &AtomicBool) {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The owner's (host 0's) public heartbeat port, where the flood goes.
+pub const HEARTBEAT_PORT: &str = "5405";
+
+impl Cluster {
+    /// The `receiving` entries of `links` (what the UDP links accepted and rejected) in
+    /// one status document of `host`.
+    pub fn receiving<const N: usize>(
+        &self,
+        host: usize,
+        links: [&str; N],
+    ) -> [serde_json::Value; N] {
+        let doc = self.status(host).unwrap_or_default();
+        let all = doc["receiving"].as_array().cloned().unwrap_or_default();
+        links.map(|link| all.iter().find(|l| l["link"] == link).cloned().unwrap_or_default())
+    }
+
+    /// What beta (host 1) sends to alpha's (host 0's) public heartbeat port during
+    /// `seconds`, captured on alpha: one hex line per frame.
+    pub fn capture_heartbeats(&self, seconds: f64) -> String {
+        let peer = self.lab.address(Node::Host(1), Network::Public).expect("peer").to_string();
+        let seconds = seconds.to_string();
+        let args = ["python3", "-c", CAPTURE, &peer, HEARTBEAT_PORT, &seconds];
+        let captured = self.lab.exec(Node::Host(0), &args).expect("capture");
+        assert!(captured.stdout.lines().count() >= 5, "captured too little: {captured:?}");
+        captured.stdout
+    }
+
+    /// Two flooders in the client namespace, `rate` datagrams a second each for at most
+    /// `seconds` (and `rate * seconds` datagrams), to alpha's public heartbeat port only,
+    /// niced: one as beta (its address and port, through a raw socket), one from the
+    /// client's own address. `mode`: `small` (`frames`, from [`Cluster::capture_heartbeats`],
+    /// every other one with a random byte flipped) or `large` (the largest datagrams,
+    /// with the first frame's header and fresh sequence numbers). Each prints "COUNT
+    /// SECONDS" when done.
+    pub fn flood(&self, mode: &str, rate: u32, seconds: u32, frames: &str) -> Vec<Spawned> {
+        let owner = self.lab.address(Node::Host(0), Network::Public).expect("owner").to_string();
+        let peer = self.lab.address(Node::Host(1), Network::Public).expect("peer").to_string();
+        let run = self.lab.host_dir(Node::Client, HostDir::Run).expect("client /run");
+        std::fs::write(run.join("flood.py"), FLOOD).unwrap();
+        std::fs::write(run.join("frames.hex"), frames).unwrap();
+        let (rate, seconds) = (rate.to_string(), seconds.to_string());
+        ["spoof", "own"]
+            .iter()
+            .map(|how| {
+                // Niced: the flooder stands for another machine; here it shares the two
+                // cores with both nodes, whose disk I/O deadlines (31 ms) it must not eat.
+                let args = [
+                    "nice",
+                    "-n",
+                    "19",
+                    "python3",
+                    "/run/flood.py",
+                    &owner,
+                    HEARTBEAT_PORT,
+                    &peer,
+                    &rate,
+                    &seconds,
+                    "/run/frames.hex",
+                    mode,
+                    how,
+                ];
+                self.lab.spawn(Node::Client, &args).expect("flooder")
+            })
+            .collect()
+    }
+}
+
+/// Captures, in the owner's namespace, the UDP payloads that `source` sends to `port`
+/// for `seconds`: one hex line each.
+const CAPTURE: &str = r#"
+import socket, struct, sys, time
+source, port, seconds = socket.inet_aton(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+s.settimeout(0.1)
+end = time.time() + seconds
+while time.time() < end:
+    try:
+        p = s.recv(70000)
+    except socket.timeout:
+        continue
+    if len(p) < 28 or p[9] != 17 or p[12:16] != source:
+        continue
+    ihl = (p[0] & 15) * 4
+    if struct.unpack("!H", p[ihl + 2:ihl + 4])[0] == port:
+        print(p[ihl + 8:].hex(), flush=True)
+"#;
+
+/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`, and
+/// never longer than `seconds`, a send at a time checked every 64) to
+/// `target:port`. `small`: the captured frames, every other one with a random byte
+/// flipped; `large`: 65,507-byte datagrams with the first frame's header, a payload
+/// length to match, fresh sequence numbers and random bytes. With `spoof`, as the peer
+/// (`peer:port`) through a raw socket (fragmented by hand when large), else from the
+/// client's own address.
+const FLOOD: &str = r#"
+import random, socket, struct, sys, time
+target, port, peer, rate, seconds, path, mode, spoof = sys.argv[1:9]
+port, rate, seconds, spoof = int(port), int(rate), float(seconds), spoof == "spoof"
+assert target.startswith("192.168.251."), "the lab's public network only"
+frames = [bytes.fromhex(l) for l in open(path).read().split()]
+random.seed(7)
+if mode == "small":
+    pool = []
+    for i in range(4000):
+        f = bytearray(frames[i % len(frames)])
+        if i % 2:
+            f[random.randrange(len(f))] ^= random.randrange(1, 256)
+        pool.append(bytes(f))
+else:
+    head, pool = bytearray(frames[0][:40]), []
+    sequence = struct.unpack_from("<Q", head, 28)[0]
+    for i in range(64):
+        h = bytearray(head)
+        struct.pack_into("<Q", h, 28, sequence + 1000 + i)
+        struct.pack_into("<I", h, 36, 65507 - 40 - 32)
+        pool.append(bytes(h) + random.randbytes(65507 - 40))
+def ip(src, dst, ident, frag, body):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, frag, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + body
+if spoof:
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    packets = []
+    for n, f in enumerate(pool):
+        udp = struct.pack("!HHHH", port, port, 8 + len(f), 0) + f
+        ident = 1 + n
+        parts = [udp[o:o + 1480] for o in range(0, len(udp), 1480)]
+        packets.append([ip(peer, target, ident, (0x2000 if k < len(parts) - 1 else 0) | (k * 185), part)
+                        for k, part in enumerate(parts)])
+    def send(i):
+        for p in packets[i % len(packets)]:
+            raw.sendto(p, (target, 0))
+else:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    def send(i):
+        try:
+            udp.sendto(pool[i % len(pool)], (target, port))
+        except OSError:
+            pass
+total, sent, start = int(rate * seconds), 0, time.time()
+while sent < total and time.time() - start < seconds:
+    due = min(total, int((time.time() - start) * rate) + 64, sent + 64)
+    while sent < due:
+        send(sent)
+        sent += 1
+    if sent >= int((time.time() - start) * rate) + 64:
+        time.sleep(0.0005)
+print(sent, round(time.time() - start, 3), flush=True)
+"#;
