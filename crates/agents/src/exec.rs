@@ -62,9 +62,39 @@ pub(crate) fn prepare(command: &mut Command, log: &Path) {
     }
 }
 
+/// Set on every operation run to completion here (OCF, LSB and script actions, mount,
+/// umount, fsck): the PID of the process that runs it (the daemon), so that its fence
+/// guard, when it fires, can end the operations in flight of a daemon that died or
+/// stalled ([`end_operations_of`]): a start that lands after the guard's stop would run
+/// the resource beside the node that takes it over.
+pub const OPERATION_ENV: &str = "TANDEM_OPERATION_OF";
+
+/// SIGKILLs the process group of every operation that process `pid` started and that
+/// still runs (found by [`OPERATION_ENV`] in `/proc/*/environ`); how many. Each
+/// operation runs in a process group of its own, so nothing else is signalled.
+pub fn end_operations_of(pid: u32) -> usize {
+    let wanted = format!("{OPERATION_ENV}={pid}");
+    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+    let mut ended = 0;
+    for entry in entries.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(environ) = fs::read(entry.path().join("environ")) else { continue };
+        if environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
+            && nix::unistd::getpgid(Some(Pid::from_raw(child))) == Ok(Pid::from_raw(child))
+            && killpg(Pid::from_raw(child), Signal::SIGKILL).is_ok()
+        {
+            ended += 1;
+        }
+    }
+    ended
+}
+
 /// Runs `command` (already [`prepare`]d) to completion or until `timeout`; at the
 /// deadline its whole process group is killed.
 pub(crate) fn run(mut command: Command, timeout: Duration) -> Exit {
+    command.env(OPERATION_ENV, std::process::id().to_string());
     let deadline = Instant::now() + timeout;
     let mut child = match command.spawn() {
         Ok(child) => child,

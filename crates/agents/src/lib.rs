@@ -53,7 +53,7 @@ use config::ResourceParams;
 use engine::{OpKind, OpResult, ResourceKind};
 
 pub mod app;
-mod exec;
+pub mod exec;
 pub mod files;
 pub mod filesystem;
 pub mod ip;

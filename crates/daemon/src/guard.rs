@@ -115,12 +115,15 @@ const LINE_MAX: usize = 256;
 struct Conn {
     stream: UnixStream,
     pending: Vec<u8>,
+    /// The connected process (SO_PEERCRED): the daemon, once it speaks.
+    pid: Option<u32>,
 }
 
 impl Conn {
     fn new(stream: UnixStream) -> io::Result<Conn> {
         stream.set_nonblocking(true)?;
-        Ok(Conn { stream, pending: Vec::new() })
+        let pid = access::peer(&stream).ok().and_then(|p| u32::try_from(p.pid).ok());
+        Ok(Conn { stream, pending: Vec::new(), pid })
     }
 
     /// Every complete command it sent so far, in order, and whether it is gone (closed,
@@ -262,6 +265,9 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
     let mut ever_controlled = false;
     let started = monotonic_ns();
     let mut armed: Option<u64> = None;
+    // The daemon in charge (or last in charge): its operations in flight end when the
+    // guard fires.
+    let mut daemon: Option<u32> = None;
     loop {
         if let Some(watchdog) = watchdog.as_mut() {
             watchdog.feed_if_due();
@@ -288,7 +294,8 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
                         None => Cause::Gone,
                     };
                     let late = now - deadline > grace;
-                    return Ok(fire(&config, me, &agents, &options.state_dir, cause, late));
+                    let how = Firing { cause, late, daemon };
+                    return Ok(fire(&config, me, &agents, &options.state_dir, how));
                 }
                 continue;
             }
@@ -352,6 +359,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
                     return Ok(true);
                 }
                 ever_controlled = true;
+                daemon = conn.pid.or(daemon);
                 if !gone {
                     controller = Some(conn);
                 }
@@ -375,17 +383,28 @@ fn poll_timeout(nanos: u64) -> PollTimeout {
     PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
 }
 
-/// Stops every resource of every group this node may run; whether every stop worked.
-/// `late`: the deadline passed long ago (the host was frozen) and another node may run
-/// the groups already, so their virtual IPs go first (the kernel answers for them).
+/// How the guard fires.
+struct Firing {
+    cause: Cause,
+    /// The deadline passed long ago (the host was frozen) and another node may run the
+    /// groups already, so their virtual IPs go first (the kernel answers for them).
+    late: bool,
+    /// The daemon that was (last) in charge.
+    daemon: Option<u32>,
+}
+
+/// Ends the operations in flight of the daemon in charge (a start landing after the
+/// stops would run a resource again), then stops every resource of every group this
+/// node may run; whether every stop worked.
 fn fire(
     config: &config::Config,
     me: NodeId,
     agents: &crate::executor::Agents,
     state_dir: &Path,
-    cause: Cause,
-    late: bool,
+    how: Firing,
 ) -> bool {
+    let Firing { cause, late, daemon } = how;
+    let ended = daemon.map_or(0, agents::exec::end_operations_of);
     let spec = &config.cluster;
     let failed: Vec<String> = thread::scope(|scope| {
         let handles: Vec<_> = spec
@@ -428,7 +447,14 @@ fn fire(
              holding leases"
         }
     };
-    let order = if late { " (woken past its deadline: virtual IPs first)" } else { "" };
+    let mut order = if late {
+        " (woken past its deadline: virtual IPs first)".to_string()
+    } else {
+        String::new()
+    };
+    if ended > 0 {
+        order.push_str(&format!(" after ending {ended} operation(s) in flight"));
+    }
     if let Ok(mut journal) = Journal::open_as(state_dir, &spec.node(me).name) {
         let code = &catalogue::GUARD_FIRED;
         let _ = journal.append(Entry {

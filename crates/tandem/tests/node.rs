@@ -1069,3 +1069,70 @@ fn a_guard_that_is_slow_to_start_again_does_not_stall_the_loop() {
     }
     assert_eq!(cluster.most_at_once(), 1, "{}", cluster.logs());
 }
+
+/// Issue 18 (found by the simulator, reference seeds 294 and 222): an agent operation in
+/// flight when the daemon stops (a start still running as a child process) finished
+/// after the fence guard had stopped everything, and the resource ran again beside the
+/// node that took the group over. The guard now ends its daemon's operations in flight
+/// before it stops anything. Here a script's start takes 1.5 s; alpha's daemon is
+/// paused while it runs: the start never completes on alpha.
+#[test]
+fn an_operation_in_flight_when_the_daemon_stops_never_completes_after_the_guard_fired() {
+    let dir = tempfile::Builder::new().prefix("tandem-slow-").tempdir().unwrap();
+    let script = dir.path().join("slow.sh");
+    let markers = dir.path().display().to_string();
+    // The node's name from its daemon's command line (the script's parent).
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nnode=$(tr '\\0' '\\n' < /proc/$PPID/cmdline | grep -A1 -x -- --name | tail -1)\n\
+             marker={markers}/slow-$node\ncase \"$1\" in\n  start) sleep 1.5; touch \"$marker\" ;;\n  \
+             stop) rm -f \"$marker\" ;;\n  status) test -e \"$marker\" || exit 3 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "\n  [[group.resource]]\n  name = \"slow\"\n  kind = \"script\"\n  path = \"{}\"\n  \
+         start_timeout = \"5s\"\n",
+        script.display()
+    );
+    let mut cluster = Cluster::with_resources(&extra);
+    cluster.start(0);
+    cluster.start(1);
+    let script_path = script.display().to_string();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            processes_with(&script_path).into_iter().any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("start"))
+            })
+        }),
+        "the slow start never ran\n{}",
+        cluster.logs()
+    );
+    cluster.signal(0, nix::sys::signal::Signal::SIGSTOP);
+    thread::sleep(Duration::from_secs(3));
+    let alpha_marker = dir.path().join("slow-alpha");
+    assert!(
+        !alpha_marker.exists(),
+        "the start completed after the guard fired\n{}",
+        cluster.logs()
+    );
+    cluster.signal(0, nix::sys::signal::Signal::SIGCONT);
+    cluster.wait_running_on(1, "beta", Duration::from_secs(20));
+    cluster.wait_code(0, "E3112", Duration::from_secs(10));
+    assert!(
+        !alpha_marker.exists(),
+        "the start completed after the guard fired\n{}",
+        cluster.logs()
+    );
+    let fired: Vec<_> = daemon::journal::read_journal(&cluster.state(0))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.code == "E3109")
+        .map(|e| e.message)
+        .collect();
+    assert!(fired.iter().any(|m| m.contains("after ending 1 operation(s) in flight")), "{fired:?}");
+    assert_eq!(cluster.most_at_once(), 1, "{}", cluster.logs());
+}
