@@ -592,18 +592,40 @@ impl GuardConn {
         stream.write_all(line.as_bytes())
     }
 
-    /// Sends the deadline (`None`: disarm). `Ok(false)` when the guard fired before it
-    /// could take it: the write ended after the previous deadline, and the guard's
-    /// answer to a `ping` (or its closing the connection) says it fired.
-    fn arm(&mut self, deadline: Option<u64>) -> io::Result<bool> {
+    /// Sends the deadline (`None`: disarm). `Ok(false)` when the guard fired (or may
+    /// have) before it could take it: the write ended after the previous deadline and
+    /// the guard's answer to a `ping` (or its closing the connection) says it fired, or
+    /// the guard is gone and the previous deadline has passed. A guard that died before
+    /// its deadline (killed) is started anew — which waits — and given the newest
+    /// deadline `newer` has by then.
+    fn arm(
+        &mut self,
+        mut deadline: Option<u64>,
+        newer: impl FnOnce(&mut Option<u64>),
+    ) -> io::Result<bool> {
         let previous = self.armed;
-        self.armed = deadline;
-        match deadline {
-            Some(at) => self.send(&format!("arm {at}\n"))?,
+        let line = |d: Option<u64>| d.map_or("disarm\n".to_string(), |at| format!("arm {at}\n"));
+        if deadline.is_none() && self.stream.is_none() {
             // Nothing to disarm when no guard was ever needed.
-            None if self.stream.is_none() => return Ok(true),
-            None => self.send("disarm\n")?,
+            self.armed = None;
+            return Ok(true);
         }
+        let sent = self.stream.as_mut().map(|s| s.write_all(line(deadline).as_bytes()));
+        if !matches!(sent, Some(Ok(()))) {
+            // Not connected yet (a predecessor's guard), or the guard is gone.
+            let gone = sent.is_some();
+            self.stream = None;
+            if gone && previous.is_some_and(|p| monotonic_ns() >= p) {
+                return Ok(false);
+            }
+            self.connect()?;
+            newer(&mut deadline);
+            let stream = self.stream.as_mut().expect("connected");
+            stream.write_all(line(deadline).as_bytes())?;
+            self.armed = deadline;
+            return Ok(true);
+        }
+        self.armed = deadline;
         match previous {
             Some(previous) if monotonic_ns() >= previous => Ok(self.still_armed()),
             _ => Ok(true),
@@ -774,17 +796,24 @@ fn serve_link(
         };
         match ask {
             Ask::Arm(mut deadline) => {
-                // Coalesce: a newer deadline replaces one not sent yet.
-                while let Ok(ask) = asked.try_recv() {
-                    match ask {
-                        Ask::Arm(later) => deadline = later,
-                        other => {
-                            next = Some(other);
-                            break;
+                // Coalesce: a newer deadline replaces one not sent yet (again after a
+                // guard had to be started anew, which waits).
+                let mut coalesce = |deadline: &mut Option<u64>| {
+                    if next.is_some() {
+                        return;
+                    }
+                    while let Ok(ask) = asked.try_recv() {
+                        match ask {
+                            Ask::Arm(later) => *deadline = later,
+                            other => {
+                                next = Some(other);
+                                break;
+                            }
                         }
                     }
-                }
-                match conn.arm(deadline) {
+                };
+                coalesce(&mut deadline);
+                match conn.arm(deadline, coalesce) {
                     Ok(true) => {}
                     Ok(false) => {
                         let _ = news.send(GuardNews::Fired);
