@@ -152,6 +152,52 @@ mod swarm {
     }
 }
 
+/// A paused daemon (SIGSTOP, a hung call; issue 18): its fence guard must stop its
+/// resources at the deadline it was given, or the peer takes over beside them.
+mod pause {
+    use std::time::Duration;
+
+    use engine::{Engine, GroupId, ResourceId};
+    use sim::{FenceGuardRule, Guarantee, Options, Sim};
+
+    const TRIO: &str = "crates/sim/scenarios/clusters/trio.toml";
+
+    /// db's owner (alpha) paused for 5 s, 2.5 lease timeouts, under a guard rule.
+    fn owner_paused(rule: FenceGuardRule) -> Sim<Engine> {
+        let spec = super::load_cluster(TRIO).expect("trio cluster");
+        let mut options = Options::scripted();
+        options.fence_guard = rule;
+        let mut sim: Sim<Engine> = Sim::scripted(spec, options);
+        sim.run_until(Duration::from_secs(10));
+        let alpha = sim.node("alpha");
+        assert!(sim.is_running(alpha, GroupId(0), ResourceId(0)), "{}", sim.summary());
+        sim.pause_daemon_for(alpha, Duration::from_secs(5)).run_until(Duration::from_secs(30));
+        sim
+    }
+
+    /// The checkers can fail here: with the guard of before issue 18, which left a
+    /// connected daemon's deadline to its engine, the paused owner keeps db running
+    /// while beta takes it over, and S1 says so.
+    #[test]
+    fn a_guard_that_waits_for_a_live_daemon_lets_two_nodes_run_the_group() {
+        let sim = owner_paused(FenceGuardRule::OnlyWithoutDaemon);
+        assert!(sim.violation_count(Guarantee::S1) > 0, "{}", sim.summary());
+    }
+
+    /// With the guard acting at its deadline: one owner throughout, no contract
+    /// violation (the guard fired under a paused engine), and the old owner restarted
+    /// as standby with nothing running.
+    #[test]
+    fn a_guard_at_its_deadline_fences_the_paused_owner_first() {
+        let sim = owner_paused(FenceGuardRule::AtDeadline);
+        assert_eq!(sim.violations(), &[], "{}", sim.summary());
+        let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+        assert!(sim.is_running(beta, GroupId(0), ResourceId(0)), "{}", sim.summary());
+        assert!(!sim.is_running(alpha, GroupId(0), ResourceId(0)), "{}", sim.summary());
+        assert!(sim.summary().contains("alpha  ** daemon starts (incarnation 2)"));
+    }
+}
+
 /// Every seed that once found a bug keeps being run (STYLE.md habit 7): the cluster, the
 /// seed, and what it found. Each must now run clean.
 mod regressions {
