@@ -1210,7 +1210,11 @@ impl<C: Core> Sim<C> {
         let mut locked_by = None;
         for other in self.spec.node_ids().filter(|o| *o != node) {
             let h = &self.hosts[usize::from(other.0)];
-            let Some(daemon) = h.daemon.as_ref() else { continue };
+            // A paused daemon, like a dead one, claims nothing: its peers hear nothing
+            // from it, and its guard stops what it runs at its deadline.
+            let Some(daemon) = h.daemon.as_ref().filter(|d| d.paused.is_none()) else {
+                continue;
+            };
             let status = daemon.core.status(h.clock.local(self.now));
             // The other node owns the group (active there), holds its lease and reports
             // it locked. (A node that lost its lease — say its storage path failed while
