@@ -196,6 +196,47 @@ mod pause {
         assert!(!sim.is_running(alpha, GroupId(0), ResourceId(0)), "{}", sim.summary());
         assert!(sim.summary().contains("alpha  ** daemon starts (incarnation 2)"));
     }
+
+    /// A migration lock held by a paused owner binds nobody: like a dead daemon's, it is
+    /// not heard by the peers, and the guard stops the group at its deadline. (The S4
+    /// checker once read the paused engine's frozen status as a live lock.)
+    #[test]
+    fn a_paused_owner_s_lock_does_not_hold_the_group() {
+        let spec = super::load_cluster(TRIO).expect("trio cluster");
+        let mut sim: Sim<Engine> = Sim::scripted(spec, Options::scripted());
+        sim.run_until(Duration::from_secs(5));
+        let (alpha, beta, gamma) = (sim.node("alpha"), sim.node("beta"), sim.node("gamma"));
+        let uplink = ResourceId(2);
+        sim.nic_down(beta, GroupId(0), uplink).nic_down(gamma, GroupId(0), uplink);
+        sim.run_until(Duration::from_secs(8));
+        assert!(sim.summary().contains("W4109"), "not locked: {}", sim.summary());
+        sim.pause_daemon_for(alpha, Duration::from_secs(5)).nic_up(beta, GroupId(0), uplink);
+        sim.run_until(Duration::from_secs(20));
+        assert_eq!(sim.violations(), &[], "{}", sim.summary());
+        assert!(sim.is_running(beta, GroupId(0), ResourceId(0)), "{}", sim.summary());
+    }
+
+    /// FOUND BY THE SWARM (issue 18; seeds in `regressions::PAUSED_IN_FLIGHT`): an agent
+    /// operation the paused daemon started before its loop stopped runs on (agents are
+    /// child processes in process groups of their own; SIGSTOP to the daemon does not
+    /// reach them) and can complete after the guard fired. Here db/data's start takes
+    /// 3 s; alpha is paused at 1 s, its guard fires at the deadline of its last renewal
+    /// (2.08 s) with nothing running yet, the mount lands at 3.18 s and stays; beta
+    /// mounts it too at 6.42 s (after the takeover wait; alpha's restarted daemon
+    /// stops its copy only at 6.74 s). Ignored until the guard also ends the
+    /// operations in flight before it stops the resources; then this must pass.
+    #[test]
+    #[ignore = "issue 18: an agent operation in flight in a paused daemon outlives its fence guard (S1)"]
+    fn an_operation_in_flight_when_the_owner_pauses_does_not_outlive_its_guard() {
+        let spec = super::load_cluster(TRIO).expect("trio cluster");
+        let mut options = Options::scripted();
+        options.agents = sim::agents::AgentParams::fixed(3_000_000_000, 100_000_000, 10_000_000);
+        let mut sim: Sim<Engine> = Sim::scripted(spec, options);
+        sim.run_until(Duration::from_secs(1));
+        let alpha = sim.node("alpha");
+        sim.pause_daemon_for(alpha, Duration::from_secs(5)).run_until(Duration::from_secs(20));
+        assert_eq!(sim.violation_count(Guarantee::S1), 0, "{}", sim.summary());
+    }
 }
 
 /// Every seed that once found a bug keeps being run (STYLE.md habit 7): the cluster, the
@@ -274,9 +315,38 @@ mod regressions {
         ),
     ];
 
+    /// Seeds that find a bug not fixed yet (issue 18): a paused daemon's agent operation
+    /// in flight (a start) completes after its fence guard fired, and the peer takes
+    /// over beside it (`pause::an_operation_in_flight_when_the_owner_pauses_...`).
+    /// Move them to `SEEDS` once the guard ends the operations in flight.
+    const PAUSED_IN_FLIGHT: &[(&str, u64, &str)] = &[
+        (
+            "examples/reference.toml",
+            294,
+            "S1: db/data's start, in flight when alpha paused at 2347 ms, lands at 2681 ms \
+             after the guard fired (2601 ms, nothing running yet); beta takes db at 4243 ms",
+        ),
+        (
+            "examples/reference.toml",
+            222,
+            "S1: web/tomcat's start lands on paused beta at 181012 ms, 7 ms after its guard \
+             fired; alpha takes web over at 182040 ms",
+        ),
+    ];
+
+    #[test]
+    #[ignore = "issue 18: an agent operation in flight in a paused daemon outlives its fence guard (S1)"]
+    fn paused_daemon_operations_in_flight_do_not_outlive_the_guard() {
+        run_clean(PAUSED_IN_FLIGHT);
+    }
+
     #[test]
     fn seeds_that_found_bugs_run_clean() {
-        for (cluster, seed, found) in SEEDS {
+        run_clean(SEEDS);
+    }
+
+    fn run_clean(seeds: &[(&str, u64, &str)]) {
+        for (cluster, seed, found) in seeds {
             let spec = super::load_cluster(cluster).expect("regression cluster");
             let mut sim: Sim<Engine> = Sim::swarm(spec, *seed, Duration::from_secs(360), false);
             let report = sim.run_to_end();
