@@ -21,6 +21,16 @@
 //! contract violation); it fires at once when the daemon that armed it dies after its
 //! deadline. A daemon whose guard fired restarts, as the real one does when it wakes
 //! past its guard's deadline.
+//!
+//! A paused daemon (`pause_daemon`: SIGSTOP, a call that hangs) takes nothing in: no
+//! timer fires, and heartbeats, disk polls, lease replies and timers, witness replies,
+//! agent results, storage news and commands wait in arrival order (the kernel would
+//! queue datagrams and drop them on overflow: here up to [`PAUSED_BACKLOG_MAX`]). The
+//! world goes on: its resources run, agent operations already started complete (agents
+//! are processes of their own), lease writes reach the disk, and its guard acts at its
+//! deadline (no contract violation: the engine did not run). On resume, a deadline it
+//! gave that has passed restarts it (E3112); otherwise its engine gets what it missed,
+//! then a Timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
