@@ -332,6 +332,13 @@ mod regressions {
             "S1: web/tomcat's start lands on paused beta at 181012 ms, 7 ms after its guard \
              fired; alpha takes web over at 182040 ms",
         ),
+        (
+            "examples/active-standby.toml",
+            1671,
+            "S1: shop/vip's start, hung when alpha paused at 56221 ms, takes effect at its \
+             timeout (70519 ms), 8.4 s after the guard fired; alpha resumes and restarts at \
+             81267 ms, beta starts shop at 81540 ms before the new daemon's probe stops vip",
+        ),
     ];
 
     #[test]
