@@ -66,6 +66,10 @@ pub struct SwarmPlan {
     pub nic_faults: Option<Rate>,
     pub witness_cuts: Option<Rate>,
     pub admin: Option<Rate>,
+    /// A daemon's loop stops (SIGSTOP, a hung call) and runs again later; the simulator
+    /// spreads the lengths around the lease's stop point (`Sim::pause_length`), up to
+    /// the longest here: five lease timeouts.
+    pub daemon_pauses: Option<Rate>,
 }
 
 /// The disk lease client gives up on an I/O after this; the simulated disk answers
@@ -131,12 +135,21 @@ impl SwarmPlan {
             nic_faults: Rate::draw(rng, (20, 120), (500, 20_000)),
             witness_cuts: Rate::draw(rng, (10, 90), (200, 10_000)),
             admin: Rate::draw(rng, (10, 60), (0, 0)),
+            daemon_pauses: None,
         };
         // Drawn last, so that adding it left every other draw of a seed as it was.
         // Two nodes only: with three, a release that lands late can free a group another
         // node holds for a third to claim at once (`DiskLeaseClient::acquire_blocked`).
         if nodes == 2 && rng.gen_bool(0.3) {
             plan.disk.stall_ppm = rng.gen_range(1_000..=20_000);
+        }
+        // After that, for the same reason (issue 18: a paused daemon is fenced).
+        if rng.gen_bool(0.4) {
+            let lease_ms = u64::try_from(spec.timing.lease_timeout.as_millis()).unwrap_or(0);
+            plan.daemon_pauses = Some(Rate {
+                mean_gap_ns: rng.gen_range(10..=60) * SEC,
+                duration_ns: (MS, 5 * lease_ms.max(1) * MS),
+            });
         }
         plan
     }
@@ -182,6 +195,7 @@ impl fmt::Display for SwarmPlan {
             ("nic faults", self.nic_faults),
             ("witness cuts", self.witness_cuts),
             ("admin commands", self.admin),
+            ("daemon pauses", self.daemon_pauses),
         ];
         for (name, rate) in kinds {
             match rate {
@@ -216,7 +230,7 @@ mod tests {
         let spec = two_node();
         let plans: Vec<SwarmPlan> =
             (0..64).map(|s| SwarmPlan::draw(&mut ChaCha8Rng::seed_from_u64(s), &spec)).collect();
-        let kinds: [fn(&SwarmPlan) -> Option<Rate>; 8] = [
+        let kinds: [fn(&SwarmPlan) -> Option<Rate>; 9] = [
             |p| p.partitions,
             |p| p.host_crashes,
             |p| p.daemon_crashes,
@@ -225,6 +239,7 @@ mod tests {
             |p| p.nic_faults,
             |p| p.witness_cuts,
             |p| p.admin,
+            |p| p.daemon_pauses,
         ];
         for kind in kinds {
             assert!(plans.iter().any(|p| kind(p).is_some()));

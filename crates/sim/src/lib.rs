@@ -36,4 +36,4 @@ pub mod trace;
 mod protocol_checks;
 
 pub use check::{Guarantee, Violation};
-pub use sim::{liveness_bound, Options, RunReport, Sim};
+pub use sim::{liveness_bound, FenceGuardRule, Options, RunReport, Sim};

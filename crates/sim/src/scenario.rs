@@ -17,7 +17,9 @@
 //!     ...the summary...
 //! ```
 //!
-//! Actions: `crash N`, `restart N`, `kill-daemon N`, `cut LINK A B`, `cut-one-way LINK
+//! Actions: `crash N`, `restart N`, `kill-daemon N`, `pause-daemon N [FOR]` (its loop
+//! stops, as with SIGSTOP; with FOR it resumes after that long), `resume-daemon N`,
+//! `cut LINK A B`, `cut-one-way LINK
 //! FROM TO`, `heal LINK A B` (LINK may be `all`), `lose-storage N`, `restore-storage N`,
 //! `fail-monitor N G/R`, `fail-start N G/R [COUNT|always]`, `fail-stop N G/R
 //! [COUNT|always]`, `hang N G/R [COUNT]`, `crash-resource N G/R`, `nic-down N G/R`,
@@ -224,6 +226,18 @@ fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
         "crash" => drop(sim.crash(names.node(arg(1)?)?)),
         "restart" => drop(sim.restart(names.node(arg(1)?)?)),
         "kill-daemon" => drop(sim.kill_daemon(names.node(arg(1)?)?)),
+        "pause-daemon" => {
+            let node = names.node(arg(1)?)?;
+            match w.get(2) {
+                None => sim.pause_daemon(node),
+                Some(text) => {
+                    let lasting = parse_duration(text)
+                        .ok_or_else(|| format!("{text}: expected a time such as 5s"))?;
+                    sim.pause_daemon_for(node, lasting)
+                }
+            };
+        }
+        "resume-daemon" => drop(sim.resume_daemon(names.node(arg(1)?)?)),
         "cut" | "heal" => {
             let link = names.link(arg(1)?)?;
             let (a, b) = (names.node(arg(2)?)?, names.node(arg(3)?)?);

@@ -21,6 +21,16 @@
 //! contract violation); it fires at once when the daemon that armed it dies after its
 //! deadline. A daemon whose guard fired restarts, as the real one does when it wakes
 //! past its guard's deadline.
+//!
+//! A paused daemon (`pause_daemon`: SIGSTOP, a call that hangs) takes nothing in: no
+//! timer fires, and heartbeats, disk polls, lease replies and timers, witness replies,
+//! agent results, storage news and commands wait in arrival order (the kernel would
+//! queue datagrams and drop them on overflow: here up to [`PAUSED_BACKLOG_MAX`]). The
+//! world goes on: its resources run, agent operations already started complete (agents
+//! are processes of their own), lease writes reach the disk, and its guard acts at its
+//! deadline (no contract violation: the engine did not run). On resume, a deadline it
+//! gave that has passed restarts it (E3112); otherwise its engine gets what it missed,
+//! then a Timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -76,6 +86,23 @@ pub struct Options {
     pub witness_reply_timeout: Duration,
     /// How long a host that fenced itself (or was reset) stays down.
     pub reset_delay_ns: (u64, u64),
+    /// When the fence guard acts (the real rule, or an older one kept to show that the
+    /// checkers catch what it allowed).
+    pub fence_guard: FenceGuardRule,
+}
+
+/// When the simulated fence guard stops a host's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceGuardRule {
+    /// At its deadline, whether or not the daemon that armed it runs (issue 18): a live,
+    /// running engine that lets it come breaks its contract (checker C); a daemon paused
+    /// past it restarts when it resumes, as the real one does (E3112).
+    AtDeadline,
+    /// The rule before issue 18: only once the daemon that armed it is gone (at its
+    /// deadline, or at once when the daemon dies after it). A paused daemon keeps its
+    /// resources running past its lease, and the peer takes over beside them: kept for
+    /// the test that shows checker S1 catches it.
+    OnlyWithoutDaemon,
 }
 
 impl Options {
@@ -99,6 +126,7 @@ impl Options {
             io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
             witness_reply_timeout: Duration::from_millis(100),
             reset_delay_ns: (20 * SEC, 20 * SEC),
+            fence_guard: FenceGuardRule::AtDeadline,
         }
     }
 }
@@ -121,6 +149,7 @@ enum FaultKind {
     NicFault,
     WitnessCut,
     Admin,
+    DaemonPause,
 }
 
 /// The end of a fault the swarm injected.
@@ -199,6 +228,11 @@ enum Ev {
     DaemonStart {
         node: NodeId,
     },
+    /// The end of a pause of this daemon (`boot`).
+    DaemonResume {
+        node: NodeId,
+        boot: u64,
+    },
     Inject(FaultKind),
     Heal(Healing),
     HealAll,
@@ -227,6 +261,7 @@ impl Ev {
             Ev::HealAll => 16,
             Ev::LivenessCheck => 17,
             Ev::Admin(_) => 18,
+            Ev::DaemonResume { .. } => 19,
         }
     }
 }
@@ -266,6 +301,35 @@ struct Daemon<C> {
     disk_baseline: bool,
     /// (instant, count) of wake-ups asked for at one instant.
     busy: (u64, u32),
+    /// The last deadline this daemon gave its fence guard (the real daemon checks it at
+    /// every wake-up before anything else).
+    fence_given: Option<Instant>,
+    /// Its loop is stopped (SIGSTOP, a hung call): what reached it meanwhile.
+    paused: Option<Paused>,
+}
+
+/// The most inputs a paused daemon keeps for its resume: beyond it, heartbeats are
+/// dropped, as a full socket buffer drops datagrams (agent results and lease answers,
+/// which the real daemon receives over channels, are always kept).
+pub const PAUSED_BACKLOG_MAX: usize = 1 << 16;
+
+/// A paused daemon: the inputs that reached it, in arrival order, handed to its engine
+/// when it resumes (the kernel queues UDP datagrams; agents and the lease I/O finish in
+/// the world and their results wait in the daemon's channels).
+#[derive(Default)]
+struct Paused {
+    since_ns: u64,
+    backlog: Vec<Missed>,
+}
+
+enum Missed {
+    /// An event for the daemon, carried out again at the resume (heartbeats, disk
+    /// polls, lease replies and timers, witness replies).
+    Event(Ev),
+    /// An input its engine would have been given.
+    Input(Input),
+    /// A disk lease I/O that completed while the daemon was stopped.
+    IoDone { io: IoId, result: IoResult },
 }
 
 struct Host<C> {
@@ -375,8 +439,25 @@ impl<C: Core> Sim<C> {
     /// A swarm run of `duration`: the seed draws the fault plan; faults strike until the
     /// liveness bound before the end, then everything heals and L1/L2 are checked.
     pub fn swarm(spec: ClusterSpec, seed: u64, duration: Duration, timeline: bool) -> Sim<C> {
+        let plan = Self::swarm_plan(&spec, seed);
+        Sim::swarm_with_plan(spec, seed, plan, duration, timeline)
+    }
+
+    /// The fault plan seed `seed` draws for `spec` ([`Sim::swarm`]).
+    pub fn swarm_plan(spec: &ClusterSpec, seed: u64) -> SwarmPlan {
         let mut plan_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000);
-        let plan = SwarmPlan::draw(&mut plan_rng, &spec);
+        SwarmPlan::draw(&mut plan_rng, spec)
+    }
+
+    /// [`Sim::swarm`] with a given plan (a seed's, edited: a regression seed found
+    /// before a fault kind existed runs without it, as it was found).
+    pub fn swarm_with_plan(
+        spec: ClusterSpec,
+        seed: u64,
+        plan: SwarmPlan,
+        duration: Duration,
+        timeline: bool,
+    ) -> Sim<C> {
         let options = Options {
             seed,
             timeline,
@@ -389,6 +470,7 @@ impl<C: Core> Sim<C> {
             io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
             witness_reply_timeout: Duration::from_millis(150),
             reset_delay_ns: (SEC, 30 * SEC),
+            fence_guard: FenceGuardRule::AtDeadline,
         };
         let bound = liveness_bound(&spec, &plan.agents);
         let total = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
@@ -406,6 +488,7 @@ impl<C: Core> Sim<C> {
             (FaultKind::NicFault, plan.nic_faults),
             (FaultKind::WitnessCut, plan.witness_cuts.filter(|_| witness)),
             (FaultKind::Admin, plan.admin),
+            (FaultKind::DaemonPause, plan.daemon_pauses),
         ];
         for (kind, rate) in kinds {
             if let Some(rate) = rate {
@@ -652,6 +735,37 @@ impl<C: Core> Sim<C> {
         self.events += 1;
         self.trace.u8(ev.tag());
         self.trace.u64(at);
+        self.dispatch(ev);
+    }
+
+    /// The paused daemon an event is for, if it is one of those a stopped loop does
+    /// not take in (its own timers, its sockets, its disk reads, its lease client).
+    fn paused_target(&self, ev: &Ev) -> Option<NodeId> {
+        let (node, boot) = match ev {
+            Ev::EngineTimer { node, boot, .. }
+            | Ev::DiskPoll { node, boot }
+            | Ev::LeaseReply { node, boot, .. }
+            | Ev::LeaseTimer { node, boot, .. } => (*node, Some(*boot)),
+            Ev::Heartbeat { to, .. } => (*to, None),
+            Ev::FromWitness { node, .. } => (*node, None),
+            _ => return None,
+        };
+        let daemon = self.hosts[usize::from(node.0)].daemon.as_ref()?;
+        (daemon.paused.is_some() && boot.is_none_or(|b| b == daemon.boot)).then_some(node)
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        if let Some(node) = self.paused_target(&ev) {
+            let daemon = self.hosts[usize::from(node.0)].daemon.as_mut().expect("paused");
+            let paused = daemon.paused.as_mut().expect("paused");
+            match ev {
+                // No timer fires in a stopped loop; the resume hands it a Timeout.
+                Ev::EngineTimer { .. } => daemon.timer.at_ns = None,
+                Ev::Heartbeat { .. } if paused.backlog.len() >= PAUSED_BACKLOG_MAX => {}
+                ev => paused.backlog.push(Missed::Event(ev)),
+            }
+            return;
+        }
         match ev {
             Ev::EngineTimer { node, boot, generation } => {
                 self.trace.u64(u64::from(node.0));
@@ -709,10 +823,18 @@ impl<C: Core> Sim<C> {
             Ev::FenceGuard { node, generation } => {
                 let host = &self.hosts[usize::from(node.0)];
                 if host.guard_generation == generation {
-                    let armer_alive =
-                        host.daemon.as_ref().is_some_and(|d| d.boot == host.guard_armed_by);
+                    let armer = host.daemon.as_ref().filter(|d| d.boot == host.guard_armed_by);
+                    // A paused daemon renews nothing: its guard acts, and it restarts
+                    // when it resumes (`resume`).
+                    let armer_runs = armer.is_some_and(|d| d.paused.is_none());
+                    if self.options.fence_guard == FenceGuardRule::OnlyWithoutDaemon {
+                        if armer.is_none() {
+                            self.fire_guard(node);
+                        }
+                        return;
+                    }
                     self.fire_guard(node);
-                    if armer_alive {
+                    if armer_runs {
                         // A live engine lets its guard's deadline come only when its
                         // loop stopped; this one did not.
                         let message = format!(
@@ -733,6 +855,11 @@ impl<C: Core> Sim<C> {
                 }
             }
             Ev::DaemonStart { node } => self.start_daemon(node),
+            Ev::DaemonResume { node, boot } => {
+                if self.daemon_mut(node, boot).is_some_and(|d| d.paused.is_some()) {
+                    self.resume_daemon(node);
+                }
+            }
             Ev::Inject(kind) => self.inject(kind),
             Ev::Heal(healing) => {
                 if self.phase == Phase::Safety {
@@ -772,6 +899,13 @@ impl<C: Core> Sim<C> {
             self.outputs = outputs;
             return;
         };
+        if let Some(paused) = daemon.paused.as_mut() {
+            // A stopped loop takes nothing in: agent results, storage path news and
+            // commands wait for the resume.
+            paused.backlog.extend(input.map(Missed::Input));
+            self.outputs = outputs;
+            return;
+        }
         let local = host.clock.local(now);
         if let Some(input) = input {
             daemon.core.handle(local, input);
@@ -816,6 +950,9 @@ impl<C: Core> Sim<C> {
                 host.guard = deadline;
                 host.guard_generation += 1;
                 host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
+                if let Some(daemon) = host.daemon.as_mut() {
+                    daemon.fence_given = deadline;
+                }
                 if let Some(real) = deadline.and_then(|d| host.clock.real_at(d)) {
                     let generation = host.guard_generation;
                     self.queue.push(real.max(self.now), Ev::FenceGuard { node, generation });
@@ -1100,7 +1237,11 @@ impl<C: Core> Sim<C> {
         let mut locked_by = None;
         for other in self.spec.node_ids().filter(|o| *o != node) {
             let h = &self.hosts[usize::from(other.0)];
-            let Some(daemon) = h.daemon.as_ref() else { continue };
+            // A paused daemon, like a dead one, claims nothing: its peers hear nothing
+            // from it, and its guard stops what it runs at its deadline.
+            let Some(daemon) = h.daemon.as_ref().filter(|d| d.paused.is_none()) else {
+                continue;
+            };
             let status = daemon.core.status(h.clock.local(self.now));
             // The other node owns the group (active there), holds its lease and reports
             // it locked. (A node that lost its lease — say its storage path failed while
@@ -1278,10 +1419,22 @@ impl<C: Core> Sim<C> {
                 IoResult::Written
             }
         };
+        self.io_done(node, boot, io, result);
+    }
+
+    /// Hands a completed disk lease I/O to the node's lease client (kept for the resume
+    /// while its daemon is paused).
+    fn io_done(&mut self, node: NodeId, boot: u64, io: IoId, result: IoResult) {
         let local = self.local(node);
-        if let Some(Daemon { client: LeaseClient::Disk(c), .. }) = self.daemon_mut(node, boot) {
-            c.io_done(local, local, io, result);
-            self.drain_client(node);
+        match self.daemon_mut(node, boot) {
+            Some(Daemon { paused: Some(paused), .. }) => {
+                paused.backlog.push(Missed::IoDone { io, result });
+            }
+            Some(Daemon { client: LeaseClient::Disk(c), .. }) => {
+                c.io_done(local, local, io, result);
+                self.drain_client(node);
+            }
+            _ => {}
         }
     }
 
@@ -1372,6 +1525,8 @@ impl<C: Core> Sim<C> {
             disk_seen: vec![(0, 0); self.spec.nodes.len()],
             disk_baseline: true,
             busy: (0, 0),
+            fence_given: None,
+            paused: None,
         });
         let boot = host.boots;
         let incarnation = host.incarnation;
@@ -1439,6 +1594,95 @@ impl<C: Core> Sim<C> {
             self.fire_guard(node);
         }
         self
+    }
+
+    /// The daemon's loop stops (SIGSTOP, a call that hangs): its engine gets no input and
+    /// none of its timers fire; what reaches it waits for [`Sim::resume_daemon`]. The
+    /// host, its resources and its fence guard go on: the guard acts at its deadline.
+    pub fn pause_daemon(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("pause daemon {name}"));
+        let now = self.now;
+        if let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() {
+            if daemon.paused.is_none() {
+                daemon.paused = Some(Paused { since_ns: now, backlog: Vec::new() });
+            }
+        }
+        self
+    }
+
+    /// [`Sim::pause_daemon`] for `lasting`, then [`Sim::resume_daemon`] (unless the
+    /// daemon was replaced meanwhile).
+    pub fn pause_daemon_for(&mut self, node: NodeId, lasting: Duration) -> &mut Self {
+        self.pause_daemon(node);
+        let lasting = u64::try_from(lasting.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(boot) = self.hosts[usize::from(node.0)].daemon.as_ref().map(|d| d.boot) {
+            self.queue.push(self.now.saturating_add(lasting), Ev::DaemonResume { node, boot });
+        }
+        self
+    }
+
+    /// A paused daemon's loop runs again, its clock having jumped. As the real daemon
+    /// does at every wake-up, it first checks the last deadline it gave its fence guard:
+    /// if that has passed, the guard has stopped (or now stops) every resource and the
+    /// daemon restarts as a new incarnation (E3112), which probes and rejoins as
+    /// standby. Otherwise its engine is handed what it missed, in arrival order, then a
+    /// Timeout.
+    pub fn resume_daemon(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("resume daemon {name}"));
+        let n = usize::from(node.0);
+        let rule = self.options.fence_guard;
+        let local = self.local(node);
+        let host = &mut self.hosts[n];
+        let armed_by = host.guard_armed_by;
+        let Some(daemon) = host.daemon.as_mut() else { return self };
+        let Some(paused) = daemon.paused.take() else { return self };
+        let boot = daemon.boot;
+        let deadline = daemon.fence_given.filter(|d| *d <= local);
+        if let (FenceGuardRule::AtDeadline, Some(deadline)) = (rule, deadline) {
+            // It waits for its guard (armed by this daemon, so its deadline is the one
+            // that passed) and starts again in place.
+            if armed_by == boot {
+                self.fire_guard(node);
+            }
+            let stalled = Duration::from_nanos(self.now - paused.since_ns).as_millis();
+            let late = local.saturating_since(deadline).as_millis();
+            let code = &engine::catalogue::DAEMON_STALLED;
+            *self.codes.entry(code.code).or_default() += 1;
+            self.note(|w| {
+                format!(
+                    "{name:<w$}  {}  this daemon's loop did not run for {stalled}ms; the fence \
+                     guard fired ({late}ms ago): restarting as standby",
+                    code.code
+                )
+            });
+            self.hosts[n].daemon = None;
+            self.start_daemon(node);
+            return self;
+        }
+        let daemon = self.hosts[n].daemon.as_mut().expect("checked");
+        daemon.timer.at_ns = None;
+        daemon.timer.generation += 1;
+        for missed in paused.backlog {
+            if self.daemon_mut(node, boot).is_none() {
+                return self; // it fenced itself: nothing else reaches this engine
+            }
+            match missed {
+                Missed::Event(ev) => self.dispatch(ev),
+                Missed::Input(input) => self.feed(node, Some(input)),
+                Missed::IoDone { io, result } => self.io_done(node, boot, io, result),
+            }
+        }
+        if self.daemon_mut(node, boot).is_some() {
+            self.feed(node, Some(Input::Timeout));
+        }
+        self
+    }
+
+    /// Whether the node's daemon is paused.
+    pub fn is_paused(&self, node: NodeId) -> bool {
+        self.hosts[usize::from(node.0)].daemon.as_ref().is_some_and(|d| d.paused.is_some())
     }
 
     fn set_udp_cut(&mut self, link: LinkId, from: NodeId, to: NodeId, cut: bool) {
@@ -1707,6 +1951,7 @@ impl<C: Core> Sim<C> {
             FaultKind::NicFault => plan.nic_faults,
             FaultKind::WitnessCut => plan.witness_cuts,
             FaultKind::Admin => plan.admin,
+            FaultKind::DaemonPause => plan.daemon_pauses,
         }
         .expect("only enabled kinds are scheduled");
         let gap = self.gap(rate);
@@ -1786,7 +2031,33 @@ impl<C: Core> Sim<C> {
                     self.admin(node, command);
                 }
             }
+            FaultKind::DaemonPause => {
+                let node = self.random_node();
+                let runs = self.hosts[usize::from(node.0)].daemon.as_ref();
+                if runs.is_some_and(|d| d.paused.is_none()) {
+                    let lasting = self.pause_length(rate);
+                    self.pause_daemon_for(node, Duration::from_nanos(lasting));
+                }
+            }
         }
+    }
+
+    /// How long one pause lasts: a quarter of them end before the lease's stop point
+    /// (nothing may move), a quarter around the fence guard's deadline (the stop point
+    /// plus the grace, give or take two graces), half of them later, up to the plan's
+    /// longest (several lease timeouts).
+    fn pause_length(&mut self, rate: Rate) -> u64 {
+        let timing = &self.spec.timing;
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let stop_point = nanos(timing.lease_timeout - timing.lease_stop_budget());
+        let grace = nanos(timing.fence_guard_grace());
+        let (shortest, longest) = rate.duration_ns;
+        let (low, high) = match self.rng.gen_range(0..4) {
+            0 => (shortest, stop_point),
+            1 => (stop_point.saturating_sub(grace), stop_point + 3 * grace),
+            _ => (stop_point, longest),
+        };
+        between(&mut self.rng, low.min(high), high.max(low))
     }
 
     fn inject_partition(&mut self, lasting: u64) {
@@ -1926,6 +2197,9 @@ impl<C: Core> Sim<C> {
         }
         self.disk.heal();
         for node in self.spec.node_ids().collect::<Vec<_>>() {
+            if self.is_paused(node) {
+                self.resume_daemon(node);
+            }
             let host = &mut self.hosts[usize::from(node.0)];
             if !host.powered {
                 host.powered = true;
@@ -2043,19 +2317,28 @@ mod tests {
         host.guard = Some(Instant(deadline_s * SEC));
         host.guard_generation += 1;
         host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
+        if let Some(daemon) = host.daemon.as_mut() {
+            daemon.fence_given = host.guard;
+        }
         let generation = host.guard_generation;
         sim.queue.push((deadline_s * SEC).max(now), Ev::FenceGuard { node, generation });
     }
 
-    #[test]
-    fn fence_guard_fires_at_its_deadline_unless_an_engine_moved_it() {
+    /// Two greedy nodes at 5 s, and the one that runs the groups.
+    fn greedy_owner_at_5s() -> (Sim<Greedy>, NodeId) {
         let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
         sim.run_until(secs(5));
-        let alpha = sim
+        let owner = sim
             .spec
             .node_ids()
             .find(|n| !sim.agents.running_on(*n).is_empty())
             .expect("a node runs");
+        (sim, owner)
+    }
+
+    #[test]
+    fn fence_guard_fires_at_its_deadline_unless_an_engine_moved_it() {
+        let (mut sim, alpha) = greedy_owner_at_5s();
         let before = sim.agents.running_on(alpha).len();
         // The daemon that armed it lives but does not move it (this core never arms a
         // guard; a real engine moves it with every renewal): it fires all the same,
@@ -2089,5 +2372,49 @@ mod tests {
         assert_eq!(sim.agents.running_on(alpha).len(), before);
         sim.run_until(secs(10));
         assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
+    }
+
+    fn backlog(sim: &Sim<Greedy>, node: NodeId) -> usize {
+        let daemon = sim.hosts[usize::from(node.0)].daemon.as_ref().expect("daemon");
+        daemon.paused.as_ref().map_or(0, |p| p.backlog.len())
+    }
+
+    fn boot(sim: &Sim<Greedy>, node: NodeId) -> Option<u64> {
+        sim.hosts[usize::from(node.0)].daemon.as_ref().map(|d| d.boot)
+    }
+
+    #[test]
+    fn a_paused_daemon_takes_nothing_in_until_it_resumes() {
+        let mut sim: Sim<Greedy> = Sim::scripted(two_node(), Options::scripted());
+        sim.run_until(secs(5));
+        let (alpha, beta) = (NodeId(0), NodeId(1));
+        let running = sim.agents.running_on(alpha).len();
+        sim.pause_daemon(alpha).run_until(secs(7));
+        // Heartbeats, disk polls, lease timers wait; nothing it runs stops.
+        assert!(sim.is_paused(alpha));
+        assert!(backlog(&sim, alpha) > 20, "{}", backlog(&sim, alpha));
+        assert_eq!(sim.agents.running_on(alpha).len(), running);
+        let before = boot(&sim, alpha);
+        sim.resume_daemon(alpha);
+        assert!(!sim.is_paused(alpha));
+        assert_eq!(boot(&sim, alpha), before, "no guard deadline passed: same daemon");
+        sim.run_until(secs(12));
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        assert!(sim.status(beta).is_some());
+    }
+
+    #[test]
+    fn a_guard_fires_under_a_paused_daemon_without_a_contract_violation() {
+        let (mut sim, alpha) = greedy_owner_at_5s();
+        arm(&mut sim, alpha, 6);
+        let before = boot(&sim, alpha);
+        sim.pause_daemon_for(alpha, secs(3)).run_until(Duration::from_millis(6_500));
+        assert_eq!(sim.agents.running_on(alpha).len(), 0, "{}", sim.summary());
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
+        assert_eq!(boot(&sim, alpha), before, "a paused daemon restarts only when it resumes");
+        sim.run_until(Duration::from_millis(8_100));
+        assert_ne!(boot(&sim, alpha), before, "it resumed past its deadline: restarted");
+        assert!(sim.summary().contains("E3112"), "{}", sim.summary());
+        assert_eq!(sim.checkers.total(), 0, "{:?}", sim.violations());
     }
 }
