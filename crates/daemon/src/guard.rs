@@ -92,6 +92,8 @@ pub struct GuardOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cmd {
     Arm(u64),
+    /// Arm at this deadline unless the one the previous controller left is earlier.
+    ArmMin(u64),
     Disarm,
     Ping,
     Exit,
@@ -101,6 +103,7 @@ fn parse(line: &str) -> Option<Cmd> {
     let mut words = line.split_whitespace();
     match (words.next()?, words.next(), words.next()) {
         ("arm", Some(ns), None) => ns.parse().ok().map(Cmd::Arm),
+        ("arm-min", Some(ns), None) => ns.parse().ok().map(Cmd::ArmMin),
         ("disarm", None, None) => Some(Cmd::Disarm),
         ("ping", None, None) => Some(Cmd::Ping),
         ("exit", None, None) => Some(Cmd::Exit),
@@ -165,12 +168,28 @@ enum Flow {
     Exit,
 }
 
+/// The guard's deadline, and the one the previous controller left (which `arm-min`
+/// keeps when it is earlier, until an `arm` or `disarm` replaces it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Deadline {
+    armed: Option<u64>,
+    inherited: Option<u64>,
+}
+
 /// Applies `commands` in order (a `ping` is answered with the state at that point).
-fn apply_all(conn: &mut Conn, armed: &mut Option<u64>, commands: &[Cmd]) -> Flow {
+fn apply_all(conn: &mut Conn, deadline: &mut Deadline, commands: &[Cmd]) -> Flow {
+    let armed = &mut deadline.armed;
     for command in commands {
         match command {
-            Cmd::Arm(deadline) => *armed = Some(*deadline),
-            Cmd::Disarm => *armed = None,
+            Cmd::Arm(at) => {
+                *armed = Some(*at);
+                deadline.inherited = None;
+            }
+            Cmd::ArmMin(at) => *armed = Some(deadline.inherited.map_or(*at, |i| i.min(*at))),
+            Cmd::Disarm => {
+                *armed = None;
+                deadline.inherited = None;
+            }
             Cmd::Ping => match armed {
                 Some(deadline) => conn.say(&format!("armed {deadline}\n")),
                 None => conn.say("disarmed\n"),
@@ -264,7 +283,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
     let mut candidate: Option<Conn> = None;
     let mut ever_controlled = false;
     let started = monotonic_ns();
-    let mut armed: Option<u64> = None;
+    let mut state = Deadline::default();
     // The daemon in charge (or last in charge): its operations in flight end when the
     // guard fires.
     let mut daemon: Option<u32> = None;
@@ -272,20 +291,20 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         if let Some(watchdog) = watchdog.as_mut() {
             watchdog.feed_if_due();
         }
-        if let Some(deadline) = armed {
+        if let Some(deadline) = state.armed {
             let now = monotonic_ns();
             if now >= deadline {
                 // What the controller wrote before the deadline counts: read it first.
                 if let Some(conn) = controller.as_mut() {
                     let (commands, gone) = conn.commands();
-                    if let Flow::Exit = apply_all(conn, &mut armed, &commands) {
+                    if let Flow::Exit = apply_all(conn, &mut state, &commands) {
                         return Ok(true);
                     }
                     if gone {
                         controller = None;
                     }
                 }
-                if armed == Some(deadline) {
+                if state.armed == Some(deadline) {
                     let cause = match controller.as_mut() {
                         Some(conn) => {
                             conn.say("fired\n");
@@ -300,7 +319,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
                 continue;
             }
         }
-        let timeout = match (&controller, armed) {
+        let timeout = match (&controller, state.armed) {
             (_, Some(deadline)) => poll_timeout(deadline.saturating_sub(monotonic_ns())),
             (Some(_), None) => PollTimeout::NONE,
             (None, None) if ever_controlled => return Ok(true),
@@ -341,7 +360,7 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
         if let Some(conn) = controller.as_mut() {
             if ready[index] {
                 let (commands, gone) = conn.commands();
-                if let Flow::Exit = apply_all(conn, &mut armed, &commands) {
+                if let Flow::Exit = apply_all(conn, &mut state, &commands) {
                     return Ok(true);
                 }
                 if gone {
@@ -354,8 +373,10 @@ fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow
             let mut conn = candidate.take().expect("polled");
             let (commands, gone) = conn.commands();
             if !commands.is_empty() {
-                // It spoke: it is the daemon now in charge.
-                if let Flow::Exit = apply_all(&mut conn, &mut armed, &commands) {
+                // It spoke: it is the daemon now in charge; what its predecessor left
+                // stands for `arm-min`.
+                state.inherited = state.armed;
+                if let Flow::Exit = apply_all(&mut conn, &mut state, &commands) {
                     return Ok(true);
                 }
                 ever_controlled = true;
@@ -592,61 +613,74 @@ impl GuardConn {
         stream.write_all(line.as_bytes())
     }
 
-    /// Sends the deadline (`None`: disarm). `Ok(false)` when the guard fired (or may
-    /// have) before it could take it: the write ended after the previous deadline and
-    /// the guard's answer to a `ping` (or its closing the connection) says it fired, or
-    /// the guard is gone and the previous deadline has passed. A guard that died before
-    /// its deadline (killed) is started anew — which waits — and given the newest
-    /// deadline `newer` has by then.
-    fn arm(
-        &mut self,
-        mut deadline: Option<u64>,
-        newer: impl FnOnce(&mut Option<u64>),
-    ) -> io::Result<bool> {
+    /// Sends the deadline (`None`: disarm; `keep`: `arm-min`, the previous controller's
+    /// deadline stands if earlier). [`Armed::Fired`] when the guard fired (or may have)
+    /// before it could take it: the write ended after the previous deadline and the
+    /// guard's answer to a `ping` (or its closing the connection) says it fired, or the
+    /// guard is gone and the previous deadline has passed. A guard that died before its
+    /// deadline (killed) is started anew — which waits — and given the newest deadline
+    /// `newer` has by then. After an `arm-min` the guard is asked which deadline it keeps
+    /// ([`Armed::Keeps`]).
+    fn arm(&mut self, mut ask: ArmAsk, newer: impl FnOnce(&mut ArmAsk)) -> io::Result<Armed> {
         let previous = self.armed;
-        let line = |d: Option<u64>| d.map_or("disarm\n".to_string(), |at| format!("arm {at}\n"));
-        if deadline.is_none() && self.stream.is_none() {
+        let line = |ask: ArmAsk| match ask.deadline {
+            None => "disarm\n".to_string(),
+            Some(at) if ask.keep => format!("arm-min {at}\n"),
+            Some(at) => format!("arm {at}\n"),
+        };
+        if ask.deadline.is_none() && self.stream.is_none() {
             // Nothing to disarm when no guard was ever needed.
             self.armed = None;
-            return Ok(true);
+            return Ok(Armed::Taken);
         }
-        let sent = self.stream.as_mut().map(|s| s.write_all(line(deadline).as_bytes()));
+        let sent = self.stream.as_mut().map(|s| s.write_all(line(ask).as_bytes()));
         if !matches!(sent, Some(Ok(()))) {
             // Not connected yet (a predecessor's guard), or the guard is gone.
             let gone = sent.is_some();
             self.stream = None;
             if gone && previous.is_some_and(|p| monotonic_ns() >= p) {
-                return Ok(false);
+                return Ok(Armed::Fired);
             }
             self.connect()?;
-            newer(&mut deadline);
+            newer(&mut ask);
             let stream = self.stream.as_mut().expect("connected");
-            stream.write_all(line(deadline).as_bytes())?;
-            self.armed = deadline;
-            return Ok(true);
+            stream.write_all(line(ask).as_bytes())?;
         }
-        self.armed = deadline;
-        match previous {
-            Some(previous) if monotonic_ns() >= previous => Ok(self.still_armed()),
-            _ => Ok(true),
+        self.armed = ask.deadline;
+        let late = previous.is_some_and(|p| monotonic_ns() >= p);
+        if !late && !ask.keep {
+            return Ok(Armed::Taken);
         }
+        Ok(match self.state() {
+            None => Armed::Fired,
+            Some(kept) if ask.keep => {
+                self.armed = kept;
+                match (ask.deadline, kept) {
+                    (Some(sent), Some(kept)) if kept != sent => Armed::Keeps { sent, kept },
+                    _ => Armed::Taken,
+                }
+            }
+            Some(_) => Armed::Taken,
+        })
     }
 
-    /// Asks the guard whether it fired; false when it did (or is gone).
-    fn still_armed(&mut self) -> bool {
-        let Some(stream) = self.stream.as_mut() else { return false };
-        if stream.write_all(b"ping\n").is_err() {
-            return false;
-        }
+    /// Asks the guard its deadline: `None` when it fired (or is gone).
+    fn state(&mut self) -> Option<Option<u64>> {
+        let stream = self.stream.as_mut()?;
+        stream.write_all(b"ping\n").ok()?;
         let mut reader = BufReader::new(&*stream);
         let mut line = String::new();
         loop {
             line.clear();
             match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return false,
-                Ok(_) if line.starts_with("fired") => return false,
-                Ok(_) if line.starts_with("armed") || line.starts_with("disarmed") => return true,
-                Ok(_) => {}
+                Ok(0) | Err(_) => return None,
+                Ok(_) if line.starts_with("fired") => return None,
+                Ok(_) if line.starts_with("disarmed") => return Some(None),
+                Ok(_) => {
+                    if let Some(at) = line.strip_prefix("armed ") {
+                        return at.trim().parse().ok().map(Some);
+                    }
+                }
             }
         }
     }
@@ -691,9 +725,29 @@ impl GuardConn {
     }
 }
 
+/// A deadline for the guard (`keep`: `arm-min`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ArmAsk {
+    deadline: Option<u64>,
+    keep: bool,
+}
+
+/// What came of an arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Armed {
+    Taken,
+    /// The guard fired before it took the new deadline.
+    Fired,
+    /// After an `arm-min` of `sent`: the earlier deadline the guard keeps.
+    Keeps {
+        sent: u64,
+        kept: u64,
+    },
+}
+
 /// What the loop asks of the guard's thread.
 enum Ask {
-    Arm(Option<u64>),
+    Arm(ArmAsk),
     /// Arm to fire now and leave it (the self-fence path); answered when sent.
     FireNow(std::sync::mpsc::Sender<io::Result<()>>),
     /// Clean shutdown: the guard exits; answered when sent.
@@ -707,6 +761,9 @@ enum Ask {
 pub enum GuardNews {
     /// A deadline sent late reached the guard after the previous one passed: it fired.
     Fired,
+    /// The guard keeps `kept` (a predecessor's deadline, earlier than `sent`, which went
+    /// with `keep_earlier`): it is the one the loop must check.
+    Keeps { sent: u64, kept: u64 },
     /// The guard could not be reached or started (E3110).
     Unavailable(String),
 }
@@ -739,9 +796,20 @@ impl GuardLink {
     }
 
     /// Carries out `ArmFence { deadline }` without waiting.
-    pub fn arm(&mut self, deadline: Option<Instant>) {
+    /// With `keep_earlier` the guard keeps its predecessor's deadline when that is
+    /// earlier, and says so ([`GuardNews::Keeps`], then [`GuardLink::keeps`]).
+    pub fn arm(&mut self, deadline: Option<Instant>, keep_earlier: bool) {
         self.armed = deadline;
-        let _ = self.asks.send(Ask::Arm(deadline.map(Instant::as_nanos)));
+        let ask = ArmAsk { deadline: deadline.map(Instant::as_nanos), keep: keep_earlier };
+        let _ = self.asks.send(Ask::Arm(ask));
+    }
+
+    /// The guard keeps `kept` after the arm of `sent` with `keep_earlier`: the loop
+    /// checks `kept`, unless it has armed another deadline since (news of the past).
+    pub fn keeps(&mut self, sent: Instant, kept: Instant) {
+        if self.armed == Some(sent) {
+            self.armed = Some(kept);
+        }
     }
 
     /// Whether the deadline the loop gave last has passed at `now`: then the guard has
@@ -798,7 +866,7 @@ fn serve_link(
             Ask::Arm(mut deadline) => {
                 // Coalesce: a newer deadline replaces one not sent yet (again after a
                 // guard had to be started anew, which waits).
-                let mut coalesce = |deadline: &mut Option<u64>| {
+                let mut coalesce = |deadline: &mut ArmAsk| {
                     if next.is_some() {
                         return;
                     }
@@ -814,9 +882,12 @@ fn serve_link(
                 };
                 coalesce(&mut deadline);
                 match conn.arm(deadline, coalesce) {
-                    Ok(true) => {}
-                    Ok(false) => {
+                    Ok(Armed::Taken) => {}
+                    Ok(Armed::Fired) => {
                         let _ = news.send(GuardNews::Fired);
+                    }
+                    Ok(Armed::Keeps { sent, kept }) => {
+                        let _ = news.send(GuardNews::Keeps { sent, kept });
                     }
                     Err(e) => {
                         let _ = news.send(GuardNews::Unavailable(e.to_string()));

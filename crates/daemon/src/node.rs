@@ -661,6 +661,9 @@ impl Node {
                 Woke::Guard(GuardNews::Fired) => {
                     self.stalled(now, now, "a renewal reached it too late");
                 }
+                Woke::Guard(GuardNews::Keeps { sent, kept }) => {
+                    self.guard.keeps(Instant::from_nanos(sent), Instant::from_nanos(kept));
+                }
                 Woke::Guard(GuardNews::Unavailable(e)) => self.journal_own(
                     &catalogue::GUARD_UNAVAILABLE,
                     None,
@@ -876,7 +879,7 @@ impl Node {
                     client.request(now, id, request);
                 }
             },
-            Output::ArmFence { deadline } => self.guard.arm(deadline),
+            Output::ArmFence { deadline, keep_earlier } => self.guard.arm(deadline, keep_earlier),
             Output::SelfFence { reason } => self.self_fence(&reason),
             Output::Event(event) => self.on_event(&event),
             Output::Wait(_) => unreachable!("handled by settle"),

@@ -58,9 +58,17 @@ pub enum Output {
     /// daemon that armed it dies, the guard stops every resource of the node at
     /// `deadline` (local clock; at once if the daemon dies later). While that daemon
     /// lives the engine enforces the deadline itself (E3105, E3106). A new daemon's
-    /// engine leaves a predecessor's guard as it is until it holds the lease of every
-    /// group that may run here. `None` disarms it: nothing runs.
-    ArmFence { deadline: Option<Instant> },
+    /// engine replaces a predecessor's deadline only once it holds the lease of every
+    /// group that may run here (until then it arms with `keep_earlier`). `None` disarms
+    /// it: nothing runs.
+    ArmFence {
+        deadline: Option<Instant>,
+        /// Keep an earlier deadline the guard already holds: this engine has not yet
+        /// armed the guard itself, and resources of a group may run here without its
+        /// lease (a predecessor's, found running or not yet probed), which only the
+        /// predecessor's deadline bounds. The shell learns the deadline the guard keeps.
+        keep_earlier: bool,
+    },
     /// Reset this node now (watchdog): its resources could not be stopped before its
     /// lease expires. The shell must not return to normal work after this.
     SelfFence { reason: String },

@@ -342,6 +342,14 @@ struct Host<C> {
     guard_generation: u64,
     /// The daemon (boot number) that armed the guard.
     guard_armed_by: u64,
+    /// Agent operations in flight (daemon boot, id): the guard ends them when it fires
+    /// (the real one SIGKILLs its daemon's operations before it stops anything), and
+    /// those it ended land nowhere.
+    ops_in_flight: BTreeSet<(u64, OpId)>,
+    /// The guard's deadline when the current daemon started (a predecessor's), which
+    /// an `ArmFence { keep_earlier }` keeps when it is earlier.
+    guard_inherited: Option<Instant>,
+    ops_ended: BTreeSet<(u64, OpId)>,
     /// The administrative state the daemon keeps in its state directory (the real
     /// daemon journals it): it survives daemon restarts and host crashes.
     persisted_admin: Option<Arc<engine::NodeReport>>,
@@ -519,6 +527,9 @@ impl<C: Core> Sim<C> {
                 guard: None,
                 guard_generation: 0,
                 guard_armed_by: 0,
+                ops_in_flight: BTreeSet::new(),
+                guard_inherited: None,
+                ops_ended: BTreeSet::new(),
                 persisted_admin: None,
             })
             .collect();
@@ -945,8 +956,16 @@ impl<C: Core> Sim<C> {
                 self.operation(node, id, group, resource, op, timeout)
             }
             Output::Lease { id, request } => self.lease_request(node, id, request),
-            Output::ArmFence { deadline } => {
+            Output::ArmFence { deadline, keep_earlier } => {
                 let host = &mut self.hosts[usize::from(node.0)];
+                // With `keep_earlier` the guard keeps an earlier deadline it holds (a
+                // predecessor's); the shell learns which one it keeps.
+                let inherited = host.guard_inherited;
+                let kept = inherited.filter(|d| keep_earlier && deadline.is_some_and(|n| *d < n));
+                if !keep_earlier {
+                    host.guard_inherited = None;
+                }
+                let deadline = kept.or(deadline);
                 host.guard = deadline;
                 host.guard_generation += 1;
                 host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
@@ -1013,9 +1032,10 @@ impl<C: Core> Sim<C> {
                 t.u8(kind);
                 t.u64(u64::from(group));
             }
-            Output::ArmFence { deadline } => {
+            Output::ArmFence { deadline, keep_earlier } => {
                 t.u8(4);
                 t.u64(deadline.map_or(u64::MAX, |d| d.0));
+                t.u8(u8::from(*keep_earlier));
             }
             Output::SelfFence { reason } => {
                 t.u8(5);
@@ -1084,6 +1104,8 @@ impl<C: Core> Sim<C> {
         let host = &mut self.hosts[usize::from(node.0)];
         if host.guard.take().is_some() && host.powered {
             host.guard_generation += 1;
+            let ended = std::mem::take(&mut host.ops_in_flight);
+            host.ops_ended.extend(ended);
             self.wipe(node, "fence guard");
         }
     }
@@ -1210,6 +1232,7 @@ impl<C: Core> Sim<C> {
             _ => latency,
         };
         let boot = host.daemon.as_ref().expect("operations come from a live daemon").boot;
+        self.hosts[usize::from(node.0)].ops_in_flight.insert((boot, id));
         self.queue.push(self.now + delay, Ev::OpDone { node, boot, id, group, resource, op, plan });
     }
 
@@ -1270,6 +1293,11 @@ impl<C: Core> Sim<C> {
         op: OpKind,
         plan: Plan,
     ) {
+        let host = &mut self.hosts[usize::from(node.0)];
+        host.ops_in_flight.remove(&(boot, id));
+        if host.ops_ended.remove(&(boot, id)) {
+            return; // ended by the fence guard: it has no effect
+        }
         if self.daemon_mut(node, boot).is_none() {
             return; // the agent died with its daemon (or host)
         }
@@ -1491,6 +1519,7 @@ impl<C: Core> Sim<C> {
         }
         host.incarnation += 1;
         host.boots += 1;
+        host.guard_inherited = host.guard;
         let local = host.clock.local(now);
         let client = match self.spec.arbitration {
             ArbitrationKind::None => LeaseClient::Open,

@@ -226,7 +226,6 @@ mod pause {
     /// stops its copy only at 6.74 s). Ignored until the guard also ends the
     /// operations in flight before it stops the resources; then this must pass.
     #[test]
-    #[ignore = "issue 18: an agent operation in flight in a paused daemon outlives its fence guard (S1)"]
     fn an_operation_in_flight_when_the_owner_pauses_does_not_outlive_its_guard() {
         let spec = super::load_cluster(TRIO).expect("trio cluster");
         let mut options = Options::scripted();
@@ -342,7 +341,6 @@ mod regressions {
     ];
 
     #[test]
-    #[ignore = "issue 18: an agent operation in flight in a paused daemon outlives its fence guard (S1)"]
     fn paused_daemon_operations_in_flight_do_not_outlive_the_guard() {
         run_clean(PAUSED_IN_FLIGHT, Pauses::AsDrawn);
     }
@@ -364,7 +362,6 @@ mod regressions {
     )];
 
     #[test]
-    #[ignore = "issue 18: a fresh daemon arms no guard while another group may run unleased (S1)"]
     fn a_daemon_with_an_unleased_group_still_guards_its_leased_ones() {
         run_clean(UNGUARDED, Pauses::AsDrawn);
     }

@@ -279,8 +279,7 @@ impl Engine {
             self.lease.expiring = false;
             return;
         }
-        if now + timing.lease_stop_budget() >= until && self.fence_armed.is_some_and(|d| d < until)
-        {
+        if now + timing.lease_stop_budget() >= until && self.fence_early(until) {
             // The stop point: the guard moves off its early deadline (`update_fence`).
             self.update_fence();
         }
@@ -324,13 +323,19 @@ impl Engine {
             let stop_at = until - timing.lease_stop_budget();
             // The stop point: this engine stops its groups, or, with nothing started,
             // moves the fence guard off its early deadline (`update_fence`).
-            let guard_early = self.fence_armed.is_some_and(|d| d < until);
+            let guard_early = self.fence_early(until);
             if (!self.lease.expiring && self.anything_started()) || guard_early {
                 next = next.min(stop_at.max(self.now));
             }
             next = next.min(until);
         }
         next
+    }
+
+    /// Whether the guard holds a deadline of this engine's before the lease's end `until`
+    /// (the stop point's): it must move when the stop point comes.
+    fn fence_early(&self, until: Instant) -> bool {
+        self.fence_armed.or(self.fence_kept).is_some_and(|d| d < until)
     }
 
     /// Keeps the fence guard armed while anything may run. The guard acts at its deadline
@@ -352,19 +357,20 @@ impl Engine {
         // when nothing runs.
         let started = self.anything_started();
         let may_run = started || self.holds_any();
-        // A group whose probes are still out may run too: nobody knows yet. Only a
-        // guard this engine has not armed yet is left alone for it (a lease lost while
-        // its group stops here changes nothing: this engine's guard keeps following its
-        // own lease).
-        let unleased = self.fence_armed.is_none()
+        // A group whose probes are still out may run too: nobody knows yet. Until this
+        // engine has armed the guard itself, a predecessor's deadline may bound such a
+        // group: this engine's own deadline then only joins it (the guard keeps the
+        // earlier one). Once it has, a lease lost while its group stops here changes
+        // nothing: the guard keeps following this engine's own lease.
+        let predecessor_bounds = self.fence_armed.is_none()
             && self
                 .groups
                 .iter()
                 .any(|g| (g.may_run() || g.probes_pending() > 0) && !g.lease.is_held());
         let timing = self.timing();
-        let wanted = match (may_run, unleased, self.lease.valid_until) {
-            (false, _, _) => None,
-            (true, false, Some(until))
+        let own = match (may_run, self.lease.valid_until) {
+            (false, _) => None,
+            (true, Some(until))
                 if self.lease.expiring || self.now >= until - timing.lease_stop_budget() =>
             {
                 // Past the stop point this engine stops what runs itself, and fences
@@ -374,14 +380,22 @@ impl Engine {
                 // fire at the end of a lease this engine let run out).
                 started.then_some(until + timing.fence_guard_grace())
             }
-            (true, false, Some(until)) => {
+            (true, Some(until)) => {
                 Some(until - timing.lease_stop_budget() + timing.fence_guard_grace())
             }
-            (true, _, _) => return,
+            (true, None) => return,
         };
-        if wanted != self.fence_armed {
-            self.fence_armed = wanted;
-            self.push(Output::ArmFence { deadline: wanted });
+        if predecessor_bounds {
+            if own.is_some() && own != self.fence_kept {
+                self.fence_kept = own;
+                self.push(Output::ArmFence { deadline: own, keep_earlier: true });
+            }
+            return;
+        }
+        if own != self.fence_armed {
+            self.fence_armed = own;
+            self.fence_kept = None;
+            self.push(Output::ArmFence { deadline: own, keep_earlier: false });
         }
     }
 }

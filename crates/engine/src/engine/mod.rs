@@ -64,6 +64,8 @@ pub struct Engine {
     // Leases (lease.rs).
     lease: HostLease,
     fence_armed: Option<Instant>,
+    /// The deadline last armed with `keep_earlier` (before `fence_armed` is set).
+    fence_kept: Option<Instant>,
 
     // Groups (groups.rs).
     groups: Vec<Group>,
@@ -125,6 +127,7 @@ impl Engine {
             storage_ok: true,
             lease: HostLease::default(),
             fence_armed: None,
+            fence_kept: None,
             report_groups: Vec::new(),
             groups,
             dirty_all: true,

@@ -73,6 +73,8 @@ pub(crate) struct Cluster {
     pub lease_failures: BTreeMap<u16, u32>,
     /// Armed fence deadlines per node (the guard that outlives the daemon).
     pub guards: BTreeMap<u16, Instant>,
+    /// The deadline each node's guard held when its current daemon started.
+    inherited: BTreeMap<u16, Instant>,
     /// When each node's guard fired.
     pub guard_fired: Vec<(Instant, u16)>,
     /// Nodes whose daemon is paused (SIGSTOP): their engine takes no input, their
@@ -115,6 +117,7 @@ impl Cluster {
             lease_failures: BTreeMap::new(),
             guards: BTreeMap::new(),
             guard_fired: Vec::new(),
+            inherited: BTreeMap::new(),
             paused: BTreeSet::new(),
             held: Vec::new(),
             hung_agents: BTreeSet::new(),
@@ -129,6 +132,10 @@ impl Cluster {
 
     pub fn boot(&mut self, node: u16) {
         self.incarnations[node as usize] += 1;
+        match self.guards.get(&node) {
+            Some(at) => self.inherited.insert(node, *at),
+            None => self.inherited.remove(&node),
+        };
         let engine = Engine::new(
             self.spec.clone(),
             NodeId(node),
@@ -301,9 +308,15 @@ impl Cluster {
                 };
                 self.queue.push((node, Input::Lease { id, result }));
             }
-            Output::ArmFence { deadline } => match deadline {
+            Output::ArmFence { deadline, keep_earlier } => match deadline {
                 Some(at) => {
-                    self.guards.insert(node, at);
+                    // `keep_earlier`: a predecessor's deadline, if earlier, stands.
+                    let inherited = self.inherited.get(&node).copied();
+                    let kept = inherited.filter(|d| keep_earlier && *d < at);
+                    if !keep_earlier {
+                        self.inherited.remove(&node);
+                    }
+                    self.guards.insert(node, kept.unwrap_or(at));
                 }
                 None => {
                     self.guards.remove(&node);
