@@ -10,8 +10,11 @@
 //! line is `hello <token>`, the token of `R/guard.token` that the daemon wrote before
 //! starting it (`crate::access`); anything else is closed (W5105). Its controller (the
 //! daemon) then sends one line per command: `arm <deadline>` (absolute
-//! `CLOCK_MONOTONIC` nanoseconds), `disarm`, `ping` (answered `armed <deadline>` or
-//! `disarmed`), or `exit` (clean shutdown: nothing is left to guard). A newer daemon
+//! `CLOCK_MONOTONIC` nanoseconds), `arm-min <deadline>` (the same, but the deadline the
+//! previous controller left stands while it is earlier: a restarted daemon's engine that
+//! does not yet hold the lease of everything that may run here), `disarm`, `ping`
+//! (answered `armed <deadline>` or `disarmed`), or `exit` (clean shutdown: nothing is
+//! left to guard). A newer daemon
 //! that connects (a restarted one reads the same token file) becomes the controller (it
 //! replaces a killed one).
 //!
@@ -19,8 +22,10 @@
 //! connected.** The daemon renews by sending a later deadline (with every lease renewal,
 //! the engine's `ArmFence`). When the deadline comes, the guard first reads whatever
 //! its controller sent before it (a renewal written just in time counts), and if the
-//! deadline still stands it **fires**: it tells a connected controller `fired`, then
-//! stops every resource of every group this node may run with its agent, in reverse
+//! deadline still stands it **fires**: it tells a connected controller `fired`, ends
+//! the operations its daemon still has in flight (`agents::exec::end_operations_of`:
+//! a start landing after the stops would run a resource again), then stops every
+//! resource of every group this node may run with its agent, in reverse
 //! start order, the groups in parallel (virtual IPs removed, processes killed, file
 //! systems unmounted and set read-only when `lock_standby`), journals E3109 saying
 //! whether the daemon was gone or stalled, and exits. A guard that wakes more than
@@ -931,11 +936,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn arm_min_keeps_the_deadline_the_previous_controller_left_while_it_is_earlier() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut conn = Conn::new(ours).unwrap();
+        // The previous controller left 100; the new one speaks.
+        let mut state = Deadline { armed: Some(100), inherited: None };
+        state.inherited = state.armed;
+        let mut step = |command: Cmd, state: &mut Deadline| {
+            apply_all(&mut conn, state, &[command]);
+            state.armed
+        };
+        assert_eq!(step(Cmd::ArmMin(200), &mut state), Some(100));
+        assert_eq!(step(Cmd::ArmMin(300), &mut state), Some(100), "renewals keep it too");
+        assert_eq!(step(Cmd::ArmMin(50), &mut state), Some(50));
+        assert_eq!(step(Cmd::ArmMin(250), &mut state), Some(100), "not the last arm-min's");
+        assert_eq!(step(Cmd::Arm(400), &mut state), Some(400), "a plain arm replaces it");
+        assert_eq!(step(Cmd::ArmMin(500), &mut state), Some(500));
+    }
+
+    #[test]
     fn commands_parse_strictly() {
         assert_eq!(parse("arm 123\n"), Some(Cmd::Arm(123)));
         assert_eq!(parse("disarm"), Some(Cmd::Disarm));
         assert_eq!(parse("exit\n"), Some(Cmd::Exit));
         assert_eq!(parse("ping\n"), Some(Cmd::Ping));
+        assert_eq!(parse("arm-min 7\n"), Some(Cmd::ArmMin(7)));
         assert_eq!(parse("arm"), None);
         assert_eq!(parse("arm x"), None);
         assert_eq!(parse("arm 1 2"), None);
