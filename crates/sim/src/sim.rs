@@ -349,6 +349,8 @@ struct Host<C> {
     /// The guard's deadline when the current daemon started (a predecessor's), which
     /// an `ArmFence { keep_earlier }` keeps when it is earlier.
     guard_inherited: Option<Instant>,
+    /// The guard's deadline is that inherited one, kept by a `keep_earlier` arm.
+    guard_kept_inherited: bool,
     ops_ended: BTreeSet<(u64, OpId)>,
     /// The administrative state the daemon keeps in its state directory (the real
     /// daemon journals it): it survives daemon restarts and host crashes.
@@ -529,6 +531,7 @@ impl<C: Core> Sim<C> {
                 guard_armed_by: 0,
                 ops_in_flight: BTreeSet::new(),
                 guard_inherited: None,
+                guard_kept_inherited: false,
                 ops_ended: BTreeSet::new(),
                 persisted_admin: None,
             })
@@ -844,15 +847,26 @@ impl<C: Core> Sim<C> {
                         }
                         return;
                     }
+                    let inherited = host.guard_kept_inherited;
+                    // The deadline the running daemon knows (`fence_given`): past it, the
+                    // real daemon finds at its next wake-up that its guard fired, and
+                    // restarts.
+                    let local = host.clock.local(self.now);
+                    let known = host.daemon.as_ref().is_some_and(|d| {
+                        d.paused.is_none() && d.fence_given.is_some_and(|at| at <= local)
+                    });
                     self.fire_guard(node);
-                    if armer_runs {
-                        // A live engine lets its guard's deadline come only when its
-                        // loop stopped; this one did not.
+                    if armer_runs && !inherited {
+                        // A live engine lets its own guard deadline come only when its
+                        // loop stopped; this one did not. (A predecessor's deadline it
+                        // kept, `keep_earlier`, may come: it bounds what it does not hold.)
                         let message = format!(
                             "{}'s fence guard reached its deadline under its live engine",
                             self.node_name(node)
                         );
                         self.checkers.report(Guarantee::Contract, self.now, message);
+                    }
+                    if known {
                         self.kill_daemon(node);
                         self.start_daemon(node);
                     }
@@ -965,6 +979,7 @@ impl<C: Core> Sim<C> {
                 if !keep_earlier {
                     host.guard_inherited = None;
                 }
+                host.guard_kept_inherited = kept.is_some();
                 let deadline = kept.or(deadline);
                 host.guard = deadline;
                 host.guard_generation += 1;
@@ -1106,6 +1121,9 @@ impl<C: Core> Sim<C> {
             host.guard_generation += 1;
             let ended = std::mem::take(&mut host.ops_in_flight);
             host.ops_ended.extend(ended);
+            // What it held is spent: a guard that fired exits, a new one holds nothing.
+            host.guard_inherited = None;
+            host.guard_kept_inherited = false;
             self.wipe(node, "fence guard");
         }
     }
