@@ -316,9 +316,28 @@ mod regressions {
 
     /// Seeds that find a bug not fixed yet (issue 18): a paused daemon's agent operation
     /// in flight (a start) completes after its fence guard fired, and the peer takes
-    /// over beside it (`pause::an_operation_in_flight_when_the_owner_pauses_...`).
-    /// Move them to `SEEDS` once the guard ends the operations in flight.
+    /// over beside it (`pause::an_operation_in_flight_when_the_owner_pauses_...`); fixed:
+    /// the guard ends its daemon's operations in flight. Then the fix of the guard a
+    /// fresh engine arms (`keep_earlier`) met two more.
     const PAUSED_IN_FLIGHT: &[(&str, u64, &str)] = &[
+        (
+            "examples/loopback.toml",
+            104,
+            "C: a fresh engine that armed with keep_earlier while worker's probe was out \
+             held nothing once worker stopped and left its kept deadline armed: it fired \
+             under the live engine at 125165 ms",
+        ),
+        (
+            "examples/mutual-backup.toml",
+            1589,
+            "C: as loopback 104, a kept deadline left armed when keep_earlier ended",
+        ),
+        (
+            "examples/loopback.toml",
+            20,
+            "C: a fresh engine's keep_earlier re-armed the predecessor's deadline its guard \
+             had already fired at, and it fired again under the live engine",
+        ),
         (
             "examples/reference.toml",
             294,

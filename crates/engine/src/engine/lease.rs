@@ -392,7 +392,9 @@ impl Engine {
             }
             return;
         }
-        if own != self.fence_armed {
+        // Leaving `keep_earlier` the guard gets this engine's own deadline (or is
+        // disarmed), whatever it held.
+        if own != self.fence_armed || self.fence_kept.is_some() {
             self.fence_armed = own;
             self.fence_kept = None;
             self.push(Output::ArmFence { deadline: own, keep_earlier: false });
