@@ -12,7 +12,8 @@
 //! daemon) then sends one line per command: `arm <deadline>` (absolute
 //! `CLOCK_MONOTONIC` nanoseconds), `arm-min <deadline>` (the same, but the deadline the
 //! previous controller left stands while it is earlier: a restarted daemon's engine that
-//! does not yet hold the lease of everything that may run here), `disarm`, `ping`
+//! does not yet hold the lease of everything that may run here), `keep` (only that
+//! previous deadline stands, if any), `disarm`, `ping`
 //! (answered `armed <deadline>` or `disarmed`), or `exit` (clean shutdown: nothing is
 //! left to guard). A newer daemon
 //! that connects (a restarted one reads the same token file) becomes the controller (it
@@ -99,6 +100,8 @@ enum Cmd {
     Arm(u64),
     /// Arm at this deadline unless the one the previous controller left is earlier.
     ArmMin(u64),
+    /// Only the deadline the previous controller left (if any) stands.
+    Keep,
     Disarm,
     Ping,
     Exit,
@@ -110,6 +113,7 @@ fn parse(line: &str) -> Option<Cmd> {
         ("arm", Some(ns), None) => ns.parse().ok().map(Cmd::Arm),
         ("arm-min", Some(ns), None) => ns.parse().ok().map(Cmd::ArmMin),
         ("disarm", None, None) => Some(Cmd::Disarm),
+        ("keep", None, None) => Some(Cmd::Keep),
         ("ping", None, None) => Some(Cmd::Ping),
         ("exit", None, None) => Some(Cmd::Exit),
         _ => None,
@@ -191,6 +195,7 @@ fn apply_all(conn: &mut Conn, deadline: &mut Deadline, commands: &[Cmd]) -> Flow
                 deadline.inherited = None;
             }
             Cmd::ArmMin(at) => *armed = Some(deadline.inherited.map_or(*at, |i| i.min(*at))),
+            Cmd::Keep => *armed = deadline.inherited,
             Cmd::Disarm => {
                 *armed = None;
                 deadline.inherited = None;
@@ -629,6 +634,7 @@ impl GuardConn {
     fn arm(&mut self, mut ask: ArmAsk, newer: impl FnOnce(&mut ArmAsk)) -> io::Result<Armed> {
         let previous = self.armed;
         let line = |ask: ArmAsk| match ask.deadline {
+            None if ask.keep => "keep\n".to_string(),
             None => "disarm\n".to_string(),
             Some(at) if ask.keep => format!("arm-min {at}\n"),
             Some(at) => format!("arm {at}\n"),
@@ -952,6 +958,10 @@ mod tests {
         assert_eq!(step(Cmd::ArmMin(250), &mut state), Some(100), "not the last arm-min's");
         assert_eq!(step(Cmd::Arm(400), &mut state), Some(400), "a plain arm replaces it");
         assert_eq!(step(Cmd::ArmMin(500), &mut state), Some(500));
+        // A new controller with nothing of its own keeps only its predecessor's.
+        state.inherited = state.armed;
+        assert_eq!(step(Cmd::ArmMin(600), &mut state), Some(500));
+        assert_eq!(step(Cmd::Keep, &mut state), Some(500));
     }
 
     #[test]
@@ -961,6 +971,7 @@ mod tests {
         assert_eq!(parse("exit\n"), Some(Cmd::Exit));
         assert_eq!(parse("ping\n"), Some(Cmd::Ping));
         assert_eq!(parse("arm-min 7\n"), Some(Cmd::ArmMin(7)));
+        assert_eq!(parse("keep\n"), Some(Cmd::Keep));
         assert_eq!(parse("arm"), None);
         assert_eq!(parse("arm x"), None);
         assert_eq!(parse("arm 1 2"), None);

@@ -67,6 +67,8 @@ pub enum Output {
         /// armed the guard itself, and resources of a group may run here without its
         /// lease (a predecessor's, found running or not yet probed), which only the
         /// predecessor's deadline bounds. The shell learns the deadline the guard keeps.
+        /// With `deadline: None` only the predecessor's deadline stays (none if there
+        /// was none).
         keep_earlier: bool,
     },
     /// Reset this node now (watchdog): its resources could not be stopped before its

@@ -975,7 +975,7 @@ impl<C: Core> Sim<C> {
                 // With `keep_earlier` the guard keeps an earlier deadline it holds (a
                 // predecessor's); the shell learns which one it keeps.
                 let inherited = host.guard_inherited;
-                let kept = inherited.filter(|d| keep_earlier && deadline.is_some_and(|n| *d < n));
+                let kept = inherited.filter(|d| keep_earlier && deadline.is_none_or(|n| *d < n));
                 if !keep_earlier {
                     host.guard_inherited = None;
                 }

@@ -333,6 +333,13 @@ mod regressions {
             "C: as loopback 104, a kept deadline left armed when keep_earlier ended",
         ),
         (
+            "examples/reference.toml",
+            1203,
+            "C: a fresh engine in keep_earlier that stopped the one group it ran had no \
+             deadline of its own left, kept its last one armed, and the guard fired under \
+             it at 21266 ms (now `keep`: only the predecessor's deadline stays)",
+        ),
+        (
             "examples/loopback.toml",
             20,
             "C: a fresh engine's keep_earlier re-armed the predecessor's deadline its guard \

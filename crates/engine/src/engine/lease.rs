@@ -386,7 +386,8 @@ impl Engine {
             (true, None) => return,
         };
         if predecessor_bounds {
-            if own.is_some() && own != self.fence_kept {
+            // With nothing of its own to guard, only the predecessor's deadline stays.
+            if own != self.fence_kept {
                 self.fence_kept = own;
                 self.push(Output::ArmFence { deadline: own, keep_earlier: true });
             }

@@ -308,6 +308,12 @@ impl Cluster {
                 };
                 self.queue.push((node, Input::Lease { id, result }));
             }
+            Output::ArmFence { deadline: None, keep_earlier: true } => {
+                match self.inherited.get(&node).copied() {
+                    Some(at) => self.guards.insert(node, at),
+                    None => self.guards.remove(&node),
+                };
+            }
             Output::ArmFence { deadline, keep_earlier } => match deadline {
                 Some(at) => {
                     // `keep_earlier`: a predecessor's deadline, if earlier, stands.
