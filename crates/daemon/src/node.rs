@@ -803,6 +803,11 @@ impl Node {
     fn settle(&mut self) {
         loop {
             let now = self.clock.now();
+            // A stop can come anywhere, also in the middle of a turn (SIGSTOP): nothing
+            // reaches the engine once the guard's deadline has passed.
+            if let Some(deadline) = self.guard.deadline_passed(now) {
+                self.stalled(now, deadline, "its deadline passed");
+            }
             if let Some(input) = self.inputs.pop_front() {
                 self.engine.handle(now, input);
             }
@@ -927,6 +932,12 @@ impl Node {
     /// everything now and the daemon exits (and, where a hardware watchdog is armed by
     /// systemd, stops feeding it).
     fn self_fence(&mut self, reason: &str) {
+        // The engine decided on a turn that began before its guard's deadline and ended
+        // after it (the loop stopped within the turn): the guard fired already.
+        let now = self.clock.now();
+        if let Some(deadline) = self.guard.deadline_passed(now) {
+            self.stalled(now, deadline, "its deadline passed within a turn");
+        }
         self.journal_own(&catalogue::SELF_FENCE, None, format!("self-fence: {reason}"));
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to self-fence: {e}");
