@@ -646,9 +646,7 @@ impl Node {
             // run (paused, hung), the guard has stopped (or is stopping) every resource
             // and another node may run the groups; nothing here may act on the old view.
             let now = self.clock.now();
-            if let Some(deadline) = self.guard.deadline_passed(now) {
-                self.stalled(now, deadline, "its deadline passed");
-            }
+            self.stop_if_guard_fired(now, "its deadline passed");
             match woke {
                 Woke::Signal => signals += 1,
                 Woke::Answer(answer) => self.on_answer(answer),
@@ -714,15 +712,23 @@ impl Node {
         deadlines.wake_at(&self.spec.timing)
     }
 
+    /// The longest a group's stop can take: the sum of its resources' stop timeouts.
+    fn slowest_group_stop(&self) -> Duration {
+        let stops = self.spec.groups.iter();
+        stops.map(|g| g.resources.iter().map(|r| r.stop_timeout).sum()).max().unwrap_or_default()
+    }
+
+    /// If the guard's deadline has passed at `now`, the guard fired: nothing more is done
+    /// but [`Node::stalled`].
+    fn stop_if_guard_fired(&mut self, now: Instant, how: &str) {
+        if let Some(deadline) = self.guard.deadline_passed(now) {
+            self.stalled(now, deadline, how);
+        }
+    }
+
     fn begin_shutdown(&mut self) {
         let now = self.clock.now();
-        let slowest_stop = self
-            .spec
-            .groups
-            .iter()
-            .map(|g| g.resources.iter().map(|r| r.stop_timeout).sum::<Duration>())
-            .max()
-            .unwrap_or_default();
+        let slowest_stop = self.slowest_group_stop();
         self.shutdown_by =
             Some(now + slowest_stop + self.spec.timing.lease_timeout + Duration::from_secs(2));
         tracing::info!("stop signal: handing groups over, then exiting");
@@ -805,9 +811,7 @@ impl Node {
             let now = self.clock.now();
             // A stop can come anywhere, also in the middle of a turn (SIGSTOP): nothing
             // reaches the engine once the guard's deadline has passed.
-            if let Some(deadline) = self.guard.deadline_passed(now) {
-                self.stalled(now, deadline, "its deadline passed");
-            }
+            self.stop_if_guard_fired(now, "its deadline passed");
             if let Some(input) = self.inputs.pop_front() {
                 self.engine.handle(now, input);
             }
@@ -911,14 +915,7 @@ impl Node {
                 fmt_ms(now.saturating_since(deadline)),
             ),
         );
-        let bound = self
-            .spec
-            .groups
-            .iter()
-            .map(|g| g.resources.iter().map(|r| r.stop_timeout).sum::<Duration>())
-            .max()
-            .unwrap_or_default()
-            + Duration::from_secs(2);
+        let bound = self.slowest_group_stop() + Duration::from_secs(2);
         if !self.guard.wait_gone(bound) {
             tracing::error!("the fence guard did not finish within {bound:?}; restarting anyway");
         }
@@ -934,10 +931,7 @@ impl Node {
     fn self_fence(&mut self, reason: &str) {
         // The engine decided on a turn that began before its guard's deadline and ended
         // after it (the loop stopped within the turn): the guard fired already.
-        let now = self.clock.now();
-        if let Some(deadline) = self.guard.deadline_passed(now) {
-            self.stalled(now, deadline, "its deadline passed within a turn");
-        }
+        self.stop_if_guard_fired(self.clock.now(), "its deadline passed within a turn");
         self.journal_own(&catalogue::SELF_FENCE, None, format!("self-fence: {reason}"));
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to self-fence: {e}");

@@ -41,8 +41,7 @@ use std::time::{Duration, Instant};
 
 use cluster::*;
 
-const FAST: &str =
-    "heartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"300ms\"\n";
+const FAST: &str = FAST_TIMING;
 
 fn monotonic_ms() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");

@@ -99,12 +99,7 @@ fn fast_profile_holder_keeps_its_lease_at_idle_and_fails_over() {
     if !lab_available("fast_profile_holder_keeps_its_lease_at_idle_and_fails_over") {
         return;
     }
-    let options = Options {
-        timing:
-            "heartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"300ms\"\n",
-        ..Options::default()
-    };
-    let cluster = Cluster::formed(&options);
+    let cluster = Cluster::formed(&Options::fast());
     std::thread::sleep(Duration::from_secs(4));
     for code in ["E3105", "I4103", "E3107"] {
         assert!(
@@ -452,12 +447,7 @@ fn a_paused_owner_is_fenced_in_time_at_fast_timing() {
     if !lab_available("a_paused_owner_is_fenced_in_time_at_fast_timing") {
         return;
     }
-    let options = Options {
-        timing:
-            "heartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"300ms\"\n",
-        ..Options::default()
-    };
-    let cluster = Cluster::formed(&options);
+    let cluster = Cluster::formed(&Options::fast());
     pause_owner_past_its_lease(&cluster, 0, 1);
 }
 

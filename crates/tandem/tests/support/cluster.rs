@@ -90,6 +90,17 @@ impl Default for Options {
     }
 }
 
+/// The fast profile's `[timing]` (heartbeat 50 ms, peer and lease timeout 300 ms).
+pub const FAST_TIMING: &str =
+    "heartbeat_interval = \"50ms\"\npeer_timeout = \"300ms\"\nlease_timeout = \"300ms\"\n";
+
+impl Options {
+    /// The default cluster at the fast profile's timing.
+    pub fn fast() -> Options {
+        Options { timing: FAST_TIMING, ..Options::default() }
+    }
+}
+
 pub fn config_text(options: &Options) -> String {
     let mut text = format!(
         r#"[cluster]
