@@ -517,7 +517,7 @@ struct GuardConn {
     options: GuardOptions,
     program: PathBuf,
     stream: Option<UnixStream>,
-    /// The last deadline sent (resent to a guard started anew).
+    /// The last deadline sent (or the one the guard said it keeps).
     armed: Option<u64>,
 }
 
@@ -529,18 +529,20 @@ impl GuardConn {
     fn connect(&mut self) -> io::Result<&mut UnixStream> {
         if self.stream.is_none() {
             let stream = match UnixStream::connect(self.socket()) {
-                Ok(mut stream) => {
-                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-                    access::hello(&mut stream, &self.options.runtime_dir)?;
-                    stream
-                }
+                Ok(stream) => self.greet(stream)?,
                 Err(_) => self.start()?,
             };
-            stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
             self.stream = Some(stream);
         }
         Ok(self.stream.as_mut().expect("just set"))
+    }
+
+    /// Sets a connection's timeouts and says hello (the token) on it.
+    fn greet(&self, mut stream: UnixStream) -> io::Result<UnixStream> {
+        stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        access::hello(&mut stream, &self.options.runtime_dir)?;
+        Ok(stream)
     }
 
     /// At daemon start: starts a guard unless one is running (a predecessor's, maybe
@@ -551,15 +553,12 @@ impl GuardConn {
             return Ok(()); // closed without a word: the old guard keeps its controller state
         }
         let mut stream = self.start()?;
-        stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.write_all(b"disarm\n")?;
         self.stream = Some(stream);
         Ok(())
     }
 
-    /// Starts a guard with a new token and connects to it (the hello said, the write
-    /// timeout set).
+    /// Starts a guard with a new token and connects to it ([`GuardConn::greet`]).
     fn start(&self) -> io::Result<UnixStream> {
         crate::stall::point("guard_start");
         let _ = std::fs::remove_file(self.socket());
@@ -595,32 +594,21 @@ impl GuardConn {
         let deadline = std::time::Instant::now() + START_WAIT;
         loop {
             match UnixStream::connect(self.socket()) {
-                Ok(mut stream) => {
-                    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
-                    access::hello(&mut stream, &self.options.runtime_dir)?;
-                    return Ok(stream);
-                }
+                Ok(stream) => return self.greet(stream),
                 Err(e) if std::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => thread::sleep(Duration::from_millis(10)),
             }
         }
     }
 
+    /// Sends `line`, to a guard started anew (once) if this one is gone.
     fn send(&mut self, line: &str) -> io::Result<()> {
         let result = self.connect().and_then(|s| s.write_all(line.as_bytes()));
         if result.is_ok() {
             return result;
         }
-        // The guard died: start another, once, and give it the deadline it must keep.
         self.stream = None;
-        let armed = self.armed;
-        let stream = self.connect()?;
-        if let Some(deadline) = armed {
-            if !line.starts_with("arm ") {
-                stream.write_all(format!("arm {deadline}\n").as_bytes())?;
-            }
-        }
-        stream.write_all(line.as_bytes())
+        self.connect()?.write_all(line.as_bytes())
     }
 
     /// Sends the deadline (`None`: disarm; `keep`: `arm-min`, the previous controller's
@@ -806,9 +794,9 @@ impl GuardLink {
         Ok((GuardLink { asks, armed: None }, heard))
     }
 
-    /// Carries out `ArmFence { deadline }` without waiting.
-    /// With `keep_earlier` the guard keeps its predecessor's deadline when that is
-    /// earlier, and says so ([`GuardNews::Keeps`], then [`GuardLink::keeps`]).
+    /// Carries out `ArmFence { deadline, keep_earlier }` without waiting. With
+    /// `keep_earlier` the guard keeps its predecessor's deadline when that is earlier,
+    /// and says so ([`GuardNews::Keeps`], then [`GuardLink::keeps`]).
     pub fn arm(&mut self, deadline: Option<Instant>, keep_earlier: bool) {
         self.armed = deadline;
         let ask = ArmAsk { deadline: deadline.map(Instant::as_nanos), keep: keep_earlier };
@@ -850,10 +838,6 @@ impl GuardLink {
         let (tx, rx) = std::sync::mpsc::channel();
         let _ = self.asks.send(Ask::WaitGone(bound, tx));
         rx.recv().unwrap_or(true)
-    }
-
-    pub fn is_armed(&self) -> bool {
-        self.armed.is_some()
     }
 }
 

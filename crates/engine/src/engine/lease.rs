@@ -349,19 +349,17 @@ impl Engine {
     ///
     /// [`Timing::fence_guard_grace`]: crate::spec::Timing::fence_guard_grace
     pub(super) fn update_fence(&mut self) {
-        // Nothing may run past the lease. While resources of a group may run here
-        // (started, or not yet probed) without its lease before this engine armed the
-        // guard (a restarted daemon found them running and asks for the lease), the
-        // guard is left exactly as it is: the one its predecessor armed holds the old
-        // lease's deadline, the only bound this node knows for them. It is disarmed only
-        // when nothing runs.
+        // Nothing may run past the lease.
         let started = self.anything_started();
         let may_run = started || self.holds_any();
-        // A group whose probes are still out may run too: nobody knows yet. Until this
-        // engine has armed the guard itself, a predecessor's deadline may bound such a
-        // group: this engine's own deadline then only joins it (the guard keeps the
-        // earlier one). Once it has, a lease lost while its group stops here changes
-        // nothing: the guard keeps following this engine's own lease.
+        // While resources of a group may run here without its lease (started, or not
+        // yet probed: a restarted daemon found them running and asks for the lease)
+        // before this engine armed the guard itself, the deadline its predecessor armed
+        // is the only bound this node knows for them: this engine's own deadline only
+        // joins it (`keep_earlier`: the guard keeps the earlier one; with nothing of its
+        // own, only the predecessor's stays). Once this engine has armed the guard, a
+        // lease lost while its group stops here changes nothing: the guard keeps
+        // following this engine's own lease.
         let predecessor_bounds = self.fence_armed.is_none()
             && self
                 .groups
