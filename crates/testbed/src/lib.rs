@@ -42,6 +42,7 @@
 
 mod command;
 mod disk;
+pub mod flood;
 mod host;
 pub mod init;
 mod loopctl;
@@ -59,6 +60,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 pub use command::Output;
+pub use flood::{Flood, Flooded};
 pub use disk::{SharedDisk, AREA_MIB_MAX, DISK_MIB_MAX, DISK_MIB_MIN};
 pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
@@ -545,6 +547,33 @@ impl Lab {
             LabError::new(format!("{node:?} is crashed: restart it before running anything"))
         })?;
         init.enter(command, env)
+    }
+
+    /// Starts `flood` on a thread of this process that has moved into `node`'s network
+    /// namespace (that thread only) and lowered its own priority to nice 19; join the
+    /// handle for what it sent. See [`flood`].
+    pub fn flood(
+        &self,
+        node: Node,
+        flood: Flood,
+    ) -> Result<thread::JoinHandle<std::io::Result<Flooded>>, LabError> {
+        self.check_node(node)?;
+        let path = format!("/run/netns/{}", self.namespace(node));
+        let namespace = std::fs::File::open(&path).map_err(|e| LabError::io(&path, e))?;
+        let name = format!("flood-{}", node.tag());
+        thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&namespace),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                drop(namespace);
+                // Linux's nice value is per thread: this one only.
+                rustix::process::setpriority_process(None, 19)?;
+                flood.run()
+            })
+            .map_err(|e| LabError::io("starting a flood thread", e))
     }
 
     /// The live processes of `node` (its PID namespace, without its init), by the PIDs

@@ -16,6 +16,7 @@
 
 #![allow(dead_code, unused_imports, clippy::needless_range_loop)]
 
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -729,41 +730,72 @@ impl Cluster {
         captured.stdout
     }
 
-    /// Two flooders in the client namespace, `rate` datagrams a second each for at most
-    /// `seconds` (and `rate * seconds` datagrams), to alpha's public heartbeat port only,
-    /// niced: one as beta (its address and port, through a raw socket), one from the
-    /// client's own address. `mode`: `small` (`frames`, from [`Cluster::capture_heartbeats`],
-    /// every other one with a random byte flipped) or `large` (the largest datagrams,
-    /// with the first frame's header and fresh sequence numbers). Each prints "COUNT
-    /// SECONDS" when done.
-    pub fn flood(&self, mode: &str, rate: u32, seconds: u32, frames: &str) -> Vec<Spawned> {
-        let owner = self.lab.address(Node::Host(0), Network::Public).expect("owner").to_string();
-        let peer = self.lab.address(Node::Host(1), Network::Public).expect("peer").to_string();
-        let run = self.lab.host_dir(Node::Client, HostDir::Run).expect("client /run");
-        std::fs::write(run.join("flood.py"), FLOOD).unwrap();
-        std::fs::write(run.join("frames.hex"), frames).unwrap();
-        let (rate, seconds) = (rate.to_string(), seconds.to_string());
-        ["spoof", "own"]
-            .iter()
-            .map(|how| {
-                // Niced: the flooder stands for another machine; here it shares the two
-                // cores with both nodes, whose disk I/O deadlines (31 ms) it must not eat.
-                let args = [
-                    "nice",
-                    "-n",
-                    "19",
-                    "python3",
-                    "/run/flood.py",
-                    &owner,
-                    HEARTBEAT_PORT,
-                    &peer,
-                    &rate,
-                    &seconds,
-                    "/run/frames.hex",
-                    mode,
-                    how,
-                ];
-                self.lab.spawn(Node::Client, &args).expect("flooder")
+    /// Two flooders in the client namespace (threads of this process there, niced, see
+    /// [`testbed::flood`]), `rate` datagrams a second each for at most `seconds` (and
+    /// `rate × seconds` datagrams), to alpha's public heartbeat port only: one as beta
+    /// (its address and port, through a raw socket), one from the client's own address.
+    /// `large: false`: `frames` (from [`Cluster::capture_heartbeats`]), every other one
+    /// with a random byte flipped; `large: true`: the largest datagrams, with the first
+    /// frame's header, a payload length to match, fresh sequence numbers and noise.
+    pub fn flood(
+        &self,
+        large: bool,
+        rate: u32,
+        seconds: u32,
+        frames: &str,
+    ) -> Vec<std::thread::JoinHandle<std::io::Result<testbed::Flooded>>> {
+        let owner = self.lab.address(Node::Host(0), Network::Public).expect("owner");
+        let peer = self.lab.address(Node::Host(1), Network::Public).expect("peer");
+        let port: u16 = HEARTBEAT_PORT.parse().unwrap();
+        let frames: Vec<Vec<u8>> = frames
+            .split_whitespace()
+            .map(|line| {
+                (0..line.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex"))
+                    .collect()
+            })
+            .collect();
+        assert!(!frames.is_empty(), "no frames to flood with");
+        let mut rng = fastrand::Rng::with_seed(7);
+        let payloads: Vec<Vec<u8>> = if large {
+            // The header: 40 bytes, the sequence number (little endian) at 28, the
+            // payload's length at 36; the 32-byte tag is part of the noise.
+            let head = &frames[0][..40];
+            let sequence = u64::from_le_bytes(head[28..36].try_into().unwrap());
+            (0..64u64)
+                .map(|i| {
+                    let mut datagram = head.to_vec();
+                    datagram[28..36].copy_from_slice(&(sequence + 1000 + i).to_le_bytes());
+                    let length = (testbed::flood::MAX_PAYLOAD - 40 - 32) as u32;
+                    datagram[36..40].copy_from_slice(&length.to_le_bytes());
+                    datagram.extend(testbed::flood::noise(i, testbed::flood::MAX_PAYLOAD - 40));
+                    datagram
+                })
+                .collect()
+        } else {
+            (0..4000)
+                .map(|i| {
+                    let mut frame = frames[i % frames.len()].clone();
+                    if i % 2 == 1 {
+                        let at = rng.usize(..frame.len());
+                        frame[at] ^= rng.u8(1..);
+                    }
+                    frame
+                })
+                .collect()
+        };
+        [Some(SocketAddrV4::new(peer, port)), None]
+            .into_iter()
+            .map(|spoof| {
+                let flood = testbed::Flood {
+                    target: SocketAddrV4::new(owner, port),
+                    payloads: payloads.clone(),
+                    spoof,
+                    rate,
+                    duration: Duration::from_secs(seconds.into()),
+                };
+                self.lab.flood(Node::Client, flood).expect("flooder")
             })
             .collect()
     }
@@ -789,65 +821,3 @@ while time.time() < end:
         print(p[ihl + 8:].hex(), flush=True)
 "#;
 
-/// The flooder: `rate` datagrams a second for `seconds` (at most `rate * seconds`, and
-/// never longer than `seconds`, a send at a time checked every 64) to
-/// `target:port`. `small`: the captured frames, every other one with a random byte
-/// flipped; `large`: 65,507-byte datagrams with the first frame's header, a payload
-/// length to match, fresh sequence numbers and random bytes. With `spoof`, as the peer
-/// (`peer:port`) through a raw socket (fragmented by hand when large), else from the
-/// client's own address.
-const FLOOD: &str = r#"
-import random, socket, struct, sys, time
-target, port, peer, rate, seconds, path, mode, spoof = sys.argv[1:9]
-port, rate, seconds, spoof = int(port), int(rate), float(seconds), spoof == "spoof"
-assert target.startswith("192.168.251."), "the lab's public network only"
-frames = [bytes.fromhex(l) for l in open(path).read().split()]
-random.seed(7)
-if mode == "small":
-    pool = []
-    for i in range(4000):
-        f = bytearray(frames[i % len(frames)])
-        if i % 2:
-            f[random.randrange(len(f))] ^= random.randrange(1, 256)
-        pool.append(bytes(f))
-else:
-    head, pool = bytearray(frames[0][:40]), []
-    sequence = struct.unpack_from("<Q", head, 28)[0]
-    for i in range(64):
-        h = bytearray(head)
-        struct.pack_into("<Q", h, 28, sequence + 1000 + i)
-        struct.pack_into("<I", h, 36, 65507 - 40 - 32)
-        pool.append(bytes(h) + random.randbytes(65507 - 40))
-def ip(src, dst, ident, frag, body):
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, frag, 64, 17, 0,
-                       socket.inet_aton(src), socket.inet_aton(dst)) + body
-if spoof:
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    packets = []
-    for n, f in enumerate(pool):
-        udp = struct.pack("!HHHH", port, port, 8 + len(f), 0) + f
-        ident = 1 + n
-        parts = [udp[o:o + 1480] for o in range(0, len(udp), 1480)]
-        packets.append([ip(peer, target, ident, (0x2000 if k < len(parts) - 1 else 0) | (k * 185), part)
-                        for k, part in enumerate(parts)])
-    def send(i):
-        for p in packets[i % len(packets)]:
-            raw.sendto(p, (target, 0))
-else:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    def send(i):
-        try:
-            udp.sendto(pool[i % len(pool)], (target, port))
-        except OSError:
-            pass
-total, sent, start = int(rate * seconds), 0, time.time()
-while sent < total and time.time() - start < seconds:
-    due = min(total, int((time.time() - start) * rate) + 64, sent + 64)
-    while sent < due:
-        send(sent)
-        sent += 1
-    if sent >= int((time.time() - start) * rate) + 64:
-        time.sleep(0.0005)
-print(sent, round(time.time() - start, 3), flush=True)
-"#;
