@@ -1297,7 +1297,7 @@ impl Node {
 
     /// Reports rejected packets, at most once per link per interval.
     fn check_rejects(&mut self, now: Instant) {
-        crate::net::read_kernel_drops(self.udp.values_mut(), now);
+        crate::net::read_kernel_drops(self.udp.values_mut(), now, crate::net::DropsRead::WhenDue);
         let mut reports = Vec::new();
         for (link, udp) in &self.udp {
             let counters = udp.receiver.counters();
@@ -1340,6 +1340,12 @@ impl Node {
                 };
                 let mut document = control::status_json(&self.spec, &status, now, lookup);
                 document["journal"] = self.journal.status();
+                // The status shows the kernel's drops as of now (a procfs read).
+                crate::net::read_kernel_drops(
+                    self.udp.values_mut(),
+                    now,
+                    crate::net::DropsRead::Now,
+                );
                 let receiving =
                     self.udp.values().map(|u| control::receiving_json(&self.spec, u, now));
                 document["receiving"] = serde_json::Value::Array(receiving.collect());

@@ -97,11 +97,8 @@ impl Flood {
         // Each unit: the packets of one datagram (one, unless spoofed and fragmented).
         let (socket, units, destination) = match self.spoof {
             Some(source) => {
-                let socket = net::socket(
-                    AddressFamily::INET,
-                    SocketType::RAW,
-                    Some(net::ipproto::RAW),
-                )?;
+                let socket =
+                    net::socket(AddressFamily::INET, SocketType::RAW, Some(net::ipproto::RAW))?;
                 let units: Vec<Vec<Vec<u8>>> = self
                     .payloads
                     .iter()

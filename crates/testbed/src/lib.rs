@@ -60,8 +60,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 pub use command::Output;
-pub use flood::{Flood, Flooded};
 pub use disk::{SharedDisk, AREA_MIB_MAX, DISK_MIB_MAX, DISK_MIB_MIN};
+pub use flood::{Flood, Flooded};
 pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
 

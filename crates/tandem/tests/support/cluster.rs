@@ -820,4 +820,3 @@ while time.time() < end:
     if struct.unpack("!H", p[ihl + 2:ihl + 4])[0] == port:
         print(p[ihl + 8:].hex(), flush=True)
 "#;
-
