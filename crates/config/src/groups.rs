@@ -366,6 +366,7 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
     let mut part = ResourcePart { name: name.clone(), kind, built: None };
     if error_count(ctx) == errors_before {
         if let (Some((name, _)), Some(kind), Some(params)) = (name, kind, params) {
+            let lock_standby = matches!(&params, ResourceParams::Filesystem(fs) if fs.lock_standby);
             let spec = ResourceSpec {
                 name,
                 kind,
@@ -373,6 +374,7 @@ fn read_resource(ctx: &mut Ctx<'_>, table: Table<'_>) -> ResourcePart {
                 monitor_timeout,
                 start_timeout,
                 stop_timeout,
+                lock_standby,
             };
             let config = ResourceConfig { span: anchor, params };
             part.built = Some((spec, config));

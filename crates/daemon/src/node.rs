@@ -889,6 +889,7 @@ impl Node {
                 }
             },
             Output::ArmFence { deadline, keep_earlier } => self.guard.arm(deadline, keep_earlier),
+            Output::LockStandby { group } => self.lock_standby(group),
             Output::SelfFence { reason } => self.self_fence(&reason),
             Output::Event(event) => self.on_event(&event),
             Output::Wait(_) => unreachable!("handled by settle"),
@@ -932,7 +933,8 @@ impl Node {
         // The engine decided on a turn that began before its guard's deadline and ended
         // after it (the loop stopped within the turn): the guard fired already.
         self.stop_if_guard_fired(self.clock.now(), "its deadline passed within a turn");
-        self.journal_own(&catalogue::SELF_FENCE, None, format!("self-fence: {reason}"));
+        // The engine journaled why (E3106, E3111); here only what the shell does.
+        tracing::error!("fencing this node: {reason}");
         if let Err(e) = self.guard.fire_now() {
             tracing::error!("cannot reach the fence guard to self-fence: {e}");
         }
@@ -948,29 +950,12 @@ impl Node {
             Severity::Info => tracing::info!(code = entry.code, "{}", entry.message),
         }
         self.journal.append(entry);
-        // The standby's lock: devices read-only while their group does not run here.
-        if event.code.code == catalogue::NODE_READY.code {
-            let groups: Vec<GroupId> = self.lock_standby.keys().copied().collect();
-            for g in groups {
-                self.lock_if_stopped(g);
-            }
-        } else if event.code.code == catalogue::GROUP_STOPPED.code {
-            if let Some(g) = event.group {
-                self.lock_if_stopped(g);
-            }
-        }
     }
 
-    fn lock_if_stopped(&mut self, group: GroupId) {
+    /// The engine's standby lock (guarantee 7): `group`'s `lock_standby` devices
+    /// read-only here.
+    fn lock_standby(&mut self, group: GroupId) {
         let Some(devices) = self.lock_standby.get(&group) else { return };
-        let status = self.engine.status(self.clock.now());
-        let here = status
-            .groups
-            .get(group.0 as usize)
-            .is_some_and(|g| g.resources.iter().any(|r| r.state != engine::ResourceState::Stopped));
-        if here {
-            return;
-        }
         // An ioctl on a device whose path hangs blocks: never on the loop's thread.
         let devices = devices.clone();
         tokio::task::spawn_blocking(move || {
@@ -1241,26 +1226,11 @@ impl Node {
         }
     }
 
-    /// A poison pill for this daemon (its incarnation): fence at once.
+    /// A poison pill in our mailbox: the engine decides (it fences for its own
+    /// incarnation's).
     fn read_mail(&mut self, mail: Record) {
         let Record::Pill(pill) = mail else { return };
-        if pill.incarnation != self.engine.incarnation() {
-            return; // left for an earlier daemon on this node
-        }
-        let from = match pill.from {
-            Some(node) => format!("node {}", self.spec.node(node).name),
-            None => "an operator".to_string(),
-        };
-        self.journal_own(
-            &catalogue::POISON_PILL,
-            None,
-            format!("poison pill from {from}: stopping everything and exiting"),
-        );
-        if let Err(e) = self.guard.fire_now() {
-            tracing::error!("cannot reach the fence guard to fence: {e}");
-        }
-        self.flush_journal();
-        std::process::exit(70);
+        self.inputs.push_back(Input::PoisonPill { incarnation: pill.incarnation, from: pill.from });
     }
 
     fn on_done(&mut self, done: Done) {

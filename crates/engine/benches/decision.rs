@@ -36,6 +36,7 @@ fn spec() -> ClusterSpec {
                     monitor_timeout: Duration::from_secs(20),
                     start_timeout: Duration::from_secs(20),
                     stop_timeout: Duration::from_secs(20),
+                    lock_standby: false,
                 })
                 .collect(),
         })

@@ -43,6 +43,12 @@ pub enum Input {
     /// them. In maintenance nothing is stopped. The shell exits once
     /// [`crate::Engine::is_quiescent`] answers true.
     Shutdown,
+    /// A poison pill was read from this node's mailbox on the shared disk (`tandem disk
+    /// fence`, or a peer that fences this node): addressed to the daemon of
+    /// `incarnation`, from node `from` (`None`: an operator). The engine fences itself
+    /// (E3111, [`Output::SelfFence`]) when the pill is for its own incarnation, and
+    /// ignores one left for an earlier daemon of this node.
+    PoisonPill { incarnation: u64, from: Option<NodeId> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +77,12 @@ pub enum Output {
         /// was none).
         keep_earlier: bool,
     },
+    /// Set the `lock_standby` devices of `group` read-only on this node: the group does
+    /// not run here (nothing started, nothing starting or stopping, probes answered) and
+    /// the node is ready. Given each time that becomes true (after the node's probes, when
+    /// the group stopped here); the file system agent's start clears the lock, its stop
+    /// sets it again.
+    LockStandby { group: GroupId },
     /// Reset this node now (watchdog): its resources could not be stopped before its
     /// lease expires. The shell must not return to normal work after this.
     SelfFence { reason: String },

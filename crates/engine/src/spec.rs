@@ -157,6 +157,9 @@ pub struct ResourceSpec {
     pub monitor_timeout: Duration,
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
+    /// A file system's device is kept read-only on every node of the group that does not
+    /// run it (`lock_standby`, guarantee 7): see [`crate::Output::LockStandby`].
+    pub lock_standby: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -242,6 +245,12 @@ impl GroupSpec {
 
     pub fn resource(&self, id: ResourceId) -> &ResourceSpec {
         &self.resources[usize::from(id.0)]
+    }
+
+    /// Whether a resource of the group keeps its device read-only where the group does
+    /// not run (`lock_standby`).
+    pub fn locks_standby(&self) -> bool {
+        self.resources.iter().any(|r| r.lock_standby)
     }
 
     /// Whether the group needs the shared storage path (it mounts a file system).

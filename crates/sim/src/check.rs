@@ -17,6 +17,13 @@
 //! - S4 migration lock: no node starts a group while another node that is up reports
 //!   itself the group's owner, holding its lease, with the group locked (a node that
 //!   lost its lease must let the group go, locked or not).
+//! - S5 standby lock (PRODUCT.md guarantee 7): on a ready node of a group with
+//!   `lock_standby` devices, the device is read-only whenever nothing of the group runs
+//!   there, nothing is in flight, and its engine knows every resource stopped (a probe
+//!   that timed out leaves the group's state unknown: locking a device that may be
+//!   mounted would be wrong). The device's flag is the simulator's model of the block
+//!   device: set by `Output::LockStandby`, by a file system's stop and by the fence
+//!   guard's stops, cleared by a file system's start and by a reboot.
 //! - L1, L2 after healing: every group runs on exactly one eligible node; no engine
 //!   reports a group locked.
 //!
@@ -35,17 +42,19 @@ pub enum Guarantee {
     S2,
     S3,
     S4,
+    S5,
     L1,
     L2,
     Contract,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 7] = [
+    pub const ALL: [Guarantee; 8] = [
         Guarantee::S1,
         Guarantee::S2,
         Guarantee::S3,
         Guarantee::S4,
+        Guarantee::S5,
         Guarantee::L1,
         Guarantee::L2,
         Guarantee::Contract,
@@ -57,6 +66,7 @@ impl Guarantee {
             Guarantee::S2 => "S2",
             Guarantee::S3 => "S3",
             Guarantee::S4 => "S4",
+            Guarantee::S5 => "S5",
             Guarantee::L1 => "L1",
             Guarantee::L2 => "L2",
             Guarantee::Contract => "C",
@@ -69,6 +79,7 @@ impl Guarantee {
             Guarantee::S2 => "start in effective order, stop in exact reverse",
             Guarantee::S3 => "start only as the arbitrator's holder with an unexpired lease",
             Guarantee::S4 => "a migration-locked group does not move",
+            Guarantee::S5 => "lock_standby devices are read-only where their group does not run",
             Guarantee::L1 => "after healing every group runs on exactly one eligible node",
             Guarantee::L2 => "after healing no group is locked",
             Guarantee::Contract => "the engine keeps its API contract",
@@ -149,7 +160,7 @@ pub struct Checkers {
     /// resource is found down cannot be recalled; its completion is not an S2 fault.
     seen_down: Vec<u64>,
     violations: Vec<Violation>,
-    counts: [u64; 7],
+    counts: [u64; 8],
 }
 
 impl Checkers {
@@ -182,7 +193,7 @@ impl Checkers {
             started: vec![0; nodes * groups],
             seen_down: vec![0; nodes * groups],
             violations: Vec::new(),
-            counts: [0; 7],
+            counts: [0; 8],
         }
     }
 
@@ -221,6 +232,34 @@ impl Checkers {
     /// Whether resource `resource` of `group` runs on `node` (ground truth).
     pub fn is_running(&self, node: NodeId, group: GroupId, resource: ResourceId) -> bool {
         self.running[self.slot(node, group)] & (1 << resource.0) != 0
+    }
+
+    /// S5 (PRODUCT.md guarantee 7) on `node` for `group`, which has `lock_standby`
+    /// devices and may run there: once the node is `ready` (its probes answered), the
+    /// device must be read-only (`locked`) whenever nothing of the group runs there and
+    /// nothing is in the works: no resource running (ground truth) or started as the
+    /// engine knows it (a resource that died by itself is the engine's to find), no
+    /// operation of the group in flight (`busy`: a start clears the lock first, a stop
+    /// sets it last).
+    pub fn standby_lock(
+        &mut self,
+        at_ns: u64,
+        node: NodeId,
+        group: GroupId,
+        ready: bool,
+        busy: bool,
+        locked: bool,
+    ) {
+        let slot = self.slot(node, group);
+        let active = self.running[slot] != 0 || self.started[slot] != 0;
+        if ready && !busy && !active && !locked {
+            let message = format!(
+                "{}'s lock_standby device of {} is writable while the group does not run there",
+                self.name(node),
+                self.spec.group(group).name
+            );
+            self.report(Guarantee::S5, at_ns, message);
+        }
     }
 
     /// A resource's ground truth changed on a node.

@@ -83,6 +83,9 @@ impl ClusterBuilder {
             monitor_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(20),
             stop_timeout: Duration::from_secs(20),
+            // Every file system of the built-in clusters is locked on standbys, so that
+            // the simulator checks guarantee 7 on them.
+            lock_standby: kind == ResourceKind::Filesystem,
         });
         self
     }

@@ -5,7 +5,7 @@
 //!
 //! Code map:
 //! - [`sim`]: the event loop, the scripted API and the swarm runner;
-//! - [`check`]: the checkers (S1-S4, L1, L2), fed with ground truth;
+//! - [`check`]: the checkers (S1-S5, L1, L2), fed with ground truth;
 //! - the lease protocols (disk, witness) are pure state machines in the `arbiter` crate;
 //!   their randomized safety checks run here (`protocol_checks`);
 //! - [`net`], [`shared_disk`], [`agents`], [`clock`]: the simulated world;

@@ -17,7 +17,8 @@
 //!     ...the summary...
 //! ```
 //!
-//! Actions: `crash N`, `restart N`, `kill-daemon N`, `pause-daemon N [FOR]` (its loop
+//! Actions: `crash N`, `restart N`, `kill-daemon N`, `poison N [from M]` (a poison
+//! pill in N's mailbox for its current daemon), `pause-daemon N [FOR]` (its loop
 //! stops, as with SIGSTOP; with FOR it resumes after that long), `resume-daemon N`,
 //! `cut LINK A B`, `cut-one-way LINK
 //! FROM TO`, `heal LINK A B` (LINK may be `all`), `lose-storage N`, `restore-storage N`,
@@ -226,6 +227,15 @@ fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
         "crash" => drop(sim.crash(names.node(arg(1)?)?)),
         "restart" => drop(sim.restart(names.node(arg(1)?)?)),
         "kill-daemon" => drop(sim.kill_daemon(names.node(arg(1)?)?)),
+        "poison" => {
+            let node = names.node(arg(1)?)?;
+            let from = match (w.get(2), w.get(3)) {
+                (None, _) => None,
+                (Some(&"from"), Some(other)) => Some(names.node(other)?),
+                _ => return Err("expected `poison N` or `poison N from M`".to_owned()),
+            };
+            sim.poison_pill(node, from);
+        }
         "pause-daemon" => {
             let node = names.node(arg(1)?)?;
             match w.get(2) {

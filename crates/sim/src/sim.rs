@@ -39,7 +39,7 @@ use std::time::Duration;
 use engine::{
     AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Heartbeat, Input, Instant,
     LeaseRequest, LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, OpResult, Output,
-    ResourceId, ResourceKind, Status,
+    ResourceId, ResourceKind, ResourceState, Status,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -345,7 +345,11 @@ struct Host<C> {
     /// Agent operations in flight (daemon boot, id): the guard ends them when it fires
     /// (the real one SIGKILLs its daemon's operations before it stops anything), and
     /// those it ended land nowhere.
-    ops_in_flight: BTreeSet<(u64, OpId)>,
+    ops_in_flight: BTreeMap<(u64, OpId), GroupId>,
+    /// Per group: its `lock_standby` devices are read-only on this host (the block
+    /// device's flag: set by the engine's `LockStandby`, by a file system's stop and by
+    /// the fence guard's stops; cleared by a file system's start and by a reboot).
+    locked: Vec<bool>,
     /// The guard's deadline when the current daemon started (a predecessor's), which
     /// an `ArmFence { keep_earlier }` keeps when it is earlier.
     guard_inherited: Option<Instant>,
@@ -529,7 +533,8 @@ impl<C: Core> Sim<C> {
                 guard: None,
                 guard_generation: 0,
                 guard_armed_by: 0,
-                ops_in_flight: BTreeSet::new(),
+                ops_in_flight: BTreeMap::new(),
+                locked: vec![false; groups],
                 guard_inherited: None,
                 guard_kept_inherited: false,
                 ops_ended: BTreeSet::new(),
@@ -960,6 +965,7 @@ impl<C: Core> Sim<C> {
         }
         outputs.clear();
         self.outputs = outputs;
+        self.check_standby_locks(node);
     }
 
     /// Carries out one engine output; true when the node fenced itself.
@@ -1012,9 +1018,41 @@ impl<C: Core> Sim<C> {
                     self.note(|w| format!("{name:<w$}  {code}  {message}"));
                 }
             }
+            Output::LockStandby { group } => {
+                if self.spec.group(group).locks_standby() {
+                    self.hosts[usize::from(node.0)].locked[group.0 as usize] = true;
+                }
+            }
             Output::Wait(deadline) => self.set_engine_timer(node, deadline),
         }
         false
+    }
+
+    /// S5 on `node` after its engine's turn: see [`Checkers::standby_lock`].
+    fn check_standby_locks(&mut self, node: NodeId) {
+        let host = &self.hosts[usize::from(node.0)];
+        let Some(daemon) = host.daemon.as_ref().filter(|_| host.powered) else { return };
+        let mut groups =
+            self.spec.group_ids().filter(|g| self.spec.group(*g).locks_standby()).peekable();
+        if groups.peek().is_none() {
+            return;
+        }
+        let status = daemon.core.status(host.clock.local(self.now));
+        let ready =
+            status.nodes.iter().any(|n| n.node == node && n.state != engine::NodeState::Booting);
+        for group in groups {
+            if !self.spec.group(group).nodes.contains(&node) {
+                continue;
+            }
+            // Busy: an operation of the group in flight, or its engine does not know
+            // every resource stopped here (a probe that timed out, a stop that failed).
+            let unknown = status.groups.iter().any(|g| {
+                g.group == group && g.resources.iter().any(|r| r.state != ResourceState::Stopped)
+            });
+            let busy = unknown || host.ops_in_flight.values().any(|g| *g == group);
+            let locked = host.locked[group.0 as usize];
+            self.checkers.standby_lock(self.now, node, group, ready, busy, locked);
+        }
     }
 
     fn hash_output(&mut self, node: NodeId, out: &Output) {
@@ -1065,6 +1103,10 @@ impl<C: Core> Sim<C> {
             Output::Wait(at) => {
                 t.u8(7);
                 t.u64(at.0);
+            }
+            Output::LockStandby { group } => {
+                t.u8(8);
+                t.u64(u64::from(group.0));
             }
         }
     }
@@ -1120,7 +1162,11 @@ impl<C: Core> Sim<C> {
         if host.guard.take().is_some() && host.powered {
             host.guard_generation += 1;
             let ended = std::mem::take(&mut host.ops_in_flight);
-            host.ops_ended.extend(ended);
+            host.ops_ended.extend(ended.into_keys());
+            // Its stops of file systems lock their devices, as the agent's stop does.
+            for (g, locked) in host.locked.iter_mut().enumerate() {
+                *locked |= self.spec.groups[g].locks_standby();
+            }
             // What it held is spent: a guard that fired exits, a new one holds nothing.
             host.guard_inherited = None;
             host.guard_kept_inherited = false;
@@ -1250,7 +1296,12 @@ impl<C: Core> Sim<C> {
             _ => latency,
         };
         let boot = host.daemon.as_ref().expect("operations come from a live daemon").boot;
-        self.hosts[usize::from(node.0)].ops_in_flight.insert((boot, id));
+        let host = &mut self.hosts[usize::from(node.0)];
+        host.ops_in_flight.insert((boot, id), group);
+        let resource_spec = self.spec.group(group).resource(resource);
+        if op == OpKind::Start && resource_spec.lock_standby {
+            host.locked[group.0 as usize] = false; // the agent's start clears the flag first
+        }
         self.queue.push(self.now + delay, Ev::OpDone { node, boot, id, group, resource, op, plan });
     }
 
@@ -1321,6 +1372,12 @@ impl<C: Core> Sim<C> {
         }
         let monitor_only = self.spec.group(group).resource(resource).kind.is_monitor_only();
         let (result, change) = self.agents.complete(node, group, resource, monitor_only, op, plan);
+        let unmounted = matches!(result, OpResult::Ok | OpResult::NotRunning);
+        if op == OpKind::Stop && unmounted && self.spec.group(group).resource(resource).lock_standby
+        {
+            // The agent's stop sets the flag once the file system is unmounted.
+            self.hosts[usize::from(node.0)].locked[group.0 as usize] = true;
+        }
         if let Some(change) = change {
             self.ground_truth(node, group, resource, change, "");
         }
@@ -1597,6 +1654,8 @@ impl<C: Core> Sim<C> {
         host.powered = false;
         host.daemon = None;
         host.guard = None;
+        // A reboot clears every device's read-only flag.
+        host.locked.iter_mut().for_each(|l| *l = false);
         host.guard_generation += 1;
         self.wipe(node, why);
         if let Some(delay) = restart_after_ns {
@@ -1639,6 +1698,23 @@ impl<C: Core> Sim<C> {
         // A guard whose deadline passed while the daemon lived fires as it dies.
         if host.guard.is_some_and(|deadline| deadline <= host.clock.local(self.now)) {
             self.fire_guard(node);
+        }
+        self
+    }
+
+    /// A poison pill for `node`'s current daemon (the incarnation its disk slot shows)
+    /// from `from` (`None`: an operator's `tandem disk fence`). The model reads it at
+    /// once if the node's path to the shared disk works (the real daemon reads its
+    /// mailbox with a disk job within a second), else it is lost, as a pill the node
+    /// cannot read is: its peers cannot count on it.
+    pub fn poison_pill(&mut self, node: NodeId, from: Option<NodeId>) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        let by = from.map_or("an operator".to_owned(), |f| self.node_name(f).to_owned());
+        self.action(format!("poison pill for {name} from {by}"));
+        let n = usize::from(node.0);
+        let incarnation = self.hosts[n].incarnation;
+        if self.hosts[n].daemon.is_some() && self.disk.path_ok[n] {
+            self.feed(node, Some(Input::PoisonPill { incarnation, from }));
         }
         self
     }

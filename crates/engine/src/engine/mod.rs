@@ -61,6 +61,10 @@ pub struct Engine {
     peers: Vec<Peer>,
     storage_ok: bool,
 
+    /// Per group: `Output::LockStandby` was given and still holds (see
+    /// `update_standby_locks`).
+    standby_locked: Vec<bool>,
+
     // Leases (lease.rs).
     lease: HostLease,
     fence_armed: Option<Instant>,
@@ -125,6 +129,7 @@ impl Engine {
             }),
             peers,
             storage_ok: true,
+            standby_locked: vec![false; spec.groups.len()],
             lease: HostLease::default(),
             fence_armed: None,
             fence_kept: None,
@@ -215,6 +220,7 @@ impl Engine {
             Input::Lease { id, result } => self.on_lease(id, result),
             Input::Admin(command) => self.on_admin(command),
             Input::Shutdown => self.on_shutdown(),
+            Input::PoisonPill { incarnation, from } => self.on_poison_pill(incarnation, from),
         }
         self.on_time();
     }
@@ -230,6 +236,7 @@ impl Engine {
         if self.dirty_all || !self.touched.is_empty() {
             self.evaluate();
             self.update_fence();
+            self.update_standby_locks();
             self.refresh_report();
             if let Some(output) = self.outputs.pop_front() {
                 return output;
@@ -241,6 +248,23 @@ impl Engine {
     /// The cluster as this node sees it now.
     pub fn status(&self, now: Instant) -> Status {
         self.build_status(now.max(self.now))
+    }
+
+    /// Guarantee 7 from the difference between what was last told and what holds now: a
+    /// group with `lock_standby` devices that does not run here, on a ready node, gets
+    /// [`Output::LockStandby`] once each time that becomes true.
+    fn update_standby_locks(&mut self) {
+        for (index, group) in self.groups.iter().enumerate() {
+            let spec = &self.spec.groups[index];
+            if !spec.locks_standby() || !spec.nodes.contains(&self.me) {
+                continue;
+            }
+            let lock = !self.booting && !group.may_run() && group.probes_pending() == 0;
+            if lock && !self.standby_locked[index] {
+                self.outputs.push_back(Output::LockStandby { group: GroupId(index as u32) });
+            }
+            self.standby_locked[index] = lock;
+        }
     }
 
     /// Everything that is due at `self.now`.
@@ -383,6 +407,22 @@ impl Engine {
                 format!("node {} ready ({heard} peer(s) online)", self.name(self.me)),
             );
         }
+    }
+
+    /// A pill for this daemon fences the node at once; one for an earlier daemon of
+    /// this node (a pill that outlived its target) is left alone.
+    fn on_poison_pill(&mut self, incarnation: u64, from: Option<NodeId>) {
+        if incarnation != self.incarnation || self.fenced {
+            return;
+        }
+        let from = match from {
+            Some(node) => format!("node {}", self.name(node)),
+            None => "an operator".to_string(),
+        };
+        let reason = format!("poison pill from {from}: stopping everything and exiting");
+        self.event(&crate::catalogue::POISON_PILL, None, None, None, reason.clone());
+        self.push(Output::SelfFence { reason });
+        self.fenced = true;
     }
 
     fn self_fence(&mut self, reason: String) {

@@ -19,6 +19,7 @@ pub(crate) fn two_node_spec(arbitration: ArbitrationKind) -> ClusterSpec {
         monitor_timeout: Duration::from_secs(5),
         start_timeout: Duration::from_secs(5),
         stop_timeout: Duration::from_secs(5),
+        lock_standby: false,
     };
     ClusterSpec {
         name: "test".into(),
@@ -335,6 +336,8 @@ impl Cluster {
             Output::Event(event) => {
                 self.events.push((event.at, node, event.code.code, event.message));
             }
+            // Devices are not modelled here (the simulator checks the lock, S5).
+            Output::LockStandby { .. } => {}
             Output::Wait(_) => unreachable!(),
         }
     }
@@ -1021,4 +1024,32 @@ fn a_start_that_finds_its_address_held_elsewhere_is_retried_and_counts_nothing()
     assert!(!codes.contains(&"E4106") && !codes.contains(&"W4105"), "{codes:?}");
     let status = cluster.engine(1).status(cluster.now);
     assert!(status.groups[0].resources.iter().all(|r| r.fail_count == 0), "{status:?}");
+}
+
+#[test]
+fn a_poison_pill_fences_only_the_daemon_it_names() {
+    let spec = Arc::new(two_node_spec(ArbitrationKind::Disk));
+    let mut engine = Engine::new(spec, NodeId(0), 7, Instant(0));
+    let drain = |engine: &mut Engine| {
+        let mut outputs = Vec::new();
+        loop {
+            match engine.poll_output() {
+                Output::Wait(_) => return outputs,
+                output => outputs.push(output),
+            }
+        }
+    };
+    drain(&mut engine);
+    // A pill left for an earlier daemon of this node changes nothing.
+    engine.handle(Instant(1), Input::PoisonPill { incarnation: 6, from: Some(NodeId(1)) });
+    let outputs = drain(&mut engine);
+    assert!(!outputs.iter().any(|o| matches!(o, Output::SelfFence { .. })), "{outputs:?}");
+    assert!(!engine.is_fenced());
+    // One for this daemon fences it, with E3111.
+    engine.handle(Instant(2), Input::PoisonPill { incarnation: 7, from: None });
+    let outputs = drain(&mut engine);
+    let code = |o: &Output| matches!(o, Output::Event(e) if e.code.code == "E3111");
+    assert!(outputs.iter().any(code), "{outputs:?}");
+    assert!(outputs.iter().any(|o| matches!(o, Output::SelfFence { .. })), "{outputs:?}");
+    assert!(engine.is_fenced());
 }
