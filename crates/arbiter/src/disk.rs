@@ -674,6 +674,12 @@ impl DiskLeaseClient {
             IoResult::Read(record) => record,
             IoResult::Written => Record::Blank,
         };
+        self.step_done(now, key, reads, record);
+    }
+
+    /// A task's I/O ended at `now` with `record` (blank for a write): its next step.
+    /// `reads` is the group a host check read.
+    fn step_done(&mut self, now: Instant, key: u64, reads: Option<GroupId>, record: Record) {
         let task = self.tasks.get_mut(&key).expect("io of a live task");
         let me = self.me;
         match task.step.clone() {
@@ -693,70 +699,8 @@ impl DiskLeaseClient {
                     self.host_checked(now, key, since, lost, other);
                 }
             }
-            Step::ReadGroup => match record.owner() {
-                None => self.claim(now, key),
-                Some(owner) if owner == me => self.want_host_write(now, key),
-                Some(owner) => {
-                    // Watched ahead and unchanged since: the window is already open.
-                    let group = match task.kind {
-                        Kind::Acquire(g) => g,
-                        _ => unreachable!("only acquires read the group first"),
-                    };
-                    task.step = match self.observed.get(&group) {
-                        Some(seen) if seen.record == record && seen.owner == owner => Step::Watch {
-                            owner,
-                            record,
-                            version: Some(seen.version),
-                            first_seen: seen.first_seen,
-                            read_at: now,
-                            ahead: true,
-                        },
-                        _ => Step::Watch {
-                            owner,
-                            record,
-                            version: None,
-                            first_seen: now,
-                            read_at: now,
-                            ahead: false,
-                        },
-                    };
-                    self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
-                }
-            },
-            Step::Watch { owner, record: before, version, first_seen, read_at, ahead } => {
-                let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
-                let seen = record.version_for(group);
-                // The window starts when the first read completes; and again from this
-                // read when an observation made ahead turns out old (the group record
-                // `before` was read before it).
-                match version.filter(|v| !(ahead && *v != seen)) {
-                    None => {
-                        task.step = Step::Watch {
-                            owner,
-                            record: before,
-                            version: Some(seen),
-                            first_seen: now,
-                            read_at,
-                            ahead: false,
-                        };
-                        task.wake = Some(now + self.config.watch_poll_interval);
-                    }
-                    Some(v) if v != seen => {
-                        self.finish(key, LeaseResult::Denied { holder: Some(owner) });
-                    }
-                    Some(_)
-                        if read_at.saturating_since(first_seen) >= self.config.takeover_wait =>
-                    {
-                        task.step = Step::ClaimRead { expected: before };
-                        self.issue(now, key, IoOp::Read(Block::Group(group)), None);
-                    }
-                    Some(_) => {
-                        // Poll on, and read again the moment the window is long enough.
-                        let due = first_seen + self.config.takeover_wait;
-                        task.wake = Some((now + self.config.watch_poll_interval).min(due).max(now));
-                    }
-                }
-            }
+            Step::ReadGroup => self.group_read(now, key, record),
+            step @ Step::Watch { .. } => self.watch_read(now, key, step, record),
             Step::ClaimRead { expected } => match record.owner() {
                 None => self.claim(now, key),
                 _ if record == expected => self.claim(now, key),
@@ -791,6 +735,83 @@ impl DiskLeaseClient {
                 }
             }
             Step::ReleaseWrite => self.finish(key, LeaseResult::Released),
+        }
+    }
+
+    /// An acquire read the group's record: claim it if free, else watch its owner (from
+    /// what watching ahead saw, when the record is unchanged since).
+    fn group_read(&mut self, now: Instant, key: u64, record: Record) {
+        let task = self.tasks.get_mut(&key).expect("io of a live task");
+        let me = self.me;
+        match record.owner() {
+            None => self.claim(now, key),
+            Some(owner) if owner == me => self.want_host_write(now, key),
+            Some(owner) => {
+                // Watched ahead and unchanged since: the window is already open.
+                let group = match task.kind {
+                    Kind::Acquire(g) => g,
+                    _ => unreachable!("only acquires read the group first"),
+                };
+                task.step = match self.observed.get(&group) {
+                    Some(seen) if seen.record == record && seen.owner == owner => Step::Watch {
+                        owner,
+                        record,
+                        version: Some(seen.version),
+                        first_seen: seen.first_seen,
+                        read_at: now,
+                        ahead: true,
+                    },
+                    _ => Step::Watch {
+                        owner,
+                        record,
+                        version: None,
+                        first_seen: now,
+                        read_at: now,
+                        ahead: false,
+                    },
+                };
+                self.issue(now, key, IoOp::Read(Block::Host(owner)), None);
+            }
+        }
+    }
+
+    /// An acquire's watch read the owner's host record: the window opens, runs on, or
+    /// the owner renewed and the acquire is denied.
+    fn watch_read(&mut self, now: Instant, key: u64, step: Step, record: Record) {
+        let task = self.tasks.get_mut(&key).expect("io of a live task");
+        let Step::Watch { owner, record: before, version, first_seen, read_at, ahead } = step
+        else {
+            unreachable!("only a watching task reads the owner's host record")
+        };
+        let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
+        let seen = record.version_for(group);
+        // The window starts when the first read completes; and again from this
+        // read when an observation made ahead turns out old (the group record
+        // `before` was read before it).
+        match version.filter(|v| !(ahead && *v != seen)) {
+            None => {
+                task.step = Step::Watch {
+                    owner,
+                    record: before,
+                    version: Some(seen),
+                    first_seen: now,
+                    read_at,
+                    ahead: false,
+                };
+                task.wake = Some(now + self.config.watch_poll_interval);
+            }
+            Some(v) if v != seen => {
+                self.finish(key, LeaseResult::Denied { holder: Some(owner) });
+            }
+            Some(_) if read_at.saturating_since(first_seen) >= self.config.takeover_wait => {
+                task.step = Step::ClaimRead { expected: before };
+                self.issue(now, key, IoOp::Read(Block::Group(group)), None);
+            }
+            Some(_) => {
+                // Poll on, and read again the moment the window is long enough.
+                let due = first_seen + self.config.takeover_wait;
+                task.wake = Some((now + self.config.watch_poll_interval).min(due).max(now));
+            }
         }
     }
 

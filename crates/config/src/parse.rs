@@ -60,29 +60,9 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
         return Err(ctx.diagnostics);
     }
     let mut top = Fields::new(Table::root(document.get_ref()));
-    let cluster = read_cluster(&mut ctx, top.get("cluster"));
-    let timing = read_timing(&mut ctx, top.get("timing"));
-    let links = read_links(&mut ctx, top.get("link"), &cluster.anchor);
-    let nodes = read_nodes(&mut ctx, top.get("node"), &links, &cluster.anchor);
-    let arbitration =
-        read_arbitration(&mut ctx, top.get("arbitration"), &links, nodes.len(), &cluster.anchor);
-    let groups = groups::read_groups(&mut ctx, top.get("group"), &nodes);
-    let alerts = read_alerts(&mut ctx, top.get("alert"));
-    let api = read_api(&mut ctx, top.get("api"));
-    top.finish(&mut ctx, "the file's top level", &|key| match key {
-        "name" | "key_file" | "state_dir" => {
-            Some(format!("`{key}` belongs in the [cluster] table"))
-        }
-        "heartbeat_interval" | "peer_timeout" | "lease_timeout" => {
-            Some(format!("`{key}` belongs in the [timing] table"))
-        }
-        "nodes" | "links" | "groups" | "alerts" | "resource" | "resources" => {
-            let singular = key.trim_end_matches('s');
-            let singular = if singular == "resource" { "group.resource" } else { singular };
-            Some(format!("sections are singular: write [[{singular}]] for each one"))
-        }
-        _ => None,
-    });
+    let sections = read_sections(&mut ctx, &mut top);
+    top.finish(&mut ctx, "the file's top level", &misplaced_top_level_key);
+    let Sections { cluster, links, nodes, .. } = &sections;
     if links.len() == 1 {
         ctx.push(
             &codes::CONFIG_SINGLE_LINK,
@@ -114,6 +94,56 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
+    Ok((assemble(sections, source, file_name), diagnostics))
+}
+
+/// Every section as read, with placeholders where it could not be.
+struct Sections {
+    cluster: ClusterPart,
+    timing: TimingPart,
+    links: Vec<LinkPart>,
+    nodes: Vec<NodePart>,
+    arbitration: ArbitrationPart,
+    groups: GroupsPart,
+    alerts: Vec<AlertConfig>,
+    api: ApiConfig,
+}
+
+/// Reads every section of the file's top level, in the order later ones depend on.
+fn read_sections(ctx: &mut Ctx<'_>, top: &mut Fields<'_>) -> Sections {
+    let cluster = read_cluster(ctx, top.get("cluster"));
+    let timing = read_timing(ctx, top.get("timing"));
+    let links = read_links(ctx, top.get("link"), &cluster.anchor);
+    let nodes = read_nodes(ctx, top.get("node"), &links, &cluster.anchor);
+    let arbitration =
+        read_arbitration(ctx, top.get("arbitration"), &links, nodes.len(), &cluster.anchor);
+    let groups = groups::read_groups(ctx, top.get("group"), &nodes);
+    let alerts = read_alerts(ctx, top.get("alert"));
+    let api = read_api(ctx, top.get("api"));
+    Sections { cluster, timing, links, nodes, arbitration, groups, alerts, api }
+}
+
+/// The hint for an unknown key at the file's top level that belongs somewhere else.
+fn misplaced_top_level_key(key: &str) -> Option<String> {
+    match key {
+        "name" | "key_file" | "state_dir" => {
+            Some(format!("`{key}` belongs in the [cluster] table"))
+        }
+        "heartbeat_interval" | "peer_timeout" | "lease_timeout" => {
+            Some(format!("`{key}` belongs in the [timing] table"))
+        }
+        "nodes" | "links" | "groups" | "alerts" | "resource" | "resources" => {
+            let singular = key.trim_end_matches('s');
+            let singular = if singular == "resource" { "group.resource" } else { singular };
+            Some(format!("sections are singular: write [[{singular}]] for each one"))
+        }
+        _ => None,
+    }
+}
+
+/// The configuration of an error-free file.
+fn assemble(sections: Sections, source: &str, file_name: &str) -> Config {
+    let Sections { cluster, timing, links, nodes, arbitration, groups, alerts, api } = sections;
     let GroupsPart { specs, configs } = groups;
     let config = Config {
         cluster: ClusterSpec {
@@ -149,7 +179,7 @@ pub fn parse(source: &str, file_name: &str) -> Result<(Config, Vec<Diagnostic>),
     };
     // Invariants of an error-free file; a failure here is a bug in this crate.
     assert_eq!(config.links.len(), config.cluster.links.len(), "every link has its config");
-    Ok((config, diagnostics))
+    config
 }
 
 fn syntax_error(ctx: &mut Ctx<'_>, error: &toml::de::Error) {
@@ -530,6 +560,25 @@ pub(crate) struct NodePart {
     pub api: Option<SocketAddr>,
 }
 
+/// What the nodes are read against: the links, and the addresses taken so far.
+struct NodeContext<'a> {
+    links: &'a [LinkPart],
+    link_index: HashMap<&'a str, usize>,
+    /// Per link: address -> (node name).
+    taken: Vec<HashMap<SocketAddr, String>>,
+    /// API address -> (node name).
+    api_taken: HashMap<SocketAddr, String>,
+}
+
+/// How messages name one `[[node]]` table, and where they point without a key.
+struct NodeNaming {
+    anchor: Span,
+    /// "[[node]] `alpha`".
+    what: String,
+    /// "node `alpha`".
+    label: String,
+}
+
 fn read_nodes(
     ctx: &mut Ctx<'_>,
     entry: Option<Entry<'_>>,
@@ -540,13 +589,14 @@ fn read_nodes(
     if is_absent_or_empty(entry.as_ref()) {
         missing_section(ctx, cluster_anchor, "node", "nodes");
     }
-    let link_index: HashMap<&str, usize> =
-        links.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
+    let mut shared = NodeContext {
+        links,
+        link_index: links.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect(),
+        taken: vec![HashMap::new(); links.len()],
+        api_taken: HashMap::new(),
+    };
     let mut nodes: Vec<NodePart> = Vec::with_capacity(tables.len());
     let mut names: HashMap<String, Span> = HashMap::new();
-    // Per link: address -> (node name); and the API addresses.
-    let mut taken: Vec<HashMap<SocketAddr, String>> = vec![HashMap::new(); links.len()];
-    let mut api_taken: HashMap<SocketAddr, String> = HashMap::new();
     for table in tables {
         if nodes.len() == NODES_MAX {
             limit_exceeded(ctx, table.anchor.clone(), "nodes", nodes.len() + 1, NODES_MAX);
@@ -576,98 +626,127 @@ fn read_nodes(
         } else {
             format!("node `{name}`")
         };
-        let mut addresses: Vec<Option<SocketAddr>> = vec![None; links.len()];
-        match fields.get("addresses") {
-            None => {
-                if links.iter().any(|l| l.kind == Some(LinkKind::Udp)) {
-                    ctx.push(
-                        &codes::CONFIG_MISSING_KEY,
-                        anchor.clone(),
-                        format!("missing key `addresses` in {what}"),
-                        "this table has no `addresses`",
-                    )
-                    .help
-                    .push("give the node's address on each UDP link, e.g. addresses = { private = \"192.168.50.1\" }".into());
-                }
+        let naming = NodeNaming { anchor, what, label };
+        let addresses = read_node_addresses(ctx, fields.get("addresses"), &naming, &mut shared);
+        let api = read_node_api(ctx, fields.get("api"), &naming, &addresses, &mut shared);
+        fields.finish(ctx, &naming.what, &|_| None);
+        nodes.push(NodePart { name, addresses, api });
+    }
+    nodes
+}
+
+/// A node's `addresses` (indexed by link); a UDP link without one is reported.
+fn read_node_addresses(
+    ctx: &mut Ctx<'_>,
+    entry: Option<Entry<'_>>,
+    naming: &NodeNaming,
+    shared: &mut NodeContext<'_>,
+) -> Vec<Option<SocketAddr>> {
+    let NodeNaming { anchor, what, label } = naming;
+    let links = shared.links;
+    let mut addresses: Vec<Option<SocketAddr>> = vec![None; links.len()];
+    match entry {
+        None => {
+            if links.iter().any(|l| l.kind == Some(LinkKind::Udp)) {
+                ctx.push(
+                    &codes::CONFIG_MISSING_KEY,
+                    anchor.clone(),
+                    format!("missing key `addresses` in {what}"),
+                    "this table has no `addresses`",
+                )
+                .help
+                .push("give the node's address on each UDP link, e.g. addresses = { private = \"192.168.50.1\" }".into());
             }
-            Some(entry) => {
-                if let Some(table) = ctx.table(&entry) {
-                    let meant = read_addresses(
-                        ctx,
-                        &label,
-                        table.clone(),
-                        links,
-                        &link_index,
-                        &mut addresses,
-                        &mut taken,
-                    );
-                    for (index, link) in links.iter().enumerate() {
-                        // A misspelt key already reported with "did you mean" this link
-                        // is not reported again as a missing address.
-                        if link.kind == Some(LinkKind::Udp)
-                            && table.get(&link.name).is_none()
-                            && !meant.contains(&index)
-                        {
-                            ctx.push(
-                                &codes::CONFIG_MISSING_ADDRESS,
-                                entry.key_span.clone(),
-                                format!("{label} has no address on link `{}`", link.name),
-                                format!("no `{}` here", link.name),
-                            )
-                            .help
-                            .push(format!("add {} = \"IP\" to the node's addresses", link.name));
-                        }
+        }
+        Some(entry) => {
+            if let Some(table) = ctx.table(&entry) {
+                let meant = read_addresses(
+                    ctx,
+                    label,
+                    table.clone(),
+                    links,
+                    &shared.link_index,
+                    &mut addresses,
+                    &mut shared.taken,
+                );
+                for (index, link) in links.iter().enumerate() {
+                    // A misspelt key already reported with "did you mean" this link
+                    // is not reported again as a missing address.
+                    if link.kind == Some(LinkKind::Udp)
+                        && table.get(&link.name).is_none()
+                        && !meant.contains(&index)
+                    {
+                        ctx.push(
+                            &codes::CONFIG_MISSING_ADDRESS,
+                            entry.key_span.clone(),
+                            format!("{label} has no address on link `{}`", link.name),
+                            format!("no `{}` here", link.name),
+                        )
+                        .help
+                        .push(format!("add {} = \"IP\" to the node's addresses", link.name));
                     }
                 }
             }
         }
-        let (api, api_span) = match fields.get("api") {
-            Some(e) => (socket_address(ctx, &e), e.span.clone()),
-            None => {
-                let default = addresses
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|a| SocketAddr::new(a.ip(), API_PORT_DEFAULT));
-                if default.is_none()
-                    && !links.is_empty()
-                    && links.iter().all(|l| l.kind == Some(LinkKind::Disk))
-                {
-                    ctx.push(
-                        &codes::CONFIG_MISSING_KEY,
-                        anchor.clone(),
-                        format!("missing key `api` in {what}"),
-                        "this table has no `api`",
-                    )
-                    .help
-                    .push("without a UDP link there is no address to serve the API on by default; add api = \"IP:PORT\"".into());
-                }
-                (default, anchor.clone())
+    }
+    addresses
+}
+
+/// A node's `api` address, by default on port [`API_PORT_DEFAULT`] of its first link
+/// address; one address used by two nodes is reported.
+fn read_node_api(
+    ctx: &mut Ctx<'_>,
+    entry: Option<Entry<'_>>,
+    naming: &NodeNaming,
+    addresses: &[Option<SocketAddr>],
+    shared: &mut NodeContext<'_>,
+) -> Option<SocketAddr> {
+    let NodeNaming { anchor, what, label } = naming;
+    let links = shared.links;
+    let (api, api_span) = match entry {
+        Some(e) => (socket_address(ctx, &e), e.span.clone()),
+        None => {
+            let default = addresses
+                .iter()
+                .flatten()
+                .next()
+                .map(|a| SocketAddr::new(a.ip(), API_PORT_DEFAULT));
+            if default.is_none()
+                && !links.is_empty()
+                && links.iter().all(|l| l.kind == Some(LinkKind::Disk))
+            {
+                ctx.push(
+                    &codes::CONFIG_MISSING_KEY,
+                    anchor.clone(),
+                    format!("missing key `api` in {what}"),
+                    "this table has no `api`",
+                )
+                .help
+                .push("without a UDP link there is no address to serve the API on by default; add api = \"IP:PORT\"".into());
             }
-        };
-        if let Some(address) = api {
-            match api_taken.get(&address) {
-                Some(other) => {
-                    ctx.push(
-                        &codes::CONFIG_DUPLICATE_ADDRESS,
-                        api_span,
-                        format!("{other} and {label} would both serve the API on {address}"),
-                        "already used by another node",
-                    )
-                    .help
-                    .push(format!(
-                        "set `api` of each node to its own address; without `api` a node uses port {API_PORT_DEFAULT} of its first link address"
-                    ));
-                }
-                None => {
-                    api_taken.insert(address, label.clone());
-                }
+            (default, anchor.clone())
+        }
+    };
+    if let Some(address) = api {
+        match shared.api_taken.get(&address) {
+            Some(other) => {
+                ctx.push(
+                    &codes::CONFIG_DUPLICATE_ADDRESS,
+                    api_span,
+                    format!("{other} and {label} would both serve the API on {address}"),
+                    "already used by another node",
+                )
+                .help
+                .push(format!(
+                    "set `api` of each node to its own address; without `api` a node uses port {API_PORT_DEFAULT} of its first link address"
+                ));
+            }
+            None => {
+                shared.api_taken.insert(address, label.clone());
             }
         }
-        fields.finish(ctx, &what, &|_| None);
-        nodes.push(NodePart { name, addresses, api });
     }
-    nodes
+    api
 }
 
 /// Reads one node's `addresses` table into `addresses` (indexed by link). Returns the
@@ -795,49 +874,7 @@ fn read_arbitration(
     }
     match part.kind {
         ArbitrationKind::Disk => {
-            let disks: Vec<usize> =
-                (0..links.len()).filter(|&i| links[i].kind == Some(LinkKind::Disk)).collect();
-            let unknown_kinds = links.iter().any(|l| l.kind.is_none());
-            if disks.is_empty() && !unknown_kinds && !links.is_empty() {
-                ctx.push(
-                    &codes::CONFIG_DISK_ARBITRATION_WITHOUT_DISK_LINK,
-                    anchor.clone(),
-                    "disk arbitration needs a disk link, and the cluster has none",
-                    "leases are kept on the disk link",
-                )
-                .help
-                .push("add a [[link]] with kind = \"disk\", or choose [arbitration] kind = \"witness\"".into());
-            } else if disks.len() > 1 {
-                let second = &links[disks[1]];
-                ctx.push(
-                    &codes::CONFIG_DISK_ARBITRATION_WITHOUT_DISK_LINK,
-                    second.anchor.clone(),
-                    format!(
-                        "disk arbitration needs exactly one disk link; `{}` is a second one",
-                        second.name
-                    ),
-                    "second disk link",
-                )
-                .help
-                .push("keep one disk link, which then holds the leases".into());
-            } else if let Some(&i) = disks.first() {
-                part.disk_link = Some(LinkId(i as u16));
-            }
-            if node_count >= 3 && part.disk_link.is_some() {
-                ctx.push(
-                    &codes::CONFIG_DISK_ARBITRATION_MANY_NODES,
-                    anchor,
-                    format!(
-                        "disk arbitration between {node_count} nodes: safe only while the disk \
-                         answers every write within the I/O timeout"
-                    ),
-                    "leases on the shared disk",
-                )
-                .help
-                .push(
-                    "a write the disk holds longer can free a group its holder still runs".into(),
-                );
-            }
+            part.disk_link = disk_arbitration_link(ctx, links, node_count, anchor);
         }
         ArbitrationKind::Witness => {
             if witness_entry.is_none() {
@@ -874,6 +911,62 @@ fn read_arbitration(
         }
     }
     part
+}
+
+/// The disk link that holds the leases under disk arbitration: there must be exactly
+/// one (E1024 otherwise); with three nodes or more, W1106.
+fn disk_arbitration_link(
+    ctx: &mut Ctx<'_>,
+    links: &[LinkPart],
+    node_count: usize,
+    anchor: Span,
+) -> Option<LinkId> {
+    let mut disk_link = None;
+    let disks: Vec<usize> =
+        (0..links.len()).filter(|&i| links[i].kind == Some(LinkKind::Disk)).collect();
+    let unknown_kinds = links.iter().any(|l| l.kind.is_none());
+    if disks.is_empty() && !unknown_kinds && !links.is_empty() {
+        ctx.push(
+            &codes::CONFIG_DISK_ARBITRATION_WITHOUT_DISK_LINK,
+            anchor.clone(),
+            "disk arbitration needs a disk link, and the cluster has none",
+            "leases are kept on the disk link",
+        )
+        .help
+        .push(
+            "add a [[link]] with kind = \"disk\", or choose [arbitration] kind = \"witness\""
+                .into(),
+        );
+    } else if disks.len() > 1 {
+        let second = &links[disks[1]];
+        ctx.push(
+            &codes::CONFIG_DISK_ARBITRATION_WITHOUT_DISK_LINK,
+            second.anchor.clone(),
+            format!(
+                "disk arbitration needs exactly one disk link; `{}` is a second one",
+                second.name
+            ),
+            "second disk link",
+        )
+        .help
+        .push("keep one disk link, which then holds the leases".into());
+    } else if let Some(&i) = disks.first() {
+        disk_link = Some(LinkId(i as u16));
+    }
+    if node_count >= 3 && disk_link.is_some() {
+        ctx.push(
+            &codes::CONFIG_DISK_ARBITRATION_MANY_NODES,
+            anchor,
+            format!(
+                "disk arbitration between {node_count} nodes: safe only while the disk \
+                 answers every write within the I/O timeout"
+            ),
+            "leases on the shared disk",
+        )
+        .help
+        .push("a write the disk holds longer can free a group its holder still runs".into());
+    }
+    disk_link
 }
 
 fn read_alerts(ctx: &mut Ctx<'_>, entry: Option<Entry<'_>>) -> Vec<AlertConfig> {
