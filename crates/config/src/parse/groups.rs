@@ -12,11 +12,12 @@ use engine::{
     Failback, GroupSpec, NodeId, ResourceKind, ResourceSpec, GROUPS_MAX, RESOURCES_PER_GROUP_MAX,
 };
 
+use super::common::{duplicate_name, limit_exceeded, read_choice, read_name};
+use super::nodes::NodePart;
 use crate::model::{
     FilesystemParams, GroupConfig, IpParams, OcfParams, ProcessParams, ResourceConfig,
     ResourceParams, Span, Spanned,
 };
-use crate::parse::{duplicate_name, limit_exceeded, read_choice, read_name, NodePart};
 use crate::reader::{suggest, Ctx, Entry, Fields, Table};
 use crate::values;
 
