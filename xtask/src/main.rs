@@ -7,7 +7,7 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test                  run the whole suite: format, clippy, tests, simulation of every example
+  test                  run the whole suite: format, tidy, clippy, tests, simulation of every example
   tidy                  check that every source file opens with //! and no function is too long
   bench                 measure decision time, validate time and simulator throughput
   errors-doc            regenerate docs/errors.md from the engine's catalogue
