@@ -1,14 +1,16 @@
 //! Repository automation for tandem, run as `cargo xtask <task>` (the alias lives in
 //! `.cargo/config.toml`). It owns the generation of `docs/errors.md` from the engine's
-//! catalogue, the workspace dependency rules and the one command that runs the whole
-//! suite (`cargo xtask test`). It is tooling only: no tandem crate may depend on it, and
-//! it must not hold product logic — it reads the catalogue, it never defines codes.
+//! catalogue, the workspace dependency rules, the tidy checks of the sources (`tidy`)
+//! and the one command that runs the whole suite (`cargo xtask test`). It is tooling
+//! only: no tandem crate may depend on it, and it must not hold product logic — it
+//! reads the catalogue, it never defines codes.
 
 pub mod bench;
 pub mod deps;
 pub mod errors_doc;
 pub mod suite;
 pub mod tally;
+pub mod tidy;
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test                  run the whole suite: format, clippy, tests, simulation of every example
+  test                  run the whole suite: format, tidy, clippy, tests, simulation of every example
+  tidy                  check that every source file opens with //! and no function is too long
   bench                 measure decision time, validate time and simulator throughput
   errors-doc            regenerate docs/errors.md from the engine's catalogue
   errors-doc --check    exit 1 if docs/errors.md is out of date
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["test"] => xtask::suite::run(),
+        ["tidy"] => xtask::tidy::run(),
         ["bench"] => xtask::bench::run_all(),
         ["errors-doc"] => xtask::errors_doc::write().map(|()| ExitCode::SUCCESS),
         ["errors-doc", "--check"] => xtask::errors_doc::check(),

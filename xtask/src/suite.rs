@@ -1,5 +1,5 @@
 //! `cargo xtask test`: the one command that runs the whole suite, as CI runs it. It owns
-//! the list and order of the steps (format, clippy, tests, simulation of every example),
+//! the list and order of the steps (format, tidy, clippy, tests, simulation of every example),
 //! their headers and timings, and the rule that the first failing step stops the run
 //! with a non-zero exit naming that step. It must not decide anything about the code
 //! under test: every check lives in the tools and tests it runs. It never reads stdin,
@@ -38,6 +38,7 @@ struct Step {
 
 const STEPS: &[Step] = &[
     Step { name: "format", run: format },
+    Step { name: "tidy", run: tidy },
     Step { name: "clippy", run: clippy },
     Step { name: "tests", run: tests },
     Step { name: "simulate examples", run: simulate_examples },
@@ -243,6 +244,16 @@ fn on_path(tool: &str) -> bool {
 
 fn format(suite: &Suite) -> anyhow::Result<Outcome> {
     suite.cargo(&["fmt", "--all", "--", "--check"])?;
+    Ok(Outcome::Passed)
+}
+
+/// The tidy checks (`crate::tidy`): every offence is listed as `path:line: what`.
+fn tidy(suite: &Suite) -> anyhow::Result<Outcome> {
+    println!("$ cargo xtask tidy");
+    let offences = crate::tidy::report(&suite.root)?;
+    if offences > 0 {
+        bail!("{offences} tidy offence(s), listed above as file:line");
+    }
     Ok(Outcome::Passed)
 }
 

@@ -1,6 +1,6 @@
 //! Workspace-level rules that no single crate can check for itself: `docs/errors.md`
-//! matches the engine's catalogue, and the crates follow the dependency rules of
-//! STYLE.md (see `xtask::deps`). These tests only read the repository; they must not
+//! matches the engine's catalogue, the crates follow the dependency rules of STYLE.md
+//! (see `xtask::deps`), and the sources pass the tidy checks (see `xtask::tidy`). These tests only read the repository; they must not
 //! rewrite any file (run `cargo xtask errors-doc` for that).
 
 #[test]
@@ -24,4 +24,14 @@ fn workspace_follows_the_dependency_rules() {
     }
     let violations = xtask::deps::violations(&metadata).unwrap();
     assert!(violations.is_empty(), "dependency rules broken:\n  {}", violations.join("\n  "));
+}
+
+#[test]
+fn sources_pass_the_tidy_checks() {
+    let offences = xtask::tidy::check_workspace(&xtask::repo_root()).unwrap();
+    assert!(
+        offences.is_empty(),
+        "tidy checks failed (cargo xtask tidy):\n  {}",
+        offences.join("\n  ")
+    );
 }

@@ -16,7 +16,7 @@ use engine::catalogue::{self as codes, CodeInfo};
 use engine::LinkKind;
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{AlertTarget, Config, LinkConfig, ResourceParams, Span};
+use crate::model::{AlertTarget, Config, LinkConfig, ProcessParams, ResourceParams, Span, Spanned};
 
 /// Whether host problems are warnings (W12xx) or errors (E12xx).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,47 +241,7 @@ impl Checker<'_> {
                 }
             }
             ResourceParams::Nic { interface } => self.interface(interface, &interface.span),
-            ResourceParams::Process(process) => {
-                let program = &process.command[0];
-                let span = &process.command.span;
-                let owner = format!(" of resource `{name}`");
-                if let Some(cwd) = &process.cwd {
-                    if self.host.path_kind(cwd) != Some(PathKind::Directory) {
-                        let shown = cwd.display().to_string();
-                        self.report(
-                            (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
-                            &shown,
-                            &cwd.span,
-                            format!("working directory {shown} of resource `{name}` does not exist on this host"),
-                            "no such directory",
-                            "",
-                        );
-                    }
-                }
-                if program.starts_with('/') {
-                    self.file(Path::new(program), span, "program", &owner, true, "");
-                } else if !program.contains('/') {
-                    let path = self.host.var("PATH").unwrap_or_default();
-                    let found = path
-                        .split(':')
-                        .filter(|dir| !dir.is_empty())
-                        .map(|dir| PathBuf::from(dir).join(program))
-                        .find(|p| matches!(self.host.path_kind(p), Some(PathKind::File { .. })));
-                    match found {
-                        Some(p) => self.file(&p, span, "program", &owner, true, ""),
-                        None => self.report(
-                            (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
-                            program,
-                            span,
-                            format!("program `{program}`{owner} is not found in PATH on this host"),
-                            "not found",
-                            "write the program's absolute path",
-                        ),
-                    }
-                }
-                // A relative path with a '/' is resolved against cwd when started;
-                // checked there, not here.
-            }
+            ResourceParams::Process(process) => self.process(process, name),
             ResourceParams::Script { path } => {
                 self.file(path, &path.span, "script", &format!(" of resource `{name}`"), true, "");
             }
@@ -296,32 +256,7 @@ impl Checker<'_> {
                     "",
                 );
             }
-            ResourceParams::Systemd { unit } => {
-                let full = if unit.contains('.') {
-                    unit.value.clone()
-                } else {
-                    format!("{}.service", unit.value)
-                };
-                // A template instance "name@instance.service" is served by "name@.service".
-                let template = full.split_once('@').and_then(|(prefix, rest)| {
-                    rest.rsplit_once('.').map(|(_, suffix)| format!("{prefix}@.{suffix}"))
-                });
-                let exists = SYSTEMD_UNIT_DIRS.iter().any(|dir| {
-                    std::iter::once(&full)
-                        .chain(template.as_ref())
-                        .any(|u| self.host.path_kind(&Path::new(dir).join(u)).is_some())
-                });
-                if !exists {
-                    self.report(
-                        (&codes::HOST_SYSTEMD_UNIT_MISSING, &codes::HOST_SYSTEMD_UNIT_MISSING_WARNING),
-                        &full,
-                        &unit.span,
-                        format!("systemd unit `{full}` of resource `{name}` is not installed on this host"),
-                        "no unit file",
-                        "",
-                    );
-                }
-            }
+            ResourceParams::Systemd { unit } => self.systemd_unit(unit, name),
             ResourceParams::Ocf(ocf) => {
                 let root = self.host.var("OCF_ROOT").filter(|r| !r.is_empty());
                 let root = root.as_deref().unwrap_or(OCF_ROOT_DEFAULT);
@@ -345,6 +280,75 @@ impl Checker<'_> {
                 }
             }
             ResourceParams::App { .. } => {}
+        }
+    }
+
+    /// A process resource: its working directory exists, and its program (an absolute
+    /// path, or a name looked up in `PATH`) is an executable file.
+    fn process(&mut self, process: &ProcessParams, name: &str) {
+        let program = &process.command[0];
+        let span = &process.command.span;
+        let owner = format!(" of resource `{name}`");
+        if let Some(cwd) = &process.cwd {
+            if self.host.path_kind(cwd) != Some(PathKind::Directory) {
+                let shown = cwd.display().to_string();
+                self.report(
+                    (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
+                    &shown,
+                    &cwd.span,
+                    format!("working directory {shown} of resource `{name}` does not exist on this host"),
+                    "no such directory",
+                    "",
+                );
+            }
+        }
+        if program.starts_with('/') {
+            self.file(Path::new(program), span, "program", &owner, true, "");
+        } else if !program.contains('/') {
+            let path = self.host.var("PATH").unwrap_or_default();
+            let found = path
+                .split(':')
+                .filter(|dir| !dir.is_empty())
+                .map(|dir| PathBuf::from(dir).join(program))
+                .find(|p| matches!(self.host.path_kind(p), Some(PathKind::File { .. })));
+            match found {
+                Some(p) => self.file(&p, span, "program", &owner, true, ""),
+                None => self.report(
+                    (&codes::HOST_PATH_MISSING, &codes::HOST_PATH_MISSING_WARNING),
+                    program,
+                    span,
+                    format!("program `{program}`{owner} is not found in PATH on this host"),
+                    "not found",
+                    "write the program's absolute path",
+                ),
+            }
+        }
+        // A relative path with a '/' is resolved against cwd when started;
+        // checked there, not here.
+    }
+
+    /// A systemd resource: its unit (or the template of an instance) is installed.
+    fn systemd_unit(&mut self, unit: &Spanned<String>, name: &str) {
+        let full =
+            if unit.contains('.') { unit.value.clone() } else { format!("{}.service", unit.value) };
+        // A template instance "name@instance.service" is served by "name@.service".
+        let template = full.split_once('@').and_then(|(prefix, rest)| {
+            rest.rsplit_once('.').map(|(_, suffix)| format!("{prefix}@.{suffix}"))
+        });
+        let exists = SYSTEMD_UNIT_DIRS.iter().any(|dir| {
+            std::iter::once(&full)
+                .chain(template.as_ref())
+                .any(|u| self.host.path_kind(&Path::new(dir).join(u)).is_some())
+        });
+        if !exists {
+            self.report(
+                (&codes::HOST_SYSTEMD_UNIT_MISSING, &codes::HOST_SYSTEMD_UNIT_MISSING_WARNING),
+                &full,
+                &unit.span,
+                format!("systemd unit `{full}` of resource `{name}` is not installed on this host"),
+                "no unit file",
+                "",
+            );
         }
     }
 }

@@ -19,7 +19,6 @@
 //! never talks to the network, and never decides anything at run time.
 
 mod diagnostic;
-mod groups;
 mod host;
 mod model;
 mod parse;
@@ -32,19 +31,16 @@ use std::path::Path;
 use engine::catalogue::{self as codes, CodeInfo};
 
 pub use diagnostic::{render_all, summary, Diagnostic};
-pub use groups::{
-    FAILBACK_DELAY_DEFAULT, FAILURE_TIMEOUT_DEFAULT, MIGRATION_THRESHOLD_DEFAULT,
-    MONITOR_INTERVAL_DEFAULT, MONITOR_TIMEOUT_DEFAULT, NIC_MONITOR_INTERVAL_DEFAULT,
-    START_TIMEOUT_DEFAULT, STOP_TIMEOUT_DEFAULT,
-};
 pub use host::{
     host_checks, host_checks_on, Host, PathKind, RealHost, Strictness, OCF_ROOT_DEFAULT,
     SYSTEMD_UNIT_DIRS,
 };
 pub use model::*;
 pub use parse::{
-    parse, ALERTS_MAX, API_PORT_DEFAULT, HEARTBEAT_INTERVAL_MIN, LEASE_TIMEOUT_MIN,
-    LINK_PORT_DEFAULT, PEER_TIMEOUT_HEARTBEATS_MIN,
+    parse, ALERTS_MAX, API_PORT_DEFAULT, FAILBACK_DELAY_DEFAULT, FAILURE_TIMEOUT_DEFAULT,
+    HEARTBEAT_INTERVAL_MIN, LEASE_TIMEOUT_MIN, LINK_PORT_DEFAULT, MIGRATION_THRESHOLD_DEFAULT,
+    MONITOR_INTERVAL_DEFAULT, MONITOR_TIMEOUT_DEFAULT, NIC_MONITOR_INTERVAL_DEFAULT,
+    PEER_TIMEOUT_HEARTBEATS_MIN, START_TIMEOUT_DEFAULT, STOP_TIMEOUT_DEFAULT,
 };
 pub use values::{format_duration, NAME_LENGTH_MAX};
 

@@ -3,8 +3,8 @@
 //! alerts, API files), kept in vectors parallel to the spec's so that an engine id
 //! (`NodeId`, `LinkId`, `GroupId`, `ResourceId`) indexes both.
 //!
-//! These are plain data types with no parsing or I/O: `parse.rs` and `resources.rs`
-//! build them, the daemon, agents and simulator read them. A [`Config`] exists only
+//! These are plain data types with no parsing or I/O: `parse/` (one file per section)
+//! builds them, the daemon, agents and simulator read them. A [`Config`] exists only
 //! for a file without errors, so every field here is valid (names unique, references
 //! resolved, durations positive where they must be).
 

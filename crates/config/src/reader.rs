@@ -9,7 +9,7 @@
 //! `{ ... }`) with the place to point at when a key is missing; [`Fields`] reads a
 //! table's keys and, when done, reports every key that nobody asked for as unknown
 //! (with a "did you mean" from the keys that were asked for). This file knows TOML
-//! types, not what `cluster.toml` means: the sections live in `parse.rs`.
+//! types, not what `cluster.toml` means: the sections live in `parse/`, one file each.
 
 use std::path::PathBuf;
 use std::sync::Arc;

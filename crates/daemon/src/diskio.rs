@@ -472,6 +472,9 @@ enum Outcome {
 /// land in any order, as the lease client allows, and the reads may start before the
 /// writes have landed) and the worker waits once for all; without one, each is a
 /// blocking call in turn.
+// Long because: one disk job's phases in their order (writes, the held-back reads,
+// one wait for the ring, the results), which the lease timing relies on, share the
+// closure that issues each I/O and the list of outcomes.
 fn perform(
     area: &Area,
     mut ring: Option<&mut Ring<'_>>,

@@ -273,6 +273,9 @@ impl Watchdog {
 
 /// The guard's loop; `Ok(false)` when a firing left resources running (the watchdog
 /// must not be disarmed).
+// Long because: the guard's one poll loop; the order of its steps (the controller's
+// commands read before firing, the poll, a candidate's first words) is the guard's
+// protocol, read in one place.
 fn guard_loop(options: &GuardOptions, watchdog: &mut Option<Watchdog>) -> anyhow::Result<bool> {
     let (config, _) = config::load(&options.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let me = config

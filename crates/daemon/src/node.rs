@@ -402,6 +402,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 }
 
 impl Node {
+    // Long because: it opens every part of the node in the order their starts depend
+    // on (links, journal, lease client, engine, control socket, guard) and fills in the
+    // node's fields once.
     async fn start(
         config: Config,
         spec: Arc<ClusterSpec>,

@@ -773,6 +773,8 @@ impl<C: Core> Sim<C> {
         (daemon.paused.is_some() && boot.is_none_or(|b| b == daemon.boot)).then_some(node)
     }
 
+    // Long because: one match over every simulator event (a paused daemon's first),
+    // each arm that event's whole handling.
     fn dispatch(&mut self, ev: Ev) {
         if let Some(node) = self.paused_target(&ev) {
             let daemon = self.hosts[usize::from(node.0)].daemon.as_mut().expect("paused");
@@ -2059,6 +2061,8 @@ impl<C: Core> Sim<C> {
         (a, b)
     }
 
+    // Long because: one match over every fault kind of the swarm, each arm that
+    // fault's whole injection and its healing scheduled.
     fn inject(&mut self, kind: FaultKind) {
         if self.phase != Phase::Safety {
             return;

@@ -647,6 +647,8 @@ impl Engine {
         );
     }
 
+    // Long because: an owner's one decision in order: yield after a split brain, the
+    // reason to leave, the target, and what to do when there is none.
     fn decide_as_owner(&mut self, group: GroupId) {
         let index = group.0 as usize;
         let all = self.spec.clone();

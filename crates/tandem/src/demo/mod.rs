@@ -555,6 +555,8 @@ impl Timeline {
 }
 
 /// The story; returns the node it crashed.
+// Long because: the demo's story told in order, one step of the screen after another,
+// as a script reads.
 fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<usize> {
     let (alpha, beta) = (NODES[0], NODES[1]);
     let mut timeline = Timeline {

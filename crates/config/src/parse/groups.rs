@@ -12,11 +12,12 @@ use engine::{
     Failback, GroupSpec, NodeId, ResourceKind, ResourceSpec, GROUPS_MAX, RESOURCES_PER_GROUP_MAX,
 };
 
+use super::common::{duplicate_name, limit_exceeded, read_choice, read_name};
+use super::nodes::NodePart;
 use crate::model::{
     FilesystemParams, GroupConfig, IpParams, OcfParams, ProcessParams, ResourceConfig,
     ResourceParams, Span, Spanned,
 };
-use crate::parse::{duplicate_name, limit_exceeded, read_choice, read_name, NodePart};
 use crate::reader::{suggest, Ctx, Entry, Fields, Table};
 use crate::values;
 
@@ -152,59 +153,9 @@ fn read_group(
     }
     let mut config = GroupConfig { resources: Vec::new() };
     if let Some(e) = fields.get("resource") {
-        let tables = ctx.tables(&e);
-        let mut resource_names: HashMap<String, Span> = HashMap::new();
-        for (i, table) in tables.into_iter().enumerate() {
-            if i == RESOURCES_PER_GROUP_MAX {
-                limit_exceeded(
-                    ctx,
-                    table.anchor.clone(),
-                    &format!("resources in group `{name}`"),
-                    i + 1,
-                    RESOURCES_PER_GROUP_MAX,
-                );
-            }
-            let resource = read_resource(ctx, table);
-            if let Some((rname, span)) = &resource.name {
-                match resource_names.get(rname) {
-                    Some(first) => duplicate_name(
-                        ctx,
-                        "resource",
-                        &format!(" in group `{name}`"),
-                        rname,
-                        span.clone(),
-                        &first.clone(),
-                    ),
-                    None => {
-                        resource_names.insert(rname.clone(), span.clone());
-                        if resource.kind == Some(ResourceKind::App) {
-                            match app_names.get(rname) {
-                                Some(first) => {
-                                    let first = first.clone();
-                                    duplicate_name(
-                                        ctx,
-                                        "app resource",
-                                        "",
-                                        rname,
-                                        span.clone(),
-                                        &first,
-                                    );
-                                    if let Some(d) = ctx.diagnostics.last_mut() {
-                                        d.help.push("app resources are addressed by name alone (POST /v1/apps/NAME/heartbeat), so their names are unique in the cluster".into());
-                                    }
-                                }
-                                None => {
-                                    app_names.insert(rname.clone(), span.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some((rspec, rconfig)) = resource.built {
-                spec.resources.push(rspec);
-                config.resources.push(rconfig);
-            }
+        for (rspec, rconfig) in read_group_resources(ctx, &e, &name, app_names) {
+            spec.resources.push(rspec);
+            config.resources.push(rconfig);
         }
     }
     fields.finish(ctx, &what, &|key| {
@@ -224,6 +175,70 @@ fn read_group(
         .push("add a second node to `nodes` so that the group can fail over".into());
     }
     (spec, config)
+}
+
+/// A group's `[[group.resource]]` tables: the resources that could be read, in order;
+/// a name used twice in the group, or an app's name used twice in the cluster, is
+/// reported.
+fn read_group_resources(
+    ctx: &mut Ctx<'_>,
+    entry: &Entry<'_>,
+    name: &str,
+    app_names: &mut HashMap<String, Span>,
+) -> Vec<(ResourceSpec, ResourceConfig)> {
+    let mut resources = Vec::new();
+    let tables = ctx.tables(entry);
+    let mut resource_names: HashMap<String, Span> = HashMap::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        if i == RESOURCES_PER_GROUP_MAX {
+            limit_exceeded(
+                ctx,
+                table.anchor.clone(),
+                &format!("resources in group `{name}`"),
+                i + 1,
+                RESOURCES_PER_GROUP_MAX,
+            );
+        }
+        let resource = read_resource(ctx, table);
+        if let Some((rname, span)) = &resource.name {
+            match resource_names.get(rname) {
+                Some(first) => duplicate_name(
+                    ctx,
+                    "resource",
+                    &format!(" in group `{name}`"),
+                    rname,
+                    span.clone(),
+                    &first.clone(),
+                ),
+                None => {
+                    resource_names.insert(rname.clone(), span.clone());
+                    if resource.kind == Some(ResourceKind::App) {
+                        match app_names.get(rname) {
+                            Some(first) => {
+                                let first = first.clone();
+                                duplicate_name(
+                                    ctx,
+                                    "app resource",
+                                    "",
+                                    rname,
+                                    span.clone(),
+                                    &first,
+                                );
+                                if let Some(d) = ctx.diagnostics.last_mut() {
+                                    d.help.push("app resources are addressed by name alone (POST /v1/apps/NAME/heartbeat), so their names are unique in the cluster".into());
+                                }
+                            }
+                            None => {
+                                app_names.insert(rname.clone(), span.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        resources.extend(resource.built);
+    }
+    resources
 }
 
 fn name_span_or(name_span: &Span, anchor: &Span) -> Span {
@@ -461,27 +476,7 @@ fn read_params(
 ) -> Option<ResourceParams> {
     let what = format!("{what} of kind \"{}\"", kind.as_str());
     match kind {
-        ResourceKind::Filesystem => {
-            let device = fields.require(ctx, "device", &what).and_then(|e| ctx.path(&e));
-            let mountpoint = fields.require(ctx, "mountpoint", &what).and_then(|e| ctx.path(&e));
-            let fstype = fields.require(ctx, "fstype", &what).and_then(|e| {
-                word(ctx, &e, 32, "the type as mount -t takes it, such as \"ext4\" or \"xfs\"")
-            });
-            let options = match fields.get("options") {
-                None => Some(None),
-                Some(e) => ctx.nonempty_string(&e).map(|s| Some(s.to_string())),
-            };
-            let lock_standby = fields.get("lock_standby").map_or(Some(false), |e| ctx.bool(&e));
-            let fsck = fields.get("fsck").map_or(Some(false), |e| ctx.bool(&e));
-            Some(ResourceParams::Filesystem(FilesystemParams {
-                device: device?,
-                mountpoint: mountpoint?.value,
-                fstype: fstype?.value,
-                options: options?,
-                lock_standby: lock_standby?,
-                fsck: fsck?,
-            }))
-        }
+        ResourceKind::Filesystem => filesystem_params(ctx, fields, &what),
         ResourceKind::Ip => {
             let address = fields.require(ctx, "address", &what).and_then(|e| {
                 let text = ctx.string(&e)?;
@@ -503,35 +498,7 @@ fn read_params(
                 fields.require(ctx, "interface", &what).and_then(|e| interface(ctx, &e));
             Some(ResourceParams::Nic { interface: interface? })
         }
-        ResourceKind::Process => {
-            let command = fields.require(ctx, "command", &what).and_then(|e| {
-                let list = ctx.strings(&e)?;
-                if list.is_empty() || list[0].0.trim().is_empty() {
-                    invalid(ctx, &e, "`command` is empty".into(), "no program", "write the program and its arguments: [\"/usr/bin/python3\", \"-m\", \"http.server\"]");
-                    return None;
-                }
-                let value = list.into_iter().map(|(s, _)| s.to_string()).collect();
-                Some(Spanned { value, span: e.span.clone() })
-            });
-            let cwd = match fields.get("cwd") {
-                None => Some(None),
-                Some(e) => ctx.path(&e).map(Some),
-            };
-            let env = match fields.get("env") {
-                None => Some(BTreeMap::new()),
-                Some(e) => identifiers(ctx, &e, "environment variable"),
-            };
-            let user = match fields.get("user") {
-                None => Some(None),
-                Some(e) => word(ctx, &e, 32, "a user name from /etc/passwd").map(|w| Some(w.value)),
-            };
-            Some(ResourceParams::Process(ProcessParams {
-                command: command?,
-                cwd: cwd?,
-                env: env?,
-                user: user?,
-            }))
-        }
+        ResourceKind::Process => process_params(ctx, fields, &what),
         ResourceKind::Script => {
             let path = fields.require(ctx, "path", &what).and_then(|e| ctx.path(&e));
             Some(ResourceParams::Script { path: path? })
@@ -548,42 +515,105 @@ fn read_params(
             });
             Some(ResourceParams::Systemd { unit: unit? })
         }
-        ResourceKind::Ocf => {
-            let agent = fields.require(ctx, "agent", &what).and_then(|e| {
-                let text = ctx.string(&e)?;
-                let parts = text.split_once(':').filter(|(p, t)| {
-                    let ok = |s: &str| {
-                        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) && !s.starts_with('.')
-                    };
-                    ok(p) && ok(t)
-                });
-                if parts.is_none() {
-                    invalid(
-                        ctx,
-                        &e,
-                        format!("invalid OCF agent \"{text}\""),
-                        "expected \"provider:type\"",
-                        "e.g. \"heartbeat:tomcat\": the agent is $OCF_ROOT/resource.d/heartbeat/tomcat",
-                    );
-                }
-                parts.map(|(p, t)| (p.to_string(), t.to_string(), e.span.clone()))
-            });
-            let params = match fields.get("params") {
-                None => Some(BTreeMap::new()),
-                Some(e) => identifiers(ctx, &e, "OCF parameter"),
-            };
-            let (provider, agent_type, agent_span) = agent?;
-            Some(ResourceParams::Ocf(OcfParams {
-                provider,
-                agent_type,
-                agent_span,
-                params: params?,
-            }))
-        }
+        ResourceKind::Ocf => ocf_params(ctx, fields, &what),
         ResourceKind::App => {
             let deadline =
                 fields.require(ctx, "deadline", &what).and_then(|e| ctx.positive_duration(&e));
             Some(ResourceParams::App { deadline: deadline? })
         }
     }
+}
+
+/// The keys of a `filesystem` resource.
+fn filesystem_params(
+    ctx: &mut Ctx<'_>,
+    fields: &mut Fields<'_>,
+    what: &str,
+) -> Option<ResourceParams> {
+    let device = fields.require(ctx, "device", what).and_then(|e| ctx.path(&e));
+    let mountpoint = fields.require(ctx, "mountpoint", what).and_then(|e| ctx.path(&e));
+    let fstype = fields.require(ctx, "fstype", what).and_then(|e| {
+        word(ctx, &e, 32, "the type as mount -t takes it, such as \"ext4\" or \"xfs\"")
+    });
+    let options = match fields.get("options") {
+        None => Some(None),
+        Some(e) => ctx.nonempty_string(&e).map(|s| Some(s.to_string())),
+    };
+    let lock_standby = fields.get("lock_standby").map_or(Some(false), |e| ctx.bool(&e));
+    let fsck = fields.get("fsck").map_or(Some(false), |e| ctx.bool(&e));
+    Some(ResourceParams::Filesystem(FilesystemParams {
+        device: device?,
+        mountpoint: mountpoint?.value,
+        fstype: fstype?.value,
+        options: options?,
+        lock_standby: lock_standby?,
+        fsck: fsck?,
+    }))
+}
+
+/// The keys of a `process` resource.
+fn process_params(
+    ctx: &mut Ctx<'_>,
+    fields: &mut Fields<'_>,
+    what: &str,
+) -> Option<ResourceParams> {
+    let command = fields.require(ctx, "command", what).and_then(|e| {
+        let list = ctx.strings(&e)?;
+        if list.is_empty() || list[0].0.trim().is_empty() {
+            invalid(ctx, &e, "`command` is empty".into(), "no program", "write the program and its arguments: [\"/usr/bin/python3\", \"-m\", \"http.server\"]");
+            return None;
+        }
+        let value = list.into_iter().map(|(s, _)| s.to_string()).collect();
+        Some(Spanned { value, span: e.span.clone() })
+    });
+    let cwd = match fields.get("cwd") {
+        None => Some(None),
+        Some(e) => ctx.path(&e).map(Some),
+    };
+    let env = match fields.get("env") {
+        None => Some(BTreeMap::new()),
+        Some(e) => identifiers(ctx, &e, "environment variable"),
+    };
+    let user = match fields.get("user") {
+        None => Some(None),
+        Some(e) => word(ctx, &e, 32, "a user name from /etc/passwd").map(|w| Some(w.value)),
+    };
+    Some(ResourceParams::Process(ProcessParams {
+        command: command?,
+        cwd: cwd?,
+        env: env?,
+        user: user?,
+    }))
+}
+
+/// The keys of an `ocf` resource.
+fn ocf_params(ctx: &mut Ctx<'_>, fields: &mut Fields<'_>, what: &str) -> Option<ResourceParams> {
+    let agent = fields.require(ctx, "agent", what).and_then(|e| {
+        let text = ctx.string(&e)?;
+        let parts = text.split_once(':').filter(|(p, t)| {
+            let ok = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                    && !s.starts_with('.')
+            };
+            ok(p) && ok(t)
+        });
+        if parts.is_none() {
+            invalid(
+                ctx,
+                &e,
+                format!("invalid OCF agent \"{text}\""),
+                "expected \"provider:type\"",
+                "e.g. \"heartbeat:tomcat\": the agent is $OCF_ROOT/resource.d/heartbeat/tomcat",
+            );
+        }
+        parts.map(|(p, t)| (p.to_string(), t.to_string(), e.span.clone()))
+    });
+    let params = match fields.get("params") {
+        None => Some(BTreeMap::new()),
+        Some(e) => identifiers(ctx, &e, "OCF parameter"),
+    };
+    let (provider, agent_type, agent_span) = agent?;
+    Some(ResourceParams::Ocf(OcfParams { provider, agent_type, agent_span, params: params? }))
 }
