@@ -218,6 +218,17 @@ fn count(word: Option<&String>) -> Result<u32, String> {
     }
 }
 
+/// `poison N [from M]`: the node and the sender (`None`: an operator).
+fn poison_args(names: &Names<'_>, w: &[&str]) -> Result<(NodeId, Option<NodeId>), String> {
+    let node = names.node(w.get(1).copied().ok_or("missing argument")?)?;
+    let from = match (w.get(2), w.get(3)) {
+        (None, _) => None,
+        (Some(&"from"), Some(other)) => Some(names.node(other)?),
+        _ => return Err("expected `poison N` or `poison N from M`".to_owned()),
+    };
+    Ok((node, from))
+}
+
 fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
     let spec = sim.spec().clone();
     let names = Names(&spec);
@@ -228,12 +239,7 @@ fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
         "restart" => drop(sim.restart(names.node(arg(1)?)?)),
         "kill-daemon" => drop(sim.kill_daemon(names.node(arg(1)?)?)),
         "poison" => {
-            let node = names.node(arg(1)?)?;
-            let from = match (w.get(2), w.get(3)) {
-                (None, _) => None,
-                (Some(&"from"), Some(other)) => Some(names.node(other)?),
-                _ => return Err("expected `poison N` or `poison N from M`".to_owned()),
-            };
+            let (node, from) = poison_args(&names, &w)?;
             sim.poison_pill(node, from);
         }
         "pause-daemon" => {
