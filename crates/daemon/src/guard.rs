@@ -65,7 +65,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use engine::{catalogue, GroupId, Instant, NodeId};
+use engine::{catalogue, Instant, NodeId};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::access;
@@ -920,9 +920,7 @@ pub fn stop_guard(runtime_dir: &Path) -> io::Result<()> {
 }
 
 /// Groups of `spec` this node may run (the guard's and the executor's scope).
-pub fn member_groups(spec: &engine::ClusterSpec, me: NodeId) -> Vec<GroupId> {
-    spec.group_ids().filter(|g| spec.group(*g).nodes.contains(&me)).collect()
-}
+pub use nodecore::lease::member_groups;
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,7 @@ pub mod node;
 pub mod seen;
 pub mod stall;
 
-pub use node::{disk_io_timeout, run, Options};
+pub use node::{run, Options};
 
 /// Sets up `tracing`: human-readable (coloured on a terminal) or one JSON object per
 /// line. `RUST_LOG` overrides the level (default `info`).

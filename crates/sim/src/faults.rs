@@ -72,9 +72,13 @@ pub struct SwarmPlan {
     pub daemon_pauses: Option<Rate>,
 }
 
-/// The disk lease client gives up on an I/O after this; the simulated disk answers
-/// sooner (the protocol's assumption) except for the I/O a plan makes stall.
-pub const DISK_IO_TIMEOUT_NS: u64 = 50 * MS;
+/// The disk lease client gives up on an I/O after this: the daemon's own rule for the
+/// cluster's timing (`nodecore::timing::disk_io_timeout`, a thirtieth of the lease or a
+/// little less, 31.4 ms at the defaults). The simulated disk answers sooner (the
+/// protocol's assumption) except for the I/O a plan makes stall.
+pub fn disk_io_timeout_ns(spec: &ClusterSpec) -> u64 {
+    nodecore::timing::disk_io_timeout(&spec.timing).as_nanos() as u64
+}
 
 /// A stalled disk I/O lands up to this many I/O timeouts late (1.25 s: a loop device
 /// over a busy file system showed 450 ms; a multipath path failover takes seconds).
@@ -102,11 +106,17 @@ impl SwarmPlan {
             reorder_delay_max_ns: 100 * MS,
         };
         let witness = PathParams { delay_max_ns: udp.delay_max_ns / 2 + MS, ..udp };
+        // Healthy latencies stay under nine tenths of the I/O timeout (45 ms of 50 before
+        // the simulator took the daemon's timeout).
+        let io_ns = disk_io_timeout_ns(spec);
         let disk = DiskParams {
-            latency_ns: (rng.gen_range(100_000..=2 * MS), rng.gen_range(2 * MS..=45 * MS)),
+            latency_ns: (
+                rng.gen_range(100_000..=2 * MS),
+                rng.gen_range(2 * MS..=(io_ns * 9 / 10).max(2 * MS)),
+            ),
             error_ppm: if rng.gen_bool(0.5) { rng.gen_range(0..=50_000) } else { 0 },
             stall_ppm: 0,
-            stall_ns: (DISK_IO_TIMEOUT_NS, DISK_IO_TIMEOUT_NS * DISK_STALL_TIMEOUTS_MAX),
+            stall_ns: (io_ns, io_ns * DISK_STALL_TIMEOUTS_MAX),
         };
         let faulty_agents = rng.gen_bool(0.5);
         let mut ppm =
@@ -221,7 +231,7 @@ mod tests {
         let c = SwarmPlan::draw(&mut ChaCha8Rng::seed_from_u64(2), &spec);
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert!(a.disk.latency_ns.1 < DISK_IO_TIMEOUT_NS);
+        assert!(a.disk.latency_ns.1 < disk_io_timeout_ns(&spec));
         assert!(a.to_string().contains("partitions:"));
     }
 

@@ -49,15 +49,14 @@ use crate::agents::{AgentParams, Agents, Forced, Plan};
 use crate::check::{Change, Checkers, Guarantee, HolderTruth, StartContext, Violation};
 use crate::clock::Clock;
 use crate::core::Core;
-use crate::faults::{Rate, SwarmPlan, DISK_IO_TIMEOUT_NS};
+use crate::faults::{Rate, SwarmPlan};
 use crate::net::{between, Network, PathParams};
 use crate::queue::EventQueue;
 use crate::shared_disk::{DiskParams, SharedDisk};
 use crate::trace::{Timeline, TraceHash};
-use arbiter::disk::{ClientOutput, DiskLeaseClient, DiskLeaseConfig, IoId, IoOp, IoResult, Record};
-use arbiter::witness::{
-    WitnessClient, WitnessClientOutput, WitnessReply, WitnessRequest, WitnessServer,
-};
+use arbiter::disk::{IoId, IoOp, IoResult, Record};
+use arbiter::witness::{WitnessReply, WitnessRequest, WitnessServer};
+use nodecore::{LeaseClient, LeaseStep};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
@@ -81,8 +80,10 @@ pub struct Options {
     pub witness: PathParams,
     pub disk: DiskParams,
     pub agents: AgentParams,
-    /// The disk lease client's I/O timeout (the simulated disk always answers sooner).
-    pub io_timeout: Duration,
+    /// The disk lease client's I/O timeout (the simulated disk answers sooner, but for
+    /// stalls); `None`: the daemon's rule for the cluster's timing
+    /// (`nodecore::timing::disk_io_timeout`).
+    pub io_timeout: Option<Duration>,
     pub witness_reply_timeout: Duration,
     /// How long a host that fenced itself (or was reset) stays down.
     pub reset_delay_ns: (u64, u64),
@@ -123,7 +124,7 @@ impl Options {
                 stall_ns: (0, 0),
             },
             agents: AgentParams::fixed(100 * MS, 100 * MS, 10 * MS),
-            io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
+            io_timeout: None,
             witness_reply_timeout: Duration::from_millis(100),
             reset_delay_ns: (20 * SEC, 20 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
@@ -272,13 +273,6 @@ struct Timer {
     generation: u64,
     /// The last local deadline converted and its real time (engines repeat deadlines).
     converted: Option<(Instant, u64)>,
-}
-
-enum LeaseClient {
-    /// `arbitration = none`: granted at once.
-    Open,
-    Disk(Box<DiskLeaseClient>),
-    Witness(WitnessClient),
 }
 
 struct Daemon<C> {
@@ -481,7 +475,7 @@ impl<C: Core> Sim<C> {
             witness: plan.witness,
             disk: plan.disk,
             agents: plan.agents,
-            io_timeout: Duration::from_nanos(DISK_IO_TIMEOUT_NS),
+            io_timeout: None,
             witness_reply_timeout: Duration::from_millis(150),
             reset_delay_ns: (SEC, 30 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
@@ -825,18 +819,14 @@ impl<C: Core> Sim<C> {
                     return;
                 }
                 daemon.lease_timer.at_ns = None;
-                match &mut daemon.client {
-                    LeaseClient::Disk(c) => c.timeout(local),
-                    LeaseClient::Witness(c) => c.timeout(local),
-                    LeaseClient::Open => {}
-                }
+                daemon.client.timeout(local);
                 self.drain_client(node);
             }
             Ev::ToWitness(request) => self.witness_request(request),
             Ev::FromWitness { node, reply } => {
                 let local = self.local(node);
                 let host = &mut self.hosts[usize::from(node.0)];
-                if let Some(Daemon { client: LeaseClient::Witness(c), .. }) = host.daemon.as_mut() {
+                if let Some(c) = host.daemon.as_mut().and_then(|d| d.client.witness()) {
                     c.reply(local, &reply);
                     self.drain_client(node);
                 }
@@ -1250,6 +1240,14 @@ impl<C: Core> Sim<C> {
         }
     }
 
+    /// The disk lease client's I/O timeout ([`Options::io_timeout`]).
+    fn io_timeout_ns(&self) -> u64 {
+        match self.options.io_timeout {
+            Some(timeout) => timeout.as_nanos() as u64,
+            None => crate::faults::disk_io_timeout_ns(&self.spec),
+        }
+    }
+
     /// `node`'s clock now.
     fn local_now(&self, node: NodeId) -> Instant {
         self.hosts[usize::from(node.0)].clock.local(self.now)
@@ -1428,26 +1426,8 @@ impl<C: Core> Sim<C> {
         let local = self.local(node);
         let daemon = self.hosts[usize::from(node.0)].daemon.as_mut().expect("live daemon");
         daemon.requests.insert(id, request);
-        let boot = daemon.boot;
-        match &mut daemon.client {
-            LeaseClient::Open => {
-                let result = match request {
-                    LeaseRequest::Acquire(_) | LeaseRequest::Renew => {
-                        LeaseResult::Granted { since: local }
-                    }
-                    LeaseRequest::Release(_) => LeaseResult::Released,
-                };
-                self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
-            }
-            LeaseClient::Disk(c) => {
-                c.request(local, id, request);
-                self.drain_client(node);
-            }
-            LeaseClient::Witness(c) => {
-                c.request(local, id, request);
-                self.drain_client(node);
-            }
-        }
+        daemon.client.request(local, id, request);
+        self.drain_client(node);
     }
 
     /// Carries out what a node's lease client asks for. Replies go through the queue
@@ -1458,36 +1438,26 @@ impl<C: Core> Sim<C> {
         loop {
             let Some(daemon) = self.hosts[n].daemon.as_mut() else { return };
             let boot = daemon.boot;
-            let wait = match &mut daemon.client {
-                LeaseClient::Open => return,
-                LeaseClient::Disk(c) => match c.poll_output() {
-                    ClientOutput::Io { io, op } => {
-                        let (ok, latency) = self.disk.io(&mut self.rng, node);
-                        let stale = latency >= DISK_IO_TIMEOUT_NS;
-                        let ev = Ev::LeaseIo { node, boot, io, op, ok, stale };
-                        self.queue.push(self.now + latency, ev);
-                        continue;
+            let wait = match daemon.client.poll() {
+                LeaseStep::DiskIo { io, op } => {
+                    let (ok, latency) = self.disk.io(&mut self.rng, node);
+                    let stale = latency >= self.io_timeout_ns();
+                    let ev = Ev::LeaseIo { node, boot, io, op, ok, stale };
+                    self.queue.push(self.now + latency, ev);
+                    continue;
+                }
+                LeaseStep::ToWitness(request) => {
+                    let deliveries = self.net.to_witness[n].send(&mut self.rng);
+                    for delay in [deliveries.first, deliveries.second].into_iter().flatten() {
+                        self.queue.push(self.now + delay, Ev::ToWitness(request.clone()));
                     }
-                    ClientOutput::Reply { id, result } => {
-                        self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
-                        continue;
-                    }
-                    ClientOutput::Wait(at) => at,
-                },
-                LeaseClient::Witness(c) => match c.poll_output() {
-                    WitnessClientOutput::Send(request) => {
-                        let deliveries = self.net.to_witness[n].send(&mut self.rng);
-                        for delay in [deliveries.first, deliveries.second].into_iter().flatten() {
-                            self.queue.push(self.now + delay, Ev::ToWitness(request.clone()));
-                        }
-                        continue;
-                    }
-                    WitnessClientOutput::Reply { id, result } => {
-                        self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
-                        continue;
-                    }
-                    WitnessClientOutput::Wait(at) => at,
-                },
+                    continue;
+                }
+                LeaseStep::Reply { id, result } => {
+                    self.queue.push(self.now, Ev::LeaseReply { node, boot, id, result });
+                    continue;
+                }
+                LeaseStep::Wait(at) => at,
             };
             let host = &mut self.hosts[n];
             let daemon = host.daemon.as_mut().expect("checked");
@@ -1535,8 +1505,10 @@ impl<C: Core> Sim<C> {
             Some(Daemon { paused: Some(paused), .. }) => {
                 paused.backlog.push(Missed::IoDone { io, result });
             }
-            Some(Daemon { client: LeaseClient::Disk(c), .. }) => {
-                c.io_done(local, local, io, result);
+            Some(Daemon { client, .. }) if client.disk().is_some() => {
+                if let Some(c) = client.disk_mut() {
+                    c.io_done(local, local, io, result);
+                }
                 self.drain_client(node);
             }
             _ => {}
@@ -1590,6 +1562,7 @@ impl<C: Core> Sim<C> {
     fn start_daemon(&mut self, node: NodeId) {
         let n = usize::from(node.0);
         let now = self.now;
+        let io_timeout = Duration::from_nanos(self.io_timeout_ns());
         let host = &mut self.hosts[n];
         if !host.powered || host.daemon.is_some() {
             return;
@@ -1598,23 +1571,15 @@ impl<C: Core> Sim<C> {
         host.boots += 1;
         host.guard_inherited = host.guard;
         let local = host.clock.local(now);
-        let client = match self.spec.arbitration {
-            ArbitrationKind::None => LeaseClient::Open,
-            ArbitrationKind::Disk => {
-                let config = DiskLeaseConfig::new(&self.spec.timing, self.options.io_timeout);
-                let mut client = DiskLeaseClient::new(node, host.incarnation, config);
-                // As the daemon does: watch ahead the groups this node may run.
-                let groups =
-                    self.spec.group_ids().filter(|g| self.spec.group(*g).nodes.contains(&node));
-                client.watch(local, groups.collect());
-                LeaseClient::Disk(Box::new(client))
-            }
-            ArbitrationKind::Witness => LeaseClient::Witness(WitnessClient::new(
-                node,
-                host.incarnation,
-                self.options.witness_reply_timeout,
-            )),
-        };
+        // The daemon's own client (disk: watching ahead from the start).
+        let client = LeaseClient::new(
+            &self.spec,
+            node,
+            host.incarnation,
+            local,
+            io_timeout,
+            self.options.witness_reply_timeout,
+        );
         let mut core = C::start(self.spec.clone(), node, host.incarnation, local);
         if let Some(report) = &host.persisted_admin {
             core.restore_admin(&report.admin);

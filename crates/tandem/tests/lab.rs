@@ -93,7 +93,7 @@ fn planned_switchover_moves_the_group_and_back() {
 /// two ticks after its write, the lease fell to its stop budget, and the holder stopped
 /// its group every second or so (E3105) — half the failovers of the benchmark then
 /// began from a group being restarted, ~170 ms later. Renewals are prompt where the
-/// quiet lag does not fit (`daemon::node::quiet_renewals`).
+/// quiet lag does not fit (`nodecore::timing::quiet_renewals`).
 #[test]
 fn fast_profile_holder_keeps_its_lease_at_idle_and_fails_over() {
     if !lab_available("fast_profile_holder_keeps_its_lease_at_idle_and_fails_over") {
