@@ -43,6 +43,21 @@ enum Probed {
     Unknown,
 }
 
+/// Whether placement finds a group stuck, as of its last decision about it (a decision
+/// that waits for something, or is not taken, leaves it as it was). `evaluate` compares
+/// it before and after the decision and tells each change into a stuck state once
+/// (`Engine::announce_stuck`), not at every evaluation that finds it still so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stuck {
+    No,
+    /// Nobody runs the group and no node can; this node, the first alive member with
+    /// none booting, speaks for the cluster (E4114).
+    NoNode,
+    /// This node runs the group and is ineligible for it, but no other node can take
+    /// it (W4123).
+    CannotMove,
+}
+
 /// At most this many failure times are kept per resource.
 const FAILURES_KEPT_MAX: usize = 64;
 
@@ -81,17 +96,27 @@ pub struct Group {
     handoff_until: Option<Instant>,
     stopping_reason: Option<String>,
     pub(super) failed: bool,
-    /// State last announced by an event (running/stopped).
+    /// The life-cycle step last told by an event (starting, running, stopped). A flag,
+    /// not a difference of `state()`: a restart in place of the first resource passes
+    /// through stopping and starting while the group is still the same run, and is not
+    /// told as a new "running".
     announced: GroupState,
     pub(super) locked_since: Option<Instant>,
-    /// This node announced the current lock (W4109) and owes its end (I4110).
+    /// This node announced the current lock (W4109) and owes its end (I4110). A flag,
+    /// not a difference of `lock_reason`: the lock may begin before this node owns the
+    /// group (it says so when it becomes the owner) and outlive its running it; what
+    /// matters is what this node said.
     lock_announced: bool,
     pub(super) lock_reason: Option<String>,
     failback: Option<(NodeId, Instant)>,
     pub(super) clear_seen: u64,
     last_owner: Option<NodeId>,
-    announced_no_node: bool,
-    announced_blocked: bool,
+    /// Placement's last finding that the group is stuck; events come from its changes.
+    pub(super) stuck: Stuck,
+    /// A refused acquire was told (W3103/W3108) and no grant came since: one event per
+    /// streak of refusals. A flag, not a state difference: a refusal is an answer that
+    /// arrives, not a state the evaluation derives, and the event carries the answer's
+    /// detail (the holder, the error) at the instant it arrives.
     announced_denied: bool,
     /// Queued for evaluation (see `Engine::touch`).
     pub(super) touched: bool,
@@ -162,8 +187,7 @@ impl Group {
             failback: None,
             clear_seen: 0,
             last_owner: None,
-            announced_no_node: false,
-            announced_blocked: false,
+            stuck: Stuck::No,
             announced_denied: false,
             touched: false,
             cached_deadline: Instant::ZERO,
@@ -367,8 +391,12 @@ impl Engine {
             }
             for group in list {
                 let index = group.0 as usize;
+                let stuck = self.groups[index].stuck;
                 if !self.booting && !self.maintenance && self.groups[index].probes_pending == 0 {
                     self.decide(group);
+                }
+                if self.groups[index].stuck != stuck {
+                    self.announce_stuck(group);
                 }
                 self.drive(group);
                 self.track_lock(group);

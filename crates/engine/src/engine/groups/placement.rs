@@ -5,8 +5,11 @@
 //! target, else the first eligible node of the list), and the owner's reasons to give a
 //! group away (ineligible, switch-over, failback, a healed split brain) — only to a node
 //! that can take it, else the group is migration-locked (`track_lock`). It decides; the
-//! life cycle (lifecycle.rs) carries the decision out.
+//! life cycle (lifecycle.rs) carries the decision out. A group found stuck (no node can
+//! run it, or its owner cannot move) is recorded in `Group::stuck`, and told from its
+//! change (`announce_stuck`), not from inside the decision.
 
+use super::Stuck;
 use crate::catalogue;
 use crate::engine::lease::GroupLease;
 use crate::engine::Engine;
@@ -230,7 +233,7 @@ impl Engine {
         }
         if let Some(peer) = self.active_peer(group) {
             self.groups[index].last_owner = Some(peer);
-            self.groups[index].announced_no_node = false;
+            self.groups[index].stuck = Stuck::No;
             if self.groups[index].handoff_to == Some(peer) {
                 // The hand-over is done: the offer must not outlive it.
                 self.groups[index].handoff_to = None;
@@ -254,39 +257,59 @@ impl Engine {
                 self.groups[index].lease = GroupLease::Acquiring(id);
                 self.groups[index].reattach = false;
             }
-            Some(_) => self.groups[index].announced_no_node = false,
-            None => self.announce_no_node(group),
+            Some(_) => self.groups[index].stuck = Stuck::No,
+            None if self.speaks_for(group) => self.groups[index].stuck = Stuck::NoNode,
+            None => {} // another node says so, or a node boots that may yet run it
         }
     }
 
-    fn announce_no_node(&mut self, group: GroupId) {
-        let all = self.spec.clone();
-        let spec = all.group(group);
-        let any_alive_member = spec.nodes.iter().any(|n| self.peer_alive(*n));
+    /// This node is the one that tells the cluster about the group: the first alive
+    /// member of its list, with no other member booting.
+    fn speaks_for(&self, group: GroupId) -> bool {
+        let spec = self.gspec(group);
         let first_alive = spec.nodes.iter().copied().find(|n| self.peer_alive(*n));
         let anyone_booting = spec.nodes.iter().any(|n| *n != self.me && self.peer_booting(*n));
-        if !any_alive_member || first_alive != Some(self.me) || anyone_booting {
-            return;
-        }
-        if self.groups[group.0 as usize].announced_no_node {
-            return;
-        }
-        self.groups[group.0 as usize].announced_no_node = true;
-        let reasons: Vec<String> = spec
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                self.node_ineligible(*n, group).err().map(|why| format!("{} {why}", self.name(*n)))
-            })
-            .collect();
+        first_alive == Some(self.me) && !anyone_booting
+    }
+
+    /// Tells the change of `Group::stuck` that the last decision made: the event of the
+    /// state it entered (leaving a stuck state is told by what follows: a start, a move).
+    pub(super) fn announce_stuck(&mut self, group: GroupId) {
         let name = self.group_name(group).to_string();
-        self.event(
-            &catalogue::GROUP_NO_NODE,
-            Some(group),
-            None,
-            Some(format!("group {name}")),
-            format!("no node can run {name}: {}", reasons.join(", ")),
-        );
+        match self.groups[group.0 as usize].stuck {
+            Stuck::No => {}
+            Stuck::NoNode => {
+                let reasons: Vec<String> = self
+                    .gspec(group)
+                    .nodes
+                    .iter()
+                    .filter_map(|n| {
+                        let why = self.node_ineligible(*n, group).err()?;
+                        Some(format!("{} {why}", self.name(*n)))
+                    })
+                    .collect();
+                self.event(
+                    &catalogue::GROUP_NO_NODE,
+                    Some(group),
+                    None,
+                    Some(format!("group {name}")),
+                    format!("no node can run {name}: {}", reasons.join(", ")),
+                );
+            }
+            Stuck::CannotMove => {
+                let why = self.local_ineligible(group).map(|why| why.as_str()).unwrap_or_default();
+                let lock = self.lock_reason(group, self.me).unwrap_or_default();
+                self.event(
+                    &catalogue::MIGRATION_BLOCKED,
+                    Some(group),
+                    None,
+                    None,
+                    format!(
+                        "{name} should leave this node ({why} on this node) but cannot move: {lock}"
+                    ),
+                );
+            }
+        }
     }
 
     fn decide_as_owner(&mut self, group: GroupId) {
@@ -325,7 +348,7 @@ impl Engine {
             }
         }
         let Some((reason, threshold)) = reason else {
-            self.groups[index].announced_blocked = false;
+            self.groups[index].stuck = Stuck::No;
             return;
         };
 
@@ -359,6 +382,7 @@ impl Engine {
                     );
                 }
                 self.groups[index].failback = None;
+                self.groups[index].stuck = Stuck::No;
                 self.begin_stop(group, reason, Some(target));
             }
             None if switchover_target.is_some() => {
@@ -383,19 +407,9 @@ impl Engine {
                 // The daemon stops: the group stops with it even if nobody takes it.
                 self.begin_stop(group, "the node is shutting down".to_string(), None);
             }
-            None => {
-                if !self.groups[index].announced_blocked {
-                    self.groups[index].announced_blocked = true;
-                    let lock = self.lock_reason(group, self.me).unwrap_or_default();
-                    self.event(
-                        &catalogue::MIGRATION_BLOCKED,
-                        Some(group),
-                        None,
-                        None,
-                        format!("{name} should leave this node ({reason}) but cannot move: {lock}"),
-                    );
-                }
-            }
+            // Only a reason of this node's own is left: a switch-over is refused above
+            // and a failback always has its target.
+            None => self.groups[index].stuck = Stuck::CannotMove,
         }
     }
 
