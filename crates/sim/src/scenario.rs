@@ -17,7 +17,10 @@
 //!     ...the summary...
 //! ```
 //!
-//! Actions: `crash N`, `restart N`, `kill-daemon N`, `pause-daemon N [FOR]` (its loop
+//! Actions: `crash N`, `restart N`, `kill-daemon N`, `shutdown N` (a stop signal, as
+//! SIGTERM to `tandem node`: the engine hands its groups over and the daemon exits once
+//! it is quiescent, its guard disarmed, or at the shutdown deadline with its guard armed;
+//! `restart N` starts it again), `pause-daemon N [FOR]` (its loop
 //! stops, as with SIGSTOP; with FOR it resumes after that long), `resume-daemon N`,
 //! `cut LINK A B`, `cut-one-way LINK
 //! FROM TO`, `heal LINK A B` (LINK may be `all`), `lose-storage N`, `restore-storage N`,
@@ -226,6 +229,7 @@ fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
         "crash" => drop(sim.crash(names.node(arg(1)?)?)),
         "restart" => drop(sim.restart(names.node(arg(1)?)?)),
         "kill-daemon" => drop(sim.kill_daemon(names.node(arg(1)?)?)),
+        "shutdown" => drop(sim.shutdown(names.node(arg(1)?)?)),
         "pause-daemon" => {
             let node = names.node(arg(1)?)?;
             match w.get(2) {
@@ -359,5 +363,24 @@ mod tests {
         let out = run::<Greedy>(&s, two_node()).unwrap();
         assert!(out.contains("** crash alpha"), "{out}");
         assert!(out.contains("---- at 10000 ms\ndb: runs on"), "{out}");
+    }
+
+    /// The greedy core never becomes quiescent: a stop signal ends its daemon only at the
+    /// shutdown deadline, or at once on a second signal (the clean exit, and what the
+    /// engine does on the way, are in `scenarios/shutdown-*.scn`).
+    #[test]
+    fn a_daemon_that_does_not_settle_exits_at_its_shutdown_deadline_or_a_second_signal() {
+        let budget = two_node().shutdown_budget().as_millis() as u64;
+        // Off the core's own wake-ups (heartbeats, renewals), so only the deadline wakes it.
+        let s = parse("cluster two-node\nat 1234ms shutdown alpha\nrun 100s\n").unwrap();
+        let out = run::<Greedy>(&s, two_node()).unwrap();
+        let due = format!("{:>8} ms  alpha  I2114  shutdown took too long", 1_234 + budget);
+        assert!(out.contains(&due), "{due}\n{out}");
+        let s = parse("cluster two-node\nat 1s shutdown alpha\nat 2s shutdown alpha\nrun 60s\n")
+            .unwrap();
+        let out = run::<Greedy>(&s, two_node()).unwrap();
+        let second = "    2000 ms  alpha  I2114  second stop signal: exiting at once";
+        assert!(out.contains(second), "{out}");
+        assert_eq!(out.matches("I2114").count(), 1, "{out}");
     }
 }
