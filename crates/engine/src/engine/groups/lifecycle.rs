@@ -271,15 +271,9 @@ impl Engine {
     /// tandem was not acting on them): say so before restarting them. Not counted as a
     /// failure: the operator may have stopped them during maintenance.
     fn announce_probe_restart(&mut self, group: GroupId, resource: ResourceId) {
-        let gname = self.group_name(group).to_string();
-        let rname = self.gspec(group).resource(resource).name.clone();
-        self.event(
-            &catalogue::RESOURCE_FAILED,
-            Some(group),
-            Some(resource),
-            Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
-            format!("{gname}/{rname} found not running by its probe: restarting from it"),
-        );
+        self.resource_event(&catalogue::RESOURCE_FAILED, group, resource, |path| {
+            format!("{path} found not running by its probe: restarting from it")
+        });
     }
 
     /// Acquire/release answers for one group.
@@ -307,7 +301,6 @@ impl Engine {
         match result {
             LeaseResult::Granted { since } => {
                 self.extend_lease(since);
-                let n = self.groups[index].len();
                 let runtime = &mut self.groups[index];
                 runtime.lease = GroupLease::Held;
                 runtime.reattach = false;
@@ -326,47 +319,9 @@ impl Engine {
                     self.write_switchover(group, None);
                 }
                 if reattach {
-                    let runtime = &mut self.groups[index];
-                    let first_gap = runtime.first_unconfirmed(runtime.started);
-                    runtime.goal = n;
-                    if let Some(gap) = first_gap {
-                        runtime.goal = gap;
-                        runtime.then_goal = Some(n);
-                    }
-                    let found = runtime.probed.iter().filter(|p| **p == Probed::Running).count();
-                    let managed = runtime.monitor_only.iter().filter(|m| !**m).count();
-                    let gap_resource = first_gap.map(|gap| runtime.order[gap]);
-                    let text = match gap_resource {
-                        None => format!("{name}: all {managed} resources found running; kept"),
-                        Some(resource) => {
-                            let from = &self.gspec(group).resource(resource).name;
-                            format!(
-                                "{name}: {found} of {managed} resources found running; kept, restarting from {from}"
-                            )
-                        }
-                    };
-                    self.event(&catalogue::REATTACHED, Some(group), None, None, text);
+                    self.reattached(group);
                 } else {
-                    self.groups[index].goal = n;
-                    if let Some(previous) = self.groups[index].last_owner.take() {
-                        if let Some(why) = self.failed_owner(previous, group) {
-                            self.event(
-                                &catalogue::FAILOVER,
-                                Some(group),
-                                None,
-                                Some(format!("node {}", self.name(previous))),
-                                format!("taking over {name} from {} ({why})", self.name(previous)),
-                            );
-                        }
-                    }
-                    self.event(
-                        &catalogue::GROUP_STARTING,
-                        Some(group),
-                        None,
-                        None,
-                        format!("starting {name}"),
-                    );
-                    self.groups[index].announced = GroupState::Starting;
+                    self.start_granted(group);
                 }
             }
             LeaseResult::Denied { holder } => {
@@ -384,6 +339,54 @@ impl Engine {
                 Some(format!("unexpected answer {other:?}")),
             ),
         }
+    }
+
+    /// The lease of a group found running here (restart, end of maintenance) is ours:
+    /// keep what the probes confirmed, restart from the first resource they did not.
+    fn reattached(&mut self, group: GroupId) {
+        let name = self.group_name(group).to_string();
+        let runtime = &mut self.groups[group.0 as usize];
+        let n = runtime.len();
+        let first_gap = runtime.first_unconfirmed(runtime.started);
+        runtime.goal = n;
+        if let Some(gap) = first_gap {
+            runtime.goal = gap;
+            runtime.then_goal = Some(n);
+        }
+        let found = runtime.probed.iter().filter(|p| **p == Probed::Running).count();
+        let managed = runtime.monitor_only.iter().filter(|m| !**m).count();
+        let gap_resource = first_gap.map(|gap| runtime.order[gap]);
+        let text = match gap_resource {
+            None => format!("{name}: all {managed} resources found running; kept"),
+            Some(resource) => {
+                let from = &self.gspec(group).resource(resource).name;
+                format!(
+                    "{name}: {found} of {managed} resources found running; kept, restarting from {from}"
+                )
+            }
+        };
+        self.event(&catalogue::REATTACHED, Some(group), None, None, text);
+    }
+
+    /// The lease of a group nobody runs is ours: start it (a takeover from a node that
+    /// lost it by a fault is said so).
+    fn start_granted(&mut self, group: GroupId) {
+        let index = group.0 as usize;
+        let name = self.group_name(group).to_string();
+        self.groups[index].goal = self.groups[index].len();
+        if let Some(previous) = self.groups[index].last_owner.take() {
+            if let Some(why) = self.failed_owner(previous, group) {
+                self.event(
+                    &catalogue::FAILOVER,
+                    Some(group),
+                    None,
+                    Some(format!("node {}", self.name(previous))),
+                    format!("taking over {name} from {} ({why})", self.name(previous)),
+                );
+            }
+        }
+        self.event(&catalogue::GROUP_STARTING, Some(group), None, None, format!("starting {name}"));
+        self.groups[index].announced = GroupState::Starting;
     }
 
     fn lease_refused(

@@ -187,46 +187,62 @@ impl Engine {
         let index = group.0 as usize;
         let r = usize::from(resource.0);
         let now = self.now;
-        let n = self.gspec(group).resources.len();
         if self.groups[index].resources[r].in_use_since.is_none() {
             self.groups[index].resources[r].in_use_since = Some(now);
-            let gname = self.group_name(group).to_string();
-            let rname = self.gspec(group).resource(resource).name.clone();
-            self.event(
-                &catalogue::RESOURCE_IN_USE,
-                Some(group),
-                Some(resource),
-                Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
+            self.resource_event(&catalogue::RESOURCE_IN_USE, group, resource, |path| {
                 format!(
-                    "{gname}/{rname} is still held elsewhere ({why}); its start is retried, \
-                     no failure is counted"
-                ),
-            );
+                    "{path} is still held elsewhere ({why}); its start is retried, no failure \
+                     is counted"
+                )
+            });
         }
-        let pos = self.groups[index].pos_of[r];
-        self.cancel_monitors_from(group, pos);
         let pace = self.timing().heartbeat_interval * 2;
+        self.restart_in_place_from(group, resource, Some(now + pace));
+    }
+
+    /// Restarts the group in place from `resource` (it and those after it stop, then
+    /// all start again), not before `restart_at`; nothing while the group is stopping.
+    fn restart_in_place_from(
+        &mut self,
+        group: GroupId,
+        resource: ResourceId,
+        restart_at: Option<Instant>,
+    ) {
+        let index = group.0 as usize;
+        let pos = self.groups[index].pos_of[usize::from(resource.0)];
+        self.cancel_monitors_from(group, pos);
         let runtime = &mut self.groups[index];
         if runtime.goal > 0 {
             runtime.goal = runtime.goal.min(pos);
-            runtime.then_goal = Some(n);
-            runtime.restart_at = Some(now + pace);
+            runtime.then_goal = Some(runtime.len());
+            runtime.restart_at = restart_at;
         }
     }
 
+    /// An event about a resource of a group on this node, located as such; `text` is
+    /// given the resource's path (`group/resource`).
+    pub(super) fn resource_event(
+        &mut self,
+        code: &'static catalogue::CodeInfo,
+        group: GroupId,
+        resource: ResourceId,
+        text: impl FnOnce(&str) -> String,
+    ) {
+        let path =
+            format!("{}/{}", self.group_name(group), self.gspec(group).resource(resource).name);
+        let location = format!("resource {path} on {}", self.name(self.me));
+        let message = text(&path);
+        self.event(code, Some(group), Some(resource), Some(location), message);
+    }
+
     fn stop_failed(&mut self, group: GroupId, resource: ResourceId, detail: String) {
-        let index = group.0 as usize;
-        self.groups[index].failed = true;
-        let gname = self.group_name(group).to_string();
-        let rname = self.gspec(group).resource(resource).name.clone();
-        self.event(
-            &catalogue::RESOURCE_STOP_FAILED,
-            Some(group),
-            Some(resource),
-            Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
-            format!("{gname}/{rname} failed to stop ({detail})"),
-        );
-        self.self_fence(format!("{gname}/{rname} could not be stopped"));
+        self.groups[group.0 as usize].failed = true;
+        let mut what = String::new();
+        self.resource_event(&catalogue::RESOURCE_STOP_FAILED, group, resource, |path| {
+            what = format!("{path} could not be stopped");
+            format!("{path} failed to stop ({detail})")
+        });
+        self.self_fence(what);
     }
 
     /// A start or monitor failed: count it, restart in place (placement moves the group
@@ -244,9 +260,6 @@ impl Engine {
         let spec = self.gspec(group);
         let threshold = spec.migration_threshold;
         let failure_timeout = spec.failure_timeout;
-        let n = spec.resources.len();
-        let rname = spec.resource(resource).name.clone();
-        let gname = spec.name.clone();
         {
             let res = &mut self.groups[index].resources[r];
             res.last_failed = true;
@@ -269,23 +282,12 @@ impl Engine {
             _ => &catalogue::RESOURCE_FAILED,
         };
         let what = if op == OpKind::Start { "start" } else { "monitor" };
-        self.event(
-            code,
-            Some(group),
-            Some(resource),
-            Some(format!("resource {gname}/{rname} on {}", self.name(self.me))),
-            format!("{gname}/{rname} {what} failed ({detail}); failure {count} of {threshold}"),
-        );
-        let pos = self.groups[index].pos_of[r];
-        self.cancel_monitors_from(group, pos);
+        self.resource_event(code, group, resource, |path| {
+            format!("{path} {what} failed ({detail}); failure {count} of {threshold}")
+        });
+        // Beyond the threshold the group should move; if it cannot, the restart in place
+        // is paced by the monitor interval.
         let interval = self.gspec(group).resource(resource).monitor_interval;
-        let runtime = &mut self.groups[index];
-        if runtime.goal > 0 {
-            runtime.goal = runtime.goal.min(pos);
-            runtime.then_goal = Some(n);
-            // Beyond the threshold the group should move; if it cannot, the restart in
-            // place is paced by the monitor interval.
-            runtime.restart_at = (count >= threshold).then(|| now + interval);
-        }
+        self.restart_in_place_from(group, resource, (count >= threshold).then(|| now + interval));
     }
 }

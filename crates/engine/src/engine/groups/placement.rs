@@ -312,22 +312,27 @@ impl Engine {
         }
     }
 
+    /// A split brain healed (possible only without arbitration): the peer earlier in
+    /// the group's list that runs it too, holding its lease, to which this owner gives
+    /// way.
+    fn gives_way_to(&self, group: GroupId) -> Option<NodeId> {
+        let peer = self.active_peer(group)?;
+        let peer_holds = self.peers[usize::from(peer.0)]
+            .live_report()
+            .and_then(|r| r.groups.get(group.0 as usize))
+            .is_some_and(|g| g.holds_lease && g.state.is_active());
+        let nodes = &self.gspec(group).nodes;
+        let rank = |node: NodeId| nodes.iter().position(|n| *n == node);
+        (peer_holds && rank(peer) < rank(self.me)).then_some(peer)
+    }
+
     fn decide_as_owner(&mut self, group: GroupId) {
         let index = group.0 as usize;
         let all = self.spec.clone();
         let spec = all.group(group);
-        // Split brain healed (possible only without arbitration): the node later in the
-        // group's list gives way.
-        if let Some(peer) = self.active_peer(group) {
-            let peer_holds = self.peers[usize::from(peer.0)]
-                .live_report()
-                .and_then(|r| r.groups.get(index))
-                .is_some_and(|g| g.holds_lease && g.state.is_active());
-            let rank = |node: NodeId| spec.nodes.iter().position(|n| *n == node);
-            if peer_holds && rank(peer) < rank(self.me) {
-                self.begin_stop(group, format!("{} runs it too", self.name(peer)), None);
-                return;
-            }
+        if let Some(peer) = self.gives_way_to(group) {
+            self.begin_stop(group, format!("{} runs it too", self.name(peer)), None);
+            return;
         }
 
         let mut switchover_target = None;
