@@ -48,7 +48,7 @@ enum Probed {
 /// it before and after the decision and tells each change into a stuck state once
 /// (`Engine::announce_stuck`), not at every evaluation that finds it still so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Stuck {
+enum Stuck {
     No,
     /// Nobody runs the group and no node can; this node, the first alive member with
     /// none booting, speaks for the cluster (E4114).
@@ -112,7 +112,7 @@ pub struct Group {
     pub(super) clear_seen: u64,
     last_owner: Option<NodeId>,
     /// Placement's last finding that the group is stuck; events come from its changes.
-    pub(super) stuck: Stuck,
+    stuck: Stuck,
     /// A refused acquire was told (W3103/W3108) and no grant came since: one event per
     /// streak of refusals. A flag, not a state difference: a refusal is an answer that
     /// arrives, not a state the evaluation derives, and the event carries the answer's
