@@ -284,4 +284,16 @@ impl ClusterSpec {
     pub fn group_ids(&self) -> impl Iterator<Item = GroupId> {
         (0..self.groups.len()).map(|i| GroupId(i as u32))
     }
+    /// The longest a group's stop can take: the sum of its resources' stop timeouts, for
+    /// the slowest group.
+    pub fn slowest_group_stop(&self) -> Duration {
+        let stops = self.groups.iter();
+        stops.map(|g| g.resources.iter().map(|r| r.stop_timeout).sum()).max().unwrap_or_default()
+    }
+    /// How long a node given a stop signal waits for its engine to hand its groups over
+    /// ([`crate::Engine::is_quiescent`]) before it exits with its fence guard armed: the
+    /// slowest group's stop, a lease timeout (a renewal or release in flight) and 2 s.
+    pub fn shutdown_budget(&self) -> Duration {
+        self.slowest_group_stop() + self.timing.lease_timeout + Duration::from_secs(2)
+    }
 }

@@ -13,6 +13,8 @@ pub trait Core {
     fn handle(&mut self, now: Instant, input: Input);
     fn poll_output(&mut self) -> Output;
     fn status(&self, now: Instant) -> Status;
+    /// After `Input::Shutdown`: nothing left here that the daemon must stop; it may exit.
+    fn is_quiescent(&self) -> bool;
     /// The administrative state the core holds (diagnostics).
     fn admin_state(&self) -> Option<engine::AdminState> {
         None
@@ -37,6 +39,9 @@ impl Core for Engine {
     }
     fn status(&self, now: Instant) -> Status {
         Engine::status(self, now)
+    }
+    fn is_quiescent(&self) -> bool {
+        Engine::is_quiescent(self)
     }
     fn due_at(&self, at: Instant) -> Vec<String> {
         Engine::due_at(self, at)
@@ -236,6 +241,11 @@ pub mod greedy {
                 leases: Vec::new(),
                 faults: Vec::new(),
             }
+        }
+
+        /// It never stops anything, so a stop signal ends it only at the deadline.
+        fn is_quiescent(&self) -> bool {
+            false
         }
     }
 }

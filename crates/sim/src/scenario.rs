@@ -18,7 +18,10 @@
 //! ```
 //!
 //! Actions: `crash N`, `restart N`, `kill-daemon N`, `poison N [from M]` (a poison
-//! pill in N's mailbox for its current daemon), `pause-daemon N [FOR]` (its loop
+//! pill in N's mailbox for its current daemon), `shutdown N` (a stop signal, as
+//! SIGTERM to `tandem node`: the engine hands its groups over and the daemon exits once
+//! it is quiescent, its guard disarmed, or at the shutdown deadline with its guard armed;
+//! `restart N` starts it again), `pause-daemon N [FOR]` (its loop
 //! stops, as with SIGSTOP; with FOR it resumes after that long), `resume-daemon N`,
 //! `cut LINK A B`, `cut-one-way LINK
 //! FROM TO`, `heal LINK A B` (LINK may be `all`), `lose-storage N`, `restore-storage N`,
@@ -229,6 +232,20 @@ fn poison_args(names: &Names<'_>, w: &[&str]) -> Result<(NodeId, Option<NodeId>)
     Ok((node, from))
 }
 
+/// `pause-daemon N [FOR]`.
+fn pause<C: Core>(sim: &mut Sim<C>, names: &Names<'_>, w: &[&str]) -> Result<(), String> {
+    let node = names.node(w.get(1).copied().ok_or("missing argument")?)?;
+    match w.get(2) {
+        None => sim.pause_daemon(node),
+        Some(text) => {
+            let lasting = parse_duration(text)
+                .ok_or_else(|| format!("{text}: expected a time such as 5s"))?;
+            sim.pause_daemon_for(node, lasting)
+        }
+    };
+    Ok(())
+}
+
 fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
     let spec = sim.spec().clone();
     let names = Names(&spec);
@@ -242,17 +259,8 @@ fn apply<C: Core>(sim: &mut Sim<C>, words: &[String]) -> Result<(), String> {
             let (node, from) = poison_args(&names, &w)?;
             sim.poison_pill(node, from);
         }
-        "pause-daemon" => {
-            let node = names.node(arg(1)?)?;
-            match w.get(2) {
-                None => sim.pause_daemon(node),
-                Some(text) => {
-                    let lasting = parse_duration(text)
-                        .ok_or_else(|| format!("{text}: expected a time such as 5s"))?;
-                    sim.pause_daemon_for(node, lasting)
-                }
-            };
-        }
+        "shutdown" => drop(sim.shutdown(names.node(arg(1)?)?)),
+        "pause-daemon" => pause(sim, &names, &w)?,
         "resume-daemon" => drop(sim.resume_daemon(names.node(arg(1)?)?)),
         "cut" | "heal" => {
             let link = names.link(arg(1)?)?;
@@ -375,5 +383,24 @@ mod tests {
         let out = run::<Greedy>(&s, two_node()).unwrap();
         assert!(out.contains("** crash alpha"), "{out}");
         assert!(out.contains("---- at 10000 ms\ndb: runs on"), "{out}");
+    }
+
+    /// The greedy core never becomes quiescent: a stop signal ends its daemon only at the
+    /// shutdown deadline, or at once on a second signal (the clean exit, and what the
+    /// engine does on the way, are in `scenarios/shutdown-*.scn`).
+    #[test]
+    fn a_daemon_that_does_not_settle_exits_at_its_shutdown_deadline_or_a_second_signal() {
+        let budget = two_node().shutdown_budget().as_millis() as u64;
+        // Off the core's own wake-ups (heartbeats, renewals), so only the deadline wakes it.
+        let s = parse("cluster two-node\nat 1234ms shutdown alpha\nrun 100s\n").unwrap();
+        let out = run::<Greedy>(&s, two_node()).unwrap();
+        let due = format!("{:>8} ms  alpha  I2114  shutdown took too long", 1_234 + budget);
+        assert!(out.contains(&due), "{due}\n{out}");
+        let s = parse("cluster two-node\nat 1s shutdown alpha\nat 2s shutdown alpha\nrun 60s\n")
+            .unwrap();
+        let out = run::<Greedy>(&s, two_node()).unwrap();
+        let second = "    2000 ms  alpha  I2114  second stop signal: exiting at once";
+        assert!(out.contains(second), "{out}");
+        assert_eq!(out.matches("I2114").count(), 1, "{out}");
     }
 }

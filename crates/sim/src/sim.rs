@@ -234,6 +234,11 @@ enum Ev {
         node: NodeId,
         boot: u64,
     },
+    /// The shutdown deadline of this daemon (`boot`), given a stop signal.
+    ShutdownDue {
+        node: NodeId,
+        boot: u64,
+    },
     Inject(FaultKind),
     Heal(Healing),
     HealAll,
@@ -263,6 +268,7 @@ impl Ev {
             Ev::LivenessCheck => 17,
             Ev::Admin(_) => 18,
             Ev::DaemonResume { .. } => 19,
+            Ev::ShutdownDue { .. } => 20,
         }
     }
 }
@@ -300,6 +306,8 @@ struct Daemon<C> {
     fence_given: Option<Instant>,
     /// Its loop is stopped (SIGSTOP, a hung call): what reached it meanwhile.
     paused: Option<Paused>,
+    /// Given a stop signal ([`Sim::shutdown`]): when it exits at the latest.
+    shutdown_by: Option<Instant>,
 }
 
 /// The most inputs a paused daemon keeps for its resume: beyond it, heartbeats are
@@ -882,6 +890,11 @@ impl<C: Core> Sim<C> {
                     self.resume_daemon(node);
                 }
             }
+            Ev::ShutdownDue { node, boot } => {
+                if self.daemon_mut(node, boot).is_some() {
+                    self.feed(node, None); // a wake-up: `exit_if_shut_down` sees the deadline
+                }
+            }
             Ev::Inject(kind) => self.inject(kind),
             Ev::Heal(healing) => {
                 if self.phase == Phase::Safety {
@@ -958,6 +971,7 @@ impl<C: Core> Sim<C> {
         outputs.clear();
         self.outputs = outputs;
         self.check_standby_locks(node);
+        self.exit_if_shut_down(node);
     }
 
     /// Carries out one engine output; true when the node fenced itself.
@@ -1598,6 +1612,7 @@ impl<C: Core> Sim<C> {
             busy: (0, 0),
             fence_given: None,
             paused: None,
+            shutdown_by: None,
         });
         let boot = host.boots;
         let incarnation = host.incarnation;
@@ -1660,12 +1675,49 @@ impl<C: Core> Sim<C> {
     pub fn kill_daemon(&mut self, node: NodeId) -> &mut Self {
         let name = self.node_name(node).to_owned();
         self.action(format!("kill daemon {name}"));
+        self.daemon_gone(node);
+        self
+    }
+
+    /// The daemon is gone, its guard left armed.
+    fn daemon_gone(&mut self, node: NodeId) {
         let host = &mut self.hosts[usize::from(node.0)];
         host.daemon = None;
         // A guard whose deadline passed while the daemon lived fires as it dies.
         if host.guard.is_some_and(|deadline| deadline <= host.clock.local(self.now)) {
             self.fire_guard(node);
         }
+    }
+
+    /// The daemon gets a stop signal, as `tandem node` on SIGTERM: its engine gets
+    /// `Input::Shutdown` and hands its groups over; the daemon exits once the engine is
+    /// quiescent (its fence guard told to exit, disarmed) or at the shutdown deadline
+    /// ([`ClusterSpec::shutdown_budget`] after the signal) with its guard left armed; a
+    /// second signal makes it exit at once, the guard left armed. A paused daemon takes
+    /// the signal when it resumes (its deadline counts from the signal). The host and
+    /// whatever still runs on it stay; `restart` starts a daemon again.
+    pub fn shutdown(&mut self, node: NodeId) -> &mut Self {
+        let name = self.node_name(node).to_owned();
+        self.action(format!("shutdown {name}"));
+        let local = self.local(node);
+        let budget = self.spec.shutdown_budget();
+        let host = &mut self.hosts[usize::from(node.0)];
+        let Some(daemon) = host.daemon.as_mut() else { return self };
+        if daemon.shutdown_by.is_some() {
+            self.daemon_stopped(
+                node,
+                false,
+                "second stop signal: exiting at once, the fence guard stays armed",
+            );
+            return self;
+        }
+        let by = local + budget;
+        daemon.shutdown_by = Some(by);
+        let boot = daemon.boot;
+        if let Some(real) = host.clock.real_at(by) {
+            self.queue.push(real.max(self.now), Ev::ShutdownDue { node, boot });
+        }
+        self.feed(node, Some(Input::Shutdown));
         self
     }
 
@@ -1684,6 +1736,48 @@ impl<C: Core> Sim<C> {
             self.feed(node, Some(Input::PoisonPill { incarnation, from }));
         }
         self
+    }
+
+    /// After each turn of a daemon given a stop signal, as its loop does: it exits when
+    /// its engine is quiescent or past its deadline.
+    fn exit_if_shut_down(&mut self, node: NodeId) {
+        let local = self.local(node);
+        let host = &self.hosts[usize::from(node.0)];
+        let Some(daemon) = host.daemon.as_ref().filter(|d| d.paused.is_none()) else { return };
+        let Some(by) = daemon.shutdown_by else { return };
+        if daemon.core.is_quiescent() {
+            self.daemon_stopped(
+                node,
+                true,
+                "stopped cleanly: no group runs here any more, leases released",
+            );
+        } else if local >= by {
+            self.daemon_stopped(
+                node,
+                false,
+                "shutdown took too long: exiting with the fence guard armed; it stops what \
+                 is left when the lease runs out",
+            );
+        }
+    }
+
+    /// The daemon exits after a stop signal (I2114): `clean`, its guard told to exit
+    /// (disarmed); else with the guard left armed.
+    fn daemon_stopped(&mut self, node: NodeId, clean: bool, why: &str) {
+        if clean {
+            let host = &mut self.hosts[usize::from(node.0)];
+            host.daemon = None;
+            host.guard = None;
+            host.guard_generation += 1;
+            host.guard_inherited = None;
+            host.guard_kept_inherited = false;
+        } else {
+            self.daemon_gone(node);
+        }
+        let code = &engine::catalogue::DAEMON_STOPPED;
+        *self.codes.entry(code.code).or_default() += 1;
+        let name = self.node_name(node).to_owned();
+        self.note(|w| format!("{name:<w$}  {}  {why}", code.code));
     }
 
     /// The daemon's loop stops (SIGSTOP, a call that hangs): its engine gets no input and

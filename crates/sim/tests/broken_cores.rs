@@ -32,6 +32,9 @@ impl Core for NoStandbyLock {
     fn status(&self, now: Instant) -> Status {
         self.0.status(now)
     }
+    fn is_quiescent(&self) -> bool {
+        self.0.is_quiescent()
+    }
 }
 
 fn formed_and_switched<C: Core>() -> Sim<C> {

@@ -71,7 +71,7 @@ pub struct Engine {
     /// The deadline last armed with `keep_earlier` (before `fence_armed` is set).
     fence_kept: Option<Instant>,
 
-    // Groups (groups.rs).
+    // Groups (groups/).
     groups: Vec<Group>,
     /// Every group must be evaluated again before the next wait (peers, admin state,
     /// storage, leases changed).
