@@ -553,12 +553,6 @@ impl Node {
         deadlines.wake_at(&self.spec.timing)
     }
 
-    /// The longest a group's stop can take: the sum of its resources' stop timeouts.
-    fn slowest_group_stop(&self) -> Duration {
-        let stops = self.spec.groups.iter();
-        stops.map(|g| g.resources.iter().map(|r| r.stop_timeout).sum()).max().unwrap_or_default()
-    }
-
     /// If the guard's deadline has passed at `now`, the guard fired: nothing more is done
     /// but [`Node::stalled`].
     fn stop_if_guard_fired(&mut self, now: Instant, how: &str) {
@@ -569,9 +563,7 @@ impl Node {
 
     fn begin_shutdown(&mut self) {
         let now = self.clock.now();
-        let slowest_stop = self.slowest_group_stop();
-        self.shutdown_by =
-            Some(now + slowest_stop + self.spec.timing.lease_timeout + Duration::from_secs(2));
+        self.shutdown_by = Some(now + self.spec.shutdown_budget());
         tracing::info!("stop signal: handing groups over, then exiting");
         self.inputs.push_back(Input::Shutdown);
     }
@@ -750,7 +742,7 @@ impl Node {
                 fmt_ms(now.saturating_since(deadline)),
             ),
         );
-        let bound = self.slowest_group_stop() + Duration::from_secs(2);
+        let bound = self.spec.slowest_group_stop() + Duration::from_secs(2);
         if !self.guard.wait_gone(bound) {
             tracing::error!("the fence guard did not finish within {bound:?}; restarting anyway");
         }
