@@ -48,7 +48,7 @@ use nodecore::timing::{
     disk_beat_every, disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE,
     MAILBOX_READ_EVERY, STORAGE_FAIL_WINDOW_BEATS,
 };
-use nodecore::{LeaseClient, LeaseStep};
+use nodecore::{LeaseClient, LeaseStep, SlotReader};
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -99,10 +99,8 @@ struct DiskLink {
     /// the previous one, and goes by itself this long after it.
     ride_after: Duration,
     due_after: Duration,
-    /// Per node: the bytes of its slot last read (unchanged bytes are not new).
-    last_read: Vec<Option<Vec<u8>>>,
-    /// The first read only learns what the slots hold (written before we started).
-    baseline: bool,
+    /// Which slots hold news (by their bytes): see [`SlotReader`].
+    slots: SlotReader<Vec<u8>>,
     /// As reported to the engine.
     ok: bool,
     failing_since: Option<Instant>,
@@ -309,8 +307,7 @@ impl Node {
                         mail_at: None,
                         ride_after: every - half,
                         due_after: every + half,
-                        last_read: vec![None; spec.nodes.len()],
-                        baseline: true,
+                        slots: SlotReader::new(spec.nodes.len()),
                         ok: true,
                         failing_since: None,
                     });
@@ -1013,10 +1010,11 @@ impl Node {
         }
         if let Some(peers) = done.peers {
             disk.reading = false;
-            if let Ok(slots) = peers {
+            match peers {
                 // Read at the job's end: the answer of a quiet job waits for the next
                 // wake-up, which must not count as hearing the peer later.
-                self.read_slots(slots, ended.min(now));
+                Ok(slots) => self.read_slots(slots, ended.min(now)),
+                Err(_) => disk.slots.failed(),
             }
         }
         if let Some(mail) = done.mail {
@@ -1031,19 +1029,13 @@ impl Node {
 
     fn read_slots(&mut self, slots: Vec<Slot>, received: Instant) {
         let Some(disk) = self.disk.as_mut() else { return };
-        let baseline = std::mem::replace(&mut disk.baseline, false);
-        for (node, bytes) in slots {
-            let Some(bytes) = bytes else { continue };
-            let last = &mut disk.last_read[usize::from(node.0)];
-            if last.as_ref() == Some(&bytes) {
-                continue; // unchanged: the peer wrote nothing new
-            }
-            *last = Some(bytes.clone());
-            if baseline {
-                continue;
-            }
+        let written: Vec<(NodeId, Vec<u8>)> =
+            slots.into_iter().filter_map(|(node, bytes)| Some((node, bytes?))).collect();
+        let news = disk.slots.read(written.iter().map(|(n, b)| (usize::from(n.0), b.clone())));
+        for (node, bytes) in written.iter().filter(|(n, _)| news.contains(&usize::from(n.0))) {
+            let node = *node;
             // A slot holds its node's frames only.
-            if let Ok(message) = disk.receiver.receive_from(&bytes, Some(node), |_| true) {
+            if let Ok(message) = disk.receiver.receive_from(bytes, Some(node), |_| true) {
                 let link = disk.link;
                 let at = std::time::Instant::now();
                 self.seen.note(message.from, message.incarnation, message.sequence, at);

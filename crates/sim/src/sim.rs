@@ -56,7 +56,7 @@ use crate::shared_disk::{DiskParams, SharedDisk};
 use crate::trace::{Timeline, TraceHash};
 use arbiter::disk::{IoId, IoOp, IoResult, Record};
 use arbiter::witness::{WitnessReply, WitnessRequest, WitnessServer};
-use nodecore::{LeaseClient, LeaseStep};
+use nodecore::{LeaseClient, LeaseStep, SlotReader};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
@@ -294,11 +294,8 @@ struct Daemon<C> {
     held: BTreeSet<GroupId>,
     lease_since: Option<Instant>,
     requests: BTreeMap<OpId, LeaseRequest>,
-    /// Per peer: the newest disk heartbeat (incarnation, sequence) read from its slot.
-    disk_seen: Vec<(u64, u64)>,
-    /// The first disk poll only records what the slots hold: a heartbeat written before
-    /// this daemon started is no news.
-    disk_baseline: bool,
+    /// Which disk slots hold news, by (incarnation, sequence): the daemon's rule.
+    disk_slots: SlotReader<(u64, u64)>,
     /// (instant, count) of wake-ups asked for at one instant.
     busy: (u64, u32),
     /// The last deadline this daemon gave its fence guard (the real daemon checks it at
@@ -1220,29 +1217,23 @@ impl<C: Core> Sim<C> {
         let Some(link) = self.disk_link else { return };
         let interval = self.spec.timing.heartbeat_interval;
         let n = usize::from(node.0);
-        let Some(daemon) = self.hosts[n].daemon.as_ref().filter(|d| d.boot == boot) else {
+        if self.hosts[n].daemon.as_ref().filter(|d| d.boot == boot).is_none() {
             return;
-        };
-        let baseline = daemon.disk_baseline;
+        }
         let (ok, _) = self.disk.io(&mut self.rng, node);
         let mut news = Vec::new();
         if ok {
-            for from in 0..self.spec.nodes.len() {
-                let from = NodeId(from as u16);
-                if from == node {
-                    continue;
-                }
+            let mut read = Vec::new();
+            for from in self.spec.node_ids().filter(|from| *from != node) {
                 let Some(message) = self.disk.read_slot(from, node, self.now) else { continue };
-                let stamp = (message.incarnation, message.sequence);
-                let seen = &mut self.hosts[n].daemon.as_mut().expect("checked").disk_seen;
-                if stamp > seen[usize::from(from.0)] {
-                    seen[usize::from(from.0)] = stamp;
-                    if !baseline {
-                        news.push(message.clone());
-                    }
-                }
+                read.push(message.clone());
             }
-            self.hosts[n].daemon.as_mut().expect("checked").disk_baseline = false;
+            let stamps = read.iter().map(|m| (usize::from(m.from.0), (m.incarnation, m.sequence)));
+            let daemon = self.hosts[n].daemon.as_mut().expect("checked");
+            let fresh = daemon.disk_slots.read(stamps);
+            news = read.into_iter().filter(|m| fresh.contains(&usize::from(m.from.0))).collect();
+        } else if let Some(daemon) = self.hosts[n].daemon.as_mut() {
+            daemon.disk_slots.failed();
         }
         let host = &self.hosts[n];
         let next = host.clock.real_at(host.clock.local(self.now) + interval).expect("finite");
@@ -1607,8 +1598,7 @@ impl<C: Core> Sim<C> {
             held: BTreeSet::new(),
             lease_since: None,
             requests: BTreeMap::new(),
-            disk_seen: vec![(0, 0); self.spec.nodes.len()],
-            disk_baseline: true,
+            disk_slots: SlotReader::new(self.spec.nodes.len()),
             busy: (0, 0),
             fence_given: None,
             paused: None,
