@@ -11,11 +11,12 @@
 //! goes anyway (see [`disk_beat_every`]): at idle a node touches the disk a few times per
 //! lease renewal, not once per record.
 //!
-//! What the loop decides itself, beyond carrying outputs out: when the local path to the
-//! shared disk counts as lost (I/O failing for [`STORAGE_FAIL_WINDOW_BEATS`] heartbeat
-//! intervals) or restored (one success), which disk slots are new (unchanged bytes are
-//! skipped), and when to exit after SIGTERM (the engine is quiescent, or the shutdown
-//! bound passed: then the guard, still armed, stops what is left).
+//! What the loop decides itself, beyond carrying outputs out, is moving into the
+//! `nodecore` crate, which the simulator runs too: the verdict on the local path to the
+//! shared disk ([`nodecore::StoragePath`]) and which disk slots are news
+//! ([`nodecore::SlotReader`]) are there already; still here: the disk jobs' scheduling,
+//! and when to exit after SIGTERM (the engine is quiescent, or the shutdown bound
+//! passed: then the guard, still armed, stops what is left).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -46,9 +47,9 @@ use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
 use nodecore::timing::{
     disk_beat_every, disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE,
-    MAILBOX_READ_EVERY, STORAGE_FAIL_WINDOW_BEATS,
+    MAILBOX_READ_EVERY,
 };
-use nodecore::{LeaseClient, LeaseStep, SlotReader};
+use nodecore::{LeaseClient, LeaseStep, SlotReader, StoragePath};
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -101,9 +102,8 @@ struct DiskLink {
     due_after: Duration,
     /// Which slots hold news (by their bytes): see [`SlotReader`].
     slots: SlotReader<Vec<u8>>,
-    /// As reported to the engine.
-    ok: bool,
-    failing_since: Option<Instant>,
+    /// The path's verdict, as reported to the engine.
+    path: StoragePath,
 }
 
 impl DiskLink {
@@ -308,8 +308,7 @@ impl Node {
                         ride_after: every - half,
                         due_after: every + half,
                         slots: SlotReader::new(spec.nodes.len()),
-                        ok: true,
-                        failing_since: None,
+                        path: StoragePath::new(&spec.timing),
                     });
                 }
             }
@@ -906,20 +905,9 @@ impl Node {
 
     fn storage_result(&mut self, ok: bool) {
         let now = self.clock.now();
-        let window = self.spec.timing.heartbeat_interval * STORAGE_FAIL_WINDOW_BEATS;
         let Some(disk) = self.disk.as_mut() else { return };
-        if ok {
-            disk.failing_since = None;
-            if !disk.ok {
-                disk.ok = true;
-                self.inputs.push_back(Input::StoragePath { ok: true });
-            }
-            return;
-        }
-        let since = *disk.failing_since.get_or_insert(now);
-        if disk.ok && now.saturating_since(since) >= window {
-            disk.ok = false;
-            self.inputs.push_back(Input::StoragePath { ok: false });
+        if let Some(ok) = disk.path.result(now, ok) {
+            self.inputs.push_back(Input::StoragePath { ok });
         }
     }
 

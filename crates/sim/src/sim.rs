@@ -56,7 +56,7 @@ use crate::shared_disk::{DiskParams, SharedDisk};
 use crate::trace::{Timeline, TraceHash};
 use arbiter::disk::{IoId, IoOp, IoResult, Record};
 use arbiter::witness::{WitnessReply, WitnessRequest, WitnessServer};
-use nodecore::{LeaseClient, LeaseStep, SlotReader};
+use nodecore::{LeaseClient, LeaseStep, SlotReader, StoragePath};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
@@ -296,6 +296,8 @@ struct Daemon<C> {
     requests: BTreeMap<OpId, LeaseRequest>,
     /// Which disk slots hold news, by (incarnation, sequence): the daemon's rule.
     disk_slots: SlotReader<(u64, u64)>,
+    /// The verdict on its disk path from its I/O results: the daemon's rule.
+    storage: StoragePath,
     /// (instant, count) of wake-ups asked for at one instant.
     busy: (u64, u32),
     /// The last deadline this daemon gave its fence guard (the real daemon checks it at
@@ -1221,6 +1223,7 @@ impl<C: Core> Sim<C> {
             return;
         }
         let (ok, _) = self.disk.io(&mut self.rng, node);
+        self.storage_result(node, ok);
         let mut news = Vec::new();
         if ok {
             let mut read = Vec::new();
@@ -1511,10 +1514,12 @@ impl<C: Core> Sim<C> {
                 paused.backlog.push(Missed::IoDone { io, result });
             }
             Some(Daemon { client, .. }) if client.disk().is_some() => {
+                let ok = !matches!(result, IoResult::Failed(_));
                 if let Some(c) = client.disk_mut() {
                     c.io_done(local, local, io, result);
                 }
                 self.drain_client(node);
+                self.storage_result(node, ok);
             }
             _ => {}
         }
@@ -1599,6 +1604,7 @@ impl<C: Core> Sim<C> {
             lease_since: None,
             requests: BTreeMap::new(),
             disk_slots: SlotReader::new(self.spec.nodes.len()),
+            storage: StoragePath::new(&self.spec.timing),
             busy: (0, 0),
             fence_given: None,
             paused: None,
@@ -1612,8 +1618,18 @@ impl<C: Core> Sim<C> {
             self.queue.push(now, Ev::DiskPoll { node, boot });
         }
         self.feed(node, None);
-        if !self.disk.path_ok[n] {
-            self.feed(node, Some(Input::StoragePath { ok: false }));
+    }
+
+    /// A disk I/O of `node`'s daemon ended (`ok` or failed): its path's verdict, as the
+    /// daemon reaches it from its jobs' results ([`StoragePath`]).
+    fn storage_result(&mut self, node: NodeId, ok: bool) {
+        let local = self.local(node);
+        let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() else { return };
+        if daemon.paused.is_some() {
+            return; // its loop reads the answers when it resumes (`Missed`)
+        }
+        if let Some(ok) = daemon.storage.result(local, ok) {
+            self.feed(node, Some(Input::StoragePath { ok }));
         }
     }
 
@@ -1937,10 +1953,8 @@ impl<C: Core> Sim<C> {
         if self.disk.path_ok[n] == ok {
             return;
         }
+        // The daemon learns it from its own I/O (`storage_result`).
         self.disk.path_ok[n] = ok;
-        if self.hosts[n].daemon.is_some() {
-            self.feed(node, Some(Input::StoragePath { ok }));
-        }
     }
 
     /// The node's path to the shared disk fails (disk heartbeats, leases, file systems).
