@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use labcluster::config::{ClusterToml, NodeToml};
+
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const NODES: [&str; 2] = ["alpha", "beta"];
 
@@ -78,44 +80,21 @@ impl Cluster {
         let token = format!("86400.{}{}", std::process::id(), free_port());
         let d = dir.path().display().to_string();
         let ports = free_ports(4);
+        let head = ClusterToml {
+            comment: String::new(),
+            name: "looptest".into(),
+            files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
+            timing: "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"500ms\"\n\
+                     lease_timeout = \"1s\"\n"
+                .into(),
+            nodes: vec![
+                NodeToml::loopback("alpha", &ports[..2], "127.0.0.1:1"),
+                NodeToml::loopback("beta", &ports[2..], "127.0.0.1:2"),
+            ],
+            area: format!("{d}/disk"),
+        };
         let config = format!(
-            r#"
-[cluster]
-name = "looptest"
-key_file = "{d}/cluster.key"
-state_dir = "{d}/state"
-
-[timing]
-heartbeat_interval = "50ms"
-peer_timeout = "500ms"
-lease_timeout = "1s"
-
-[[node]]
-name = "alpha"
-addresses = {{ net1 = "127.0.0.1:{p0}", net2 = "127.0.0.1:{p1}" }}
-api = "127.0.0.1:1"
-
-[[node]]
-name = "beta"
-addresses = {{ net1 = "127.0.0.1:{p2}", net2 = "127.0.0.1:{p3}" }}
-api = "127.0.0.1:2"
-
-[[link]]
-name = "net1"
-kind = "udp"
-
-[[link]]
-name = "net2"
-kind = "udp"
-
-[[link]]
-name = "disk"
-kind = "disk"
-path = "{d}/disk"
-
-[arbitration]
-kind = "disk"
-
+            r#"{head}
 [[group]]
 name = "web"
 nodes = ["alpha", "beta"]
@@ -128,10 +107,7 @@ nodes = ["alpha", "beta"]
   stop_timeout = "1s"
 {extra}
 "#,
-            p0 = ports[0],
-            p1 = ports[1],
-            p2 = ports[2],
-            p3 = ports[3],
+            head = head.text(),
         );
         let path = dir.path().join("cluster.toml");
         std::fs::write(&path, config).unwrap();

@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use labcluster::config::{ClusterToml, NodeToml};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -80,40 +81,19 @@ impl LoopbackStage {
         let ports = free_udp_ports(4)?;
         let service = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
         let exe_text = exe.display().to_string();
+        let node = |name: &str, ports: &[u16]| -> anyhow::Result<NodeToml> {
+            Ok(NodeToml::loopback(name, ports, &format!("127.0.0.1:{}", free_tcp_port()?)))
+        };
+        let head = ClusterToml {
+            comment: "Written by `tandem demo` (loopback mode).".into(),
+            name: "demo".into(),
+            files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
+            timing: timing_toml(fast).into(),
+            nodes: vec![node(NODES[0], &ports[..2])?, node(NODES[1], &ports[2..])?],
+            area: format!("{d}/area"),
+        };
         let config = format!(
-            r#"# Written by `tandem demo` (loopback mode).
-[cluster]
-name = "demo"
-key_file = "{d}/cluster.key"
-state_dir = "{d}/state"
-
-{timing}
-[[node]]
-name = "{alpha}"
-addresses = {{ net1 = "127.0.0.1:{p0}", net2 = "127.0.0.1:{p1}" }}
-api = "127.0.0.1:{a0}"
-
-[[node]]
-name = "{beta}"
-addresses = {{ net1 = "127.0.0.1:{p2}", net2 = "127.0.0.1:{p3}" }}
-api = "127.0.0.1:{a1}"
-
-[[link]]
-name = "net1"
-kind = "udp"
-
-[[link]]
-name = "net2"
-kind = "udp"
-
-[[link]]
-name = "disk"
-kind = "disk"
-path = "{d}/area"
-
-[arbitration]
-kind = "disk"
-
+            r#"{head}
 [[group]]
 name = "web"
 nodes = ["{alpha}", "{beta}"]
@@ -124,15 +104,9 @@ nodes = ["{alpha}", "{beta}"]
   command = [{exe:?}, "hello", "--listen", "{service}", "--file", "{d}/www/hello.txt"]
   stop_timeout = "2s"
 "#,
-            timing = timing_toml(fast),
+            head = head.text(),
             alpha = NODES[0],
             beta = NODES[1],
-            p0 = ports[0],
-            p1 = ports[1],
-            p2 = ports[2],
-            p3 = ports[3],
-            a0 = free_tcp_port()?,
-            a1 = free_tcp_port()?,
             exe = exe_text,
         );
         let path = dir.path().join("cluster.toml");
