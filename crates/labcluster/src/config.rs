@@ -5,7 +5,19 @@
 //! (the demo's loopback mode, `tests/node.rs`: addresses on 127.0.0.1 ports). It is
 //! text only; `tandem node` and `tandem disk init` read and check what it wrote.
 
+use std::net::{Ipv4Addr, UdpSocket};
+
 use testbed::{Lab, Network, Node};
+
+/// `n` distinct free UDP ports on 127.0.0.1, for a loopback cluster's links: every
+/// socket is held until all are chosen (one at a time, the kernel may hand out a port
+/// just released again: two nodes on one port).
+pub fn free_udp_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let sockets = (0..n)
+        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect()
+}
 
 /// One `[[node]]`: its name, its address on each UDP link (link name, address; every
 /// node lists the same links in the same order) and, where set, its `api` address.

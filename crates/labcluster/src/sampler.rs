@@ -1,6 +1,7 @@
 //! Who holds what, read from outside the hosts: a host's local addresses
 //! (`/proc/PID/net/fib_trie`), its mounts (`/proc/PID/mountinfo`) and its services'
-//! listening processes (their command lines), and a sampler thread that looks every
+//! listening processes (their command lines; on loopback, any process by a token in
+//! its command line), and a sampler thread that looks every
 //! 5 ms and counts the instants at which two hosts hold the same thing at once (in every
 //! lab scenario that count must stay zero).
 
@@ -44,6 +45,21 @@ pub fn holds_service(pids: &[i32], address: &str) -> bool {
                 && !zombie_or_gone(*pid)
         })
     })
+}
+
+/// PIDs of live (not zombie) processes of this machine whose command line contains
+/// `token`: how a loopback cluster (no namespaces: the demo's loopback mode,
+/// `tests/node.rs`) finds what its daemons started.
+pub fn processes_with(token: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|raw| String::from_utf8_lossy(&raw).contains(token))
+                && !zombie_or_gone(*pid)
+        })
+        .collect()
 }
 
 fn zombie_or_gone(pid: i32) -> bool {

@@ -13,14 +13,15 @@
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use labcluster::config::{ClusterToml, NodeToml};
+use labcluster::config::{free_udp_ports, ClusterToml, NodeToml};
+use labcluster::sampler::processes_with;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -43,15 +44,6 @@ pub struct LoopbackStage {
     service: SocketAddr,
     daemons: [Option<Child>; 2],
     client: Option<Child>,
-}
-
-/// `n` distinct free UDP ports: every socket is held until all are chosen (one at a
-/// time, the kernel may hand out a port just released again: two nodes on one port).
-fn free_udp_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let sockets = (0..n)
-        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?)
 }
 
 fn free_tcp_port() -> anyhow::Result<u16> {
@@ -164,25 +156,6 @@ nodes = ["{alpha}", "{beta}"]
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-/// PIDs of live (not zombie) processes whose command line contains `token`.
-fn processes_with(token: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        if !String::from_utf8_lossy(&cmdline).contains(token) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-        if state.is_some_and(|s| s != "Z") {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 impl Stage for LoopbackStage {
