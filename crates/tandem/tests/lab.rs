@@ -113,6 +113,34 @@ fn fast_profile_holder_keeps_its_lease_at_idle_and_fails_over() {
     cluster.assert_never_double();
 }
 
+/// The harness builds a cluster of any size the lab allows: three hosts, gamma in no
+/// group's list. Gamma sees both peers online and `web` on alpha; a crash of alpha moves
+/// `web` to beta, and gamma sees it there.
+#[test]
+fn a_three_node_cluster_forms_and_a_crash_moves_the_group_to_the_next_node() {
+    if !lab_available("a_three_node_cluster_forms_and_a_crash_moves_the_group_to_the_next_node") {
+        return;
+    }
+    let cluster = Cluster::formed(&Options { hosts: 3, ..Options::default() });
+    let online = |observer: usize, peer: &str| {
+        cluster.status(observer).is_some_and(|doc| {
+            doc["nodes"].as_array().is_some_and(|nodes| {
+                nodes.iter().any(|n| n["name"] == peer && n["state"] != "offline")
+            })
+        })
+    };
+    cluster.wait_for("gamma sees alpha and beta online", Duration::from_secs(10), || {
+        online(2, "alpha") && online(2, "beta")
+    });
+    cluster.wait_owner(2, "web", "alpha", Duration::from_secs(10));
+    cluster.lab.crash(0).expect("crash alpha");
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_owner(2, "web", "beta", Duration::from_secs(10));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    assert!(cluster.pids_running(2, &["hello", VIP]).is_empty(), "{}", cluster.report());
+    cluster.assert_never_double();
+}
+
 #[test]
 fn disk_path_lost_on_production_fences_it_and_the_standby_takes_over() {
     if !lab_available("disk_path_lost_on_production_fences_it_and_the_standby_takes_over") {

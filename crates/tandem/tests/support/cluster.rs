@@ -28,8 +28,6 @@ pub use testbed::{HostDir, Lab, Network, Node, Spawned};
 
 pub const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 pub const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
-/// The scenarios' hosts: alpha and beta.
-const HOSTS: usize = 2;
 pub const VIP: &str = "192.168.251.100";
 pub const VIP2: &str = "192.168.251.101";
 /// The address of the `ocf` group (`Shape::Ocf`), held by `ocf:heartbeat:IPaddr2`.
@@ -73,6 +71,9 @@ pub enum Shape {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub shape: Shape,
+    /// How many hosts (nodes named from [`NAMES`]): 2, or 3 for a standing-by gamma
+    /// that is in no group's list.
+    pub hosts: usize,
     pub timing: &'static str,
     /// Extra lines for the `web` group (after `nodes`).
     pub web_extra: &'static str,
@@ -84,6 +85,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             shape: Shape::ActiveStandby,
+            hosts: 2,
             timing:
                 "heartbeat_interval = \"100ms\"\npeer_timeout = \"1s\"\nlease_timeout = \"1s\"\n",
             web_extra: "",
@@ -104,7 +106,7 @@ impl Options {
 }
 
 pub fn config_text(lab: &Lab, options: &Options) -> String {
-    let names: Vec<String> = NAMES[..HOSTS].iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = NAMES[..options.hosts].iter().map(|n| n.to_string()).collect();
     let mut text = ClusterToml {
         comment: String::new(),
         name: "labtest".into(),
@@ -225,7 +227,7 @@ impl Cluster {
         let log = std::env::var("TANDEM_LAB_LOG").unwrap_or_else(|_| "info".into());
         let setup = Setup {
             exe: TANDEM.into(),
-            names: NAMES[..HOSTS].iter().map(|n| n.to_string()).collect(),
+            names: NAMES[..options.hosts].iter().map(|n| n.to_string()).collect(),
             disk_mib: 16,
             area_mib: 2,
             service_port: PORT,
@@ -237,12 +239,13 @@ impl Cluster {
         Cluster { inner, shape: options.shape }
     }
 
-    /// Both daemons up, `web` running on alpha and served to the client (and, per shape,
+    /// Every daemon up, `web` running on alpha and served to the client (and, per shape,
     /// `app` on beta served on [`VIP2`], or `ocf` on alpha).
     pub fn formed(options: &Options) -> Cluster {
         let mut cluster = Cluster::new(options);
-        cluster.start(0).expect("start alpha");
-        cluster.start(1).expect("start beta");
+        for (host, name) in NAMES[..options.hosts].iter().enumerate() {
+            cluster.start(host).unwrap_or_else(|e| panic!("starting {name}: {e:#}"));
+        }
         cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
         cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
         match options.shape {
