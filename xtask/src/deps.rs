@@ -1,11 +1,11 @@
 //! The workspace's dependency rules (STYLE.md, "Dependency rules"), checked against
 //! `cargo metadata`: the engine depends on no other workspace crate, and the leaf crates
-//! (the simulator, the I/O shell, the lab, the binary, this tooling) are depended on by
-//! nothing except the explicitly allowed edges below; the agents depend on the engine
-//! and the configuration only; the wire format depends on the engine only and is used
-//! only by the daemon and the binary; the shared-disk area depends on the engine and
-//! the lease protocols only; test support (`testgate`) is a dev-dependency only. It owns the rules as data; it must not change any
-//! manifest.
+//! (the simulator, the I/O shell, the lab, the lab's cluster harness, the binary, this
+//! tooling) are depended on by nothing except the explicitly allowed edges below; the
+//! agents depend on the engine and the configuration only; the wire format depends on
+//! the engine only and is used only by the daemon and the binary; the shared-disk area
+//! depends on the engine and the lease protocols only; test support (`testgate`) is a
+//! dev-dependency only. It owns the rules as data; it must not change any manifest.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,20 +18,31 @@ use serde_json::Value;
 pub const PURE: &str = "engine";
 
 /// Crates nothing may depend on: they sit at the top of the graph.
-pub const LEAVES: &[&str] = &["sim", "tandem", "xtask", "daemon", "testbed"];
+pub const LEAVES: &[&str] = &["sim", "tandem", "xtask", "daemon", "testbed", "labcluster"];
 
 /// The only allowed edges into a leaf, as (dependent, dependency). The one binary
-/// `tandem` is where the leaves meet: `tandem simulate` runs the simulator, and (once
-/// those crates exist) `tandem node` runs the daemon and `tandem demo` the lab.
-pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] =
-    &[("tandem", "sim"), ("tandem", "daemon"), ("tandem", "testbed")];
+/// `tandem` is where the leaves meet: `tandem simulate` runs the simulator, `tandem
+/// node` the daemon, and `tandem demo` (with the lab tests and benchmarks) a cluster on
+/// the lab through `labcluster`, the harness that joins the lab and the daemon's
+/// control socket and journal.
+pub const ALLOWED_INTO_LEAVES: &[(&str, &str)] = &[
+    ("tandem", "sim"),
+    ("tandem", "daemon"),
+    ("tandem", "testbed"),
+    ("tandem", "labcluster"),
+    ("labcluster", "daemon"),
+    ("labcluster", "testbed"),
+];
 
 /// Crates held to a fixed list of workspace dependencies, as (crate, allowed): the
 /// agents (the only code that changes the host) see the engine's types and the
 /// configuration, nothing else; the shared-disk area (bytes on the disk) sees the
-/// engine's ids and the lease records, not the heartbeat format (a slot is opaque).
+/// engine's ids and the lease records, not the heartbeat format (a slot is opaque); the
+/// node core, shared by the daemon and the simulator, stays pure: the engine and the
+/// lease protocols only.
 pub const RESTRICTED: &[(&str, &[&str])] = &[
     ("agents", &["engine", "config"]),
+    ("nodecore", &["engine", "arbiter"]),
     ("wire", &["engine"]),
     ("diskarea", &["engine", "arbiter"]),
 ];
@@ -180,6 +191,18 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("config depends on sim (normal)"));
         assert!(found[1].starts_with("sim depends on tandem (dev)"));
+    }
+
+    #[test]
+    fn the_lab_cluster_harness_joins_lab_and_daemon_for_tandem_only() {
+        let metadata = json!({"packages": [
+            package("labcluster", &[("testbed", None), ("daemon", None)]),
+            package("tandem", &[("labcluster", None)]),
+            package("config", &[("labcluster", Some("dev"))]),
+        ]});
+        let found = violations(&metadata).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("config depends on labcluster (dev)"));
     }
 
     #[test]

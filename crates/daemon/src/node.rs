@@ -46,8 +46,7 @@ use crate::journal;
 use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
 use nodecore::timing::{
-    disk_beat_every, disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE,
-    MAILBOX_READ_EVERY,
+    disk_beat_every, disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE, MAILBOX_READ_EVERY,
 };
 use nodecore::{LeaseClient, LeaseStep, SlotReader, StoragePath};
 

@@ -387,6 +387,24 @@ mod regressions {
         "S1: files ran on paused beta with no guard armed (db stopping unleased there)",
     )];
 
+    /// Found when the simulator took the daemon's disk I/O timeout (250 ms with a 10 s
+    /// lease) and drew disk latencies under it: alpha, paused at 3181 ms in the middle
+    /// of its acquire of shop, resumes at 8587 ms; its claim read (which found shop free
+    /// before the pause) is handed over before the lease client's `timeout` and acted
+    /// upon: alpha claims over beta's claim of 5261 ms and starts shop at 9538 ms while
+    /// beta runs it. Fixed in `DiskLeaseClient::io_done`: an I/O that ended after its
+    /// deadline counts as unfinished.
+    const ANSWERED_AFTER_A_PAUSE: &[(&str, u64, &str)] = &[(
+        "examples/active-standby.toml",
+        273,
+        "S1: shop/data started on alpha at 9538 ms while beta runs data, vip, server",
+    )];
+
+    #[test]
+    fn an_answer_read_after_a_pause_is_not_acted_upon() {
+        run_clean(ANSWERED_AFTER_A_PAUSE, Pauses::AsDrawn);
+    }
+
     #[test]
     fn a_daemon_with_an_unleased_group_still_guards_its_leased_ones() {
         run_clean(UNGUARDED, Pauses::AsDrawn);

@@ -42,13 +42,9 @@ mod cluster;
 use std::time::{Duration, Instant};
 
 use cluster::*;
+use labcluster::probe::{monotonic_ms, parse_attempts};
 
 const FAST: &str = FAST_TIMING;
-
-fn monotonic_ms() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
-    t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -70,43 +66,18 @@ fn summary(what: &str, mut values: Vec<f64>, unit: &str) {
     );
 }
 
-/// The probe's answers: (monotonic ms, served by) for good ones. The probe starts an
-/// attempt every 10 ms whatever earlier ones do and stamps each when it ends.
-fn answers(probe: &Spawned) -> Vec<(u64, Option<String>)> {
-    probe
-        .stdout()
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.splitn(3, ' ');
-            let at: u64 = words.next()?.parse().ok()?;
-            let ok = words.next()? == "ok";
-            Some((at, ok.then(|| words.next().unwrap_or_default().to_string())))
-        })
-        .collect()
-}
-
-/// Last good answer at or before `at`, first good answer after it: the outage in ms.
-fn outage(answers: &[(u64, Option<String>)], at: u64, by: &str) -> Option<f64> {
-    let before =
-        answers.iter().filter(|(t, ok)| *t <= at && ok.is_some()).map(|(t, _)| *t).max()?;
-    let after = answers
-        .iter()
-        .filter(|(t, ok)| *t > at && ok.as_deref() == Some(by))
-        .map(|(t, _)| *t)
-        .min()?;
-    Some((after - before) as f64)
+/// Last good answer at or before `at`, first good answer by `by` after it: the outage
+/// in ms. The probe starts an attempt every 10 ms whatever earlier ones do and stamps
+/// each when it ends.
+fn outage(probe: &Spawned, at: i64, by: &str) -> Option<f64> {
+    let attempts = parse_attempts(&probe.stdout().unwrap_or_default());
+    let before = attempts.iter().filter(|a| a.at_ms <= at && a.answer.is_ok()).map(|a| a.at_ms);
+    let after = attempts.iter().filter(|a| a.at_ms > at && a.answer.as_deref() == Ok(by));
+    Some((after.map(|a| a.at_ms).min()? - before.max()?) as f64)
 }
 
 fn probe(cluster: &Cluster) -> Spawned {
-    let target = format!("{VIP}:{PORT}");
-    cluster
-        .lab
-        .spawn(
-            Node::Client,
-            &[TANDEM, "probe", "--target", &target, "--interval-ms", "10", "--timeout-ms", "200"],
-        )
-        .expect("probe")
+    cluster.start_client(VIP, 10, Some(200), None).expect("probe")
 }
 
 /// Milliseconds from `crash` (wall clock) to the first entry of `code` in `host`'s journal.
@@ -149,7 +120,7 @@ fn failover_trial(timing: &'static str) -> Option<[f64; 4]> {
         }
     }
     Some([
-        outage(&answers(&probe), at, "beta")?,
+        outage(&probe, at, "beta")?,
         after(&cluster, 1, "E2104", wall)?,
         after(&cluster, 1, "I3101", wall)?,
         after(&cluster, 1, "I4102", wall)?,
@@ -182,16 +153,13 @@ fn switchover_trial() -> Option<f64> {
     let probe = probe(&cluster);
     std::thread::sleep(Duration::from_millis(500));
     let at = monotonic_ms();
-    let out = cluster
-        .lab
-        .exec(Node::Host(0), &[TANDEM, "switchover", "web", "--to", "beta"])
-        .expect("switchover");
+    let out = cluster.tandem(0, &["switchover", "web", "--to", "beta"]).expect("switchover");
     assert!(out.success(), "{out:?}");
     cluster.wait_owner(0, "web", "beta", Duration::from_secs(30));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     cluster.assert_never_double();
-    outage(&answers(&probe), at, "beta")
+    outage(&probe, at, "beta")
 }
 
 /// utime + stime in clock ticks, and VmRSS in KiB, of `pid`.

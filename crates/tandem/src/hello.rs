@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use labcluster::probe::monotonic_ms;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Address and port to listen on.
@@ -70,12 +72,6 @@ pub fn get(target: SocketAddr, timeout: Duration) -> Result<String, String> {
     let text = String::from_utf8_lossy(&answer);
     let body = text.split("\r\n\r\n").nth(1).ok_or("no HTTP answer")?;
     Ok(body.lines().next().unwrap_or_default().to_string())
-}
-
-fn monotonic_ms() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
-        .unwrap_or(0)
 }
 
 pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {

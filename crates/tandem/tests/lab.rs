@@ -1,6 +1,7 @@
 //! tandem in the lab, as root (`TANDEM_LAB=1`, which the test command sets): the
 //! scenarios of issue 3 with real daemons, virtual IPs, a shared disk and a client; the
-//! harness (and its double-holder sampler) is `support/cluster.rs`.
+//! scenarios' cluster is `support/cluster.rs`, on the `labcluster` harness (and its
+//! double-holder sampler).
 
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -49,8 +50,7 @@ fn a_killed_daemon_has_its_resources_stopped_before_the_standby_starts_them() {
         return;
     }
     let mut cluster = Cluster::formed(&Options::default());
-    let daemon = cluster.nodes[0].as_ref().unwrap().pid() as i32;
-    cluster.lab.kill_process(Node::Host(0), daemon).expect("SIGKILL alpha's daemon");
+    cluster.kill_daemon(0).expect("SIGKILL alpha's daemon");
     cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
     // The guard fired on alpha: journaled, and nothing of web is left there.
@@ -69,8 +69,7 @@ fn planned_switchover_moves_the_group_and_back() {
         return;
     }
     let cluster = Cluster::formed(&Options::default());
-    let out =
-        cluster.lab.exec(Node::Host(0), &[TANDEM, "switchover", "web", "--to", "beta"]).unwrap();
+    let out = cluster.tandem(0, &["switchover", "web", "--to", "beta"]).unwrap();
     assert!(out.success(), "{out:?}");
     cluster.wait_owner(0, "web", "beta", Duration::from_secs(20));
     cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
@@ -81,7 +80,7 @@ fn planned_switchover_moves_the_group_and_back() {
         asked.iter().any(|e| e.message.contains("to beta requested by root (uid 0, pid ")),
         "{asked:?}"
     );
-    let out = cluster.lab.exec(Node::Host(1), &[TANDEM, "switchover", "web"]).unwrap();
+    let out = cluster.tandem(1, &["switchover", "web"]).unwrap();
     assert!(out.success(), "{out:?}");
     cluster.wait_owner(1, "web", "alpha", Duration::from_secs(20));
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
@@ -114,6 +113,34 @@ fn fast_profile_holder_keeps_its_lease_at_idle_and_fails_over() {
     cluster.assert_never_double();
 }
 
+/// The harness builds a cluster of any size the lab allows: three hosts, gamma in no
+/// group's list. Gamma sees both peers online and `web` on alpha; a crash of alpha moves
+/// `web` to beta, and gamma sees it there.
+#[test]
+fn a_three_node_cluster_forms_and_a_crash_moves_the_group_to_the_next_node() {
+    if !lab_available("a_three_node_cluster_forms_and_a_crash_moves_the_group_to_the_next_node") {
+        return;
+    }
+    let cluster = Cluster::formed(&Options { hosts: 3, ..Options::default() });
+    let online = |observer: usize, peer: &str| {
+        cluster.status(observer).is_some_and(|doc| {
+            doc["nodes"].as_array().is_some_and(|nodes| {
+                nodes.iter().any(|n| n["name"] == peer && n["state"] != "offline")
+            })
+        })
+    };
+    cluster.wait_for("gamma sees alpha and beta online", Duration::from_secs(10), || {
+        online(2, "alpha") && online(2, "beta")
+    });
+    cluster.wait_owner(2, "web", "alpha", Duration::from_secs(10));
+    cluster.lab.crash(0).expect("crash alpha");
+    cluster.wait_owner(1, "web", "beta", Duration::from_secs(30));
+    cluster.wait_owner(2, "web", "beta", Duration::from_secs(10));
+    cluster.wait_served_by(VIP, "beta", Duration::from_secs(10));
+    assert!(cluster.pids_running(2, &["hello", VIP]).is_empty(), "{}", cluster.report());
+    cluster.assert_never_double();
+}
+
 #[test]
 fn disk_path_lost_on_production_fences_it_and_the_standby_takes_over() {
     if !lab_available("disk_path_lost_on_production_fences_it_and_the_standby_takes_over") {
@@ -142,7 +169,7 @@ fn standby_crash_locks_the_group_in_place_and_its_return_unlocks_it() {
     cluster.wait_served_by(VIP, "alpha", Duration::from_secs(5));
     cluster.lab.restart(1).expect("restart beta");
     let mark = cluster.mark(0);
-    cluster.start(1);
+    cluster.start(1).expect("start beta");
     cluster.wait_code_after(0, "I4110", mark, Duration::from_secs(30));
     cluster.wait_for("web unlocked on alpha", Duration::from_secs(5), || {
         cluster.locked(0, "web") == Some(false)
@@ -233,7 +260,7 @@ fn mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back() {
     // beta is back: app (failback auto) returns to it after failback_delay.
     let mark = cluster.mark(0);
     cluster.lab.restart(1).expect("restart beta");
-    cluster.start(1);
+    cluster.start(1).expect("start beta");
     cluster.wait_code_after(0, "I4113", mark, Duration::from_secs(30));
     cluster.wait_owner(0, "app", "beta", Duration::from_secs(20));
     cluster.wait_served_by(VIP2, "beta", Duration::from_secs(10));
@@ -244,7 +271,7 @@ fn mutual_backup_survivor_runs_both_and_only_the_auto_group_fails_back() {
     cluster.wait_served_by(VIP2, "beta", Duration::from_secs(5));
     let mark = cluster.mark(1);
     cluster.lab.restart(0).expect("restart alpha");
-    cluster.start(0);
+    cluster.start(0).expect("start alpha");
     cluster.wait_code_after(1, "I4110", mark, Duration::from_secs(30));
     // Twice failback_delay with alpha healthy: a failback would have happened by now.
     std::thread::sleep(Duration::from_secs(4));
@@ -536,8 +563,8 @@ fn a_slow_read_only_ioctl_does_not_stall_the_standbys_loop() {
         return;
     }
     let mut cluster = Cluster::new(&Options::default());
-    cluster.start(0);
-    cluster.start_env(1, &[(daemon::stall::ENV, "read_only:3000")]);
+    cluster.start(0).expect("start alpha");
+    cluster.start_env(1, &[(daemon::stall::ENV, "read_only:3000")]).expect("start beta");
     cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
     let started = std::time::Instant::now();
     let mut slowest = Duration::ZERO;

@@ -19,37 +19,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use labcluster::config::{free_udp_ports, ClusterToml, NodeToml};
+use labcluster::sampler::processes_with;
+
 const TANDEM: &str = env!("CARGO_BIN_EXE_tandem");
 const NODES: [&str; 2] = ["alpha", "beta"];
 
 fn free_port() -> u16 {
-    free_ports(1)[0]
-}
-
-/// `n` distinct free UDP ports (every socket held until all are chosen, or the kernel
-/// may hand the same port out twice).
-fn free_ports(n: usize) -> Vec<u16> {
-    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    sockets.iter().map(|s| s.local_addr().unwrap().port()).collect()
-}
-
-/// PIDs of live (not zombie) processes whose command line contains `token`.
-fn processes_with(token: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        if !String::from_utf8_lossy(&cmdline).contains(token) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-        if state != Some("Z") && state.is_some() {
-            out.push(pid);
-        }
-    }
-    out
+    free_udp_ports(1).unwrap()[0]
 }
 
 struct Cluster {
@@ -77,45 +54,22 @@ impl Cluster {
             .unwrap();
         let token = format!("86400.{}{}", std::process::id(), free_port());
         let d = dir.path().display().to_string();
-        let ports = free_ports(4);
+        let ports = free_udp_ports(4).unwrap();
+        let head = ClusterToml {
+            comment: String::new(),
+            name: "looptest".into(),
+            files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
+            timing: "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"500ms\"\n\
+                     lease_timeout = \"1s\"\n"
+                .into(),
+            nodes: vec![
+                NodeToml::loopback("alpha", &ports[..2], "127.0.0.1:1"),
+                NodeToml::loopback("beta", &ports[2..], "127.0.0.1:2"),
+            ],
+            area: format!("{d}/disk"),
+        };
         let config = format!(
-            r#"
-[cluster]
-name = "looptest"
-key_file = "{d}/cluster.key"
-state_dir = "{d}/state"
-
-[timing]
-heartbeat_interval = "50ms"
-peer_timeout = "500ms"
-lease_timeout = "1s"
-
-[[node]]
-name = "alpha"
-addresses = {{ net1 = "127.0.0.1:{p0}", net2 = "127.0.0.1:{p1}" }}
-api = "127.0.0.1:1"
-
-[[node]]
-name = "beta"
-addresses = {{ net1 = "127.0.0.1:{p2}", net2 = "127.0.0.1:{p3}" }}
-api = "127.0.0.1:2"
-
-[[link]]
-name = "net1"
-kind = "udp"
-
-[[link]]
-name = "net2"
-kind = "udp"
-
-[[link]]
-name = "disk"
-kind = "disk"
-path = "{d}/disk"
-
-[arbitration]
-kind = "disk"
-
+            r#"{head}
 [[group]]
 name = "web"
 nodes = ["alpha", "beta"]
@@ -128,10 +82,7 @@ nodes = ["alpha", "beta"]
   stop_timeout = "1s"
 {extra}
 "#,
-            p0 = ports[0],
-            p1 = ports[1],
-            p2 = ports[2],
-            p3 = ports[3],
+            head = head.text(),
         );
         let path = dir.path().join("cluster.toml");
         std::fs::write(&path, config).unwrap();

@@ -14,14 +14,17 @@
 //! client
 //! (`tandem probe`) in the client's namespace.
 //!
-//! It owns the lab, and through it everything inside; dropping the lab removes it all.
+//! The lab cluster is the harness the lab tests and benchmarks use too
+//! ([`labcluster::LabCluster`]: it builds the lab, writes the configuration and key,
+//! formats the area and starts the nodes). It owns the lab, and through it everything
+//! inside; dropping the lab removes it all.
 
-use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use testbed::{HostDir, Lab, Network, Node, Spawned};
+use labcluster::config::{lab_nodes, ClusterToml};
+use labcluster::{Lab, LabCluster, Network, Node, Setup, Spawned};
 
 use super::screen::Screen;
 use super::{timing_toml, Stage, CLIENT_INTERVAL_MS, CLIENT_TIMEOUT_MS, NODES};
@@ -37,52 +40,27 @@ const MOUNTPOINT: &str = "/run/web";
 const FILE: &str = "/run/web/hello.txt";
 
 pub struct LabStage {
-    exe: String,
-    nodes: [Option<Spawned>; 2],
     client: Option<Spawned>,
     /// Dropped last; `None` once removed.
-    lab: Option<Lab>,
+    cluster: Option<LabCluster>,
     prefix: String,
 }
 
 /// The configuration for host `host` (its own device names).
 fn config(lab: &Lab, host: usize, exe: &str, fast: bool) -> anyhow::Result<String> {
-    let address = |h: usize, network: Network| {
-        lab.address(Node::Host(h), network).map(|a| a.to_string()).unwrap_or_default()
-    };
     let device = lab.disk_device(host).context("the lab has no shared disk")?;
     let area = lab.area_device(host).context("the lab's shared disk has no heartbeat area")?;
     let public = Network::Public.interface();
+    let head = ClusterToml {
+        comment: format!("Written by `tandem demo` for host {}.", NODES[host]),
+        name: "demo".into(),
+        files: None,
+        timing: timing_toml(fast).into(),
+        nodes: lab_nodes(lab, &NODES.map(String::from)),
+        area: area.display().to_string(),
+    };
     Ok(format!(
-        r#"# Written by `tandem demo` for host {name}.
-[cluster]
-name = "demo"
-
-{timing}
-[[node]]
-name = "{alpha}"
-addresses = {{ private = "{a_priv}", public = "{a_pub}" }}
-
-[[node]]
-name = "{beta}"
-addresses = {{ private = "{b_priv}", public = "{b_pub}" }}
-
-[[link]]
-name = "private"
-kind = "udp"
-
-[[link]]
-name = "public"
-kind = "udp"
-
-[[link]]
-name = "disk"
-kind = "disk"
-path = "{area}"
-
-[arbitration]
-kind = "disk"
-
+        r#"{head}
 [[group]]
 name = "web"
 nodes = ["{alpha}", "{beta}"]
@@ -107,38 +85,28 @@ nodes = ["{alpha}", "{beta}"]
   command = [{exe:?}, "hello", "--listen", "{VIP}:80", "--file", "{FILE}"]
   stop_timeout = "2s"
 "#,
-        name = NODES[host],
-        timing = timing_toml(fast),
+        head = head.text(),
         alpha = NODES[0],
         beta = NODES[1],
-        a_priv = address(0, Network::Private),
-        a_pub = address(0, Network::Public),
-        b_priv = address(1, Network::Private),
-        b_pub = address(1, Network::Public),
-        area = area.display(),
         device = device.display(),
     ))
 }
 
 impl LabStage {
     pub fn build(screen: &Screen, exe: &Path, fast: bool) -> anyhow::Result<LabStage> {
-        let exe_text = exe.to_str().context("the path of tandem is not UTF-8")?.to_string();
-        let lab = Lab::builder()
-            .hosts(2)
-            .client(true)
-            .shared_disk_mib(DISK_MIB)
-            .area_mib(AREA_MIB)
-            .init_command(vec![OsString::from(exe), OsString::from("lab-init")])
-            .build()?;
-        let stage = LabStage {
-            exe: exe_text,
-            nodes: [None, None],
-            client: None,
-            prefix: lab.prefix().to_string(),
-            lab: Some(lab),
+        let exe = exe.to_str().context("the path of tandem is not UTF-8")?.to_string();
+        let setup = Setup {
+            exe: exe.clone(),
+            names: NODES.map(String::from).to_vec(),
+            disk_mib: DISK_MIB,
+            area_mib: AREA_MIB,
+            service_port: 80,
+            node_env: Vec::new(),
+            watch: None,
         };
-        let lab = stage.lab();
-        screen.step(&format!("built the lab {}:", stage.prefix));
+        let cluster = LabCluster::build(setup, |lab, host| config(lab, host, &exe, fast))?;
+        let lab = &cluster.lab;
+        screen.step(&format!("built the lab {}:", lab.prefix()));
         for (host, name) in NODES.iter().enumerate() {
             let node = Node::Host(host);
             screen.detail(&format!(
@@ -155,15 +123,6 @@ impl LabStage {
             lab.namespace(Node::Client),
             lab.address(Node::Client, Network::Public).map(|a| a.to_string()).unwrap_or_default()
         ));
-        for host in 0..NODES.len() {
-            let path = stage.etc(host)?.join("cluster.toml");
-            std::fs::write(&path, config(lab, host, &stage.exe, fast)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        stage.exec(0, &["keygen", "--dir", "/etc/tandem"])?;
-        let key = stage.etc(0)?.join("cluster.key");
-        std::fs::copy(&key, stage.etc(1)?.join("cluster.key")).context("copying the key")?;
-        stage.exec(0, &["disk", "init", "--config", "/etc/tandem/cluster.toml"])?;
         screen.step(
             "wrote /etc/tandem/cluster.toml on both hosts, the key (tandem keygen, copied), \
              formatted the area (tandem disk init)",
@@ -173,31 +132,15 @@ impl LabStage {
              standby) -> vip ({VIP}/24 on {}) -> hello (tandem hello on {VIP}:80)",
             Network::Public.interface()
         ));
-        Ok(stage)
+        Ok(LabStage { client: None, prefix: lab.prefix().to_string(), cluster: Some(cluster) })
     }
 
-    fn lab(&self) -> &Lab {
-        self.lab.as_ref().expect("the lab lives until clean_up")
+    fn cluster(&self) -> &LabCluster {
+        self.cluster.as_ref().expect("the lab lives until clean_up")
     }
 
-    fn etc(&self, host: usize) -> anyhow::Result<PathBuf> {
-        Ok(self.lab().host_dir(Node::Host(host), HostDir::EtcTandem)?)
-    }
-
-    /// Runs `tandem ARGS` inside host `host`, to completion.
-    fn exec(&self, host: usize, args: &[&str]) -> anyhow::Result<String> {
-        let mut command = vec![self.exe.as_str()];
-        command.extend_from_slice(args);
-        self.run(host, &command)
-    }
-
-    /// Runs `command` inside host `host`, to completion; its stdout.
-    fn run(&self, host: usize, command: &[&str]) -> anyhow::Result<String> {
-        let out = self.lab().exec(Node::Host(host), command)?;
-        if !out.status.success() {
-            bail!("`{}` on {} failed: {}", command.join(" "), NODES[host], out.stderr.trim());
-        }
-        Ok(out.stdout)
+    fn cluster_mut(&mut self) -> &mut LabCluster {
+        self.cluster.as_mut().expect("the lab lives until clean_up")
     }
 }
 
@@ -211,23 +154,15 @@ impl Stage for LabStage {
     }
 
     fn state_dir(&self, node: usize) -> PathBuf {
-        self.lab()
-            .host_dir(Node::Host(node), HostDir::VarLibTandem)
-            .expect("the lab has both hosts")
+        self.cluster().state_dir(node)
     }
 
     fn runtime_dir(&self, node: usize) -> PathBuf {
-        self.lab()
-            .host_dir(Node::Host(node), HostDir::Run)
-            .expect("the lab has both hosts")
-            .join("tandem")
+        self.cluster().runtime_dir(node)
     }
 
     fn start_node(&mut self, node: usize) -> anyhow::Result<()> {
-        let spawned =
-            self.lab().spawn(Node::Host(node), &[&self.exe, "node", "--name", NODES[node]])?;
-        self.nodes[node] = Some(spawned);
-        Ok(())
+        self.cluster_mut().start(node)
     }
 
     fn write_file(&self, node: usize, text: &str) -> anyhow::Result<()> {
@@ -235,29 +170,19 @@ impl Stage for LabStage {
         // the machine, and on a machine with gigabytes of fresh build output that stalls
         // all disk I/O (the heartbeats too) for seconds.
         let script = format!("printf '%s\\n' \"$1\" > {FILE} && sync {FILE}");
-        self.run(node, &["sh", "-c", &script, "sh", text])?;
+        self.cluster().run_ok(node, &["sh", "-c", &script, "sh", text])?;
         Ok(())
     }
 
     fn read_file(&self, node: usize) -> anyhow::Result<String> {
-        self.run(node, &["cat", FILE])
+        self.cluster().run_ok(node, &["cat", FILE])
     }
 
     fn start_client(&mut self) -> anyhow::Result<()> {
-        let target = format!("{VIP}:80");
-        let interval = CLIENT_INTERVAL_MS.to_string();
-        let timeout = CLIENT_TIMEOUT_MS.to_string();
-        let command = [
-            self.exe.as_str(),
-            "probe",
-            "--target",
-            &target,
-            "--interval-ms",
-            &interval,
-            "--timeout-ms",
-            &timeout,
-        ];
-        self.client = Some(self.lab().spawn(Node::Client, &command)?);
+        let vip = VIP.to_string();
+        let client =
+            self.cluster().start_client(&vip, CLIENT_INTERVAL_MS, Some(CLIENT_TIMEOUT_MS), None)?;
+        self.client = Some(client);
         Ok(())
     }
 
@@ -272,7 +197,7 @@ impl Stage for LabStage {
     }
 
     fn crash(&mut self, node: usize) -> anyhow::Result<String> {
-        self.lab().crash(node)?;
+        self.cluster().lab.crash(node)?;
         Ok(format!(
             "host {} crashed: frozen, disk and network cut, every process killed, addresses \
              lost",
@@ -281,24 +206,24 @@ impl Stage for LabStage {
     }
 
     fn recover(&mut self, node: usize) -> anyhow::Result<()> {
-        self.lab().restart(node)?;
+        self.cluster().lab.restart(node)?;
         self.start_node(node)
     }
 
     fn node_log(&self, node: usize) -> String {
-        let text = self.nodes[node].as_ref().and_then(|n| n.stderr().ok()).unwrap_or_default();
+        let text = self.cluster().log(node);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     fn explore(&self, owner: usize) -> Vec<String> {
-        let lab = self.lab();
+        let lab = &self.cluster().lab;
         let client = lab.namespace(Node::Client);
         let state = |n: usize| self.state_dir(n).display().to_string();
         let run = |n: usize| self.runtime_dir(n).display().to_string();
         let other = NODES[1 - owner];
         let dirs: Vec<String> = (0..NODES.len())
-            .filter_map(|n| self.etc(n).ok())
+            .map(|n| self.cluster().etc_dir(n))
             .map(|p| p.parent().unwrap_or(&p).display().to_string())
             .collect();
         vec![
@@ -320,9 +245,9 @@ impl Stage for LabStage {
 
     fn clean_up(&mut self) -> anyhow::Result<String> {
         self.client = None;
-        self.nodes = [None, None];
-        let Some(lab) = self.lab.take() else { return Ok("nothing left".to_string()) };
-        drop(lab);
+        let Some(cluster) = self.cluster.take() else { return Ok("nothing left".to_string()) };
+        // Its nodes first, then its lab (the last reference: there is no sampler).
+        drop(cluster);
         let left = testbed::leftovers(&self.prefix)?;
         if !left.is_empty() {
             bail!("the lab {} left {}", self.prefix, left.join(", "));

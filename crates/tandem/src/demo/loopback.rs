@@ -13,13 +13,15 @@
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use labcluster::config::{free_udp_ports, ClusterToml, NodeToml};
+use labcluster::sampler::processes_with;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -42,15 +44,6 @@ pub struct LoopbackStage {
     service: SocketAddr,
     daemons: [Option<Child>; 2],
     client: Option<Child>,
-}
-
-/// `n` distinct free UDP ports: every socket is held until all are chosen (one at a
-/// time, the kernel may hand out a port just released again: two nodes on one port).
-fn free_udp_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let sockets = (0..n)
-        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?)
 }
 
 fn free_tcp_port() -> anyhow::Result<u16> {
@@ -80,40 +73,19 @@ impl LoopbackStage {
         let ports = free_udp_ports(4)?;
         let service = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
         let exe_text = exe.display().to_string();
+        let node = |name: &str, ports: &[u16]| -> anyhow::Result<NodeToml> {
+            Ok(NodeToml::loopback(name, ports, &format!("127.0.0.1:{}", free_tcp_port()?)))
+        };
+        let head = ClusterToml {
+            comment: "Written by `tandem demo` (loopback mode).".into(),
+            name: "demo".into(),
+            files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
+            timing: timing_toml(fast).into(),
+            nodes: vec![node(NODES[0], &ports[..2])?, node(NODES[1], &ports[2..])?],
+            area: format!("{d}/area"),
+        };
         let config = format!(
-            r#"# Written by `tandem demo` (loopback mode).
-[cluster]
-name = "demo"
-key_file = "{d}/cluster.key"
-state_dir = "{d}/state"
-
-{timing}
-[[node]]
-name = "{alpha}"
-addresses = {{ net1 = "127.0.0.1:{p0}", net2 = "127.0.0.1:{p1}" }}
-api = "127.0.0.1:{a0}"
-
-[[node]]
-name = "{beta}"
-addresses = {{ net1 = "127.0.0.1:{p2}", net2 = "127.0.0.1:{p3}" }}
-api = "127.0.0.1:{a1}"
-
-[[link]]
-name = "net1"
-kind = "udp"
-
-[[link]]
-name = "net2"
-kind = "udp"
-
-[[link]]
-name = "disk"
-kind = "disk"
-path = "{d}/area"
-
-[arbitration]
-kind = "disk"
-
+            r#"{head}
 [[group]]
 name = "web"
 nodes = ["{alpha}", "{beta}"]
@@ -124,15 +96,9 @@ nodes = ["{alpha}", "{beta}"]
   command = [{exe:?}, "hello", "--listen", "{service}", "--file", "{d}/www/hello.txt"]
   stop_timeout = "2s"
 "#,
-            timing = timing_toml(fast),
+            head = head.text(),
             alpha = NODES[0],
             beta = NODES[1],
-            p0 = ports[0],
-            p1 = ports[1],
-            p2 = ports[2],
-            p3 = ports[3],
-            a0 = free_tcp_port()?,
-            a1 = free_tcp_port()?,
             exe = exe_text,
         );
         let path = dir.path().join("cluster.toml");
@@ -190,25 +156,6 @@ nodes = ["{alpha}", "{beta}"]
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-/// PIDs of live (not zombie) processes whose command line contains `token`.
-fn processes_with(token: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        if !String::from_utf8_lossy(&cmdline).contains(token) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-        if state.is_some_and(|s| s != "Z") {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 impl Stage for LoopbackStage {

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::bail;
-use daemon::control::{call, Request};
 use daemon::journal::{read_journal, Entry};
+use labcluster::probe::{monotonic_ms, parse_attempts, Attempt};
 use serde_json::Value;
 
 use screen::{Paint, Screen};
@@ -320,7 +320,7 @@ fn drive(
 
 /// The status document of `node`, if its daemon answers.
 fn status(stage: &dyn Stage, node: usize) -> Option<Value> {
-    call(&stage.runtime_dir(node), &Request::Status).ok().map(|answer| answer["status"].clone())
+    labcluster::status_at(&stage.runtime_dir(node))
 }
 
 /// The group's owner and state in `doc`, and whether every one of its resources is
@@ -372,14 +372,6 @@ impl Journals {
     }
 }
 
-/// Milliseconds of `CLOCK_MONOTONIC`, the clock of `tandem probe`'s stamps (one clock
-/// for every process of the machine, namespaces included).
-fn monotonic_ms() -> i64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() * 1000 + t.tv_nsec() / 1_000_000)
-        .unwrap_or(0)
-}
-
 /// Milliseconds since the Unix epoch.
 fn wall_ms(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -406,36 +398,6 @@ impl Clocks {
 /// An entry's wall-clock time in ms.
 fn entry_ms(entry: &Entry) -> Option<i64> {
     humantime::parse_rfc3339(&entry.time).ok().map(wall_ms)
-}
-
-/// One attempt of the client: when it ended (monotonic ms) and who answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attempt {
-    pub at_ms: i64,
-    /// The answering node's name, or why there was no answer.
-    pub answer: Result<String, String>,
-}
-
-/// `tandem probe`'s lines (`<ms> ok <node>` / `<ms> fail <why>`) in time order (the
-/// probe's attempts overlap, so lines may come a little out of order); a partial last
-/// line is left out.
-pub fn parse_attempts(output: &str) -> Vec<Attempt> {
-    let mut attempts: Vec<Attempt> = output
-        .split_inclusive('\n')
-        .filter(|line| line.ends_with('\n'))
-        .filter_map(|line| {
-            let mut parts = line.trim_end().splitn(3, ' ');
-            let at_ms = parts.next()?.parse().ok()?;
-            let answer = match parts.next()? {
-                "ok" => Ok(parts.next().unwrap_or("").to_string()),
-                "fail" => Err(parts.next().unwrap_or("").to_string()),
-                _ => return None,
-            };
-            Some(Attempt { at_ms, answer })
-        })
-        .collect();
-    attempts.sort_by_key(|a| a.at_ms);
-    attempts
 }
 
 /// The interruption the client saw around a crash at `crash_ms`.
@@ -737,18 +699,6 @@ mod tests {
 
     fn attempts(text: &str) -> Vec<Attempt> {
         parse_attempts(text)
-    }
-
-    #[test]
-    fn probe_lines_parse_and_a_partial_line_waits() {
-        let got = attempts("100 ok alpha\n120 fail connection refused (os error 111)\n140 ok be");
-        assert_eq!(
-            got,
-            [
-                Attempt { at_ms: 100, answer: Ok("alpha".into()) },
-                Attempt { at_ms: 120, answer: Err("connection refused (os error 111)".into()) },
-            ]
-        );
     }
 
     #[test]
