@@ -45,10 +45,8 @@ use crate::guard::{GuardLink, GuardNews, GuardOptions};
 use crate::journal;
 use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
-use nodecore::timing::{
-    disk_beat_every, disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE, MAILBOX_READ_EVERY,
-};
-use nodecore::{LeaseClient, LeaseStep, SlotReader, StoragePath};
+use nodecore::timing::{disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE};
+use nodecore::{DiskSchedule, LeaseClient, LeaseStep, SlotReader, StoragePath};
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -79,50 +77,13 @@ struct DiskLink {
     link: LinkId,
     io: DiskIo,
     receiver: wire::Receiver,
-    /// The job being put together during one settle, and when its first part was
-    /// issued (its I/O deadline counts from then).
-    job: Option<(Instant, diskio::Job)>,
-    /// The last heartbeat sequence submitted for our slot, its report and when.
-    written_seq: u64,
-    written_report: Option<Arc<engine::NodeReport>>,
-    written_at: Option<Instant>,
-    /// The newest heartbeat not written yet (an unchanged report waits to ride along).
-    latest: Option<engine::Heartbeat>,
-    /// `latest` carries a changed report: write it as soon as no write is in flight.
-    urgent: bool,
-    writing: bool,
-    reading: bool,
-    read_at: Option<Instant>,
-    mailing: bool,
-    mail_at: Option<Instant>,
-    /// A slot write or a peers' read may ride along with another job this long after
-    /// the previous one, and goes by itself this long after it.
-    ride_after: Duration,
-    due_after: Duration,
+    /// Its jobs: what each settle asks of the disk, and when slots and the mailbox
+    /// are due ([`DiskSchedule`]).
+    schedule: DiskSchedule,
     /// Which slots hold news (by their bytes): see [`SlotReader`].
     slots: SlotReader<Vec<u8>>,
     /// The path's verdict, as reported to the engine.
     path: StoragePath,
-}
-
-impl DiskLink {
-    /// When a slot write or a peers' read must go by itself.
-    fn next_due(&self) -> Instant {
-        let mut at = Instant::MAX;
-        if !self.reading {
-            at = at.min(self.read_at.map_or(Instant(0), |t| t + self.due_after));
-        }
-        if !self.writing && self.latest.is_some() {
-            let after = if self.urgent { Duration::ZERO } else { self.due_after };
-            at = at.min(self.written_at.map_or(Instant(0), |t| t + after));
-        }
-        at
-    }
-
-    /// The job of this settle (to which the caller adds), started at `now` if there is none.
-    fn job(&mut self, now: Instant) -> &mut diskio::Job {
-        &mut self.job.get_or_insert_with(|| (now, diskio::Job::default())).1
-    }
 }
 
 pub struct Node {
@@ -277,8 +238,6 @@ impl Node {
                 }
                 LinkConfig::Disk { path } => {
                     let area = open_area(path, &spec)?;
-                    let every = spec.timing.heartbeat_interval * disk_beat_every(&spec.timing);
-                    let half = spec.timing.heartbeat_interval / 2;
                     disk = Some(DiskLink {
                         link,
                         io: DiskIo::new(
@@ -293,19 +252,7 @@ impl Node {
                             cluster_id,
                             wire::Route { link, to: None },
                         ),
-                        job: None,
-                        written_seq: 0,
-                        written_report: None,
-                        written_at: None,
-                        latest: None,
-                        urgent: false,
-                        writing: false,
-                        reading: false,
-                        read_at: None,
-                        mailing: false,
-                        mail_at: None,
-                        ride_after: every - half,
-                        due_after: every + half,
+                        schedule: DiskSchedule::new(&spec.timing),
                         slots: SlotReader::new(spec.nodes.len()),
                         path: StoragePath::new(&spec.timing),
                     });
@@ -533,7 +480,7 @@ impl Node {
             exact: Instant::MAX,
         };
         if let Some(disk) = &self.disk {
-            deadlines.soft = deadlines.soft.min(disk.next_due());
+            deadlines.soft = deadlines.soft.min(disk.schedule.next_due());
             deadlines.exact = disk.io.next_deadline();
             if let (Some(sent), Some(client)) = (disk.io.quiet_lease_write(), self.lease.disk()) {
                 deadlines.expected = sent + EXPECTED_WRITE + client.config().settle;
@@ -614,9 +561,9 @@ impl Node {
         }
         self.inputs.extend(woke);
         if let Some(disk) = self.disk.as_mut() {
-            if now >= disk.next_due() {
+            if now >= disk.schedule.next_due() {
                 // Something is due: a job goes (what else is nearly due rides along).
-                disk.job(now);
+                disk.schedule.job(now);
             }
         }
         if let Some(interval) = self.watchdog {
@@ -817,23 +764,7 @@ impl Node {
             LinkKind::Disk => {
                 let now = self.clock.now();
                 let Some(disk) = self.disk.as_mut() else { return };
-                let newest = disk.latest.as_ref().map_or(disk.written_seq, |m| m.sequence);
-                if message.sequence == newest {
-                    return; // one slot for every peer: once per heartbeat
-                }
-                let changed =
-                    !disk.written_report.as_ref().is_some_and(|r| Arc::ptr_eq(r, &message.report));
-                // The echo is for one peer only; the slot is read by all.
-                let mut copy = message.clone();
-                copy.echo = None;
-                disk.latest = Some(copy);
-                if changed {
-                    // A changed report goes at once (after the write in flight).
-                    disk.urgent = true;
-                    if !disk.writing {
-                        disk.job(now);
-                    }
-                }
+                disk.schedule.heartbeat(now, message);
             }
         }
     }
@@ -856,41 +787,33 @@ impl Node {
     fn flush_disk(&mut self) {
         let now = self.clock.now();
         let Some(disk) = self.disk.as_mut() else { return };
-        let Some((issued, mut job)) = disk.job.take() else { return };
-        let since = |at: Option<Instant>| at.map_or(Duration::MAX, |t| now.saturating_since(t));
+        let Some((issued, plan)) = disk.schedule.take_job(now) else { return };
+        let mut job = diskio::Job {
+            lease: plan.lease,
+            slot: None,
+            peers: plan.peers,
+            mail: plan.mail,
+            time_writes: plan.time_writes,
+        };
         let mut too_large = None;
-        if !disk.writing && (disk.urgent || since(disk.written_at) >= disk.ride_after) {
-            if let Some(message) = disk.latest.take() {
-                disk.urgent = false;
-                disk.written_seq = message.sequence;
-                disk.written_report = Some(message.report.clone());
-                disk.written_at = Some(now);
-                let route = wire::Route { link: disk.link, to: None };
-                match wire::encode(&self.key, self.cluster_id, route, &message) {
-                    Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
-                        disk.writing = true;
-                        job.slot = Some((message.sequence, frame));
-                    }
-                    Ok(frame) => {
-                        too_large = Some(format!(
-                            "{} bytes, the slot holds {}",
-                            frame.len(),
-                            diskarea::HEARTBEAT_BYTES_MAX
-                        ));
-                    }
-                    Err(e) => too_large = Some(e.to_string()),
+        if let Some(message) = plan.slot {
+            let route = wire::Route { link: disk.link, to: None };
+            match wire::encode(&self.key, self.cluster_id, route, &message) {
+                Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
+                    job.slot = Some((message.sequence, frame));
                 }
+                Ok(frame) => {
+                    too_large = Some(format!(
+                        "{} bytes, the slot holds {}",
+                        frame.len(),
+                        diskarea::HEARTBEAT_BYTES_MAX
+                    ));
+                }
+                Err(e) => too_large = Some(e.to_string()),
             }
-        }
-        if !disk.reading && since(disk.read_at) >= disk.ride_after {
-            disk.reading = true;
-            disk.read_at = Some(now);
-            job.peers = true;
-        }
-        if !disk.mailing && since(disk.mail_at) >= MAILBOX_READ_EVERY {
-            disk.mailing = true;
-            disk.mail_at = Some(now);
-            job.mail = true;
+            if job.slot.is_none() {
+                disk.schedule.slot_not_written();
+            }
         }
         let link = disk.link;
         let failed_at_once = disk.io.submit(issued, job);
@@ -990,13 +913,10 @@ impl Node {
         }
         let Some(disk) = self.disk.as_mut() else { return };
         if done.slot.is_some() {
-            disk.writing = false;
-            if disk.urgent && disk.latest.is_some() {
-                disk.job(now);
-            }
+            disk.schedule.slot_done(now);
         }
         if let Some(peers) = done.peers {
-            disk.reading = false;
+            disk.schedule.peers_done();
             match peers {
                 // Read at the job's end: the answer of a quiet job waits for the next
                 // wake-up, which must not count as hearing the peer later.
@@ -1006,7 +926,7 @@ impl Node {
         }
         if let Some(mail) = done.mail {
             if let Some(disk) = self.disk.as_mut() {
-                disk.mailing = false;
+                disk.schedule.mail_done();
             }
             if let Ok(mail) = mail {
                 self.read_mail(mail);
@@ -1160,7 +1080,7 @@ impl Node {
                     tracing::debug!(io = io.0, now = now.0, "lease I/O: {op:?}");
                     let held = self.lease.disk().is_some_and(|c| c.held().next().is_some());
                     if let Some(disk) = self.disk.as_mut() {
-                        let job = disk.job(now);
+                        let job = disk.schedule.job(now);
                         // A write with groups held is a renewal whose read after the
                         // settle counts from its end: the worker notes it.
                         job.time_writes |= matches!(op, IoOp::Write(..)) && held;

@@ -2,16 +2,19 @@
 //! (time and results in as data, actions out as data; no clock, no I/O, no threads) so
 //! that the daemon (`tandem node`) and the simulator run the very same rules. Today it
 //! holds the timing rules ([`timing`]), the lease client every node runs beside its
-//! engine ([`lease`]) what counts as news in the peers' disk slots ([`slots`]) and the verdict on the
-//! path to the shared disk ([`storage`]); the
-//! disk link's scheduling and the rest of the daemon's glue are
-//! to move here next (issue 19), until the daemon's loop only carries actions out.
+//! engine ([`lease`]), what counts as news in the peers' disk slots ([`slots`]), the
+//! verdict on the path to the shared disk ([`storage`]) and the disk jobs' schedule
+//! ([`disk`]). The rest of the daemon's glue (the disk jobs' deadlines, quiet and prompt
+//! answers) is to move here next (issue 19), until the daemon's loop only carries
+//! actions out.
 
+pub mod disk;
 pub mod lease;
 pub mod slots;
 pub mod storage;
 pub mod timing;
 
+pub use disk::{DiskSchedule, JobPlan};
 pub use lease::{LeaseClient, LeaseStep};
 pub use slots::SlotReader;
 pub use storage::StoragePath;
