@@ -1,5 +1,5 @@
 //! The lab benchmarks of issue 3, as root (`TANDEM_LAB=1`): `cargo bench -p tandem
-//! --bench lab` (or `cargo xtask bench --lab`). Each figure is a median and a p99 over
+//! --bench lab` (or `TANDEM_LAB=1 cargo xtask bench`, which runs them after the others). Each figure is a median and a p99 over
 //! fresh labs (`TANDEM_BENCH_TRIALS`, default 20; with 20 trials the p99 is the worst
 //! trial). Nothing is asserted: the figures go to docs/benchmarks.md and the issue note.
 //!

@@ -69,7 +69,7 @@ pub use names::{leftovers, sweep, Swept};
 /// disk: `/dev/shm` when it is a tmpfs, the temporary directory otherwise. The lab keeps
 /// its images there, and the file-backed disk areas of tests and of the loopback demo
 /// belong there too: over a file on a busy system disk one `O_DSYNC` write took up to
-/// 450 ms, fifteen disk I/O timeouts (measured 2026-12-06, docs/benchmarks.md).
+/// 450 ms, fifteen disk I/O timeouts (measured 2026-12-06, docs/design-notes.md).
 pub fn memory_dir() -> PathBuf {
     names::image_dir()
 }

@@ -49,7 +49,7 @@ impl DiskLeaseClient {
     pub(super) fn watch_round(&mut self, now: Instant) {
         // The window opens at the first read after the owner's last renewal, so the poll
         // period (L/10) adds up to itself to a takeover; polling faster costs a standby
-        // more wake-ups at idle than it gains (measured in docs/benchmarks.md).
+        // more wake-ups at idle than it gains (measured: docs/design-notes.md).
         self.next_watch = now + self.config.watch_poll_interval;
         let held = &self.held;
         self.observed.retain(|g, _| !held.contains_key(g));
