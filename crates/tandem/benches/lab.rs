@@ -1,7 +1,7 @@
 //! The lab benchmarks of issue 3, as root (`TANDEM_LAB=1`): `cargo bench -p tandem
-//! --bench lab` (or `TANDEM_LAB=1 cargo xtask bench`, which runs them after the others). Each figure is a median and a p99 over
-//! fresh labs (`TANDEM_BENCH_TRIALS`, default 20; with 20 trials the p99 is the worst
-//! trial). Nothing is asserted: the figures go to docs/benchmarks.md and the issue note.
+//! --bench lab` (or `TANDEM_LAB=1 cargo xtask bench`, which runs them after the others).
+//! Each figure is a median and a p99 over fresh labs (`TANDEM_BENCH_TRIALS`, default 20;
+//! with 20 trials the p99 is the worst trial). Nothing is asserted: the figures go to docs/benchmarks.md and the issue note.
 //!
 //! - **failover outage** as the client sees it: a `tandem probe` in the client namespace
 //!   connects to the VIP every 10 ms; the outage runs from its last good answer before the
