@@ -208,6 +208,8 @@ enum Ev {
         ok: bool,
         /// It lands after the client's I/O timeout (the client gave up on it).
         stale: bool,
+        /// Real instant of its deadline: issued + the I/O timeout.
+        deadline_ns: u64,
     },
     LeaseTimer {
         node: NodeId,
@@ -330,7 +332,7 @@ enum Missed {
     /// An input its engine would have been given.
     Input(Input),
     /// A disk lease I/O that completed while the daemon was stopped.
-    IoDone { io: IoId, result: IoResult },
+    IoDone { io: IoId, result: IoResult, deadline_ns: u64 },
 }
 
 struct Host<C> {
@@ -815,9 +817,9 @@ impl<C: Core> Sim<C> {
                 self.trace.u64(id.0);
                 self.lease_reply(node, boot, id, result);
             }
-            Ev::LeaseIo { node, boot, io, op, ok, stale } => {
+            Ev::LeaseIo { node, boot, io, op, ok, stale, deadline_ns } => {
                 self.trace.u64(io.0);
-                self.lease_io(node, boot, io, op, ok, stale);
+                self.lease_io(node, boot, io, op, ok, stale, deadline_ns);
             }
             Ev::LeaseTimer { node, boot, generation } => {
                 let local = self.local(node);
@@ -1450,7 +1452,8 @@ impl<C: Core> Sim<C> {
                 LeaseStep::DiskIo { io, op } => {
                     let (ok, latency) = self.disk.io(&mut self.rng, node);
                     let stale = latency >= self.io_timeout_ns();
-                    let ev = Ev::LeaseIo { node, boot, io, op, ok, stale };
+                    let deadline_ns = self.now + self.io_timeout_ns();
+                    let ev = Ev::LeaseIo { node, boot, io, op, ok, stale, deadline_ns };
                     self.queue.push(self.now + latency, ev);
                     continue;
                 }
@@ -1485,7 +1488,17 @@ impl<C: Core> Sim<C> {
         }
     }
 
-    fn lease_io(&mut self, node: NodeId, boot: u64, io: IoId, op: IoOp, ok: bool, stale: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn lease_io(
+        &mut self,
+        node: NodeId,
+        boot: u64,
+        io: IoId,
+        op: IoOp,
+        ok: bool,
+        stale: bool,
+        deadline_ns: u64,
+    ) {
         // The device carries out a write whether or not its daemon still lives.
         let result = match (ok, op) {
             (false, _) => {
@@ -1502,16 +1515,25 @@ impl<C: Core> Sim<C> {
                 IoResult::Written
             }
         };
-        self.io_done(node, boot, io, result);
+        self.io_done(node, boot, io, result, deadline_ns);
     }
 
     /// Hands a completed disk lease I/O to the node's lease client (kept for the resume
-    /// while its daemon is paused).
-    fn io_done(&mut self, node: NodeId, boot: u64, io: IoId, result: IoResult) {
+    /// while its daemon is paused). As the daemon's disk worker does (`diskio`), an
+    /// answer its loop reads after the I/O's deadline counts as failed: a paused daemon
+    /// learns of its I/O only when it resumes, and what a read found before the pause
+    /// must not pass for what the disk holds after it (active-standby seed 273: a claim
+    /// read from before a pause led to a claim over the peer's, S1).
+    fn io_done(&mut self, node: NodeId, boot: u64, io: IoId, result: IoResult, deadline_ns: u64) {
         let local = self.local(node);
+        let result = if self.now >= deadline_ns && !matches!(result, IoResult::Failed(_)) {
+            IoResult::Failed("disk I/O did not finish within the I/O timeout".into())
+        } else {
+            result
+        };
         match self.daemon_mut(node, boot) {
             Some(Daemon { paused: Some(paused), .. }) => {
-                paused.backlog.push(Missed::IoDone { io, result });
+                paused.backlog.push(Missed::IoDone { io, result, deadline_ns });
             }
             Some(Daemon { client, .. }) if client.disk().is_some() => {
                 let ok = !matches!(result, IoResult::Failed(_));
@@ -1861,7 +1883,9 @@ impl<C: Core> Sim<C> {
             match missed {
                 Missed::Event(ev) => self.dispatch(ev),
                 Missed::Input(input) => self.feed(node, Some(input)),
-                Missed::IoDone { io, result } => self.io_done(node, boot, io, result),
+                Missed::IoDone { io, result, deadline_ns } => {
+                    self.io_done(node, boot, io, result, deadline_ns)
+                }
             }
         }
         if self.daemon_mut(node, boot).is_some() {

@@ -228,13 +228,12 @@ impl DiskLeaseClient {
     /// `now` (with one from `ended`, a read issued on a late answer would count as failed
     /// at once, and every observation would be dropped).
     ///
-    /// Whatever the shell does, an I/O that ended at or after its deadline counts as
-    /// unfinished (as [`DiskLeaseClient::timeout`] would have made it). A shell whose
-    /// loop stopped (SIGSTOP) learns of its I/O only when it runs again, possibly before
-    /// it calls `timeout`: a claim read that found the group free before the stop must
-    /// not lead to a claim after it (found by the simulator, active-standby seed 273: a
-    /// daemon paused in the middle of an acquire overwrote the claim its peer made
-    /// meanwhile and started the group beside it).
+    /// `ended` must be true: never later than the I/O really ended. A shell that learns
+    /// of an I/O only long after (its loop was stopped) must count it as failed once its
+    /// deadline has passed, as the daemon's disk worker does (`diskio`): a claim read
+    /// that found the group free before a stop, handed over after it as if it had just
+    /// ended, would lead to a claim over the one a peer made meanwhile (found by the
+    /// simulator, active-standby seed 273).
     pub fn io_done(&mut self, now: Instant, ended: Instant, io: IoId, result: IoResult) {
         let ended = ended.min(now);
         if !matches!(result, IoResult::Unfinished(_)) {
@@ -246,20 +245,10 @@ impl DiskLeaseClient {
                 }
             }
         }
-        if let Some((group, before, deadline)) = self.watch_ios.remove(&io) {
-            if ended >= deadline {
-                self.observed.remove(&group); // as `timeout` does
-                return;
-            }
+        if let Some((group, before, _)) = self.watch_ios.remove(&io) {
             self.watch_done(now, ended, group, before, result);
             return;
         }
-        let late = self.ios.get(&io).is_some_and(|(_, _, deadline)| ended >= *deadline);
-        let result = if late {
-            IoResult::Unfinished("it ended after its I/O timeout".into())
-        } else {
-            result
-        };
         let now = ended;
         let Some((key, reads, _)) = self.ios.remove(&io) else {
             return; // timed out earlier, or its task ended
