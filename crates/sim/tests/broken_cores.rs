@@ -2,7 +2,9 @@
 //! duty broken (a [`Broken`] wrapper that filters or alters its inputs, outputs or
 //! status) must be caught by the guarantee's checker in a plain run, while the real
 //! engine passes the same run with no violation at all. Without this, a checker that
-//! never fires would look like a proof. One test per guarantee (S1-S5, L1, L2, C); the
+//! never fires would look like a proof. One test per guarantee (S1-S5, L1, L2) and one
+//! per breach of the engine's contract that C judges (an unknown resource, a busy
+//! loop, outputs that never settle, a guard deadline reached under a live engine); the
 //! safety checkers are shown on scripted runs, L1 and L2 on a swarm run without faults
 //! (only a swarm run heals and checks liveness). (S1 against greedy nodes without
 //! arbitration is also in `sim.rs`'s own tests.)
@@ -458,4 +460,69 @@ impl Breakage for BusyLoop {
 #[test]
 fn c_catches_a_core_that_never_waits() {
     plain_caught::<BusyLoop>(ArbitrationKind::Disk, secs(1), Guarantee::Contract);
+}
+
+/// Once, two seconds in, does not settle: instead of waiting it repeats the last event
+/// its engine gave, for as long as it is polled in that turn.
+#[derive(Default)]
+struct Chatters {
+    last: Option<Output>,
+    /// In the turn in which it chatters; `done` once that turn is over.
+    chattering: bool,
+    done: bool,
+}
+
+impl Breakage for Chatters {
+    fn input(&mut self, _: &Node, input: Input, _: &mut VecDeque<Output>) -> Option<Input> {
+        self.done |= self.chattering;
+        self.chattering = false;
+        Some(input)
+    }
+    fn output(&mut self, node: &mut Node, output: Output, out: &mut VecDeque<Output>) {
+        if matches!(output, Output::Event(_)) {
+            self.last = Some(output.clone());
+        }
+        let due = !self.done && node.now >= Instant(2_000_000_000) && self.last.is_some();
+        match (output, self.last.clone()) {
+            (Output::Wait(_), Some(event)) if due => {
+                self.chattering = true;
+                out.push_back(event);
+            }
+            (output, _) => out.push_back(output),
+        }
+    }
+}
+
+/// C must catch a core that does not settle: the simulator polls a bounded number of
+/// outputs per input, then reports it (the daemon's loop would spin in that turn).
+#[test]
+fn c_catches_a_core_that_never_settles() {
+    plain_caught::<Chatters>(ArbitrationKind::Disk, secs(3), Guarantee::Contract);
+}
+
+/// Arms its fence guard once and never moves it: every later `Output::ArmFence` is
+/// dropped, so the guard reaches its first deadline while the engine still runs and
+/// renews its lease.
+#[derive(Default)]
+struct GuardNeverMoved {
+    armed: bool,
+}
+
+impl Breakage for GuardNeverMoved {
+    fn output(&mut self, _: &mut Node, output: Output, out: &mut VecDeque<Output>) {
+        if let Output::ArmFence { deadline, .. } = output {
+            if self.armed {
+                return;
+            }
+            self.armed = deadline.is_some();
+        }
+        out.push_back(output);
+    }
+}
+
+/// C must catch a guard deadline reached under a live engine: a running engine keeps
+/// its guard ahead of it with every renewal.
+#[test]
+fn c_catches_a_core_that_never_moves_its_guard() {
+    plain_caught::<GuardNeverMoved>(ArbitrationKind::Disk, secs(5), Guarantee::Contract);
 }
