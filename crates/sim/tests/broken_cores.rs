@@ -3,11 +3,11 @@
 //! status) must be caught by the guarantee's checker in a plain run, while the real
 //! engine passes the same run with no violation at all. Without this, a checker that
 //! never fires would look like a proof. One test per guarantee (S1-S5, L1, L2) and one
-//! per breach of the engine's contract that C judges (an unknown resource, a busy
-//! loop, outputs that never settle, a guard deadline reached under a live engine); the
-//! safety checkers are shown on scripted runs, L1 and L2 on a swarm run without faults
-//! (only a swarm run heals and checks liveness). (S1 against greedy nodes without
-//! arbitration is also in `sim.rs`'s own tests.)
+//! per breach of the engine's contract that C judges (an unknown resource, a heartbeat
+//! to no peer, a busy loop, outputs that never settle, a guard deadline reached under a
+//! live engine). The safety checkers are shown on scripted runs, L1 and L2 on a swarm
+//! run without faults (only a swarm run heals and checks liveness). (S1 against greedy
+//! nodes without arbitration is also in `sim.rs`'s own tests.)
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -525,4 +525,29 @@ impl Breakage for GuardNeverMoved {
 #[test]
 fn c_catches_a_core_that_never_moves_its_guard() {
     plain_caught::<GuardNeverMoved>(ArbitrationKind::Disk, secs(5), Guarantee::Contract);
+}
+
+/// Once, beside the engine's first heartbeat, sends a copy of it to itself.
+#[derive(Default)]
+struct TalksToItself {
+    sent: bool,
+}
+
+impl Breakage for TalksToItself {
+    fn output(&mut self, node: &mut Node, output: Output, out: &mut VecDeque<Output>) {
+        if let Output::Heartbeat { link, message, .. } = &output {
+            if !self.sent {
+                self.sent = true;
+                let (link, message) = (*link, message.clone());
+                out.push_back(Output::Heartbeat { link, to: node.me, message });
+            }
+        }
+        out.push_back(output);
+    }
+}
+
+/// C must catch a heartbeat addressed to no peer (here the sender itself).
+#[test]
+fn c_catches_a_core_that_sends_a_heartbeat_to_itself() {
+    plain_caught::<TalksToItself>(ArbitrationKind::Disk, secs(2), Guarantee::Contract);
 }
