@@ -140,8 +140,8 @@ fn swarm_caught<B: Breakage>(seed: u64, guarantee: Guarantee) {
 }
 
 /// A swarm run of the two-node cluster with every fault kind off: the seed draws only
-/// the world (clocks, boot times, latencies, disk errors); everything heals at one
-/// minute and L1/L2 are checked after the liveness bound.
+/// the world (clocks, boot times, latencies, packet loss, disk errors and stalls);
+/// everything heals at one minute and L1/L2 are checked after the liveness bound.
 fn quiet_swarm<C: Core>(seed: u64) -> Sim<C> {
     let spec = sim::cluster::two_node();
     let mut plan = Sim::<C>::swarm_plan(&spec, seed);
