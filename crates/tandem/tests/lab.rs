@@ -621,7 +621,11 @@ fn a_flood_of_replayed_and_damaged_heartbeats_loses_none_and_is_journaled() {
         .and_then(|a| a.iter().find(|s| s["source"] == peer.as_str()))
         .and_then(|s| s["count"].as_u64());
     assert_eq!(from_peer, Some(sent[0]), "{report}");
-    assert!(sent[0] > 10_000, "{report}");
+    // A flood, however busy the machine: the niced flooders get what the nodes leave
+    // (6,000 datagrams in 3 s under a load of 6), each at least ten times the rate that
+    // starts a flood (`FLOOD_REJECTS_PER_SECOND`).
+    let flood_floor = 10 * daemon::net::FLOOD_REJECTS_PER_SECOND * 3;
+    assert!(sent.iter().all(|n| *n > flood_floor), "{report}");
     cluster.wait_code(0, "W2120", Duration::from_secs(2));
     cluster.wait_code(0, "I2121", Duration::from_secs(15));
     for host in 0..2 {
