@@ -9,7 +9,7 @@
 //! **Deadlines.** Every job must finish within the I/O timeout from the moment the loop
 //! submitted it (the delta-lease argument assumes every I/O lands or fails within it).
 //! The loop, not a timer per job, watches the deadlines ([`DiskIo::next_deadline`],
-//! [`DiskIo::expire`]): a job not done by its deadline is answered as failed, its late
+//! [`DiskIo::expire`]; the bookkeeping is `nodecore::Jobs`, shared with the simulator): a job not done by its deadline is answered as failed, its late
 //! answer is ignored, and the worker, which may be blocked in the kernel, is abandoned;
 //! the next job starts a new worker. The worker itself checks the deadline before every
 //! I/O and skips what is already too late, so that a job queued behind a stuck one never
@@ -43,7 +43,6 @@
 //! failovers bimodal, lease at 1.23 s or 1.33 s after the crash). Reading later is
 //! always safe: what a read shows counts from when it ended.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
@@ -164,24 +163,12 @@ struct Work {
     job: Job,
 }
 
-/// A job in flight: its deadline and what to answer if it is missed.
-struct Pending {
-    id: u64,
-    submitted: Instant,
-    deadline: Instant,
-    /// The job's shape, to answer "failed" for each part.
-    shape: Job,
-}
-
-impl Pending {
-    /// The job's answer when it ended after its deadline.
-    fn missed(&self, timeout: Duration) -> Done {
-        Done::failed(&self.shape, &format!("disk I/O did not finish within {timeout:?}"))
+impl nodecore::JobShape for Job {
+    fn has_lease_io(&self) -> bool {
+        !self.lease.is_empty()
     }
-
-    /// The job's answer when its deadline passed before it ended.
-    fn unfinished(&self, timeout: Duration) -> Done {
-        Done::unfinished(&self.shape, &format!("disk I/O did not finish within {timeout:?}"))
+    fn writes_lease(&self) -> bool {
+        self.lease.iter().any(|(_, op)| matches!(op, IoOp::Write(..)))
     }
 }
 
@@ -219,12 +206,11 @@ pub struct DiskIo {
     /// Prompt mode: every answer wakes the loop (read by the worker as it answers).
     prompt_mode: Arc<AtomicBool>,
     worker: Option<std_mpsc::Sender<Work>>,
-    pending: VecDeque<Pending>,
-    next_id: u64,
+    /// The jobs in flight and their deadlines ([`nodecore::Jobs`]), each with its shape
+    /// (to answer "failed" for each part).
+    jobs: nodecore::Jobs<Job>,
     /// Workers abandoned at a missed deadline and still blocked.
     hung: Arc<AtomicUsize>,
-    /// Jobs answered as unfinished at their deadline whose lease I/O has not ended yet.
-    unfinished: Vec<u64>,
 }
 
 impl DiskIo {
@@ -244,10 +230,8 @@ impl DiskIo {
             quiet: std_mpsc::channel(),
             prompt_mode: Arc::default(),
             worker: None,
-            pending: VecDeque::new(),
-            next_id: 0,
+            jobs: nodecore::Jobs::new(timeout),
             hung: Arc::default(),
-            unfinished: Vec::new(),
         }
     }
 
@@ -257,9 +241,7 @@ impl DiskIo {
         if job.is_empty() {
             return None;
         }
-        self.next_id += 1;
-        let id = self.next_id;
-        let deadline = now + self.timeout;
+        let (id, deadline) = self.jobs.next(now);
         let shape = Job {
             lease: job.lease.iter().map(|(io, op)| (*io, op.clone())).collect(),
             slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
@@ -285,7 +267,7 @@ impl DiskIo {
         if let Some(worker) = &self.worker {
             match worker.send(work) {
                 Ok(()) => {
-                    self.pending.push_back(Pending { id, submitted: now, deadline, shape });
+                    self.jobs.submitted(now, shape);
                     return None;
                 }
                 Err(std_mpsc::SendError(back)) => work = back,
@@ -302,7 +284,7 @@ impl DiskIo {
             Ok(sender) => {
                 let _ = sender.send(work);
                 self.worker = Some(sender);
-                self.pending.push_back(Pending { id, submitted: now, deadline, shape });
+                self.jobs.submitted(now, shape);
                 None
             }
             Err(e) => Some(Done::failed(&shape, &format!("cannot start the disk I/O thread: {e}"))),
@@ -361,20 +343,17 @@ impl DiskIo {
     /// deadline), or, for a job already answered as unfinished at its deadline, how its
     /// lease I/O ended.
     pub fn answered(&mut self, answer: Answer) -> Answered {
-        let Some(index) = self.pending.iter().position(|p| p.id == answer.id) else {
-            return match self.unfinished.iter().position(|id| *id == answer.id) {
-                Some(index) => {
-                    self.unfinished.swap_remove(index);
-                    Answered::Ended(answer.done.lease)
-                }
-                None => Answered::Nothing,
-            };
-        };
-        let pending = self.pending.remove(index).expect("found");
-        if answer.done_at > pending.deadline {
-            return Answered::Done(pending.missed(self.timeout));
+        match self.jobs.answered(answer.id, answer.done_at) {
+            nodecore::Verdict::OnTime => Answered::Done(answer.done),
+            nodecore::Verdict::Late(shape) => Answered::Done(Done::failed(&shape, &self.missed())),
+            nodecore::Verdict::Ended => Answered::Ended(answer.done.lease),
+            nodecore::Verdict::Unknown => Answered::Nothing,
         }
-        Answered::Done(answer.done)
+    }
+
+    /// Why a job that missed its deadline failed.
+    fn missed(&self) -> String {
+        format!("disk I/O did not finish within {:?}", self.timeout)
     }
 
     /// The answers of quiet jobs that came since the last call.
@@ -393,24 +372,16 @@ impl DiskIo {
     /// oldest job in flight; otherwise none (the deadlines of quiet jobs are checked
     /// whenever the loop wakes).
     pub fn next_deadline(&self) -> Instant {
-        match self.pending.front() {
-            Some(p) if self.prompt_mode.load(Ordering::SeqCst) => p.deadline,
-            _ => Instant::MAX,
-        }
+        self.jobs.next_deadline(self.prompt_mode.load(Ordering::SeqCst))
     }
 
     /// Answers as failed every job whose deadline passed (its lease I/O as unfinished:
     /// [`DiskIo::answered`] tells when it ends), and abandons the worker that holds them
     /// (the next job starts a new one).
     pub fn expire(&mut self, now: Instant) -> Vec<Done> {
-        let mut out = Vec::new();
-        while self.pending.front().is_some_and(|p| p.deadline <= now) {
-            let missed = self.pending.pop_front().expect("checked");
-            if !missed.shape.lease.is_empty() {
-                self.unfinished.push(missed.id);
-            }
-            out.push(missed.unfinished(self.timeout));
-        }
+        let why = self.missed();
+        let out: Vec<Done> =
+            self.jobs.expire(now).iter().map(|shape| Done::unfinished(shape, &why)).collect();
         if !out.is_empty() && self.worker.take().is_some() {
             // The jobs still queued there will be skipped as too late by the worker
             // (their deadlines come no sooner than the loop's) and answered as failed
@@ -425,17 +396,12 @@ impl DiskIo {
     /// client does next (a renewal's read after the settle) is due a settle after the
     /// write ends.
     pub fn quiet_lease_write(&self) -> Option<Instant> {
-        if self.prompt_mode.load(Ordering::SeqCst) {
-            return None;
-        }
-        let writes =
-            |p: &&Pending| p.shape.lease.iter().any(|(_, op)| matches!(op, IoOp::Write(..)));
-        self.pending.iter().find(writes).map(|p| p.submitted)
+        self.jobs.quiet_lease_write(self.prompt_mode.load(Ordering::SeqCst))
     }
 
     /// Jobs in flight.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.jobs.len()
     }
 }
 
@@ -684,7 +650,7 @@ mod tests {
         }
         assert_eq!(area.read_record(group).unwrap(), claim, "it did land");
         // Only once.
-        assert!(io.unfinished.is_empty());
+        assert_eq!(io.jobs.unfinished(), 0);
     }
 
     #[test]
