@@ -18,19 +18,19 @@
 //! and when to exit after SIGTERM (the engine is quiescent, or the shutdown bound
 //! passed: then the guard, still armed, stops what is left).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arbiter::disk::{IoOp, IoResult, Record};
+use arbiter::disk::Record;
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, CodeInfo, Severity};
 use engine::{
-    AdminState, ArbitrationKind, ClusterSpec, Engine, Event, GroupId, Input, Instant, LeaseRequest,
-    LinkId, LinkKind, NodeId, Output,
+    AdminState, ArbitrationKind, ClusterSpec, Engine, Event, GroupId, Input, Instant, LinkId,
+    LinkKind, NodeId, Output,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -45,8 +45,8 @@ use crate::guard::{GuardLink, GuardNews, GuardOptions};
 use crate::journal;
 use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
-use nodecore::timing::{disk_io_timeout, quiet_renewals, Deadlines, EXPECTED_WRITE};
-use nodecore::{DiskSchedule, LeaseClient, LeaseStep, SlotReader, StoragePath};
+use nodecore::timing::{disk_io_timeout, quiet_renewals, Deadlines};
+use nodecore::{DiskSchedule, Drive, LeaseClient, LeaseDriver, SlotReader, StoragePath};
 
 /// How often at most a link's rejected packets are reported (W2111).
 const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -103,32 +103,14 @@ pub struct Node {
     disk: Option<DiskLink>,
     /// Each peer's newest accepted incarnation and sequence, kept across restarts.
     seen: Seen,
-    lease: LeaseClient,
+    /// The lease client and how it is driven ([`LeaseDriver`]).
+    lease: LeaseDriver,
     guard: GuardLink,
     done_tx: mpsc::UnboundedSender<Done>,
     /// Monitors' answers that need no wake-up of their own (see `executor`).
     quiet_ops: executor::Quiet,
     inputs: VecDeque<Input>,
     engine_wait: Instant,
-    lease_wait: Instant,
-    /// `lease_wait` is a step of quiet work (a renewal's settle, a watch round), which
-    /// may wait a little for a heartbeat tick (`Node::wake_at`).
-    lease_quiet: bool,
-    /// The next step of a quiet renewal while no group is held (the settle after the
-    /// host write): nothing counts on its grant, so it waits for the next wake-up, a
-    /// heartbeat tick at the latest, instead of waking the loop (`Node::wake_at`).
-    lease_idle: Instant,
-    /// The lease requests in flight that are acquires or releases, or renewals when
-    /// they may not be quiet (`quiet_renewals`): while there is one, disk jobs are
-    /// prompt (a lease step follows on each answer; see `diskio`).
-    prompt_requests: BTreeSet<engine::OpId>,
-    /// [`quiet_renewals`] for this cluster's timing.
-    quiet_renewals: bool,
-    /// As told to the disk I/O (`prompt_requests` is not empty).
-    prompt_mode: bool,
-    /// The latest instant given to the lease client (it never sees time go back: a
-    /// quiet job's completion instant is given no earlier than this).
-    lease_floor: Instant,
     loss: BTreeMap<(LinkId, NodeId), LossCounter>,
     rejects_reported: BTreeMap<LinkId, (u64, Instant)>,
     too_large_reported: bool,
@@ -290,6 +272,7 @@ impl Node {
         let lease =
             LeaseClient::new(&spec, me, incarnation, clock.now(), io_timeout, Duration::ZERO);
         let quiet = lease.disk().is_none_or(|c| quiet_renewals(&spec.timing, c.config()));
+        let lease = LeaseDriver::new(lease, quiet, clock.now());
         let mut engine = Engine::new(spec.clone(), me, incarnation, clock.now());
         if let Some(admin) = journal::load_admin(&state_dir) {
             engine.restore_admin(&admin);
@@ -350,13 +333,6 @@ impl Node {
             quiet_ops: executor::Quiet::default(),
             inputs: VecDeque::new(),
             engine_wait: now,
-            lease_wait: Instant::MAX,
-            lease_quiet: false,
-            lease_idle: Instant::MAX,
-            prompt_requests: BTreeSet::new(),
-            quiet_renewals: quiet,
-            prompt_mode: false,
-            lease_floor: now,
             loss: BTreeMap::new(),
             rejects_reported: BTreeMap::new(),
             too_large_reported: false,
@@ -471,19 +447,20 @@ impl Node {
 
     /// When the loop must wake next: see [`Deadlines::wake_at`].
     fn wake_at(&self) -> Instant {
+        let lease = self.lease.wake();
         let mut deadlines = Deadlines {
             soft: self.engine_wait,
-            lease: self.lease_wait,
-            lease_quiet: self.lease_quiet,
-            lease_idle: self.lease_idle,
+            lease: lease.at,
+            lease_quiet: lease.quiet,
+            lease_idle: lease.idle,
             expected: Instant::MAX,
             exact: Instant::MAX,
         };
         if let Some(disk) = &self.disk {
             deadlines.soft = deadlines.soft.min(disk.schedule.next_due());
             deadlines.exact = disk.io.next_deadline();
-            if let (Some(sent), Some(client)) = (disk.io.quiet_lease_write(), self.lease.disk()) {
-                deadlines.expected = sent + EXPECTED_WRITE + client.config().settle;
+            if let Some(sent) = disk.io.quiet_lease_write() {
+                deadlines.expected = self.lease.expected_after(sent);
             }
         }
         if self.watchdog.is_some() {
@@ -543,13 +520,8 @@ impl Node {
         }
         self.drain_lease_client();
         let now = self.clock.now();
-        // Called at every wake-up: the deadlines of quiet I/O are not in `lease_wait`.
-        if let Some(client) = self.lease.disk_mut() {
-            self.lease_floor = now;
-            client.timeout(now);
-        }
-        self.lease_wait = Instant::MAX;
-        self.lease_idle = Instant::MAX;
+        // At every wake-up: the deadlines of quiet I/O are not in the lease's wake-up.
+        self.lease.tick(now);
         if let Some(disk) = self.disk.as_mut() {
             for done in disk.io.expire(now) {
                 self.on_disk_done(done, now);
@@ -645,17 +617,9 @@ impl Node {
                     &self.quiet_ops,
                 );
             }
-            Output::Lease { id, request } => {
-                if self.lease.disk().is_some() {
-                    if !matches!(request, LeaseRequest::Renew) || !self.quiet_renewals {
-                        self.prompt_requests.insert(id);
-                    }
-                    self.lease_floor = self.lease_floor.max(now);
-                }
-                // Without an arbitrator the answer waits in the client for
-                // `drain_lease_client`, which follows every batch of outputs.
-                self.lease.request(now, id, request);
-            }
+            // Without an arbitrator the answer waits in the client for
+            // `drain_lease_client`, which follows every batch of outputs.
+            Output::Lease { id, request } => self.lease.request(now, id, request),
             Output::ArmFence { deadline, keep_earlier } => self.guard.arm(deadline, keep_earlier),
             Output::LockStandby { group } => self.lock_standby(group),
             Output::SelfFence { reason } => self.self_fence(&reason),
@@ -836,12 +800,8 @@ impl Node {
     /// Disk answers wake the loop at once while an acquire or release is in flight (see
     /// `diskio`): entering that mode, the quiet answers already given are read now.
     fn prompt_mode(&mut self) {
-        let on = !self.prompt_requests.is_empty();
         let Some(disk) = self.disk.as_mut() else { return };
-        if on == self.prompt_mode {
-            return;
-        }
-        self.prompt_mode = on;
+        let Some(on) = self.lease.prompt_changed() else { return };
         disk.io.set_prompt_mode(on);
         if on {
             for answer in disk.io.quiet_answers() {
@@ -858,17 +818,8 @@ impl Node {
             diskio::Answered::Ended(lease) => {
                 // A job answered as unfinished at its deadline has ended: its writes
                 // may have landed only now (`DiskLeaseClient::acquire_blocked`).
-                if let Some(client) = self.lease.disk_mut() {
-                    let now = self.clock.now();
-                    for (io, result) in lease {
-                        tracing::debug!(
-                            io = io.0,
-                            ended = ended.0,
-                            "late lease I/O ended: {result:?}"
-                        );
-                        client.io_done(now, ended.min(now), io, result);
-                    }
-                }
+                tracing::debug!(ended = ended.0, "late lease I/O ended: {lease:?}");
+                self.lease.late_done(self.clock.now(), ended, lease);
                 self.drain_lease_client();
             }
             diskio::Answered::Nothing => {}
@@ -884,24 +835,12 @@ impl Node {
             tracing::debug!("disk I/O failed: {done:?}");
         }
         self.storage_result(!failed);
-        if let Some(client) = self.lease.disk_mut() {
+        if self.lease.client().disk().is_some() {
             // The lease protocol counts from completions: the true one (a quiet job's
-            // answer is read later), never before what the client saw last.
-            let at = ended.max(self.lease_floor).min(now);
-            // The writes (listed first) may have ended before the job did.
-            let written_at = done.writes_done_at.map_or(at, |w| w.max(self.lease_floor).min(at));
-            self.lease_floor = at;
-            for (io, result) in done.lease {
-                let at = if result == IoResult::Written { written_at } else { at };
-                tracing::debug!(
-                    io = io.0,
-                    ended = ended.0,
-                    at = at.0,
-                    now = now.0,
-                    "lease I/O done: {result:?}"
-                );
-                client.io_done(now, at, io, result);
-            }
+            // answer is read later), never before what the client saw last
+            // (`LeaseDriver::job_done`).
+            tracing::debug!(ended = ended.0, now = now.0, "lease I/O done: {:?}", done.lease);
+            self.lease.job_done(now, ended, done.writes_done_at, done.lease);
             // The lease client's replies go to the engine before what the rest of this
             // job brings (the peers' slots are heartbeats): the first input handled at
             // or after a heartbeat tick makes the engine tick, and a renewal granted by
@@ -1068,48 +1007,27 @@ impl Node {
     fn drain_lease_client(&mut self) {
         let beat_now = std::mem::take(&mut self.beat_now);
         let now = self.clock.now();
-        if let (true, Some(client)) = (beat_now, self.lease.disk_mut()) {
+        if beat_now {
             // A heartbeat went now (and the disk job with it): a watch round due within
             // half an interval goes too, instead of waking the loop and the disk again.
-            self.lease_floor = self.lease_floor.max(now);
-            client.watch_early(now, self.spec.timing.heartbeat_interval / 2);
+            self.lease.heartbeat_sent(now, self.spec.timing.heartbeat_interval / 2);
         }
-        loop {
-            match self.lease.poll() {
-                LeaseStep::DiskIo { io, op } => {
+        while let Some(drive) = self.lease.poll() {
+            match drive {
+                Drive::DiskIo { io, op, renewal_write } => {
                     tracing::debug!(io = io.0, now = now.0, "lease I/O: {op:?}");
-                    let held = self.lease.disk().is_some_and(|c| c.held().next().is_some());
                     if let Some(disk) = self.disk.as_mut() {
                         let job = disk.schedule.job(now);
-                        // A write with groups held is a renewal whose read after the
-                        // settle counts from its end: the worker notes it.
-                        job.time_writes |= matches!(op, IoOp::Write(..)) && held;
+                        job.time_writes |= renewal_write;
                         job.lease.push((io, op));
                     }
                 }
-                LeaseStep::ToWitness(_) => {
+                Drive::ToWitness(_) => {
                     unreachable!("the daemon refuses witness arbitration at its start")
                 }
-                LeaseStep::Reply { id, result } => {
+                Drive::Reply { id, result } => {
                     tracing::debug!(now = now.0, "lease reply: {result:?}");
-                    self.prompt_requests.remove(&id);
                     self.inputs.push_back(Input::Lease { id, result });
-                }
-                LeaseStep::Wait(at) => {
-                    let Some(client) = self.lease.disk() else { break };
-                    // With only quiet I/O in flight, its deadlines wait for the next
-                    // wake-up (`on_time` calls the client every time).
-                    let quiet = self.prompt_requests.is_empty() && !self.prompt_mode;
-                    let (tasks, watch) = client.next_steps();
-                    self.lease_quiet = quiet;
-                    (self.lease_wait, self.lease_idle) = match quiet {
-                        false => (at, Instant::MAX),
-                        // Quiet with no group held: the only tasks are renewals of
-                        // nothing (acquires and releases are prompt).
-                        true if client.held().next().is_none() => (watch, tasks),
-                        true => (tasks.min(watch), Instant::MAX),
-                    };
-                    break;
                 }
             }
         }

@@ -145,7 +145,7 @@ impl LeaseClient {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(watch, Instant(0));
     }
 
-    fn engine_spec() -> ClusterSpec {
+    pub(crate) fn engine_spec() -> ClusterSpec {
         use engine::{GroupSpec, NodeSpec, Timing};
         ClusterSpec {
             name: "t".into(),
