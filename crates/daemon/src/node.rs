@@ -45,6 +45,7 @@ use crate::guard::{GuardLink, GuardNews, GuardOptions};
 use crate::journal;
 use crate::net::{LossCounter, UdpLink};
 use crate::seen::Seen;
+use nodecore::shutdown::{after_stop_signal, AfterStop};
 use nodecore::timing::{disk_io_timeout, quiet_renewals, Deadlines};
 use nodecore::{DiskSchedule, Drive, LeaseClient, LeaseDriver, SlotReader, StoragePath};
 
@@ -362,14 +363,15 @@ impl Node {
         let mut signals = 0u32;
         loop {
             self.settle();
-            if let Some(by) = self.shutdown_by {
-                let now = self.clock.now();
-                if self.engine.is_quiescent() {
+            let now = self.clock.now();
+            match after_stop_signal(self.shutdown_by, now, self.engine.is_quiescent()) {
+                AfterStop::Stay => {}
+                AfterStop::ExitClean => {
                     self.stopped("stopped cleanly: no group runs here any more, leases released");
                     self.guard.exit();
                     return Ok(());
                 }
-                if now >= by {
+                AfterStop::ExitArmed => {
                     self.stopped(
                         "shutdown took too long: exiting with the fence guard armed; it stops \
                          what is left when the lease runs out",
