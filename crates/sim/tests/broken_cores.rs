@@ -2,7 +2,7 @@
 //! one duty of the real engine (its outputs filtered) must be caught by the guarantee's
 //! checker in a plain run, while the real engine passes the same run. Without this, a
 //! checker that never fires would look like a proof. (S1 against arbitration "none" is
-//! in `sim.rs`'s own tests, with a greedy core.)
+//! in `sim/tests.rs`, with a greedy core.)
 
 use std::sync::Arc;
 use std::time::Duration;
