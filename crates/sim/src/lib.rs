@@ -4,7 +4,8 @@
 //! resource agents and hosts, and one checker per guarantee of PRODUCT.md section 3.
 //!
 //! Code map:
-//! - [`sim`]: the event loop, the scripted API and the swarm runner;
+//! - [`sim`]: the event loop, the world, the lease client's driving, the scripted API and
+//!   the swarm runner, one file each under `sim/`;
 //! - [`check`]: the checkers (S1-S5, L1, L2), fed with ground truth;
 //! - the lease protocols (disk, witness) are pure state machines in the `arbiter` crate;
 //!   their randomized safety checks run here (`protocol_checks`);

@@ -7,7 +7,7 @@
 //! to no peer, a busy loop, outputs that never settle, a guard deadline reached under a
 //! live engine). The safety checkers are shown on scripted runs, L1 and L2 on a swarm
 //! run without faults (only a swarm run heals and checks liveness). (S1 against greedy
-//! nodes without arbitration is also in `sim.rs`'s own tests.)
+//! nodes without arbitration is also in `sim/tests.rs`.)
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
