@@ -7,7 +7,8 @@
 //! to no peer, a busy loop, outputs that never settle, a guard deadline reached under a
 //! live engine). The safety checkers are shown on scripted runs, L1 and L2 on a swarm
 //! run without faults (only a swarm run heals and checks liveness). (S1 against greedy
-//! nodes without arbitration is also in `sim/tests.rs`.)
+//! nodes without arbitration is also in `sim/tests.rs`.) And one bug planted in the node
+//! core rather than the engine (`nodecore::shutdown`), which the simulator now runs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -550,4 +551,33 @@ impl Breakage for TalksToItself {
 #[test]
 fn c_catches_a_core_that_sends_a_heartbeat_to_itself() {
     plain_caught::<TalksToItself>(ArbitrationKind::Disk, secs(2), Guarantee::Contract);
+}
+
+/// A planted bug in the node core, not in the engine: `nodecore::shutdown`'s rule made to
+/// exit cleanly (the fence guard disarmed) as soon as the daemon is told to stop, with its
+/// group still running. The simulator runs the node core's rule, as the daemon does, so
+/// the owner's resources outlive their daemon and their guard, beta takes the group over
+/// once the lease runs out, and S1 catches it; the real rule hands the group over first.
+/// (Before the node core, this rule lived only in the daemon's loop: no seed could see it.)
+#[test]
+fn s1_catches_a_planted_bug_in_the_node_core_s_exit_rule() {
+    use nodecore::shutdown::{after_stop_signal, AfterStop};
+    fn exits_at_once(by: Option<Instant>, _now: Instant, _quiescent: bool) -> AfterStop {
+        if by.is_some() {
+            AfterStop::ExitClean
+        } else {
+            AfterStop::Stay
+        }
+    }
+    let run = |rule: fn(Option<Instant>, Instant, bool) -> AfterStop| {
+        let mut options = sim::Options::scripted();
+        options.after_stop = rule;
+        let mut sim: Sim<Engine> = Sim::scripted(sim::cluster::two_node(), options);
+        sim.run_until(secs(10));
+        let alpha = sim.node("alpha");
+        sim.shutdown(alpha);
+        sim.run_until(secs(40));
+        sim
+    };
+    caught(&run(exits_at_once), &run(after_stop_signal), Guarantee::S1);
 }

@@ -108,6 +108,10 @@ pub struct Options {
     /// When the fence guard acts (the real rule, or an older one kept to show that the
     /// checkers catch what it allowed).
     pub fence_guard: FenceGuardRule,
+    /// When a daemon given a stop signal exits: the node core's rule
+    /// ([`nodecore::shutdown::after_stop_signal`]), which the daemon runs too; a test
+    /// plants a bug in it to show that the checkers catch one in the node core.
+    pub after_stop: fn(Option<Instant>, Instant, bool) -> nodecore::shutdown::AfterStop,
 }
 
 /// When the simulated fence guard stops a host's resources.
@@ -146,6 +150,7 @@ impl Options {
             witness_reply_timeout: Duration::from_millis(100),
             reset_delay_ns: (20 * SEC, 20 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
+            after_stop: nodecore::shutdown::after_stop_signal,
         }
     }
 }

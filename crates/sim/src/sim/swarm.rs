@@ -133,6 +133,7 @@ impl<C: Core> Sim<C> {
             witness_reply_timeout: Duration::from_millis(150),
             reset_delay_ns: (SEC, 30 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
+            after_stop: nodecore::shutdown::after_stop_signal,
         };
         let bound = liveness_bound(&spec, &plan.agents);
         let total = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);

@@ -7,7 +7,7 @@
 //! stop signal. It must not decide anything an engine decides, and leaves the driving of
 //! the lease client to `leases`.
 
-use nodecore::shutdown::{after_stop_signal, AfterStop};
+use nodecore::shutdown::AfterStop;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -508,8 +508,9 @@ impl<C: Core> Sim<C> {
         let local = self.local(node);
         let host = &self.hosts[usize::from(node.0)];
         let Some(daemon) = host.daemon.as_ref().filter(|d| d.paused.is_none()) else { return };
-        // The daemon's own rule.
-        match after_stop_signal(daemon.shutdown_by, local, daemon.core.is_quiescent()) {
+        // The daemon's own rule (`Options::after_stop`).
+        let rule = self.options.after_stop;
+        match rule(daemon.shutdown_by, local, daemon.core.is_quiescent()) {
             AfterStop::Stay => {}
             AfterStop::ExitClean => self.daemon_stopped(
                 node,
