@@ -8,15 +8,16 @@
 //! ([`crate::diskio`]) as *jobs*: what one moment needs (the lease client's I/O, our
 //! heartbeat slot, the peers' slots, our mailbox) in one hand-off, and an unchanged
 //! heartbeat report or a peers' read that is nearly due rides along with a job that
-//! goes anyway (see [`disk_beat_every`]): at idle a node touches the disk a few times per
-//! lease renewal, not once per record.
+//! goes anyway ([`nodecore::DiskSchedule`]): at idle a node touches the disk a few times
+//! per lease renewal, not once per record.
 //!
-//! What the loop decides itself, beyond carrying outputs out, is moving into the
-//! `nodecore` crate, which the simulator runs too: the verdict on the local path to the
-//! shared disk ([`nodecore::StoragePath`]) and which disk slots are news
-//! ([`nodecore::SlotReader`]) are there already; still here: the disk jobs' scheduling,
-//! and when to exit after SIGTERM (the engine is quiescent, or the shutdown bound
-//! passed: then the guard, still armed, stops what is left).
+//! What the loop decides beyond carrying outputs out is in the `nodecore` crate, whose
+//! rules the simulator runs too: the disk jobs' schedule ([`nodecore::DiskSchedule`]) and
+//! deadlines ([`nodecore::Jobs`], through `diskio`), the lease client's glue
+//! ([`nodecore::LeaseDriver`]), which disk slots are news ([`nodecore::SlotReader`]), the
+//! disk path's verdict ([`nodecore::StoragePath`]) and the exit after SIGTERM
+//! ([`nodecore::shutdown`]). The simulator does not yet run the schedule, the deadlines
+//! and the driver (issue 19); the loop itself still wires them together.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -749,7 +750,8 @@ impl Node {
 
     /// Hands the job of this settle to the disk worker, with what rides along: our newest
     /// heartbeat if a write is nearly due (or its report changed), the peers' slots if
-    /// a read is nearly due, the mailbox once per [`MAILBOX_READ_EVERY`].
+    /// a read is nearly due, the mailbox once per `nodecore::timing::MAILBOX_READ_EVERY`
+    /// ([`DiskSchedule::take_job`]).
     fn flush_disk(&mut self) {
         let now = self.clock.now();
         let Some(disk) = self.disk.as_mut() else { return };

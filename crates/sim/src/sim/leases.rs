@@ -41,9 +41,8 @@ impl<C: Core> Sim<C> {
             let wait = match daemon.client.poll() {
                 LeaseStep::DiskIo { io, op } => {
                     let (ok, latency) = self.disk.io(&mut self.rng, node);
-                    let stale = latency >= self.io_timeout_ns();
                     let deadline_ns = self.now + self.io_timeout_ns();
-                    let ev = Ev::LeaseIo { node, boot, io, op, ok, stale, deadline_ns };
+                    let ev = Ev::LeaseIo { node, boot, io, op, ok, deadline_ns };
                     self.queue.push(self.now + latency, ev);
                     continue;
                 }
@@ -78,7 +77,8 @@ impl<C: Core> Sim<C> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A disk lease I/O lands; past `deadline_ns` it is stale (its writer gave up on it:
+    /// a stalled disk).
     pub(super) fn lease_io(
         &mut self,
         node: NodeId,
@@ -86,9 +86,9 @@ impl<C: Core> Sim<C> {
         io: IoId,
         op: IoOp,
         ok: bool,
-        stale: bool,
         deadline_ns: u64,
     ) {
+        let stale = self.now >= deadline_ns;
         // The device carries out a write whether or not its daemon still lives.
         let result = match (ok, op) {
             (false, _) => {

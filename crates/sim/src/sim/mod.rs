@@ -191,9 +191,8 @@ enum Ev {
         io: IoId,
         op: IoOp,
         ok: bool,
-        /// It lands after the client's I/O timeout (the client gave up on it).
-        stale: bool,
-        /// Real instant of its deadline: issued + the I/O timeout.
+        /// Real instant of its deadline, issued + the I/O timeout: it lands stale after
+        /// it (the client gave up on it).
         deadline_ns: u64,
     },
     LeaseTimer {
@@ -601,9 +600,9 @@ impl<C: Core> Sim<C> {
                 self.trace.u64(id.0);
                 self.lease_reply(node, boot, id, result);
             }
-            Ev::LeaseIo { node, boot, io, op, ok, stale, deadline_ns } => {
+            Ev::LeaseIo { node, boot, io, op, ok, deadline_ns } => {
                 self.trace.u64(io.0);
-                self.lease_io(node, boot, io, op, ok, stale, deadline_ns);
+                self.lease_io(node, boot, io, op, ok, deadline_ns);
             }
             Ev::LeaseTimer { node, boot, generation } => {
                 let local = self.local(node);
