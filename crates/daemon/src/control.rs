@@ -341,6 +341,48 @@ pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Value> {
     Ok(value)
 }
 
+impl crate::node::Node {
+    /// A control call: the status is answered at once; an accepted command is journaled
+    /// (I5107) and goes to the core, answered once what it caused is durable.
+    pub(crate) fn on_call(&mut self, call: Call) {
+        let answer = match command_of(&self.spec, &call.request) {
+            Err(error) => serde_json::json!({"ok": false, "error": error}),
+            Ok(None) => {
+                let now = self.clock.now();
+                let status = self.core.engine().status(now);
+                let loss = &self.loss;
+                let lookup = |link: engine::LinkId, node: engine::NodeId| {
+                    loss.get(&(link, node)).and_then(|c| c.loss_percent())
+                };
+                let mut document = status_json(&self.spec, &status, now, lookup);
+                document["journal"] = self.journal.status();
+                // The status shows the kernel's drops as of now (a procfs read).
+                crate::net::read_kernel_drops(
+                    self.udp.values_mut(),
+                    now,
+                    crate::net::DropsRead::Now,
+                );
+                let receiving = self.udp.values().map(|u| receiving_json(&self.spec, u, now));
+                document["receiving"] = serde_json::Value::Array(receiving.collect());
+                serde_json::json!({"ok": true, "status": document})
+            }
+            Ok(Some(command)) => {
+                if self.core.shutdown_by().is_some() && !matches!(call.request, Request::Status) {
+                    serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
+                } else {
+                    let (group, audit) = (group_of(&command), audit(&call));
+                    self.journal_own(&engine::catalogue::ADMIN_COMMAND, group, audit);
+                    self.core.admin(command);
+                    // Answered when what it causes is journaled (`settle`).
+                    self.replies.push((call.answer, serde_json::json!({"ok": true})));
+                    return;
+                }
+            }
+        };
+        let _ = call.answer.send(answer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

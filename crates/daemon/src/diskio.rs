@@ -6,25 +6,26 @@
 //! cheap at idle: one thread hand-off per job instead of one task, one blocking-pool
 //! call and one timer per I/O.
 //!
-//! **Deadlines.** Every job must finish within the I/O timeout from the moment the loop
-//! submitted it (the delta-lease argument assumes every I/O lands or fails within it).
-//! The loop, not a timer per job, watches the deadlines ([`DiskIo::next_deadline`],
-//! [`DiskIo::expire`]; the bookkeeping is `nodecore::Jobs`, shared with the simulator): a job not done by its deadline is answered as failed, its late
-//! answer is ignored, and the worker, which may be blocked in the kernel, is abandoned;
-//! the next job starts a new worker. The worker itself checks the deadline before every
-//! I/O and skips what is already too late, so that a job queued behind a stuck one never
-//! reaches the disk after the loop gave up on it. At most [`WORKERS_HUNG_MAX`] abandoned
-//! workers may still be blocked; beyond that, jobs fail at once (the disk is gone).
+//! **Deadlines.** Every job must finish within the I/O timeout from the moment the node
+//! core issued it (the delta-lease argument assumes every I/O lands or fails within it).
+//! The core (`nodecore::NodeCore`, its bookkeeping `nodecore::Jobs`, shared with the
+//! simulator) gives each job its id, its deadline and when its reads may start, watches
+//! the deadlines, and judges each answer (one that ended after its deadline counts as
+//! failed however late it is read). A job not done by its deadline is answered as
+//! failed by the core, and the worker, which may be blocked in the kernel, is abandoned
+//! ([`DiskIo::abandon`]); the next job starts a new worker. The worker itself checks the
+//! deadline before every I/O and skips what is already too late, so that a job queued
+//! behind a stuck one never reaches the disk after the loop gave up on it. At most
+//! [`WORKERS_HUNG_MAX`] abandoned workers may still be blocked; beyond that, jobs fail
+//! at once (the disk is gone).
 //!
 //! **Quiet jobs.** A job's answer waits for the loop's next wake-up, whatever its cause
 //! (at idle the next heartbeat tick or the peer's heartbeat, at most one heartbeat
-//! interval away), and so does the check of its deadline: routine I/O (renewals, watch rounds, heartbeat slots,
-//! the mailbox) then costs the loop no wake-up of its own. Every answer carries the
-//! instant its job ended on the worker, and an answer that ended after its deadline
-//! counts as failed however late it is read, so that reading answers late never makes
-//! an I/O count as faster than it was. While the loop is in *prompt mode*
-//! ([`DiskIo::set_prompt_mode`]: an acquire or release in flight, a lease step follows
-//! on each answer) every answer wakes it and every deadline is met exactly.
+//! interval away): routine I/O (renewals, watch rounds, heartbeat slots, the mailbox)
+//! then costs the loop no wake-up of its own. Every answer carries the instant its job
+//! ended on the worker. While the loop is in *prompt mode* ([`DiskIo::set_prompt_mode`]:
+//! an acquire or release in flight, a lease step follows on each answer) every answer
+//! wakes it.
 //!
 //! **Writes first, reads held back.** A job starts its writes first (the lease
 //! client's, in issue order, then the heartbeat slot), then its reads (the lease
@@ -33,9 +34,10 @@
 //! any order. Where io_uring is allowed ([`diskarea::ring`]) each phase is handed to
 //! the kernel at once and the worker waits once for the whole job (a write and a read
 //! of one job may then be in flight together); elsewhere each I/O is a blocking call
-//! in turn. Either way no I/O is started after the job's deadline. In a quiet job
-//! the reads start no earlier than [`READ_HOLD_DIVISOR`]th of the I/O timeout after
-//! the job was submitted, if it reads a peer's host record. Nodes tick together (the engine
+//! in turn. Either way no I/O is started after the job's deadline. No read starts
+//! before the instant the core gave: in a quiet job that reads a peer's host record,
+//! `nodecore::timing::READ_HOLD_DIVISOR`th of the I/O timeout after the job was issued
+//! (the core's rule). Nodes tick together (the engine
 //! phase-locks their heartbeats), and a holder's renewal goes out with its tick: a
 //! standby's watch read issued at the same instant landed before the renewal's write
 //! about half the time, saw the old record, and saw the new one only a heartbeat
@@ -47,7 +49,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
-use arbiter::disk::{Block, IoId, IoOp, IoResult, Record};
+use arbiter::disk::{Block, IoId, IoOp, IoResult};
 use diskarea::{Area, Reply, Request, Ring, Token};
 use engine::{Instant, NodeId};
 use tokio::sync::mpsc;
@@ -57,16 +59,17 @@ use crate::clock::monotonic_ns;
 /// Abandoned workers (blocked past a deadline) allowed at once.
 pub const WORKERS_HUNG_MAX: usize = 8;
 
-/// A quiet job that reads a peer's host record (a standby's watch round) starts its
-/// reads a `1 / READ_HOLD_DIVISOR` of the I/O timeout after it was submitted (6.3 ms
-/// with the default 1 s lease): long enough for a write issued on another node at the
-/// same tick to land on a healthy disk, short against the deadline.
-pub const READ_HOLD_DIVISOR: u32 = 5;
+/// A job's results, as the worker sends them: a peer's slot is its bytes.
+pub type Done = nodecore::DiskDone<Vec<u8>>;
 
 /// A peer's disk heartbeat slot as read (`None`: never written).
 pub type Slot = (NodeId, Option<Vec<u8>>);
 
-/// What the loop wants from the disk at one moment.
+/// A job's answer as the worker sends it (with the instant it ended).
+pub type Answer = nodecore::DiskAnswer<Vec<u8>>;
+
+/// What the loop wants from the disk at one moment: a `nodecore::JobPlan` with our
+/// heartbeat slot encoded.
 #[derive(Debug, Default)]
 pub struct Job {
     /// The lease client's I/O: its writes first, its reads after the slot write (each in
@@ -79,7 +82,8 @@ pub struct Job {
     /// Read this node's mailbox (a poison pill).
     pub mail: bool,
     /// Note when the lease writes end, if reads held back follow them
-    /// ([`Done::writes_done_at`]; on the ring it costs the worker a wake-up).
+    /// ([`nodecore::DiskDone::writes_done_at`]; on the ring it costs the worker a
+    /// wake-up).
     pub time_writes: bool,
 }
 
@@ -87,71 +91,6 @@ impl Job {
     pub fn is_empty(&self) -> bool {
         self.lease.is_empty() && self.slot.is_none() && !self.peers && !self.mail
     }
-}
-
-/// A job's results: one per part asked for.
-#[derive(Debug, Default)]
-pub struct Done {
-    pub lease: Vec<(IoId, IoResult)>,
-    pub slot: Option<Result<(), String>>,
-    pub peers: Option<Result<Vec<Slot>, String>>,
-    pub mail: Option<Result<Record, String>>,
-    /// When the job's lease writes had all completed, if that was seen before its end
-    /// (its reads held back): a renewal's settle counts from its write, not from the
-    /// end of the reads that rode along.
-    pub writes_done_at: Option<Instant>,
-}
-
-impl Done {
-    /// Every part of `job` failed with `why`.
-    fn failed(job: &Job, why: &str) -> Done {
-        Done::every_part(job, why, IoResult::Failed)
-    }
-
-    /// Every part of `job` failed with `why`, its lease I/O still in flight (a write
-    /// of it may land later: the lease client is told when the job ends).
-    fn unfinished(job: &Job, why: &str) -> Done {
-        Done::every_part(job, why, IoResult::Unfinished)
-    }
-
-    /// Every part of `job` failed with `why`, its lease I/O with `lease(why)`.
-    fn every_part(job: &Job, why: &str, lease: fn(String) -> IoResult) -> Done {
-        Done {
-            lease: job.lease.iter().map(|(io, _)| (*io, lease(why.into()))).collect(),
-            slot: job.slot.as_ref().map(|_| Err(why.into())),
-            peers: job.peers.then(|| Err(why.into())),
-            mail: job.mail.then(|| Err(why.into())),
-            writes_done_at: None,
-        }
-    }
-
-    /// Whether any I/O of the job succeeded, failed (for the storage path verdict).
-    pub fn outcome(&self) -> (bool, bool) {
-        let mut ok = false;
-        let mut failed = false;
-        let mut note = |good: bool| if good { ok = true } else { failed = true };
-        for (_, result) in &self.lease {
-            note(!matches!(result, IoResult::Failed(_) | IoResult::Unfinished(_)));
-        }
-        if let Some(r) = &self.slot {
-            note(r.is_ok());
-        }
-        if let Some(r) = &self.peers {
-            note(r.is_ok());
-        }
-        if let Some(r) = &self.mail {
-            note(r.is_ok());
-        }
-        (ok, failed)
-    }
-}
-
-/// A job's answer as the worker sends it.
-pub struct Answer {
-    pub id: u64,
-    pub done: Done,
-    /// When the worker finished the job (its last I/O had returned).
-    pub done_at: Instant,
 }
 
 struct Work {
@@ -163,52 +102,17 @@ struct Work {
     job: Job,
 }
 
-impl nodecore::JobShape for Job {
-    fn has_lease_io(&self) -> bool {
-        !self.lease.is_empty()
-    }
-    fn writes_lease(&self) -> bool {
-        self.lease.iter().any(|(_, op)| matches!(op, IoOp::Write(..)))
-    }
-}
-
-/// What a worker's answer brings the loop ([`DiskIo::answered`]).
-#[derive(Debug)]
-pub enum Answered {
-    /// The job's results (all failed if it ended after its deadline).
-    Done(Done),
-    /// The lease I/O of a job already answered as unfinished at its deadline has ended
-    /// (each with its result): the lease client must know when its writes landed.
-    Ended(Vec<(IoId, IoResult)>),
-    /// Nothing to do.
-    Nothing,
-}
-
-impl Answered {
-    /// The job's results, if the answer brings them.
-    pub fn into_done(self) -> Option<Done> {
-        match self {
-            Answered::Done(done) => Some(done),
-            Answered::Ended(_) | Answered::Nothing => None,
-        }
-    }
-}
-
 /// The loop's side of the disk worker.
 pub struct DiskIo {
     area: Arc<Area>,
     me: NodeId,
     nodes: usize,
-    timeout: Duration,
     /// Answers in prompt mode (they wake the loop) and quiet ones (read when it wakes).
     answers: mpsc::UnboundedSender<Answer>,
     quiet: (std_mpsc::Sender<Answer>, std_mpsc::Receiver<Answer>),
     /// Prompt mode: every answer wakes the loop (read by the worker as it answers).
     prompt_mode: Arc<AtomicBool>,
     worker: Option<std_mpsc::Sender<Work>>,
-    /// The jobs in flight and their deadlines ([`nodecore::Jobs`]), each with its shape
-    /// (to answer "failed" for each part).
-    jobs: nodecore::Jobs<Job>,
     /// Workers abandoned at a missed deadline and still blocked.
     hung: Arc<AtomicUsize>,
 }
@@ -218,76 +122,49 @@ impl DiskIo {
         area: Arc<Area>,
         me: NodeId,
         nodes: usize,
-        timeout: Duration,
         answers: mpsc::UnboundedSender<Answer>,
     ) -> DiskIo {
         DiskIo {
             area,
             me,
             nodes,
-            timeout,
             answers,
             quiet: std_mpsc::channel(),
             prompt_mode: Arc::default(),
             worker: None,
-            jobs: nodecore::Jobs::new(timeout),
             hung: Arc::default(),
         }
     }
 
-    /// Hands `job` to the worker. Returns the failed answer at once when no worker can
-    /// take it (too many abandoned workers still blocked, or no thread could start).
-    pub fn submit(&mut self, now: Instant, job: Job) -> Option<Done> {
-        if job.is_empty() {
-            return None;
-        }
-        let (id, deadline) = self.jobs.next(now);
-        let shape = Job {
-            lease: job.lease.iter().map(|(io, op)| (*io, op.clone())).collect(),
-            slot: job.slot.as_ref().map(|(seq, _)| (*seq, Vec::new())),
-            peers: job.peers,
-            mail: job.mail,
-            time_writes: job.time_writes,
-        };
-        // Prompt jobs are part of a lease step (an acquire, say): they go at once. So do
-        // quiet jobs that read no peer's host record (a holder's renewal read, the
-        // slots, the mailbox): what a peer writes at our tick matters to them no more
-        // than what it writes a moment later, and the hold costs the worker a wake-up.
-        let watches = job
-            .lease
-            .iter()
-            .any(|(_, op)| matches!(op, IoOp::Read(Block::Host(node)) if *node != self.me));
-        let hold = if self.prompt_mode.load(Ordering::SeqCst) || !watches {
-            Duration::ZERO
-        } else {
-            self.timeout / READ_HOLD_DIVISOR
-        };
-        let reads_after_ns = (now + hold).0;
-        let mut work = Work { id, deadline_ns: deadline.0, reads_after_ns, job };
+    /// Hands job `id` to the worker: no I/O of it starts at or after `deadline`, no read
+    /// before `reads_after` (both as the node core gave them). Returns why when no
+    /// worker can take it (too many abandoned workers still blocked, or no thread could
+    /// start): the caller answers the job as failed at once.
+    pub fn submit(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+        reads_after: Instant,
+        job: Job,
+    ) -> Result<(), String> {
+        let mut work = Work { id, deadline_ns: deadline.0, reads_after_ns: reads_after.0, job };
         if let Some(worker) = &self.worker {
             match worker.send(work) {
-                Ok(()) => {
-                    self.jobs.submitted(now, shape);
-                    return None;
-                }
+                Ok(()) => return Ok(()),
                 Err(std_mpsc::SendError(back)) => work = back,
             }
         }
         // No worker yet, or it ended: start one.
         if self.hung.load(Ordering::Relaxed) >= WORKERS_HUNG_MAX {
-            return Some(Done::failed(
-                &shape,
-                "the disk does not answer (earlier I/O still blocked)",
-            ));
+            return Err("the disk does not answer (earlier I/O still blocked)".into());
         }
         match self.spawn_worker() {
             Ok(sender) => {
                 let _ = sender.send(work);
                 self.worker = Some(sender);
-                self.jobs.submitted(now, shape);
-                None
+                Ok(())
             }
-            Err(e) => Some(Done::failed(&shape, &format!("cannot start the disk I/O thread: {e}"))),
+            Err(e) => Err(format!("cannot start the disk I/O thread: {e}")),
         }
     }
 
@@ -339,23 +216,6 @@ impl DiskIo {
         Ok(tx)
     }
 
-    /// A worker's answer: the job's results (all failed if the job ended after its
-    /// deadline), or, for a job already answered as unfinished at its deadline, how its
-    /// lease I/O ended.
-    pub fn answered(&mut self, answer: Answer) -> Answered {
-        match self.jobs.answered(answer.id, answer.done_at) {
-            nodecore::Verdict::OnTime => Answered::Done(answer.done),
-            nodecore::Verdict::Late(shape) => Answered::Done(Done::failed(&shape, &self.missed())),
-            nodecore::Verdict::Ended => Answered::Ended(answer.done.lease),
-            nodecore::Verdict::Unknown => Answered::Nothing,
-        }
-    }
-
-    /// Why a job that missed its deadline failed.
-    fn missed(&self) -> String {
-        format!("disk I/O did not finish within {:?}", self.timeout)
-    }
-
     /// The answers of quiet jobs that came since the last call.
     pub fn quiet_answers(&mut self) -> Vec<Answer> {
         self.quiet.1.try_iter().collect()
@@ -368,40 +228,15 @@ impl DiskIo {
         self.prompt_mode.store(on, Ordering::SeqCst);
     }
 
-    /// The earliest deadline the loop must meet exactly: in prompt mode that of the
-    /// oldest job in flight; otherwise none (the deadlines of quiet jobs are checked
-    /// whenever the loop wakes).
-    pub fn next_deadline(&self) -> Instant {
-        self.jobs.next_deadline(self.prompt_mode.load(Ordering::SeqCst))
-    }
-
-    /// Answers as failed every job whose deadline passed (its lease I/O as unfinished:
-    /// [`DiskIo::answered`] tells when it ends), and abandons the worker that holds them
-    /// (the next job starts a new one).
-    pub fn expire(&mut self, now: Instant) -> Vec<Done> {
-        let why = self.missed();
-        let out: Vec<Done> =
-            self.jobs.expire(now).iter().map(|shape| Done::unfinished(shape, &why)).collect();
-        if !out.is_empty() && self.worker.take().is_some() {
-            // The jobs still queued there will be skipped as too late by the worker
-            // (their deadlines come no sooner than the loop's) and answered as failed
-            // here when their deadlines pass.
+    /// Jobs missed their deadlines (`nodecore::Action::DiskStuck`): abandons the worker
+    /// that holds them, which may be blocked in the kernel; the next job starts a new
+    /// one. The jobs still queued there are skipped as too late by the worker (their
+    /// deadlines come no sooner than the loop's) and answered as failed by the core
+    /// when their deadlines pass.
+    pub fn abandon(&mut self) {
+        if self.worker.take().is_some() {
             self.hung.fetch_add(1, Ordering::Relaxed);
         }
-        out
-    }
-
-    /// When the oldest quiet job in flight that writes for the lease client was
-    /// submitted: its answer is read at the loop's next wake-up, and what the lease
-    /// client does next (a renewal's read after the settle) is due a settle after the
-    /// write ends.
-    pub fn quiet_lease_write(&self) -> Option<Instant> {
-        self.jobs.quiet_lease_write(self.prompt_mode.load(Ordering::SeqCst))
-    }
-
-    /// Jobs in flight.
-    pub fn in_flight(&self) -> usize {
-        self.jobs.len()
     }
 }
 
@@ -532,7 +367,8 @@ fn perform(
             })
             .collect();
     }
-    let mut done = Done::default();
+    let mut done =
+        Done { lease: Vec::new(), slot: None, peers: None, mail: None, writes_done_at: None };
     let mut peers: Option<Result<Vec<Slot>, String>> = job.peers.then(|| Ok(Vec::new()));
     for (part, outcome) in outcomes {
         let result = match outcome {
@@ -578,6 +414,7 @@ fn perform(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arbiter::disk::Record;
 
     fn area() -> (tempfile::NamedTempFile, Arc<Area>) {
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -601,115 +438,85 @@ mod tests {
         }
     }
 
+    /// A deadline no test reaches.
+    fn far() -> Instant {
+        now() + Duration::from_secs(5)
+    }
+
     #[test]
     fn a_job_writes_the_slot_and_reads_the_peers_and_the_mailbox() {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_secs(5), tx);
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, tx);
         io.set_prompt_mode(true);
         area.write_heartbeat(NodeId(1), 3, b"peer").unwrap();
         let job =
             Job { slot: Some((1, b"mine".to_vec())), peers: true, mail: true, ..Job::default() };
-        assert!(io.submit(now(), job).is_none());
-        assert_eq!(io.in_flight(), 1);
+        assert!(io.submit(1, far(), now(), job).is_ok());
         let answer = rx.blocking_recv().unwrap();
-        let done = io.answered(answer).into_done().expect("in time");
+        assert_eq!(answer.id, 1);
+        let done = answer.done;
         assert_eq!(done.slot, Some(Ok(())));
         assert_eq!(done.peers, Some(Ok(vec![(NodeId(1), Some(b"peer".to_vec()))])));
         assert!(matches!(done.mail, Some(Ok(Record::Blank))), "{:?}", done.mail);
-        assert_eq!(done.outcome(), (true, false));
+        assert!(!done.failed_any());
         assert_eq!(area.read_heartbeat(NodeId(0)).unwrap(), Some((1, b"mine".to_vec())));
-        assert_eq!(io.next_deadline(), Instant::MAX);
     }
 
     #[test]
-    fn a_lease_write_past_its_deadline_is_unfinished_until_its_job_ends() {
+    fn an_abandoned_worker_still_answers_how_its_lease_write_ended() {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, Duration::from_millis(50), tx);
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, tx);
         io.set_prompt_mode(true);
         let claim =
             Record::Group(arbiter::disk::GroupRecord { owner: Some(NodeId(0)), stamp: (1, 1) });
         let group = Block::Group(engine::GroupId(0));
-        let start = now();
         let job =
             Job { lease: vec![(IoId(7), IoOp::Write(group, claim.clone()))], ..Job::default() };
-        assert!(io.submit(start, job).is_none());
-        // The loop saw the deadline pass before the answer: the write may still land.
-        let failed = io.expire(start + Duration::from_millis(50));
-        assert_eq!(failed.len(), 1);
-        assert!(
-            matches!(&failed[0].lease[..], [(IoId(7), IoResult::Unfinished(e))] if e.contains("did not finish"))
-        );
-        assert_eq!(failed[0].outcome(), (false, true));
-        // When the job ends, the loop learns how the write ended.
+        assert!(io.submit(1, far(), now(), job).is_ok());
+        // The core saw the deadline pass before the answer: the worker is abandoned,
+        // and its write may still land; when the job ends, the loop learns how.
+        io.abandon();
         let late = rx.blocking_recv().unwrap();
-        match io.answered(late) {
-            Answered::Ended(lease) => assert_eq!(lease, vec![(IoId(7), IoResult::Written)]),
-            other => panic!("expected the write's end, got {other:?}"),
-        }
+        assert_eq!(late.id, 1);
+        assert_eq!(late.done.lease, vec![(IoId(7), IoResult::Written)]);
         assert_eq!(area.read_record(group).unwrap(), claim, "it did land");
-        // Only once.
-        assert_eq!(io.jobs.unfinished(), 0);
     }
 
     #[test]
-    fn a_missed_deadline_fails_the_job_ignores_its_answer_and_starts_a_new_worker() {
+    fn after_an_abandoned_worker_the_next_job_goes_to_a_new_one() {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
+        let mut io = DiskIo::new(area, NodeId(0), 2, tx);
         io.set_prompt_mode(true);
-        let start = now();
-        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
-        assert_eq!(io.next_deadline(), start + Duration::from_millis(50));
-        // The loop saw the deadline pass before the answer.
-        let failed = io.expire(start + Duration::from_millis(50));
-        assert_eq!(failed.len(), 1);
-        assert!(matches!(&failed[0].peers, Some(Err(e)) if e.contains("did not finish")));
-        assert_eq!(failed[0].outcome(), (false, true));
-        let late = rx.blocking_recv().unwrap();
-        assert!(matches!(io.answered(late), Answered::Nothing), "a late answer is ignored");
+        assert!(io.submit(1, far(), now(), Job { peers: true, ..Job::default() }).is_ok());
+        io.abandon();
+        assert_eq!(io.hung.load(Ordering::Relaxed), 1, "counted until it ends");
+        assert!(io.worker.is_none());
+        assert_eq!(rx.blocking_recv().unwrap().id, 1);
         // A new job goes to a new worker and is answered.
-        assert!(io.submit(now(), Job { mail: true, ..Job::default() }).is_none());
+        assert!(io.submit(2, far(), now(), Job { mail: true, ..Job::default() }).is_ok());
         let answer = rx.blocking_recv().unwrap();
-        assert!(io.answered(answer).into_done().is_some());
+        assert_eq!(answer.id, 2);
+        assert!(!answer.done.failed_any());
     }
 
     #[test]
     fn a_quiet_job_is_answered_without_waking_the_loop_until_prompt_mode() {
         let (_file, area) = area();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_secs(5), tx);
-        assert!(io.submit(now(), Job { peers: true, ..Job::default() }).is_none());
-        assert_eq!(io.next_deadline(), Instant::MAX, "its deadline waits for a wake-up");
+        let mut io = DiskIo::new(area, NodeId(0), 2, tx);
+        assert!(io.submit(1, far(), now(), Job { peers: true, ..Job::default() }).is_ok());
         let answer = next_quiet_answer(&mut io);
         assert!(rx.try_recv().is_err(), "the loop was not woken");
-        assert!(io.answered(answer).into_done().is_some_and(|d| d.outcome() == (true, false)));
-        // In prompt mode a quiet job's answer wakes the loop and its deadline is exact.
+        assert!(!answer.done.failed_any());
+        // In prompt mode a job's answer wakes the loop.
         io.set_prompt_mode(true);
-        let start = now();
-        assert!(io.submit(start, Job { mail: true, ..Job::default() }).is_none());
-        assert_eq!(io.next_deadline(), start + Duration::from_secs(5));
+        assert!(io.submit(2, far(), now(), Job { mail: true, ..Job::default() }).is_ok());
         let answer = rx.blocking_recv().unwrap();
-        assert!(io.answered(answer).into_done().is_some_and(|d| d.outcome() == (true, false)));
-    }
-
-    #[test]
-    fn an_answer_that_ended_after_its_deadline_counts_as_failed_however_it_is_read() {
-        let (_file, area) = area();
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(50), tx);
-        let start = now();
-        assert!(io.submit(start, Job { peers: true, ..Job::default() }).is_none());
-        // Read before the loop checked the deadline, but it ended after it.
-        let late = Answer {
-            id: 1,
-            done: Done { peers: Some(Ok(Vec::new())), ..Done::default() },
-            done_at: start + Duration::from_millis(51),
-        };
-        let done = io.answered(late).into_done().expect("still pending");
-        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("did not finish")));
-        assert_eq!(io.in_flight(), 0);
+        assert_eq!(answer.id, 2);
+        assert!(!answer.done.failed_any());
     }
 
     #[test]
@@ -723,16 +530,18 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_job_writes_first_and_holds_its_reads_back_for_a_write_issued_elsewhere_at_once() {
+    fn a_job_writes_first_and_holds_its_reads_back_for_a_write_issued_elsewhere_at_once() {
         use arbiter::disk::HostRecord;
         let host = |counter| Record::Host(HostRecord { incarnation: 7, counter, groups: vec![] });
         let (_file, area) = area();
         area.write_record(Block::Host(NodeId(1)), &host(1)).unwrap();
         let timeout = Duration::from_millis(200);
+        let held = timeout / nodecore::timing::READ_HOLD_DIVISOR;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, timeout, tx);
+        let mut io = DiskIo::new(area.clone(), NodeId(0), 2, tx);
         // Our renewal and a watch read of the peer's record, issued with our tick, as
-        // the peer (ticking with us) renews: its write lands 5 ms later.
+        // the peer (ticking with us) renews: its write lands 5 ms later. The core holds
+        // such a job's reads back (`nodecore::NodeCore`, `READ_HOLD_DIVISOR`).
         let start = now();
         let job = Job {
             lease: vec![
@@ -742,7 +551,7 @@ mod tests {
             time_writes: true,
             ..Job::default()
         };
-        assert!(io.submit(start, job).is_none());
+        assert!(io.submit(1, start + timeout, start + held, job).is_ok());
         let peer = {
             let area = area.clone();
             std::thread::spawn(move || {
@@ -752,9 +561,8 @@ mod tests {
         };
         let answer = next_quiet_answer(&mut io);
         peer.join().unwrap();
-        let held = timeout / READ_HOLD_DIVISOR;
         assert!(answer.done_at >= start + held, "read before the hold was over");
-        let done = io.answered(answer).into_done().expect("in time");
+        let done = answer.done;
         // The write's end is known apart from the job's (a renewal's settle counts
         // from it), and it came before the held-back read.
         let written = done.writes_done_at.expect("the write's end, seen during the hold");
@@ -762,26 +570,14 @@ mod tests {
         // The write went first; the read, held back, saw the peer's renewal.
         assert_eq!(done.lease[0], (IoId(2), IoResult::Written));
         assert_eq!(done.lease[1], (IoId(1), IoResult::Read(host(2))));
-        // A quiet job that reads no peer's host record (a holder's renewal read, the
-        // slots, the mailbox) is not held back: the hold would cost a wake-up for nothing.
-        let start = now();
-        let job = Job {
-            lease: vec![(IoId(4), IoOp::Read(Block::Group(engine::GroupId(0))))],
-            peers: true,
-            mail: true,
-            ..Job::default()
-        };
-        assert!(io.submit(start, job).is_none());
-        let answer = next_quiet_answer(&mut io);
-        assert!(answer.done_at < start + held, "a holder's reads waited for the hold");
-        // In prompt mode (a lease step in progress) nothing is held back.
+        // A job whose reads may start at once is not held back.
         io.set_prompt_mode(true);
         let start = now();
         let job =
             Job { lease: vec![(IoId(3), IoOp::Read(Block::Host(NodeId(1))))], ..Job::default() };
-        assert!(io.submit(start, job).is_none());
+        assert!(io.submit(2, start + timeout, start, job).is_ok());
         let answer = rx.blocking_recv().unwrap();
-        assert!(answer.done_at < start + held, "a prompt read waited for the hold");
+        assert!(answer.done_at < start + held, "a read waited for no hold");
     }
 
     /// Whether this machine lets processes use io_uring (`kernel.io_uring_disabled`).
@@ -867,9 +663,10 @@ mod tests {
     fn too_many_hung_workers_fail_new_jobs_at_once() {
         let (_file, area) = area();
         let (tx, _rx) = mpsc::unbounded_channel();
-        let mut io = DiskIo::new(area, NodeId(0), 2, Duration::from_millis(1), tx);
+        let mut io = DiskIo::new(area, NodeId(0), 2, tx);
         io.hung.store(WORKERS_HUNG_MAX, Ordering::Relaxed);
-        let done = io.submit(now(), Job { peers: true, ..Job::default() }).expect("failed at once");
-        assert!(matches!(&done.peers, Some(Err(e)) if e.contains("still blocked")));
+        let job = Job { peers: true, ..Job::default() };
+        let why = io.submit(1, far(), now(), job).expect_err("failed at once");
+        assert!(why.contains("still blocked"), "{why}");
     }
 }

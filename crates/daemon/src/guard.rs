@@ -47,10 +47,10 @@
 //!
 //! **Daemon side.** [`GuardLink`] owns the connection on a thread of its own (starting
 //! a guard can wait up to [`START_WAIT`]; the daemon's loop never does): the loop hands
-//! it the engine's `ArmFence` outputs without waiting, and checks at every wake-up,
-//! before anything else, whether the deadline it last gave has passed
-//! ([`GuardLink::deadline_passed`]): then the guard has fired or is firing, and the
-//! daemon does nothing more but journal E3112, wait for the guard to finish and start
+//! it the node core's `ArmFence` actions without waiting, and the core checks at every
+//! wake-up, before anything else, whether the deadline it last gave has passed
+//! (`nodecore::NodeCore::guard_deadline`): then the guard has fired or is firing, and
+//! the daemon does nothing more but journal E3112, wait for the guard to finish and start
 //! again as a new incarnation. A deadline sent so late that it may have reached the
 //! guard after the previous one passed is followed by a `ping`, whose answer settles it.
 
@@ -771,11 +771,11 @@ pub enum GuardNews {
 }
 
 /// The daemon's end of the guard, as the loop sees it: arming never waits (a thread
-/// owns the connection, and starts a guard anew if it died), and the loop knows the
-/// deadline it gave last, which the guard enforces whether or not the loop runs.
+/// owns the connection, and starts a guard anew if it died). The deadline the guard
+/// enforces, as the loop must check it, is the node core's
+/// (`nodecore::NodeCore::guard_deadline`, told of [`GuardNews::Keeps`]).
 pub struct GuardLink {
     asks: std::sync::mpsc::Sender<Ask>,
-    armed: Option<Instant>,
 }
 
 impl GuardLink {
@@ -794,31 +794,15 @@ impl GuardLink {
         thread::Builder::new()
             .name("fence-guard-link".into())
             .spawn(move || serve_link(conn, &asked, &news))?;
-        Ok((GuardLink { asks, armed: None }, heard))
+        Ok((GuardLink { asks }, heard))
     }
 
     /// Carries out `ArmFence { deadline, keep_earlier }` without waiting. With
     /// `keep_earlier` the guard keeps its predecessor's deadline when that is earlier,
-    /// and says so ([`GuardNews::Keeps`], then [`GuardLink::keeps`]).
+    /// and says so ([`GuardNews::Keeps`], for the node core).
     pub fn arm(&mut self, deadline: Option<Instant>, keep_earlier: bool) {
-        self.armed = deadline;
         let ask = ArmAsk { deadline: deadline.map(Instant::as_nanos), keep: keep_earlier };
         let _ = self.asks.send(Ask::Arm(ask));
-    }
-
-    /// The guard keeps `kept` after the arm of `sent` with `keep_earlier`: the loop
-    /// checks `kept`, unless it has armed another deadline since (news of the past).
-    pub fn keeps(&mut self, sent: Instant, kept: Instant) {
-        if self.armed == Some(sent) {
-            self.armed = Some(kept);
-        }
-    }
-
-    /// Whether the deadline the loop gave last has passed at `now`: then the guard has
-    /// fired or is firing, and this daemon must do nothing more (checked at every
-    /// wake-up, before anything else).
-    pub fn deadline_passed(&self, now: Instant) -> Option<Instant> {
-        self.armed.filter(|deadline| now >= *deadline)
     }
 
     /// Arms the guard to fire now and leaves it: the self-fence path.

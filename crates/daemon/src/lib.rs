@@ -2,10 +2,13 @@
 //! It decides nothing about the cluster itself; it carries out what the engine asks and
 //! tells it what happened:
 //! - `net`: heartbeats over UDP on every `udp` link (frames of the `wire` crate);
-//! - `node`: the loop, the disk link (heartbeat slots, storage path) and the lease
-//!   client (`arbiter::disk` over `diskarea`), signals and shutdown;
+//! - `start`: `tandem node`'s start: checks, then every part opened in order;
+//! - `node`: the loop, a thin shell around `nodecore::NodeCore` (the engine and every
+//!   rule between it and the sockets): it hands the core what came and carries out
+//!   what the core asks (sockets, disk jobs, agents, the guard, the journal);
 //! - `diskio`: the disk link's worker thread, which performs the loop's disk jobs
 //!   within the I/O timeout;
+//! - `exit`: how the daemon ends: clean stop, self-fence, restart in place after a stall;
 //! - `executor`: agent operations on the blocking pool, with timeouts;
 //! - `guard`: the fence guard process that outlives the daemon;
 //! - `journal`: events, incarnation and administrative state under the state dir,
@@ -27,14 +30,16 @@ pub mod clock;
 pub mod control;
 pub mod diskio;
 pub mod executor;
+pub mod exit;
 pub mod guard;
 pub mod journal;
 pub mod net;
 pub mod node;
 pub mod seen;
 pub mod stall;
+pub mod start;
 
-pub use node::{run, Options};
+pub use start::{run, Options};
 
 /// Sets up `tracing`: human-readable (coloured on a terminal) or one JSON object per
 /// line. `RUST_LOG` overrides the level (default `info`).

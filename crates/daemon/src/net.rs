@@ -633,6 +633,44 @@ impl LossCounter {
     }
 }
 
+/// How often at most a link's rejected packets are reported (W2111).
+const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+impl crate::node::Node {
+    /// Reports rejected packets, at most once per link per interval.
+    pub(crate) fn check_rejects(&mut self, now: Instant) {
+        read_kernel_drops(self.udp.values_mut(), now, DropsRead::WhenDue);
+        let mut reports = Vec::new();
+        for (link, udp) in &self.udp {
+            let counters = udp.receiver.counters();
+            let total = counters.rejected_total();
+            let (reported, at) =
+                self.rejects_reported.get(link).copied().unwrap_or((0, Instant(0)));
+            if total > reported
+                && (at == Instant(0) || now.saturating_since(at) >= REJECT_REPORT_INTERVAL)
+            {
+                self.rejects_reported.insert(*link, (total, now));
+                reports.push((
+                    &catalogue::PACKETS_REJECTED,
+                    format!(
+                        "link {}: {} packets dropped so far ({}; from {})",
+                        self.spec.link(*link).name,
+                        total,
+                        describe_reasons(counters),
+                        udp.rejected_by.describe(4)
+                    ),
+                ));
+            }
+        }
+        for (link, udp) in &mut self.udp {
+            reports.extend(udp.flood_news(now, &self.spec.link(*link).name));
+        }
+        for (code, message) in reports {
+            self.journal_own(code, None, message);
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;

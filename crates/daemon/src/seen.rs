@@ -266,7 +266,7 @@ mod tests {
         }
     }
 
-    /// A receiving daemon as `node::Node::start` builds it: its link's receiver seeded
+    /// A receiving daemon as `start` (`Node::start`) builds it: its link's receiver seeded
     /// from the state directory.
     fn reopen(dir: &Path, key: &wire::Key, route: wire::Route) -> (wire::Receiver, Seen) {
         let spec = spec();

@@ -91,14 +91,15 @@ impl LeaseDriver {
         self.client.request(now, id, request);
     }
 
-    /// A wake-up of the loop at `now`: the client gives up on what is overdue (the
-    /// deadlines of quiet I/O are checked only here), and its wake-up is found again
-    /// when it is next polled.
+    /// A wake-up of the loop at `now`: the client gives up on what is overdue (for a
+    /// disk client the deadlines of quiet I/O are checked only here), and its wake-up is
+    /// found again when it is next polled.
     pub fn tick(&mut self, now: Instant) {
-        if let Some(client) = self.client.disk_mut() {
+        if self.client.disk().is_some() {
             self.floor = now;
-            client.timeout(now);
         }
+        // Only what is due: a witness client's requests past their reply timeout.
+        self.client.timeout(now);
         self.wake.at = Instant::MAX;
         self.wake.idle = Instant::MAX;
     }

@@ -42,6 +42,17 @@ pub fn coalesce_window(timing: &engine::Timing) -> Duration {
 /// end (lab, loop device: 0.2–0.5 ms), for [`Deadlines::wake_at`].
 pub const EXPECTED_WRITE: Duration = Duration::from_millis(1);
 
+/// A quiet disk job that reads a peer's host record (a standby's watch round) starts
+/// its reads a `1 / READ_HOLD_DIVISOR` of the I/O timeout after it was submitted (6.3 ms
+/// with the default 1 s lease): long enough for a write issued on another node at the
+/// same tick to land on a healthy disk, short against the deadline. Nodes tick together
+/// (the engine phase-locks their heartbeats), and a holder's renewal goes out with its
+/// tick: a standby's watch read issued at the same instant landed before the renewal's
+/// write about half the time, saw the old record, and saw the new one only a heartbeat
+/// interval later (lab: default failovers bimodal, lease at 1.23 s or 1.33 s after the
+/// crash). Reading later is always safe: what a read shows counts from when it ended.
+pub const READ_HOLD_DIVISOR: u32 = 5;
+
 /// How often this node's mailbox is read for a poison pill (with a job that goes anyway).
 pub const MAILBOX_READ_EVERY: Duration = Duration::from_secs(1);
 

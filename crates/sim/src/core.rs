@@ -1,58 +1,10 @@
-//! What the simulator drives on each node: the [`Core`] trait, implemented by the real
-//! `engine::Engine` (the only implementation outside tests). The trait exists so that
-//! the simulator's own tests can run a deliberately naive core whose behaviour is known
-//! exactly, independently of the engine's policy. It must not add behaviour: each method
-//! forwards to the engine's API of the same name.
+//! What the simulator drives on each node: the node core's [`Core`] trait (the engine
+//! inside `nodecore::NodeCore`), implemented by the real `engine::Engine` (the only
+//! implementation outside tests). The trait exists so that the simulator's own tests can
+//! run a deliberately naive core whose behaviour is known exactly, independently of the
+//! engine's policy.
 
-use std::sync::Arc;
-
-use engine::{ClusterSpec, Engine, Input, Instant, NodeId, Output, Status};
-
-pub trait Core {
-    fn start(spec: Arc<ClusterSpec>, me: NodeId, incarnation: u64, now: Instant) -> Self;
-    fn handle(&mut self, now: Instant, input: Input);
-    fn poll_output(&mut self) -> Output;
-    fn status(&self, now: Instant) -> Status;
-    /// After `Input::Shutdown`: nothing left here that the daemon must stop; it may exit.
-    fn is_quiescent(&self) -> bool;
-    /// The administrative state the core holds (diagnostics).
-    fn admin_state(&self) -> Option<engine::AdminState> {
-        None
-    }
-    /// Restore the administrative state kept from the previous run on this node.
-    fn restore_admin(&mut self, _admin: &engine::AdminState) {}
-    /// Why the core wants to be woken at or before `at` (diagnostics of busy loops).
-    fn due_at(&self, _at: Instant) -> Vec<String> {
-        Vec::new()
-    }
-}
-
-impl Core for Engine {
-    fn start(spec: Arc<ClusterSpec>, me: NodeId, incarnation: u64, now: Instant) -> Self {
-        Engine::new(spec, me, incarnation, now)
-    }
-    fn handle(&mut self, now: Instant, input: Input) {
-        Engine::handle(self, now, input)
-    }
-    fn poll_output(&mut self) -> Output {
-        Engine::poll_output(self)
-    }
-    fn status(&self, now: Instant) -> Status {
-        Engine::status(self, now)
-    }
-    fn is_quiescent(&self) -> bool {
-        Engine::is_quiescent(self)
-    }
-    fn due_at(&self, at: Instant) -> Vec<String> {
-        Engine::due_at(self, at)
-    }
-    fn restore_admin(&mut self, admin: &engine::AdminState) {
-        Engine::restore_admin(self, admin)
-    }
-    fn admin_state(&self) -> Option<engine::AdminState> {
-        Some(Engine::admin_state(self).clone())
-    }
-}
+pub use nodecore::Core;
 
 /// A greedy core for the simulator's own tests: it asks for the lease of every group it
 /// may run, starts a group's resources in order as soon as it is granted, renews, and
@@ -61,6 +13,7 @@ impl Core for Engine {
 #[cfg(test)]
 pub mod greedy {
     use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use engine::catalogue;
@@ -86,6 +39,12 @@ pub mod greedy {
     }
 
     impl Greedy {
+        /// The simulator's tests arm its guard through it: its next output is this
+        /// `ArmFence` (a greedy core arms none of its own).
+        pub fn arm_fence(&mut self, deadline: Instant) {
+            self.out.push_back(Output::ArmFence { deadline: Some(deadline), keep_earlier: false });
+        }
+
         fn op(&mut self) -> OpId {
             self.next_op += 1;
             OpId(self.next_op)

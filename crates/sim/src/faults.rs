@@ -80,6 +80,10 @@ pub fn disk_io_timeout_ns(spec: &ClusterSpec) -> u64 {
     nodecore::timing::disk_io_timeout(&spec.timing).as_nanos() as u64
 }
 
+/// Healthy disk latencies are under this fraction of the I/O timeout (see
+/// `SwarmPlan::draw`).
+pub const HEALTHY_LATENCY_DIVISOR: u64 = 4;
+
 /// A stalled disk I/O lands up to this many I/O timeouts late (1.25 s: a loop device
 /// over a busy file system showed 450 ms; a multipath path failover takes seconds).
 pub const DISK_STALL_TIMEOUTS_MAX: u64 = 25;
@@ -106,13 +110,16 @@ impl SwarmPlan {
             reorder_delay_max_ns: 100 * MS,
         };
         let witness = PathParams { delay_max_ns: udp.delay_max_ns / 2 + MS, ..udp };
-        // Healthy latencies stay under nine tenths of the I/O timeout (45 ms of 50 before
-        // the simulator took the daemon's timeout).
+        // Healthy latencies stay under a quarter of the I/O timeout (7.8 ms at the
+        // defaults): the disk worker carries jobs one at a time, a watch round's reads
+        // wait a fifth of the timeout (`nodecore::timing::READ_HOLD_DIVISOR`), and a job
+        // queued behind another must still end within the timeout of its submission.
+        // Slower I/O is what stalls model: past the timeout, answered as failed.
         let io_ns = disk_io_timeout_ns(spec);
         let disk = DiskParams {
             latency_ns: (
                 rng.gen_range(100_000..=2 * MS),
-                rng.gen_range(2 * MS..=(io_ns * 9 / 10).max(2 * MS)),
+                rng.gen_range(2 * MS..=(io_ns / HEALTHY_LATENCY_DIVISOR).max(2 * MS)),
             ),
             error_ppm: if rng.gen_bool(0.5) { rng.gen_range(0..=50_000) } else { 0 },
             stall_ppm: 0,
@@ -231,7 +238,7 @@ mod tests {
         let c = SwarmPlan::draw(&mut ChaCha8Rng::seed_from_u64(2), &spec);
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert!(a.disk.latency_ns.1 < disk_io_timeout_ns(&spec));
+        assert!(a.disk.latency_ns.1 <= disk_io_timeout_ns(&spec) / HEALTHY_LATENCY_DIVISOR);
         assert!(a.to_string().contains("partitions:"));
     }
 

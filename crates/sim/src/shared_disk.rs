@@ -1,6 +1,6 @@
 //! The simulated shared disk: the lease area (one host record per node, one group
 //! record per group, see `arbiter::disk`) and the heartbeat area of the `disk` link (one
-//! slot per ordered node pair), with I/O latency, random I/O errors and a per-node path
+//! slot per node, read by every peer, as on the real area), with I/O latency, random I/O errors and a per-node path
 //! that can be lost. A heartbeat "partition" of the disk link between two nodes hides
 //! their slots from each other (the readers see nothing new) while the lease area stays
 //! reachable, so the engine's lease logic is tested without its disk heartbeats.
@@ -12,10 +12,6 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::net::{between, chance};
 use arbiter::disk::{Block, Record};
-
-/// Heartbeat writes one slot may have in flight (the engine writes one per interval,
-/// and each lands within the disk latency).
-pub const SLOT_WRITES_IN_FLIGHT_MAX: usize = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiskParams {
@@ -39,11 +35,8 @@ pub struct SharedDisk {
     /// writer had given up on it, the owner the record named before such writes began.
     displaced: Vec<Option<Option<NodeId>>>,
     mailboxes: Vec<Record>,
-    /// [from * nodes + to]: the latest heartbeat `from` wrote for `to`.
+    /// Per node: the latest heartbeat it wrote in its slot (read by every peer).
     slots: Vec<Option<Heartbeat>>,
-    /// [from * nodes + to]: writes issued but not landed yet, with their landing time
-    /// (settled lazily when the slot is read: an event per write would cost more).
-    in_flight: Vec<Vec<(u64, Heartbeat)>>,
     /// [from * nodes + to]: `to` cannot see `from`'s slot (heartbeat partition).
     hidden: Vec<bool>,
 }
@@ -58,8 +51,7 @@ impl SharedDisk {
             groups: vec![Record::Blank; groups],
             displaced: vec![None; groups],
             mailboxes: vec![Record::Blank; nodes],
-            slots: vec![None; nodes * nodes],
-            in_flight: vec![Vec::new(); nodes * nodes],
+            slots: vec![None; nodes],
             hidden: vec![false; nodes * nodes],
         }
     }
@@ -110,39 +102,24 @@ impl SharedDisk {
         usize::from(from.0) * self.nodes + usize::from(to.0)
     }
 
-    /// A heartbeat write issued now lands at `lands_at_ns`.
-    pub fn write_slot(&mut self, from: NodeId, to: NodeId, message: Heartbeat, lands_at_ns: u64) {
-        let i = self.pair(from, to);
-        assert!(self.in_flight[i].len() < SLOT_WRITES_IN_FLIGHT_MAX, "disk slot writes pile up");
-        self.in_flight[i].push((lands_at_ns, message));
+    /// `from`'s heartbeat slot write lands: an older heartbeat never overwrites a newer
+    /// one (the writer serialises writes to its slot).
+    pub fn write_slot(&mut self, from: NodeId, message: Heartbeat) {
+        let slot = &mut self.slots[usize::from(from.0)];
+        let newer = slot.as_ref().is_none_or(|old| {
+            (message.incarnation, message.sequence) > (old.incarnation, old.sequence)
+        });
+        if newer {
+            *slot = Some(message);
+        }
     }
 
-    /// What `to` reads at `now_ns` in `from`'s slot (nothing while the pair is hidden).
-    /// Writes landed by then are applied first; an older heartbeat never overwrites a
-    /// newer one (the writer serialises writes to its slot).
-    pub fn read_slot(&mut self, from: NodeId, to: NodeId, now_ns: u64) -> Option<&Heartbeat> {
-        let i = self.pair(from, to);
-        let mut k = 0;
-        while k < self.in_flight[i].len() {
-            if self.in_flight[i][k].0 <= now_ns {
-                let (_, message) = self.in_flight[i].swap_remove(k);
-                let newer = match &self.slots[i] {
-                    Some(old) => {
-                        (message.incarnation, message.sequence) > (old.incarnation, old.sequence)
-                    }
-                    None => true,
-                };
-                if newer {
-                    self.slots[i] = Some(message);
-                }
-            } else {
-                k += 1;
-            }
-        }
-        if self.hidden[i] {
+    /// What `reader` reads in `from`'s slot (nothing while the pair is hidden).
+    pub fn read_slot(&self, from: NodeId, reader: NodeId) -> Option<&Heartbeat> {
+        if self.hidden[self.pair(from, reader)] {
             None
         } else {
-            self.slots[i].as_ref()
+            self.slots[usize::from(from.0)].as_ref()
         }
     }
 

@@ -571,7 +571,7 @@ fn s1_catches_a_planted_bug_in_the_node_core_s_exit_rule() {
     }
     let run = |rule: fn(Option<Instant>, Instant, bool) -> AfterStop| {
         let mut options = sim::Options::scripted();
-        options.after_stop = rule;
+        options.rules.after_stop = rule;
         let mut sim: Sim<Engine> = Sim::scripted(sim::cluster::two_node(), options);
         sim.run_until(secs(10));
         let alpha = sim.node("alpha");

@@ -400,6 +400,25 @@ mod regressions {
         "S1: shop/data started on alpha at 9538 ms while beta runs data, vip, server",
     )];
 
+    /// Found when the simulator took the node core (issue 19), and a bug of the daemon's
+    /// loop as well: alpha's disk path verdict went to its engine as a queued input, and
+    /// a wake-up hands what woke the loop (a prompt disk answer that failed: "lost")
+    /// after what waited for it (quiet answers that succeeded: "back"), so the engine
+    /// heard "back" then "lost" while the core held "back": after the heal alpha called
+    /// its storage path lost for good and shop stayed migration-locked (L2). Fixed in
+    /// `NodeCore::poll`: the engine is told the current verdict whenever it differs
+    /// from what it was last told, before any other input.
+    const VERDICT_OUT_OF_ORDER: &[(&str, u64, &str)] = &[(
+        "examples/active-standby.toml",
+        564,
+        "L2: alpha still reports shop migration-locked (its storage path lost for good)",
+    )];
+
+    #[test]
+    fn the_engine_never_holds_an_older_disk_path_verdict_than_the_core() {
+        run_clean(VERDICT_OUT_OF_ORDER, Pauses::AsDrawn);
+    }
+
     #[test]
     fn an_answer_read_after_a_pause_is_not_acted_upon() {
         run_clean(ANSWERED_AFTER_A_PAUSE, Pauses::AsDrawn);

@@ -1,6 +1,8 @@
-//! The simulator proper: N real engines (one per node, each on its own drifting clock)
-//! driven by one event queue in simulated real time, with a simulated network, shared
-//! disk, arbitrator, resource agents and hosts, and the checkers fed at every step.
+//! The simulator proper: N real nodes (each the daemon's own node core,
+//! `nodecore::NodeCore`, around a real engine, on its own drifting clock) driven by one
+//! event queue in simulated real time, with a simulated network, shared disk (and each
+//! host's disk worker), arbitrator, resource agents and hosts, and the checkers fed at
+//! every step.
 //!
 //! Event-driven: time jumps from one event to the next; nothing reads the OS clock or
 //! OS randomness (one seeded ChaCha generator per run), and no iteration order depends
@@ -9,45 +11,45 @@
 //!
 //! Two ways to drive it: [`Sim::swarm`] draws a fault plan from the seed and runs a
 //! safety phase then a liveness phase on its own; [`Sim::scripted`] injects nothing and
-//! offers methods (`crash`, `cut`, `admin`, ...) for scenario tests. This file must not
-//! decide anything an engine decides: it only carries inputs and outputs and keeps the
-//! ground truth.
+//! offers methods (`crash`, `cut`, `admin`, ...) for scenario tests. Like the daemon's
+//! loop, the simulator decides nothing a node decides: what reaches a daemon goes to
+//! its core, the core wakes and is polled until it waits, and every `Action` is carried
+//! out in the simulated world; it keeps the ground truth.
 //!
-//! The fence guard (`Output::ArmFence`) models what outlives the daemon: armed with an
+//! The fence guard (`Action::ArmFence`) models what outlives the daemon: armed with an
 //! engine's last deadline, it stops every resource of the host when the deadline passes
 //! unless an engine re-armed it first — also while the engine that armed it still runs
 //! (a daemon whose loop stopped renews nothing; a live engine moves the deadline before
 //! it comes, and the checker C counts a guard that fires under a live daemon as a
 //! contract violation); it fires at once when the daemon that armed it dies after its
-//! deadline. A daemon whose guard fired restarts, as the real one does when it wakes
-//! past its guard's deadline.
+//! deadline. A daemon whose core finds the guard's deadline passed (`Action::Stalled`)
+//! restarts, as the real one does.
 //!
 //! A paused daemon (`pause_daemon`: SIGSTOP, a call that hangs) takes nothing in: no
-//! timer fires, and heartbeats, disk polls, lease replies and timers, witness replies,
-//! agent results, storage news and commands wait in arrival order (the kernel would
-//! queue datagrams and drop them on overflow: here up to [`PAUSED_BACKLOG_MAX`]). The
-//! world goes on: its resources run, agent operations already started complete (agents
-//! are processes of their own), lease writes reach the disk, and its guard acts at its
-//! deadline (no contract violation: the engine did not run). On resume, a deadline it
-//! gave that has passed restarts it (E3112); otherwise its engine gets what it missed,
-//! then a Timeout.
+//! timer fires, and heartbeats, disk answers, witness replies, agent results and
+//! commands wait in arrival order (the kernel would queue datagrams and drop them on
+//! overflow: here up to [`PAUSED_BACKLOG_MAX`]). The world goes on: its resources run,
+//! agent operations already started complete (agents are processes of their own), disk
+//! writes already issued land, and its guard acts at its deadline (no contract
+//! violation: the engine did not run). On resume its core gets what it missed (disk
+//! answers stamped at the resume: the worker is a thread of the stopped process) and
+//! wakes: past its guard's deadline it stalls and restarts (E3112).
 //!
 //! Where each part lives: this file holds [`Sim`], its [`Options`], the event type, the
-//! event loop (`run_until`, `dispatch`) and the feeding of engines (`feed`, `apply`, the
-//! trace of their outputs, their wake-ups); `world` the hosts and daemons (heartbeats,
-//! disk polls, agents' operations, ground truth, the fence guard, daemons' starts and
-//! exits); `leases` the lease requests, the lease client's driving, its disk I/O and the
-//! witness; `swarm` the fault plan's run (injection, healing, the liveness phase);
-//! `scripted` the public scripted API; `tests` the unit tests on a greedy core. None of
-//! them decides anything an engine decides.
+//! event loop (`run_until`, `dispatch`), each daemon's wake-up and settle (`wake_node`,
+//! `settle`, `apply`, the trace of its actions, its timer); `world` the hosts and
+//! daemons (UDP heartbeats, agents' operations, ground truth, the fence guard, daemons'
+//! starts and exits); `worker` the disk worker and the witness path; `swarm` the fault
+//! plan's run (injection, healing, the liveness phase); `scripted` the public scripted
+//! API; `tests` the unit tests on a greedy core.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
-    AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Heartbeat, Input, Instant,
-    LeaseRequest, LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, Output, ResourceId, Status,
+    AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Heartbeat, Instant, LeaseRequest,
+    LeaseResult, LinkId, LinkKind, NodeId, OpId, OpKind, ResourceId, Status,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -61,20 +63,22 @@ use crate::net::{between, Network, PathParams};
 use crate::queue::EventQueue;
 use crate::shared_disk::{DiskParams, SharedDisk};
 use crate::trace::{Timeline, TraceHash};
-use arbiter::disk::{IoId, IoOp};
 use arbiter::witness::{WitnessReply, WitnessRequest, WitnessServer};
+use nodecore::shutdown::AfterStop;
+use nodecore::Action;
 
-mod leases;
 mod scripted;
 mod swarm;
 #[cfg(test)]
 mod tests;
+mod worker;
 mod world;
 
 pub use swarm::liveness_bound;
 use swarm::{FaultKind, Healing, Phase, Swarm};
+use worker::Part;
 pub use world::PAUSED_BACKLOG_MAX;
-use world::{Daemon, Host, Missed};
+use world::{Arrival, Daemon, Host};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
@@ -108,10 +112,10 @@ pub struct Options {
     /// When the fence guard acts (the real rule, or an older one kept to show that the
     /// checkers catch what it allowed).
     pub fence_guard: FenceGuardRule,
-    /// When a daemon given a stop signal exits: the node core's rule
-    /// ([`nodecore::shutdown::after_stop_signal`]), which the daemon runs too; a test
-    /// plants a bug in it to show that the checkers catch one in the node core.
-    pub after_stop: fn(Option<Instant>, Instant, bool) -> nodecore::shutdown::AfterStop,
+    /// The node core's rules that tests replace by broken ones, to show that the
+    /// checkers catch a bug in the node core ([`nodecore::Rules`]; the daemon runs the
+    /// default ones).
+    pub rules: nodecore::Rules,
 }
 
 /// When the simulated fence guard stops a host's resources.
@@ -150,7 +154,7 @@ impl Options {
             witness_reply_timeout: Duration::from_millis(100),
             reset_delay_ns: (20 * SEC, 20 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
-            after_stop: nodecore::shutdown::after_stop_signal,
+            rules: nodecore::Rules::default(),
         }
     }
 }
@@ -166,10 +170,6 @@ enum Ev {
         to: NodeId,
         message: Heartbeat,
     },
-    DiskPoll {
-        node: NodeId,
-        boot: u64,
-    },
     OpDone {
         node: NodeId,
         boot: u64,
@@ -179,26 +179,17 @@ enum Ev {
         op: OpKind,
         plan: Plan,
     },
-    LeaseReply {
+    /// One I/O of a disk job lands (`worker`).
+    DiskIo {
         node: NodeId,
-        boot: u64,
-        id: OpId,
-        result: LeaseResult,
-    },
-    LeaseIo {
-        node: NodeId,
-        boot: u64,
-        io: IoId,
-        op: IoOp,
+        job: u64,
+        part: Part,
         ok: bool,
-        /// Real instant of its deadline, issued + the I/O timeout: it lands stale after
-        /// it (the client gave up on it).
-        deadline_ns: u64,
     },
-    LeaseTimer {
+    /// A disk job's last I/O returned: its answer.
+    DiskJobEnd {
         node: NodeId,
-        boot: u64,
-        generation: u64,
+        job: u64,
     },
     ToWitness(WitnessRequest),
     FromWitness {
@@ -220,11 +211,6 @@ enum Ev {
         node: NodeId,
         boot: u64,
     },
-    /// The shutdown deadline of this daemon (`boot`), given a stop signal.
-    ShutdownDue {
-        node: NodeId,
-        boot: u64,
-    },
     Inject(FaultKind),
     Heal(Healing),
     HealAll,
@@ -238,11 +224,9 @@ impl Ev {
         match self {
             Ev::EngineTimer { .. } => 1,
             Ev::Heartbeat { .. } => 2,
-            Ev::DiskPoll { .. } => 4,
             Ev::OpDone { .. } => 5,
-            Ev::LeaseReply { .. } => 6,
-            Ev::LeaseIo { .. } => 7,
-            Ev::LeaseTimer { .. } => 8,
+            Ev::DiskIo { .. } => 7,
+            Ev::DiskJobEnd { .. } => 8,
             Ev::ToWitness(_) => 9,
             Ev::FromWitness { .. } => 10,
             Ev::FenceGuard { .. } => 11,
@@ -254,7 +238,6 @@ impl Ev {
             Ev::LivenessCheck => 17,
             Ev::Admin(_) => 18,
             Ev::DaemonResume { .. } => 19,
-            Ev::ShutdownDue { .. } => 20,
         }
     }
 }
@@ -299,7 +282,6 @@ pub struct Sim<C: Core = Engine> {
     timeline: Option<Timeline>,
     name_width: usize,
     events: u64,
-    outputs: Vec<Output>,
     codes: BTreeMap<&'static str, u64>,
     phase: Phase,
     swarm: Option<Swarm>,
@@ -334,6 +316,9 @@ impl<C: Core> Sim<C> {
                 guard_kept_inherited: false,
                 ops_ended: BTreeSet::new(),
                 persisted_admin: None,
+                worker_free_ns: 0,
+                jobs: BTreeMap::new(),
+                next_job: 0,
             })
             .collect();
         let disk_link = spec.link_ids().find(|l| spec.link(*l).kind == LinkKind::Disk);
@@ -361,7 +346,6 @@ impl<C: Core> Sim<C> {
             witness,
             trace: TraceHash::default(),
             events: 0,
-            outputs: Vec::with_capacity(64),
             codes: BTreeMap::new(),
             phase: Phase::Safety,
             swarm: None,
@@ -423,12 +407,12 @@ impl<C: Core> Sim<C> {
     /// The node's engine's status, if its daemon runs.
     /// The administrative state a live node holds (diagnostics).
     pub fn admin_state(&self, node: NodeId) -> Option<engine::AdminState> {
-        self.hosts[usize::from(node.0)].daemon.as_ref().and_then(|d| d.core.admin_state())
+        self.hosts[usize::from(node.0)].daemon.as_ref().and_then(|d| d.core.engine().admin_state())
     }
 
     pub fn status(&self, node: NodeId) -> Option<Status> {
         let host = &self.hosts[usize::from(node.0)];
-        host.daemon.as_ref().map(|d| d.core.status(host.clock.local(self.now)))
+        host.daemon.as_ref().map(|d| d.core.engine().status(host.clock.local(self.now)))
     }
 
     /// Each live engine's view (its status), one line per node, for people reading a
@@ -543,36 +527,9 @@ impl<C: Core> Sim<C> {
         self.dispatch(ev);
     }
 
-    /// The paused daemon an event is for, if it is one of those a stopped loop does
-    /// not take in (its own timers, its sockets, its disk reads, its lease client).
-    fn paused_target(&self, ev: &Ev) -> Option<NodeId> {
-        let (node, boot) = match ev {
-            Ev::EngineTimer { node, boot, .. }
-            | Ev::DiskPoll { node, boot }
-            | Ev::LeaseReply { node, boot, .. }
-            | Ev::LeaseTimer { node, boot, .. } => (*node, Some(*boot)),
-            Ev::Heartbeat { to, .. } => (*to, None),
-            Ev::FromWitness { node, .. } => (*node, None),
-            _ => return None,
-        };
-        let daemon = self.hosts[usize::from(node.0)].daemon.as_ref()?;
-        (daemon.paused.is_some() && boot.is_none_or(|b| b == daemon.boot)).then_some(node)
-    }
-
-    // Long because: one match over every simulator event (a paused daemon's first),
-    // each arm that event's whole handling.
+    // Long because: one match over every simulator event, each arm that event's whole
+    // handling.
     fn dispatch(&mut self, ev: Ev) {
-        if let Some(node) = self.paused_target(&ev) {
-            let daemon = self.hosts[usize::from(node.0)].daemon.as_mut().expect("paused");
-            let paused = daemon.paused.as_mut().expect("paused");
-            match ev {
-                // No timer fires in a stopped loop; the resume hands it a Timeout.
-                Ev::EngineTimer { .. } => daemon.timer.at_ns = None,
-                Ev::Heartbeat { .. } if paused.backlog.len() >= PAUSED_BACKLOG_MAX => {}
-                ev => paused.backlog.push(Missed::Event(ev)),
-            }
-            return;
-        }
         match ev {
             Ev::EngineTimer { node, boot, generation } => {
                 self.trace.u64(u64::from(node.0));
@@ -581,54 +538,33 @@ impl<C: Core> Sim<C> {
                     return;
                 }
                 daemon.timer.at_ns = None;
-                self.feed(node, Some(Input::Timeout));
+                // No timer fires in a stopped loop; the resume wakes it.
+                if daemon.paused.is_none() {
+                    self.wake_node(node, Arrival::Nothing);
+                }
             }
             Ev::Heartbeat { link, to, message } => {
                 self.trace.u64(u64::from(to.0));
                 self.trace.u64(message.sequence);
-                if self.hosts[usize::from(to.0)].daemon.is_some() {
-                    let received = self.local_now(to);
-                    self.feed(to, Some(Input::Heartbeat { link, message, received }));
-                }
+                self.wake_node(to, Arrival::Heartbeat { link, message });
             }
-            Ev::DiskPoll { node, boot } => self.disk_poll(node, boot),
             Ev::OpDone { node, boot, id, group, resource, op, plan } => {
                 self.trace.u64(id.0);
                 self.op_done(node, boot, id, group, resource, op, plan);
             }
-            Ev::LeaseReply { node, boot, id, result } => {
-                self.trace.u64(id.0);
-                self.lease_reply(node, boot, id, result);
+            Ev::DiskIo { node, job, part, ok } => {
+                self.trace.u64(job);
+                self.disk_io_lands(node, job, part, ok);
             }
-            Ev::LeaseIo { node, boot, io, op, ok, deadline_ns } => {
-                self.trace.u64(io.0);
-                self.lease_io(node, boot, io, op, ok, deadline_ns);
-            }
-            Ev::LeaseTimer { node, boot, generation } => {
-                let local = self.local(node);
-                let Some(daemon) = self.daemon_mut(node, boot) else { return };
-                if daemon.lease_timer.generation != generation {
-                    return;
-                }
-                daemon.lease_timer.at_ns = None;
-                daemon.client.timeout(local);
-                self.drain_client(node);
-            }
+            Ev::DiskJobEnd { node, job } => self.disk_job_ends(node, job),
             Ev::ToWitness(request) => self.witness_request(request),
-            Ev::FromWitness { node, reply } => {
-                let local = self.local(node);
-                let host = &mut self.hosts[usize::from(node.0)];
-                if let Some(c) = host.daemon.as_mut().and_then(|d| d.client.witness()) {
-                    c.reply(local, &reply);
-                    self.drain_client(node);
-                }
-            }
+            Ev::FromWitness { node, reply } => self.wake_node(node, Arrival::Witness(reply)),
             Ev::FenceGuard { node, generation } => {
                 let host = &self.hosts[usize::from(node.0)];
                 if host.guard_generation == generation {
                     let armer = host.daemon.as_ref().filter(|d| d.boot == host.guard_armed_by);
-                    // A paused daemon renews nothing: its guard acts, and it restarts
-                    // when it resumes (`resume`).
+                    // A paused daemon renews nothing: its guard acts, and its core finds
+                    // it at its next wake-up (`Action::Stalled`).
                     let armer_runs = armer.is_some_and(|d| d.paused.is_none());
                     if self.options.fence_guard == FenceGuardRule::OnlyWithoutDaemon {
                         if armer.is_none() {
@@ -637,13 +573,6 @@ impl<C: Core> Sim<C> {
                         return;
                     }
                     let inherited = host.guard_kept_inherited;
-                    // The deadline the running daemon knows (`fence_given`): past it, the
-                    // real daemon finds at its next wake-up that its guard fired, and
-                    // restarts.
-                    let local = host.clock.local(self.now);
-                    let known = host.daemon.as_ref().is_some_and(|d| {
-                        d.paused.is_none() && d.fence_given.is_some_and(|at| at <= local)
-                    });
                     self.fire_guard(node);
                     if armer_runs && !inherited {
                         // A live engine lets its own guard deadline come only when its
@@ -654,10 +583,6 @@ impl<C: Core> Sim<C> {
                             self.node_name(node)
                         );
                         self.checkers.report(Guarantee::Contract, self.now, message);
-                    }
-                    if known {
-                        self.kill_daemon(node);
-                        self.start_daemon(node);
                     }
                 }
             }
@@ -672,11 +597,6 @@ impl<C: Core> Sim<C> {
             Ev::DaemonResume { node, boot } => {
                 if self.daemon_mut(node, boot).is_some_and(|d| d.paused.is_some()) {
                     self.resume_daemon(node);
-                }
-            }
-            Ev::ShutdownDue { node, boot } => {
-                if self.daemon_mut(node, boot).is_some() {
-                    self.feed(node, None); // a wake-up: `exit_if_shut_down` sees the deadline
                 }
             }
             Ev::Inject(kind) => self.inject(kind),
@@ -708,87 +628,83 @@ impl<C: Core> Sim<C> {
         self.spec.node_ids().filter(|n| self.hosts[usize::from(n.0)].daemon.is_some()).collect()
     }
 
-    /// Hands one input (or none, right after start) to a node's engine and carries out
-    /// everything it asks for until it waits.
-    fn feed(&mut self, node: NodeId, input: Option<Input>) {
-        let now = self.now;
-        let mut outputs = std::mem::take(&mut self.outputs);
+    /// Something reaches `node`'s daemon: as the daemon's loop does, it is handed to the
+    /// node core, the loop wakes (the core's `wake`, with the disk answers that waited)
+    /// and settles. A paused daemon keeps it for its resume.
+    fn wake_node(&mut self, node: NodeId, arrival: Arrival) {
         let host = &mut self.hosts[usize::from(node.0)];
-        let Some(daemon) = host.daemon.as_mut() else {
-            self.outputs = outputs;
-            return;
-        };
+        let local = host.clock.local(self.now);
+        let Some(daemon) = host.daemon.as_mut() else { return };
         if let Some(paused) = daemon.paused.as_mut() {
-            // A stopped loop takes nothing in: agent results, storage path news and
-            // commands wait for the resume.
-            paused.backlog.extend(input.map(Missed::Input));
-            self.outputs = outputs;
+            match arrival {
+                Arrival::Nothing => {}
+                Arrival::Heartbeat { .. } if paused.backlog.len() >= PAUSED_BACKLOG_MAX => {}
+                arrival => paused.backlog.push(arrival),
+            }
             return;
         }
-        let local = host.clock.local(now);
-        if let Some(input) = input {
-            daemon.core.handle(local, input);
-        }
-        let mut settled = false;
-        for _ in 0..OUTPUTS_PER_INPUT_MAX {
-            let out = daemon.core.poll_output();
-            let wait = matches!(out, Output::Wait(_));
-            outputs.push(out);
-            if wait {
-                settled = true;
-                break;
-            }
-        }
-        if !settled {
-            let message = format!(
-                "{} produced {OUTPUTS_PER_INPUT_MAX} outputs without waiting",
-                self.node_name(node)
-            );
-            self.checkers.report(Guarantee::Contract, now, message);
-        }
-        for out in outputs.drain(..) {
-            self.hash_output(node, &out);
-            if self.apply(node, out) {
-                break; // the node fenced itself: the rest is never carried out
-            }
-        }
-        outputs.clear();
-        self.outputs = outputs;
-        self.check_standby_locks(node);
-        self.exit_if_shut_down(node);
+        daemon.arrive(local, arrival);
+        daemon.wake(local);
+        self.settle(node);
     }
 
-    /// Carries out one engine output; true when the node fenced itself.
-    fn apply(&mut self, node: NodeId, out: Output) -> bool {
-        match out {
-            Output::Heartbeat { link, to, message } => self.send_heartbeat(node, link, to, message),
-            Output::Operation { id, group, resource, op, timeout } => {
+    /// Carries out what `node`'s core asks for until it waits.
+    fn settle(&mut self, node: NodeId) {
+        let n = usize::from(node.0);
+        for _ in 0..OUTPUTS_PER_INPUT_MAX {
+            let now = self.now;
+            let host = &mut self.hosts[n];
+            let local = host.clock.local(now);
+            let Some(daemon) = host.daemon.as_mut() else { return };
+            let action = daemon.core.poll(local);
+            self.hash_action(node, &action);
+            if let Action::Wait(at) = action {
+                self.hosts[n].daemon.as_mut().expect("polled").loop_ran_ns = now;
+                self.set_engine_timer(node, at);
+                self.check_standby_locks(node);
+                return;
+            }
+            if self.apply(node, action) {
+                return; // the daemon is gone (fenced, stalled, exited)
+            }
+        }
+        let message = format!(
+            "{} produced {OUTPUTS_PER_INPUT_MAX} actions without waiting",
+            self.node_name(node)
+        );
+        self.checkers.report(Guarantee::Contract, self.now, message);
+    }
+
+    /// Carries out one action of a node core; true when its daemon is gone.
+    // Long because: one match over every action of the node core, each arm what the
+    // shell does with it.
+    fn apply(&mut self, node: NodeId, action: Action) -> bool {
+        match action {
+            Action::Send { link, to, message } => self.send_heartbeat(node, link, to, message),
+            Action::DiskJob { id, plan, deadline, reads_after } => {
+                self.disk_job(node, id, plan, deadline, reads_after)
+            }
+            Action::DiskStuck => {
+                // The worker is abandoned: the next job goes to a new one at once.
+                self.hosts[usize::from(node.0)].worker_free_ns = self.now;
+            }
+            Action::DiskPrompt(on) => {
+                let local = self.local(node);
+                if let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() {
+                    daemon.prompt(local, on);
+                }
+            }
+            Action::ToWitness(request) => self.send_to_witness(node, request),
+            Action::Operation { id, group, resource, op, timeout } => {
                 self.operation(node, id, group, resource, op, timeout)
             }
-            Output::Lease { id, request } => self.lease_request(node, id, request),
-            Output::ArmFence { deadline, keep_earlier } => {
-                let host = &mut self.hosts[usize::from(node.0)];
-                // With `keep_earlier` the guard keeps an earlier deadline it holds (a
-                // predecessor's); the shell learns which one it keeps.
-                let inherited = host.guard_inherited;
-                let kept = inherited.filter(|d| keep_earlier && deadline.is_none_or(|n| *d < n));
-                if !keep_earlier {
-                    host.guard_inherited = None;
-                }
-                host.guard_kept_inherited = kept.is_some();
-                let deadline = kept.or(deadline);
-                host.guard = deadline;
-                host.guard_generation += 1;
-                host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
-                if let Some(daemon) = host.daemon.as_mut() {
-                    daemon.fence_given = deadline;
-                }
-                if let Some(real) = deadline.and_then(|d| host.clock.real_at(d)) {
-                    let generation = host.guard_generation;
-                    self.queue.push(real.max(self.now), Ev::FenceGuard { node, generation });
-                }
+            Action::LeaseAnswered { request, result } => {
+                self.lease_answered(node, request, &result)
             }
-            Output::SelfFence { reason } => {
+            Action::ArmFence { deadline, keep_earlier } => {
+                self.arm_guard(node, deadline, keep_earlier)
+            }
+            Action::SelfFence { reason } => {
                 let name = self.node_name(node).to_owned();
                 self.note(|w| format!("{name:<w$}  ** self-fence: {reason}"));
                 let delay = between(
@@ -799,7 +715,25 @@ impl<C: Core> Sim<C> {
                 self.power_off(node, "self-fence", Some(delay));
                 return true;
             }
-            Output::Event(event) => {
+            Action::Stalled { deadline } => {
+                self.stalled(node, deadline);
+                return true;
+            }
+            Action::Exit(exit) => {
+                let (clean, why) = match exit {
+                    AfterStop::ExitClean => {
+                        (true, "stopped cleanly: no group runs here any more, leases released")
+                    }
+                    _ => (
+                        false,
+                        "shutdown took too long: exiting with the fence guard armed; it stops \
+                         what is left when the lease runs out",
+                    ),
+                };
+                self.daemon_stopped(node, clean, why);
+                return true;
+            }
+            Action::Event(event) => {
                 *self.codes.entry(event.code.code).or_default() += 1;
                 if self.timeline.is_some() {
                     let name = self.node_name(node).to_owned();
@@ -808,69 +742,137 @@ impl<C: Core> Sim<C> {
                     self.note(|w| format!("{name:<w$}  {code}  {message}"));
                 }
             }
-            Output::LockStandby { group } => {
+            Action::LockStandby { group } => {
                 if self.spec.group(group).locks_standby() {
                     self.hosts[usize::from(node.0)].locked[group.0 as usize] = true;
                 }
             }
-            Output::Wait(deadline) => self.set_engine_timer(node, deadline),
+            Action::Wait(_) => unreachable!("handled by settle"),
         }
         false
     }
 
-    fn hash_output(&mut self, node: NodeId, out: &Output) {
+    /// The engine's deadline for the host's fence guard.
+    fn arm_guard(&mut self, node: NodeId, deadline: Option<Instant>, keep_earlier: bool) {
+        let host = &mut self.hosts[usize::from(node.0)];
+        // With `keep_earlier` the guard keeps an earlier deadline it holds (a
+        // predecessor's); the shell learns which one it keeps.
+        let inherited = host.guard_inherited;
+        let kept = inherited.filter(|d| keep_earlier && deadline.is_none_or(|n| *d < n));
+        if !keep_earlier {
+            host.guard_inherited = None;
+        }
+        host.guard_kept_inherited = kept.is_some();
+        if let (Some(kept), Some(sent), Some(daemon)) = (kept, deadline, host.daemon.as_mut()) {
+            daemon.core.guard_keeps(sent, kept);
+        }
+        let deadline = kept.or(deadline);
+        host.guard = deadline;
+        host.guard_generation += 1;
+        host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
+        if let Some(real) = deadline.and_then(|d| host.clock.real_at(d)) {
+            let generation = host.guard_generation;
+            self.queue.push(real.max(self.now), Ev::FenceGuard { node, generation });
+        }
+    }
+
+    /// The core found its guard's deadline passed (its loop did not run): as the daemon
+    /// does, it waits for its guard (armed by this daemon, so its deadline is the one
+    /// that passed) and starts again in place, as a new incarnation (E3112), which
+    /// probes and rejoins as standby.
+    fn stalled(&mut self, node: NodeId, deadline: Instant) {
+        let n = usize::from(node.0);
+        let local = self.local(node);
+        let host = &self.hosts[n];
+        let Some(daemon) = host.daemon.as_ref() else { return };
+        if host.guard_armed_by == daemon.boot {
+            self.fire_guard(node);
+        }
+        let ran = self.hosts[n].daemon.as_ref().map_or(self.now, |d| d.loop_ran_ns);
+        let stalled = Duration::from_nanos(self.now - ran).as_millis();
+        let late = local.saturating_since(deadline).as_millis();
+        let code = &engine::catalogue::DAEMON_STALLED;
+        *self.codes.entry(code.code).or_default() += 1;
+        let name = self.node_name(node).to_owned();
+        self.note(|w| {
+            format!(
+                "{name:<w$}  {}  this daemon's loop did not run for {stalled}ms; the fence \
+                 guard fired ({late}ms ago): restarting as standby",
+                code.code
+            )
+        });
+        self.hosts[n].daemon = None;
+        self.start_daemon(node);
+    }
+
+    fn hash_action(&mut self, node: NodeId, action: &Action) {
         let t = &mut self.trace;
         t.u8(100);
         t.u64(u64::from(node.0));
-        match out {
-            Output::Heartbeat { link, to, message } => {
+        match action {
+            Action::Send { link, to, message } => {
                 t.u8(1);
                 t.u64(u64::from(link.0) << 16 | u64::from(to.0));
                 t.u64(message.incarnation);
                 t.u64(message.sequence);
                 t.u64(message.sent_at.0);
             }
-            Output::Operation { id, group, resource, op, timeout } => {
+            Action::Operation { id, group, resource, op, timeout } => {
                 t.u8(2);
                 t.u64(id.0);
                 t.u64(u64::from(group.0) << 16 | u64::from(resource.0));
                 t.u8(*op as u8);
                 t.u64(timeout.as_nanos() as u64);
             }
-            Output::Lease { id, request } => {
+            Action::LeaseAnswered { request, result } => {
                 t.u8(3);
-                t.u64(id.0);
                 let (kind, group) = match request {
-                    LeaseRequest::Acquire(g) => (1, g.0),
-                    LeaseRequest::Renew => (2, 0),
-                    LeaseRequest::Release(g) => (3, g.0),
+                    Some(LeaseRequest::Acquire(g)) => (1, g.0),
+                    Some(LeaseRequest::Renew) => (2, 0),
+                    Some(LeaseRequest::Release(g)) => (3, g.0),
+                    None => (0, 0),
                 };
                 t.u8(kind);
                 t.u64(u64::from(group));
+                t.u8(matches!(result, LeaseResult::Granted { .. }) as u8);
             }
-            Output::ArmFence { deadline, keep_earlier } => {
+            Action::ArmFence { deadline, keep_earlier } => {
                 t.u8(4);
                 t.u64(deadline.map_or(u64::MAX, |d| d.0));
                 t.u8(u8::from(*keep_earlier));
             }
-            Output::SelfFence { reason } => {
+            Action::SelfFence { reason } => {
                 t.u8(5);
                 t.bytes(reason.as_bytes());
             }
-            Output::Event(e) => {
+            Action::Event(e) => {
                 t.u8(6);
                 t.u64(e.at.0);
                 t.bytes(e.code.code.as_bytes());
                 t.bytes(e.message.as_bytes());
             }
-            Output::Wait(at) => {
+            Action::Wait(at) => {
                 t.u8(7);
                 t.u64(at.0);
             }
-            Output::LockStandby { group } => {
+            Action::LockStandby { group } => {
                 t.u8(8);
                 t.u64(u64::from(group.0));
             }
+            Action::DiskJob { id, plan, deadline, .. } => {
+                t.u8(9);
+                t.u64(*id);
+                t.u64(deadline.0);
+                t.u64(plan.lease.len() as u64);
+            }
+            Action::DiskStuck => t.u8(10),
+            Action::DiskPrompt(on) => t.u8(11 + u8::from(*on)),
+            Action::ToWitness(_) => t.u8(13),
+            Action::Stalled { deadline } => {
+                t.u8(14);
+                t.u64(deadline.0);
+            }
+            Action::Exit(exit) => t.u8(15 + *exit as u8),
         }
     }
 
@@ -898,7 +900,7 @@ impl<C: Core> Sim<C> {
                 daemon.busy = (now, if stuck { TIMEOUTS_PER_INSTANT_MAX + 1 } else { 1 });
             }
             if daemon.busy.1 == TIMEOUTS_PER_INSTANT_MAX {
-                let due = daemon.core.due_at(deadline).join("; ");
+                let due = daemon.core.engine().due_at(deadline).join("; ");
                 let message = format!(
                     "{} asked to wake at the same instant {TIMEOUTS_PER_INSTANT_MAX} times (busy loop): {due}",
                     self.spec.node(node).name

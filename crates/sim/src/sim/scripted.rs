@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use engine::{AdminCommand, GroupId, Input, LinkId, LinkKind, NodeId, ResourceId};
+use arbiter::disk::{Block, Pill, Record};
+use engine::{AdminCommand, GroupId, LinkId, LinkKind, NodeId, ResourceId};
 
-use super::world::Paused;
-use super::{Ev, FenceGuardRule, Missed, Sim};
+use super::world::{Arrival, Paused};
+use super::{Ev, Sim};
 use crate::agents::Forced;
 use crate::check::Change;
 use crate::core::Core;
@@ -59,11 +60,9 @@ impl<C: Core> Sim<C> {
     pub fn shutdown(&mut self, node: NodeId) -> &mut Self {
         let name = self.node_name(node).to_owned();
         self.action(format!("shutdown {name}"));
-        let local = self.local(node);
-        let budget = self.spec.shutdown_budget();
-        let host = &mut self.hosts[usize::from(node.0)];
-        let Some(daemon) = host.daemon.as_mut() else { return self };
-        if daemon.shutdown_by.is_some() {
+        let host = &self.hosts[usize::from(node.0)];
+        let Some(daemon) = host.daemon.as_ref() else { return self };
+        if daemon.core.shutdown_by().is_some() {
             self.daemon_stopped(
                 node,
                 false,
@@ -71,30 +70,22 @@ impl<C: Core> Sim<C> {
             );
             return self;
         }
-        let by = local + budget;
-        daemon.shutdown_by = Some(by);
-        let boot = daemon.boot;
-        if let Some(real) = host.clock.real_at(by) {
-            self.queue.push(real.max(self.now), Ev::ShutdownDue { node, boot });
-        }
-        self.feed(node, Some(Input::Shutdown));
+        self.wake_node(node, Arrival::Stop);
         self
     }
 
-    /// A poison pill for `node`'s current daemon (the incarnation its disk slot shows)
-    /// from `from` (`None`: an operator's `tandem disk fence`). The model reads it at
-    /// once if the node's path to the shared disk works (the real daemon reads its
-    /// mailbox with a disk job within a second), else it is lost, as a pill the node
-    /// cannot read is: its peers cannot count on it.
+    /// A poison pill for `node`'s current daemon (the incarnation its host record shows)
+    /// from `from` (`None`: an operator's `tandem disk fence`), left in its mailbox on
+    /// the shared disk: the node core reads it with a disk job within a second (if its
+    /// path to the disk works; a pill the node cannot read is lost to it, and its peers
+    /// cannot count on it).
     pub fn poison_pill(&mut self, node: NodeId, from: Option<NodeId>) -> &mut Self {
         let name = self.node_name(node).to_owned();
         let by = from.map_or("an operator".to_owned(), |f| self.node_name(f).to_owned());
         self.action(format!("poison pill for {name} from {by}"));
-        let n = usize::from(node.0);
-        let incarnation = self.hosts[n].incarnation;
-        if self.hosts[n].daemon.is_some() && self.disk.path_ok[n] {
-            self.feed(node, Some(Input::PoisonPill { incarnation, from }));
-        }
+        let incarnation = self.hosts[usize::from(node.0)].incarnation;
+        let pill = Record::Pill(Pill { from, incarnation, at_unix: 0 });
+        self.disk.write(Block::Mailbox(node), pill, false);
         self
     }
 
@@ -104,10 +95,9 @@ impl<C: Core> Sim<C> {
     pub fn pause_daemon(&mut self, node: NodeId) -> &mut Self {
         let name = self.node_name(node).to_owned();
         self.action(format!("pause daemon {name}"));
-        let now = self.now;
         if let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() {
             if daemon.paused.is_none() {
-                daemon.paused = Some(Paused { since_ns: now, backlog: Vec::new() });
+                daemon.paused = Some(Paused { backlog: Vec::new() });
             }
         }
         self
@@ -128,59 +118,32 @@ impl<C: Core> Sim<C> {
     /// does at every wake-up, it first checks the last deadline it gave its fence guard:
     /// if that has passed, the guard has stopped (or now stops) every resource and the
     /// daemon restarts as a new incarnation (E3112), which probes and rejoins as
-    /// standby. Otherwise its engine is handed what it missed, in arrival order, then a
-    /// Timeout.
+    /// standby. Otherwise its core is handed what it missed, in arrival order, and wakes
+    /// once.
     pub fn resume_daemon(&mut self, node: NodeId) -> &mut Self {
         let name = self.node_name(node).to_owned();
         self.action(format!("resume daemon {name}"));
-        let n = usize::from(node.0);
-        let rule = self.options.fence_guard;
         let local = self.local(node);
-        let host = &mut self.hosts[n];
-        let armed_by = host.guard_armed_by;
-        let Some(daemon) = host.daemon.as_mut() else { return self };
+        let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() else { return self };
         let Some(paused) = daemon.paused.take() else { return self };
-        let boot = daemon.boot;
-        let deadline = daemon.fence_given.filter(|d| *d <= local);
-        if let (FenceGuardRule::AtDeadline, Some(deadline)) = (rule, deadline) {
-            // It waits for its guard (armed by this daemon, so its deadline is the one
-            // that passed) and starts again in place.
-            if armed_by == boot {
-                self.fire_guard(node);
-            }
-            let stalled = Duration::from_nanos(self.now - paused.since_ns).as_millis();
-            let late = local.saturating_since(deadline).as_millis();
-            let code = &engine::catalogue::DAEMON_STALLED;
-            *self.codes.entry(code.code).or_default() += 1;
-            self.note(|w| {
-                format!(
-                    "{name:<w$}  {}  this daemon's loop did not run for {stalled}ms; the fence \
-                     guard fired ({late}ms ago): restarting as standby",
-                    code.code
-                )
-            });
-            self.hosts[n].daemon = None;
-            self.start_daemon(node);
-            return self;
-        }
-        let daemon = self.hosts[n].daemon.as_mut().expect("checked");
         daemon.timer.at_ns = None;
         daemon.timer.generation += 1;
-        for missed in paused.backlog {
-            if self.daemon_mut(node, boot).is_none() {
-                return self; // it fenced itself: nothing else reaches this engine
-            }
-            match missed {
-                Missed::Event(ev) => self.dispatch(ev),
-                Missed::Input(input) => self.feed(node, Some(input)),
-                Missed::IoDone { io, result, deadline_ns } => {
-                    self.io_done(node, boot, io, result, deadline_ns)
+        // Everything that arrived goes to the core (which first checks its guard's
+        // deadline: past it, `Action::Stalled`), then one wake-up.
+        for arrival in paused.backlog {
+            // The disk worker is a thread of the stopped process: an answer whose I/O
+            // returned during the pause is stamped when the worker runs again.
+            let arrival = match arrival {
+                Arrival::Disk(mut answer) => {
+                    answer.done_at = answer.done_at.max(local);
+                    Arrival::Disk(answer)
                 }
-            }
+                arrival => arrival,
+            };
+            daemon.arrive(local, arrival);
         }
-        if self.daemon_mut(node, boot).is_some() {
-            self.feed(node, Some(Input::Timeout));
-        }
+        daemon.wake(local);
+        self.settle(node);
         self
     }
 
@@ -391,9 +354,7 @@ impl<C: Core> Sim<C> {
     pub fn admin(&mut self, node: NodeId, command: AdminCommand) -> &mut Self {
         let text = format!("admin {}: {}", self.node_name(node), self.describe_admin(&command));
         self.action(text);
-        if self.hosts[usize::from(node.0)].daemon.is_some() {
-            self.feed(node, Some(Input::Admin(command)));
-        }
+        self.wake_node(node, Arrival::Admin(command));
         self
     }
 

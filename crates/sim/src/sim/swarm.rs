@@ -105,6 +105,13 @@ impl<C: Core> Sim<C> {
         Sim::swarm_with_plan(spec, seed, plan, duration, timeline)
     }
 
+    /// The node core's rules from now on (daemons started later run them): the tests
+    /// of broken node cores plant a bug here.
+    pub fn with_rules(mut self, rules: nodecore::Rules) -> Self {
+        self.options.rules = rules;
+        self
+    }
+
     /// The fault plan seed `seed` draws for `spec` ([`Sim::swarm`]).
     pub fn swarm_plan(spec: &ClusterSpec, seed: u64) -> SwarmPlan {
         let mut plan_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5357_4152_4d00_0000);
@@ -133,7 +140,7 @@ impl<C: Core> Sim<C> {
             witness_reply_timeout: Duration::from_millis(150),
             reset_delay_ns: (SEC, 30 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
-            after_stop: nodecore::shutdown::after_stop_signal,
+            rules: nodecore::Rules::default(),
         };
         let bound = liveness_bound(&spec, &plan.agents);
         let total = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);

@@ -80,18 +80,13 @@ fn clocks_drift_within_bounds_and_timers_fire_on_local_time() {
     assert!(sim.events() > 100);
 }
 
-/// Arms `node`'s guard as if its current daemon had asked for `deadline_s`.
+/// Arms `node`'s guard as if its current daemon had asked for `deadline_s` (its core
+/// carries the `ArmFence` out at once).
 fn arm(sim: &mut Sim<Greedy>, node: NodeId, deadline_s: u64) {
-    let now = sim.now;
     let host = &mut sim.hosts[usize::from(node.0)];
-    host.guard = Some(Instant(deadline_s * SEC));
-    host.guard_generation += 1;
-    host.guard_armed_by = host.daemon.as_ref().map_or(0, |d| d.boot);
-    if let Some(daemon) = host.daemon.as_mut() {
-        daemon.fence_given = host.guard;
-    }
-    let generation = host.guard_generation;
-    sim.queue.push((deadline_s * SEC).max(now), Ev::FenceGuard { node, generation });
+    let daemon = host.daemon.as_mut().expect("a live daemon");
+    daemon.core.engine_mut().arm_fence(Instant(deadline_s * SEC));
+    sim.wake_node(node, Arrival::Nothing);
 }
 
 /// Two greedy nodes at 5 s, and the one that runs the groups.
@@ -157,7 +152,7 @@ fn a_paused_daemon_takes_nothing_in_until_it_resumes() {
     let (alpha, beta) = (NodeId(0), NodeId(1));
     let running = sim.agents.running_on(alpha).len();
     sim.pause_daemon(alpha).run_until(secs(7));
-    // Heartbeats, disk polls, lease timers wait; nothing it runs stops.
+    // Heartbeats and disk answers wait; nothing it runs stops.
     assert!(sim.is_paused(alpha));
     assert!(backlog(&sim, alpha) > 20, "{}", backlog(&sim, alpha));
     assert_eq!(sim.agents.running_on(alpha).len(), running);

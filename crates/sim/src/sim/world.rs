@@ -1,29 +1,28 @@
-//! The simulated world around the engines: hosts (power, the fence guard, the read-only
-//! flags of standby devices, the admin state a daemon persists) and their daemons (the
-//! engine, its timers, its lease client, what it holds, a pause's backlog), and what the
-//! daemons do in it: heartbeats over UDP and disk slots, disk polls, the disk path's
-//! verdict, agents' operations and their results, the ground truth fed to the checkers
-//! (S5's standby locks included), the guard firing, a daemon's start and its exit after a
-//! stop signal. It must not decide anything an engine decides, and leaves the driving of
-//! the lease client to `leases`.
+//! The simulated world around the node cores: hosts (power, the fence guard, the
+//! read-only flags of standby devices, the admin state a daemon persists, the disk
+//! worker's jobs) and their daemons (the node core, its timer, what it holds, a pause's
+//! backlog), and what the daemons do in it: heartbeats over UDP, agents' operations and
+//! their results, the ground truth fed to the checkers (S5's standby locks included),
+//! the guard firing, a daemon's start and its exit. It must not decide anything a node
+//! core decides; the disk jobs and the witness path are `worker`'s.
 
-use nodecore::shutdown::AfterStop;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arbiter::witness::WitnessReply;
 use engine::{
-    ArbitrationKind, GroupId, Heartbeat, Input, Instant, LeaseRequest, LinkId, LinkKind, NodeId,
-    OpId, OpKind, OpResult, ResourceId, ResourceState,
+    AdminCommand, ArbitrationKind, GroupId, Heartbeat, Instant, LinkId, LinkKind, NodeId, OpId,
+    OpKind, OpResult, ResourceId, ResourceState,
 };
 
+use super::worker::SimJob;
 use super::{Ev, Sim};
 use crate::agents::Plan;
 use crate::check::{Change, Guarantee, HolderTruth, StartContext};
 use crate::clock::Clock;
 use crate::core::Core;
-use arbiter::disk::{IoId, IoResult};
-use nodecore::{LeaseClient, SlotReader, StoragePath};
+use nodecore::{DiskAnswer, NodeCore};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Timer {
@@ -34,55 +33,96 @@ pub(super) struct Timer {
 }
 
 pub(super) struct Daemon<C> {
-    pub(super) core: C,
+    /// The node core (the engine and everything between it and the sockets), the very
+    /// one the daemon runs; a disk slot is read as the heartbeat it holds.
+    pub(super) core: NodeCore<C, Heartbeat>,
     pub(super) boot: u64,
     pub(super) timer: Timer,
-    pub(super) lease_timer: Timer,
-    pub(super) client: LeaseClient,
     /// The groups this node was granted and not told it lost or released, and the
     /// latest `since` of any grant (the engine keeps one lease for all its groups,
     /// extended by every grant; the clients make every `since` valid for all held
     /// groups): the S3 checker's view of its leases.
     pub(super) held: BTreeSet<GroupId>,
     pub(super) lease_since: Option<Instant>,
-    pub(super) requests: BTreeMap<OpId, LeaseRequest>,
-    /// Which disk slots hold news, by (incarnation, sequence): the daemon's rule.
-    pub(super) disk_slots: SlotReader<(u64, u64)>,
-    /// The verdict on its disk path from its I/O results: the daemon's rule.
-    pub(super) storage: StoragePath,
+    /// The disk worker's answers that wait for the loop's next wake-up (quiet mode).
+    pub(super) quiet: Vec<DiskAnswer<Heartbeat>>,
+    /// The worker's answers wake the loop ([`nodecore::Action::DiskPrompt`]).
+    pub(super) prompt: bool,
     /// (instant, count) of wake-ups asked for at one instant.
     pub(super) busy: (u64, u32),
-    /// The last deadline this daemon gave its fence guard (the real daemon checks it at
-    /// every wake-up before anything else).
-    pub(super) fence_given: Option<Instant>,
+    /// When its loop last settled (real ns): the start of a stall, when one is found.
+    pub(super) loop_ran_ns: u64,
     /// Its loop is stopped (SIGSTOP, a hung call): what reached it meanwhile.
     pub(super) paused: Option<Paused>,
-    /// Given a stop signal ([`Sim::shutdown`]): when it exits at the latest.
-    pub(super) shutdown_by: Option<Instant>,
 }
 
-/// The most inputs a paused daemon keeps for its resume: beyond it, heartbeats are
-/// dropped, as a full socket buffer drops datagrams (agent results and lease answers,
-/// which the real daemon receives over channels, are always kept).
+/// The most arrivals a paused daemon keeps for its resume: beyond it, heartbeats are
+/// dropped, as a full socket buffer drops datagrams (agent results, disk answers and
+/// the rest, which the real daemon receives over channels, are always kept).
 pub const PAUSED_BACKLOG_MAX: usize = 1 << 16;
 
-/// A paused daemon: the inputs that reached it, in arrival order, handed to its engine
-/// when it resumes (the kernel queues UDP datagrams; agents and the lease I/O finish in
-/// the world and their results wait in the daemon's channels).
+/// A paused daemon: what reached it, in arrival order, handed to its core when it
+/// resumes (the kernel queues UDP datagrams; agents and the disk I/O finish in the
+/// world and their results wait in the daemon's channels).
 #[derive(Default)]
 pub(super) struct Paused {
-    pub(super) since_ns: u64,
-    pub(super) backlog: Vec<Missed>,
+    pub(super) backlog: Vec<Arrival>,
 }
 
-pub(super) enum Missed {
-    /// An event for the daemon, carried out again at the resume (heartbeats, disk
-    /// polls, lease replies and timers, witness replies).
-    Event(Ev),
-    /// An input its engine would have been given.
-    Input(Input),
-    /// A disk lease I/O that completed while the daemon was stopped.
-    IoDone { io: IoId, result: IoResult, deadline_ns: u64 },
+/// What reaches a daemon's loop: handed to its core before the wake-up.
+pub(super) enum Arrival {
+    /// A timer: nothing but the wake-up.
+    Nothing,
+    Heartbeat {
+        link: LinkId,
+        message: Heartbeat,
+    },
+    Operation {
+        id: OpId,
+        result: OpResult,
+    },
+    Disk(DiskAnswer<Heartbeat>),
+    Witness(WitnessReply),
+    Admin(AdminCommand),
+    /// A stop signal (SIGTERM).
+    Stop,
+}
+
+/// A disk slot read is the heartbeat it holds (the daemon authenticates its bytes).
+fn decode_slot(_: NodeId, slot: &Heartbeat) -> Option<Heartbeat> {
+    Some(slot.clone())
+}
+
+impl<C: Core> Daemon<C> {
+    /// Hands `arrival` to the core at local time `local`.
+    pub(super) fn arrive(&mut self, local: Instant, arrival: Arrival) {
+        let core = &mut self.core;
+        match arrival {
+            Arrival::Nothing => {}
+            Arrival::Heartbeat { link, message } => core.heartbeat(link, message, local),
+            Arrival::Operation { id, result } => core.operation_done(id, result),
+            Arrival::Disk(answer) => core.disk_answer(local, answer, &mut decode_slot),
+            Arrival::Witness(reply) => core.witness_reply(local, &reply),
+            Arrival::Admin(command) => core.admin(command),
+            Arrival::Stop => core.stop_signal(local),
+        }
+    }
+
+    /// The loop wakes at `local`: the answers that waited go to the core with it.
+    pub(super) fn wake(&mut self, local: Instant) {
+        let quiet = std::mem::take(&mut self.quiet);
+        self.core.wake(local, quiet, Vec::new(), &mut decode_slot);
+    }
+
+    /// Prompt mode from now on: the quiet answers already given are read now.
+    pub(super) fn prompt(&mut self, local: Instant, on: bool) {
+        self.prompt = on;
+        if on {
+            for answer in std::mem::take(&mut self.quiet) {
+                self.core.disk_answer(local, answer, &mut decode_slot);
+            }
+        }
+    }
 }
 
 pub(super) struct Host<C> {
@@ -112,6 +152,11 @@ pub(super) struct Host<C> {
     /// The administrative state the daemon keeps in its state directory (the real
     /// daemon journals it): it survives daemon restarts and host crashes.
     pub(super) persisted_admin: Option<Arc<engine::NodeReport>>,
+    /// The disk worker: free from this real instant (jobs run one at a time), the jobs
+    /// in flight by key, the last key given.
+    pub(super) worker_free_ns: u64,
+    pub(super) jobs: BTreeMap<u64, SimJob>,
+    pub(super) next_job: u64,
 }
 
 impl<C: Core> Sim<C> {
@@ -125,7 +170,7 @@ impl<C: Core> Sim<C> {
         if groups.peek().is_none() {
             return;
         }
-        let status = daemon.core.status(host.clock.local(self.now));
+        let status = daemon.core.engine().status(host.clock.local(self.now));
         let ready =
             status.nodes.iter().any(|n| n.node == node && n.state != engine::NodeState::Booting);
         for group in groups {
@@ -179,66 +224,17 @@ impl<C: Core> Sim<C> {
             self.checkers.report(Guarantee::Contract, self.now, message);
             return;
         }
-        match self.spec.link(link).kind {
-            LinkKind::Udp => {
-                let path =
-                    self.net.path(usize::from(link.0), usize::from(from.0), usize::from(to.0));
-                let deliveries = path.send(&mut self.rng);
-                if let Some(second) = deliveries.second {
-                    let copy = message.clone();
-                    self.queue.push(self.now + second, Ev::Heartbeat { link, to, message: copy });
-                }
-                if let Some(first) = deliveries.first {
-                    self.queue.push(self.now + first, Ev::Heartbeat { link, to, message });
-                }
-            }
-            LinkKind::Disk => {
-                let (ok, latency) = self.disk.io(&mut self.rng, from);
-                if ok {
-                    self.disk.write_slot(from, to, message, self.now + latency);
-                }
-            }
+        // The core writes the disk link's heartbeats into its slot with its disk jobs.
+        debug_assert_eq!(self.spec.link(link).kind, LinkKind::Udp);
+        let path = self.net.path(usize::from(link.0), usize::from(from.0), usize::from(to.0));
+        let deliveries = path.send(&mut self.rng);
+        if let Some(second) = deliveries.second {
+            let copy = message.clone();
+            self.queue.push(self.now + second, Ev::Heartbeat { link, to, message: copy });
         }
-    }
-
-    /// A node's disk transport reads the slots addressed to it (the event is the read's
-    /// completion) and hands what is new to its engine.
-    pub(super) fn disk_poll(&mut self, node: NodeId, boot: u64) {
-        let Some(link) = self.disk_link else { return };
-        let interval = self.spec.timing.heartbeat_interval;
-        let n = usize::from(node.0);
-        if self.hosts[n].daemon.as_ref().filter(|d| d.boot == boot).is_none() {
-            return;
+        if let Some(first) = deliveries.first {
+            self.queue.push(self.now + first, Ev::Heartbeat { link, to, message });
         }
-        let (ok, _) = self.disk.io(&mut self.rng, node);
-        self.storage_result(node, ok);
-        let mut news = Vec::new();
-        if ok {
-            let mut read = Vec::new();
-            for from in self.spec.node_ids().filter(|from| *from != node) {
-                let Some(message) = self.disk.read_slot(from, node, self.now) else { continue };
-                read.push(message.clone());
-            }
-            let stamps = read.iter().map(|m| (usize::from(m.from.0), (m.incarnation, m.sequence)));
-            let daemon = self.hosts[n].daemon.as_mut().expect("checked");
-            let fresh = daemon.disk_slots.read(stamps);
-            news = read.into_iter().filter(|m| fresh.contains(&usize::from(m.from.0))).collect();
-        } else if let Some(daemon) = self.hosts[n].daemon.as_mut() {
-            daemon.disk_slots.failed();
-        }
-        let host = &self.hosts[n];
-        let next = host.clock.real_at(host.clock.local(self.now) + interval).expect("finite");
-        self.queue.push(next.max(self.now + 1), Ev::DiskPoll { node, boot });
-        for message in news {
-            self.trace.u64(message.sequence);
-            let received = self.local_now(node);
-            self.feed(node, Some(Input::Heartbeat { link, message, received }));
-        }
-    }
-
-    /// `node`'s clock now.
-    pub(super) fn local_now(&self, node: NodeId) -> Instant {
-        self.hosts[usize::from(node.0)].clock.local(self.now)
     }
 
     // ----- agents --------------------------------------------------------------------
@@ -322,7 +318,7 @@ impl<C: Core> Sim<C> {
             let Some(daemon) = h.daemon.as_ref().filter(|d| d.paused.is_none()) else {
                 continue;
             };
-            let status = daemon.core.status(h.clock.local(self.now));
+            let status = daemon.core.engine().status(h.clock.local(self.now));
             // The other node owns the group (active there), holds its lease and reports
             // it locked. (A node that lost its lease — say its storage path failed while
             // it saw no standby — may still call the group locked, yet must let it go.)
@@ -372,7 +368,7 @@ impl<C: Core> Sim<C> {
         if result == OpResult::NotRunning && !monitor_only {
             self.checkers.seen_not_running(node, group, resource);
         }
-        self.feed(node, Some(Input::Operation { id, result }));
+        self.wake_node(node, Arrival::Operation { id, result });
     }
 
     pub(super) fn ground_truth(
@@ -413,7 +409,6 @@ impl<C: Core> Sim<C> {
     pub(super) fn start_daemon(&mut self, node: NodeId) {
         let n = usize::from(node.0);
         let now = self.now;
-        let io_timeout = Duration::from_nanos(self.io_timeout_ns());
         let host = &mut self.hosts[n];
         if !host.powered || host.daemon.is_some() {
             return;
@@ -422,56 +417,35 @@ impl<C: Core> Sim<C> {
         host.boots += 1;
         host.guard_inherited = host.guard;
         let local = host.clock.local(now);
-        // The daemon's own client (disk: watching ahead from the start).
-        let client = LeaseClient::new(
-            &self.spec,
+        // The daemon's own node core (disk: watching ahead from the start).
+        let mut core = NodeCore::<C, Heartbeat>::new(
+            self.spec.clone(),
             node,
             host.incarnation,
             local,
-            io_timeout,
+            self.options.io_timeout,
             self.options.witness_reply_timeout,
-        );
-        let mut core = C::start(self.spec.clone(), node, host.incarnation, local);
+        )
+        .with_rules(self.options.rules);
         if let Some(report) = &host.persisted_admin {
-            core.restore_admin(&report.admin);
+            core.engine_mut().restore_admin(&report.admin);
         }
         host.daemon = Some(Daemon {
             core,
             boot: host.boots,
             timer: Timer::default(),
-            lease_timer: Timer::default(),
-            client,
             held: BTreeSet::new(),
             lease_since: None,
-            requests: BTreeMap::new(),
-            disk_slots: SlotReader::new(self.spec.nodes.len()),
-            storage: StoragePath::new(&self.spec.timing),
+            quiet: Vec::new(),
+            prompt: false,
             busy: (0, 0),
-            fence_given: None,
+            loop_ran_ns: now,
             paused: None,
-            shutdown_by: None,
         });
-        let boot = host.boots;
         let incarnation = host.incarnation;
         let name = self.node_name(node).to_owned();
         self.note(|w| format!("{name:<w$}  ** daemon starts (incarnation {incarnation})"));
-        if self.disk_link.is_some() {
-            self.queue.push(now, Ev::DiskPoll { node, boot });
-        }
-        self.feed(node, None);
-    }
-
-    /// A disk I/O of `node`'s daemon ended (`ok` or failed): its path's verdict, as the
-    /// daemon reaches it from its jobs' results ([`StoragePath`]).
-    pub(super) fn storage_result(&mut self, node: NodeId, ok: bool) {
-        let local = self.local(node);
-        let Some(daemon) = self.hosts[usize::from(node.0)].daemon.as_mut() else { return };
-        if daemon.paused.is_some() {
-            return; // its loop reads the answers when it resumes (`Missed`)
-        }
-        if let Some(ok) = daemon.storage.result(local, ok) {
-            self.feed(node, Some(Input::StoragePath { ok }));
-        }
+        self.wake_node(node, Arrival::Nothing);
     }
 
     /// The host goes down: engine lost, resources dead, no heartbeats.
@@ -499,30 +473,6 @@ impl<C: Core> Sim<C> {
         // A guard whose deadline passed while the daemon lived fires as it dies.
         if host.guard.is_some_and(|deadline| deadline <= host.clock.local(self.now)) {
             self.fire_guard(node);
-        }
-    }
-
-    /// After each turn of a daemon given a stop signal, as its loop does: it exits when
-    /// its engine is quiescent or past its deadline.
-    pub(super) fn exit_if_shut_down(&mut self, node: NodeId) {
-        let local = self.local(node);
-        let host = &self.hosts[usize::from(node.0)];
-        let Some(daemon) = host.daemon.as_ref().filter(|d| d.paused.is_none()) else { return };
-        // The daemon's own rule (`Options::after_stop`).
-        let rule = self.options.after_stop;
-        match rule(daemon.shutdown_by, local, daemon.core.is_quiescent()) {
-            AfterStop::Stay => {}
-            AfterStop::ExitClean => self.daemon_stopped(
-                node,
-                true,
-                "stopped cleanly: no group runs here any more, leases released",
-            ),
-            AfterStop::ExitArmed => self.daemon_stopped(
-                node,
-                false,
-                "shutdown took too long: exiting with the fence guard armed; it stops what \
-                 is left when the lease runs out",
-            ),
         }
     }
 
