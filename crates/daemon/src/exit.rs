@@ -52,7 +52,8 @@ impl Node {
         // The engine decided on a turn that began before its guard's deadline and ended
         // after it (the loop stopped within the turn): the guard fired already.
         let now = self.clock.now();
-        if let Some(deadline) = self.core.guard_deadline().filter(|deadline| now >= *deadline) {
+        if self.core.guard_passed(now) {
+            let deadline = self.core.guard_deadline().unwrap_or(now);
             self.stalled(now, deadline, "its deadline passed within a turn");
         }
         // The engine journaled why (E3106, E3111); here only what the shell does.

@@ -530,17 +530,17 @@ pub fn read_journal(dir: &Path) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// The incarnation of this start: larger than every earlier one on this node (kept in
-/// the state dir) and than the wall clock in microseconds (in case the state dir was
-/// lost), so that peers take heartbeats of an older run as stale.
-pub fn next_incarnation(dir: &Path, wall_micros: u64) -> io::Result<u64> {
+/// The incarnation of this start ([`nodecore::incarnation::next_incarnation`]: above
+/// the one kept in the state dir, the wall clock in microseconds and the one in this
+/// node's host record on the shared disk, `on_disk`), kept in the state dir.
+pub fn next_incarnation(dir: &Path, wall_micros: u64, on_disk: u64) -> io::Result<u64> {
     let path = dir.join(INCARNATION_FILE);
     let previous = match fs::read_to_string(&path) {
         Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e),
     };
-    let next = previous.saturating_add(1).max(wall_micros);
+    let next = nodecore::incarnation::next_incarnation(previous, wall_micros, on_disk);
     write_atomic(&path, next.to_string().as_bytes())?;
     Ok(next)
 }
@@ -827,9 +827,12 @@ mod tests {
     #[test]
     fn incarnations_grow_even_if_the_wall_clock_goes_back() {
         let dir = tempfile::tempdir().unwrap();
-        let a = next_incarnation(dir.path(), 1_000).unwrap();
-        let b = next_incarnation(dir.path(), 10).unwrap();
+        let a = next_incarnation(dir.path(), 1_000, 0).unwrap();
+        let b = next_incarnation(dir.path(), 10, 0).unwrap();
         assert_eq!((a, b), (1_000, 1_001));
+        // The state dir lost, the clock behind: the host record on the disk decides.
+        std::fs::remove_file(dir.path().join(INCARNATION_FILE)).unwrap();
+        assert_eq!(next_incarnation(dir.path(), 10, 1_001).unwrap(), 1_002);
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Node {
                 () = self.alarm.expired() => Woke::Timer,
             };
             let now = self.clock.now();
-            if self.core.guard_deadline().is_some_and(|deadline| now >= deadline) {
+            if self.core.guard_passed(now) {
                 // The loop did not run past the guard's deadline (paused, hung): nothing
                 // is taken in; the core says it stalled at once (`settle`).
                 continue;

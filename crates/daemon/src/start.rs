@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arbiter::disk::{Block, Record};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, Severity};
@@ -131,6 +132,7 @@ impl Node {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let mut udp = BTreeMap::new();
         let mut disk = None;
+        let mut on_disk = 0;
         let now = clock.now();
         for link in spec.link_ids() {
             match config.link(link) {
@@ -142,6 +144,7 @@ impl Node {
                 }
                 LinkConfig::Disk { path } => {
                     let area = open_area(path, &spec)?;
+                    on_disk = own_host_record(&area, me);
                     disk = Some(DiskLink {
                         link,
                         io: DiskIo::new(Arc::new(area), me, spec.nodes.len(), answers_tx.clone()),
@@ -178,7 +181,7 @@ impl Node {
         let wall_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let incarnation = journal::next_incarnation(&state_dir, wall_micros)?;
+        let incarnation = journal::next_incarnation(&state_dir, wall_micros, on_disk)?;
         let mut core: NodeCore<Engine, Vec<u8>> =
             NodeCore::new(spec.clone(), me, incarnation, clock.now(), None, Duration::ZERO);
         if let Some(admin) = journal::load_admin(&state_dir) {
@@ -256,6 +259,31 @@ impl Node {
         let receivers =
             Receivers { answers: answers_rx, done: done_rx, calls: calls_rx, guard: guard_news };
         Ok((node, receivers))
+    }
+}
+
+/// The incarnation in this node's host record on the shared disk (0: none written):
+/// the next one must be above it even if the state dir was lost or restored and the
+/// wall clock is behind (`nodecore::incarnation`). A node that cannot read it does not
+/// join yet: it retries every second, saying so every ten.
+fn own_host_record(area: &Area, me: NodeId) -> u64 {
+    let mut tries = 0u64;
+    loop {
+        match area.read_record(Block::Host(me)) {
+            Ok(Record::Host(host)) => return host.incarnation,
+            Ok(_) => return 0,
+            Err(e) => {
+                if tries.is_multiple_of(10) {
+                    tracing::warn!(
+                        "cannot read this node's host record on the shared disk ({e}): not \
+                         joining until it can be read (its incarnation must be above the one \
+                         there); retrying every second"
+                    );
+                }
+                tries += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
     }
 }
 

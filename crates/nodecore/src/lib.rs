@@ -10,6 +10,7 @@
 
 pub mod disk;
 pub mod driver;
+pub mod incarnation;
 pub mod jobs;
 pub mod lease;
 pub mod node;

@@ -104,11 +104,17 @@ pub struct Rules {
     /// Whether a disk job that ended at `done_at` missed its `deadline` (its results
     /// then count as failed however late they are read).
     pub missed: fn(done_at: Instant, deadline: Instant) -> bool,
+    /// Whether the fence guard's `deadline` has passed at `now` (the loop then stalls).
+    pub guard_passed: fn(deadline: Instant, now: Instant) -> bool,
 }
 
 impl Default for Rules {
     fn default() -> Rules {
-        Rules { after_stop: after_stop_signal, missed: |done_at, deadline| done_at > deadline }
+        Rules {
+            after_stop: after_stop_signal,
+            missed: |done_at, deadline| done_at > deadline,
+            guard_passed: |deadline, now| now >= deadline,
+        }
     }
 }
 
@@ -349,9 +355,17 @@ impl<C: Core, S: PartialEq + Clone> NodeCore<C, S> {
         self.halted
     }
 
-    /// The deadline the fence guard enforces, as far as the loop knows.
+    /// The deadline the fence guard enforces, as far as the loop knows (diagnostics).
     pub fn guard_deadline(&self) -> Option<Instant> {
         self.guard
+    }
+
+    /// Whether the fence guard's deadline has passed at `now`: the loop did not run in
+    /// time, the guard has fired, and nothing that arrives may be taken in (the next
+    /// poll says [`Action::Stalled`]).
+    pub fn guard_passed(&self, now: Instant) -> bool {
+        let passed = self.rules.guard_passed;
+        self.guard.is_some_and(|deadline| passed(deadline, now))
     }
 
     // ----- what arrives ------------------------------------------------------------
@@ -558,7 +572,8 @@ impl<C: Core, S: PartialEq + Clone> NodeCore<C, S> {
         if self.halted {
             return true;
         }
-        match self.guard.filter(|deadline| now >= *deadline) {
+        let passed = self.rules.guard_passed;
+        match self.guard.filter(|deadline| passed(*deadline, now)) {
             Some(deadline) => {
                 self.halted = true;
                 self.inputs.clear();

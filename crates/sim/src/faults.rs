@@ -70,6 +70,14 @@ pub struct SwarmPlan {
     /// spreads the lengths around the lease's stop point (`Sim::pause_length`), up to
     /// the longest here: five lease timeouts.
     pub daemon_pauses: Option<Rate>,
+    /// A daemon given a stop signal (SIGTERM: `systemctl restart`), started again this
+    /// long after it exited.
+    pub daemon_restarts: Option<Rate>,
+    /// A host's wall clock steps (back by up to an hour, forward by up to ten minutes).
+    pub wall_steps: Option<Rate>,
+    /// A host's state directory lost or restored from its last backup, then its daemon
+    /// started again this long after.
+    pub state_dir_losses: Option<Rate>,
 }
 
 /// The disk lease client gives up on an I/O after this: the daemon's own rule for the
@@ -153,22 +161,51 @@ impl SwarmPlan {
             witness_cuts: Rate::draw(rng, (10, 90), (200, 10_000)),
             admin: Rate::draw(rng, (10, 60), (0, 0)),
             daemon_pauses: None,
+            daemon_restarts: None,
+            wall_steps: None,
+            state_dir_losses: None,
         };
+        plan.draw_added(rng, spec);
+        plan
+    }
+    /// The fault kinds added after the first plans, each drawn after the ones before
+    /// it, so that adding one left every earlier draw of a seed as it was.
+    fn draw_added(&mut self, rng: &mut ChaCha8Rng, spec: &ClusterSpec) {
+        let nodes = spec.nodes.len();
         // Drawn last, so that adding it left every other draw of a seed as it was.
         // Two nodes only: with three, a release that lands late can free a group another
         // node holds for a third to claim at once (`DiskLeaseClient::acquire_blocked`).
         if nodes == 2 && rng.gen_bool(0.3) {
-            plan.disk.stall_ppm = rng.gen_range(1_000..=20_000);
+            self.disk.stall_ppm = rng.gen_range(1_000..=20_000);
         }
         // After that, for the same reason (issue 18: a paused daemon is fenced).
         if rng.gen_bool(0.4) {
             let lease_ms = u64::try_from(spec.timing.lease_timeout.as_millis()).unwrap_or(0);
-            plan.daemon_pauses = Some(Rate {
+            self.daemon_pauses = Some(Rate {
                 mean_gap_ns: rng.gen_range(10..=60) * SEC,
                 duration_ns: (MS, 5 * lease_ms.max(1) * MS),
             });
         }
-        plan
+        // After that, for the same reason (issue 19: the exit after a stop signal is the
+        // node core's): restarted at once, or after the lease ran out.
+        if rng.gen_bool(0.4) {
+            let lease_ms = u64::try_from(spec.timing.lease_timeout.as_millis()).unwrap_or(0);
+            self.daemon_restarts = Some(Rate {
+                mean_gap_ns: rng.gen_range(20..=120) * SEC,
+                duration_ns: (0, 3 * lease_ms.max(1) * MS),
+            });
+        }
+        // After that (issue 19: the incarnation rule is the node core's).
+        if rng.gen_bool(0.3) {
+            self.wall_steps =
+                Some(Rate { mean_gap_ns: rng.gen_range(20..=120) * SEC, duration_ns: (0, 0) });
+        }
+        if rng.gen_bool(0.3) {
+            self.state_dir_losses = Some(Rate {
+                mean_gap_ns: rng.gen_range(30..=120) * SEC,
+                duration_ns: (0, 5 * SEC),
+            });
+        }
     }
 }
 
@@ -213,6 +250,9 @@ impl fmt::Display for SwarmPlan {
             ("witness cuts", self.witness_cuts),
             ("admin commands", self.admin),
             ("daemon pauses", self.daemon_pauses),
+            ("daemon restarts", self.daemon_restarts),
+            ("wall clock steps", self.wall_steps),
+            ("state dir losses", self.state_dir_losses),
         ];
         for (name, rate) in kinds {
             match rate {
@@ -247,7 +287,7 @@ mod tests {
         let spec = two_node();
         let plans: Vec<SwarmPlan> =
             (0..64).map(|s| SwarmPlan::draw(&mut ChaCha8Rng::seed_from_u64(s), &spec)).collect();
-        let kinds: [fn(&SwarmPlan) -> Option<Rate>; 9] = [
+        let kinds: [fn(&SwarmPlan) -> Option<Rate>; 12] = [
             |p| p.partitions,
             |p| p.host_crashes,
             |p| p.daemon_crashes,
@@ -257,6 +297,9 @@ mod tests {
             |p| p.witness_cuts,
             |p| p.admin,
             |p| p.daemon_pauses,
+            |p| p.daemon_restarts,
+            |p| p.wall_steps,
+            |p| p.state_dir_losses,
         ];
         for kind in kinds {
             assert!(plans.iter().any(|p| kind(p).is_some()));

@@ -8,7 +8,9 @@
 //! live engine). The safety checkers are shown on scripted runs, L1 and L2 on a swarm
 //! run without faults (only a swarm run heals and checks liveness). (S1 against greedy
 //! nodes without arbitration is also in `sim/tests.rs`.) And one bug planted in the node
-//! core rather than the engine (`nodecore::shutdown`), which the simulator now runs.
+//! core rather than the engine (`nodecore::shutdown`'s exit rule, through
+//! `nodecore::Rules`), which the simulator now runs: caught on a scripted run, and found
+//! by the random swarm on its own.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use engine::{
     AdminCommand, ArbitrationKind, ClusterSpec, Engine, GroupId, Input, Instant, LeaseRequest,
     LeaseResult, NodeId, OpId, OpKind, Output, ResourceId, Status,
 };
+use nodecore::shutdown::AfterStop;
 use sim::core::Core;
 use sim::{Guarantee, Sim};
 
@@ -553,6 +556,16 @@ fn c_catches_a_core_that_sends_a_heartbeat_to_itself() {
     plain_caught::<TalksToItself>(ArbitrationKind::Disk, secs(2), Guarantee::Contract);
 }
 
+/// The planted bug of the two tests below: once told to stop, exit at once and cleanly
+/// (the fence guard disarmed), whatever still runs.
+fn exits_at_once(by: Option<Instant>, _now: Instant, _quiescent: bool) -> AfterStop {
+    if by.is_some() {
+        AfterStop::ExitClean
+    } else {
+        AfterStop::Stay
+    }
+}
+
 /// A planted bug in the node core, not in the engine: `nodecore::shutdown`'s rule made to
 /// exit cleanly (the fence guard disarmed) as soon as the daemon is told to stop, with its
 /// group still running. The simulator runs the node core's rule, as the daemon does, so
@@ -561,14 +574,7 @@ fn c_catches_a_core_that_sends_a_heartbeat_to_itself() {
 /// (Before the node core, this rule lived only in the daemon's loop: no seed could see it.)
 #[test]
 fn s1_catches_a_planted_bug_in_the_node_core_s_exit_rule() {
-    use nodecore::shutdown::{after_stop_signal, AfterStop};
-    fn exits_at_once(by: Option<Instant>, _now: Instant, _quiescent: bool) -> AfterStop {
-        if by.is_some() {
-            AfterStop::ExitClean
-        } else {
-            AfterStop::Stay
-        }
-    }
+    use nodecore::shutdown::after_stop_signal;
     let run = |rule: fn(Option<Instant>, Instant, bool) -> AfterStop| {
         let mut options = sim::Options::scripted();
         options.rules.after_stop = rule;
@@ -580,4 +586,31 @@ fn s1_catches_a_planted_bug_in_the_node_core_s_exit_rule() {
         sim
     };
     caught(&run(exits_at_once), &run(after_stop_signal), Guarantee::S1);
+}
+
+/// The same planted bug found by the random swarm, with no script: the swarm restarts
+/// daemons with a stop signal (`daemon restarts` in its plans, as `systemctl restart`
+/// does), each node runs the node core's exit rule, and the first seed of the
+/// active-standby example whose plan restarts daemons catches it (S1: the owner exits
+/// at once with its guard disarmed and its group running; beta takes the group once the
+/// lease runs out). The real rule passes the same seed. Before the node core the
+/// simulator ran its own copy of this rule and the swarm gave no stop signal: no seed
+/// could find it.
+#[test]
+fn the_swarm_finds_a_planted_bug_in_the_node_core_s_exit_rule() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/active-standby.toml");
+    let spec = config::load(&path).map(|(config, _)| config.cluster).expect("the example loads");
+    let run = |rules: nodecore::Rules| {
+        let sim: Sim<Engine> = Sim::swarm(spec.clone(), 0, secs(360), false).with_rules(rules);
+        let mut sim = sim;
+        (sim.plan().unwrap_or_default(), sim.run_to_end())
+    };
+    let planted = nodecore::Rules { after_stop: exits_at_once, ..nodecore::Rules::default() };
+    let (plan, broken) = run(planted);
+    assert!(plan.contains("daemon restarts: every"), "{plan}");
+    let s1 = broken.counts.iter().find(|(g, _)| *g == Guarantee::S1).map_or(0, |(_, n)| *n);
+    assert!(s1 > 0, "the planted exit rule went unseen: {:?}", broken.counts);
+    let (_, real) = run(nodecore::Rules::default());
+    assert_eq!(real.total(), 0, "the real rule: {:?}", real.violations);
 }

@@ -414,6 +414,37 @@ mod regressions {
         "L2: alpha still reports shop migration-locked (its storage path lost for good)",
     )];
 
+    /// Found when the swarm first stepped wall clocks and lost or restored state
+    /// directories (issue 19): alpha's wall clock stepped back 50 minutes at 10 s, its
+    /// state dir was lost at 222 s, and its next daemon took the wall clock's
+    /// microseconds, lower than the incarnation beta had already seen from it (the rule
+    /// took the state dir's and the wall clock's only); the
+    /// peer dropped its heartbeats as stale, called it offline while it heard the peer,
+    /// and the group stayed locked for want of a standby after the heal (L2; 20 of 1000
+    /// active-standby seeds). Fixed in `nodecore::incarnation`: the next incarnation is
+    /// also above the one in the node's host record on the shared disk (the daemon
+    /// reads it at its start). Seed 1429 then found the same with beta's storage path
+    /// lost when its state dir was restored (the record could not be read, the rule fell
+    /// back to the other two): a node that cannot read its host record now does not join
+    /// until it can (`daemon/src/start.rs`, `own_host_record`; the simulator likewise).
+    const INCARNATION_WENT_BACK: &[(&str, u64, &str)] = &[
+        (
+            "examples/active-standby.toml",
+            118,
+            "L2: shop still migration-locked (a restarted node's heartbeats dropped as stale)",
+        ),
+        (
+            "examples/active-standby.toml",
+            1429,
+            "L2: shop still migration-locked (restarted with its host record unreadable)",
+        ),
+    ];
+
+    #[test]
+    fn a_restarted_node_never_takes_an_older_incarnation() {
+        run_clean(INCARNATION_WENT_BACK, Pauses::AsDrawn);
+    }
+
     #[test]
     fn the_engine_never_holds_an_older_disk_path_verdict_than_the_core() {
         run_clean(VERDICT_OUT_OF_ORDER, Pauses::AsDrawn);

@@ -116,6 +116,9 @@ pub struct Options {
     /// checkers catch a bug in the node core ([`nodecore::Rules`]; the daemon runs the
     /// default ones).
     pub rules: nodecore::Rules,
+    /// Each host has a wall clock (incarnations from wall-clock microseconds, as the
+    /// daemon's); off in scripted runs, whose incarnations then read 1, 2, ...
+    pub wall_clocks: bool,
 }
 
 /// When the simulated fence guard stops a host's resources.
@@ -155,6 +158,7 @@ impl Options {
             reset_delay_ns: (20 * SEC, 20 * SEC),
             fence_guard: FenceGuardRule::AtDeadline,
             rules: nodecore::Rules::default(),
+            wall_clocks: false,
         }
     }
 }
@@ -306,6 +310,9 @@ impl<C: Core> Sim<C> {
                 powered: false,
                 daemon: None,
                 incarnation: 0,
+                kept_incarnation: 0,
+                wall_offset_ns: 0,
+                backup: None,
                 boots: 0,
                 guard: None,
                 guard_generation: 0,
@@ -317,6 +324,7 @@ impl<C: Core> Sim<C> {
                 ops_ended: BTreeSet::new(),
                 persisted_admin: None,
                 worker_free_ns: 0,
+                restart_after_stop: None,
                 jobs: BTreeMap::new(),
                 next_job: 0,
             })

@@ -17,12 +17,18 @@ use engine::{
 };
 
 use super::worker::SimJob;
-use super::{Ev, Sim};
+use super::{Ev, Sim, SEC};
 use crate::agents::Plan;
 use crate::check::{Change, Guarantee, HolderTruth, StartContext};
 use crate::clock::Clock;
 use crate::core::Core;
+use arbiter::disk::{Block, Record};
+use nodecore::incarnation::next_incarnation;
 use nodecore::{DiskAnswer, NodeCore};
+
+/// The swarm's wall clocks start near this many nanoseconds since the Unix epoch
+/// (2026): incarnations then look like the daemon's (wall-clock microseconds).
+const WALL_EPOCH_NS: i64 = 1_780_000_000_000_000_000;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Timer {
@@ -129,7 +135,18 @@ pub(super) struct Host<C> {
     pub(super) clock: Clock,
     pub(super) powered: bool,
     pub(super) daemon: Option<Daemon<C>>,
+    /// The current (or last) daemon's incarnation
+    /// ([`nodecore::incarnation::next_incarnation`]).
     pub(super) incarnation: u64,
+    /// The incarnation kept in its state directory (0: none; lost or restored by the
+    /// swarm's state-dir faults).
+    pub(super) kept_incarnation: u64,
+    /// Its wall clock, from the simulator's real time (swarm runs; scripted runs have
+    /// none, so that their incarnations read 1, 2, ...): stepped by the swarm.
+    pub(super) wall_offset_ns: i64,
+    /// Its state directory as last backed up (the incarnation kept, the admin state):
+    /// what a restore brings back.
+    pub(super) backup: Option<(u64, Option<Arc<engine::NodeReport>>)>,
     pub(super) boots: u64,
     pub(super) guard: Option<Instant>,
     pub(super) guard_generation: u64,
@@ -155,6 +172,9 @@ pub(super) struct Host<C> {
     /// The disk worker: free from this real instant (jobs run one at a time), the jobs
     /// in flight by key, the last key given.
     pub(super) worker_free_ns: u64,
+    /// Its daemon, given a stop signal by the swarm, starts again this long after it
+    /// exits (systemd's `Restart=`).
+    pub(super) restart_after_stop: Option<u64>,
     pub(super) jobs: BTreeMap<u64, SimJob>,
     pub(super) next_job: u64,
 }
@@ -413,8 +433,27 @@ impl<C: Core> Sim<C> {
         if !host.powered || host.daemon.is_some() {
             return;
         }
-        host.incarnation += 1;
+        // As the daemon does: its host record on the shared disk is read first, and a
+        // node that cannot read it does not join yet (it retries every second).
+        let on_disk = match self.disk_link {
+            Some(_) if !self.disk.path_ok[n] => {
+                self.queue.push(now + SEC, Ev::DaemonStart { node });
+                return;
+            }
+            Some(_) => match self.disk.read(Block::Host(node)) {
+                Record::Host(record) => record.incarnation,
+                _ => 0,
+            },
+            None => 0,
+        };
+        let wall_micros = match self.options.wall_clocks {
+            true => (WALL_EPOCH_NS + now as i64 + host.wall_offset_ns).max(0) as u64 / 1_000,
+            false => 0,
+        };
+        host.incarnation = next_incarnation(host.kept_incarnation, wall_micros, on_disk);
+        host.kept_incarnation = host.incarnation;
         host.boots += 1;
+        host.restart_after_stop = None;
         host.guard_inherited = host.guard;
         let local = host.clock.local(now);
         // The daemon's own node core (disk: watching ahead from the start).
@@ -456,6 +495,7 @@ impl<C: Core> Sim<C> {
         }
         host.powered = false;
         host.daemon = None;
+        host.restart_after_stop = None;
         host.guard = None;
         // A reboot clears every device's read-only flag.
         host.locked.iter_mut().for_each(|l| *l = false);
@@ -479,6 +519,9 @@ impl<C: Core> Sim<C> {
     /// The daemon exits after a stop signal (I2114): `clean`, its guard told to exit
     /// (disarmed); else with the guard left armed.
     pub(super) fn daemon_stopped(&mut self, node: NodeId, clean: bool, why: &str) {
+        if let Some(delay) = self.hosts[usize::from(node.0)].restart_after_stop.take() {
+            self.queue.push(self.now + delay, Ev::DaemonStart { node });
+        }
         if clean {
             let host = &mut self.hosts[usize::from(node.0)];
             host.daemon = None;
