@@ -440,6 +440,24 @@ mod regressions {
         ),
     ];
 
+    /// Found by seeds past the suite's 2,000 once the simulator ran the daemon's disk
+    /// worker (issue 19): beta's host write (counter 2, listing files) stalled; the core
+    /// answered it unfinished and abandoned the worker; the next host write (counter 3,
+    /// listing db) landed, then the stalled one landed over it; beta re-attached db under
+    /// a record that no longer listed it, and alpha, watching, claimed db at once (S1).
+    /// Fixed in the lease client: no host write goes out while the last one may still
+    /// land (`host_write_out`); the tasks waiting for one fail meanwhile.
+    const HOST_WRITE_OVERTAKEN: &[(&str, u64, &str)] = &[(
+        "examples/mutual-backup.toml",
+        2411,
+        "S1: db/db-data started on alpha while beta runs db-data",
+    )];
+
+    #[test]
+    fn a_late_host_write_never_overwrites_a_newer_one() {
+        run_clean(HOST_WRITE_OVERTAKEN, Pauses::AsDrawn);
+    }
+
     #[test]
     fn a_restarted_node_never_takes_an_older_incarnation() {
         run_clean(INCARNATION_WENT_BACK, Pauses::AsDrawn);

@@ -32,6 +32,7 @@ impl DiskLeaseClient {
             next_io: 0,
             host_flight: None,
             host_waiting: Vec::new(),
+            host_write_out: None,
             writes_out: BTreeMap::new(),
             late_write_wait: None,
             out: VecDeque::new(),
@@ -153,6 +154,17 @@ impl DiskLeaseClient {
         if self.host_waiting.is_empty() {
             return;
         }
+        if self.host_write_out.is_some() {
+            // The last one may still land (`host_write_out`): its tasks fail, and so do
+            // these, until its true end is known.
+            for key in std::mem::take(&mut self.host_waiting) {
+                if self.tasks.contains_key(&key) {
+                    let why = "shared disk: an earlier host write of this node may still land";
+                    self.finish(key, LeaseResult::Unavailable(why.into()));
+                }
+            }
+            return;
+        }
         let served = std::mem::take(&mut self.host_waiting);
         let held: Vec<GroupId> = self.held.keys().copied().collect();
         for key in &served {
@@ -181,6 +193,7 @@ impl DiskLeaseClient {
             groups,
         });
         self.host_flight = Some((served, now));
+        self.host_write_out = Some(IoId(self.next_io));
         self.issue(now, HOST_WRITE, IoOp::Write(Block::Host(self.me), record), None);
     }
 
@@ -237,6 +250,9 @@ impl DiskLeaseClient {
     pub fn io_done(&mut self, now: Instant, ended: Instant, io: IoId, result: IoResult) {
         let ended = ended.min(now);
         if !matches!(result, IoResult::Unfinished(_)) {
+            if self.host_write_out == Some(io) {
+                self.host_write_out = None;
+            }
             if let Some(deadline) = self.writes_out.remove(&io) {
                 if ended >= deadline {
                     let until = ended + self.config.takeover_wait;

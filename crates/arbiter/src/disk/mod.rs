@@ -243,6 +243,12 @@ pub struct DiskLeaseClient {
     host_flight: Option<(Vec<u64>, Instant)>,
     /// Tasks waiting for the next host write.
     host_waiting: Vec<u64>,
+    /// The last host write issued, until its true end is known: one answered as
+    /// unfinished at its deadline (or timed out here) may still land, and a newer host
+    /// write that landed before it would be overwritten by it — the record would then
+    /// omit a group acquired since, and a peer would take that group (simulator,
+    /// mutual-backup seed 2411). No host write is issued meanwhile.
+    host_write_out: Option<IoId>,
     /// Group-record writes (claims, releases) not finished yet, with their deadlines;
     /// kept after their task ended. See [`DiskLeaseClient::acquire_blocked`].
     writes_out: BTreeMap<IoId, Instant>,
