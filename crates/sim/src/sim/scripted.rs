@@ -166,41 +166,37 @@ impl<C: Core> Sim<C> {
     /// Cuts a link between two nodes in both directions (the disk link: their heartbeat
     /// slots; the lease area stays reachable).
     pub fn cut(&mut self, link: LinkId, a: NodeId, b: NodeId) -> &mut Self {
-        let text = format!(
-            "cut {} {}-{}",
-            self.spec.link(link).name,
-            self.node_name(a),
-            self.node_name(b)
-        );
-        self.action(text);
-        self.set_link_cut(link, a, b, true);
-        self.set_link_cut(link, b, a, true);
-        self
+        self.change_link("cut", link, a, b, true, true)
     }
 
     /// Cuts one direction of a link: `to` stops hearing `from`.
     pub fn cut_one_way(&mut self, link: LinkId, from: NodeId, to: NodeId) -> &mut Self {
-        let text = format!(
-            "cut {} {}->{}",
-            self.spec.link(link).name,
-            self.node_name(from),
-            self.node_name(to)
-        );
-        self.action(text);
-        self.set_link_cut(link, from, to, true);
-        self
+        self.change_link("cut", link, from, to, false, true)
     }
 
     pub fn heal(&mut self, link: LinkId, a: NodeId, b: NodeId) -> &mut Self {
-        let text = format!(
-            "heal {} {}-{}",
-            self.spec.link(link).name,
-            self.node_name(a),
-            self.node_name(b)
-        );
+        self.change_link("heal", link, a, b, true, false)
+    }
+
+    /// Cuts (`cut`) or heals `link` from `from` to `to`, and back too if `both`; the
+    /// timeline says `verb`.
+    fn change_link(
+        &mut self,
+        verb: &str,
+        link: LinkId,
+        from: NodeId,
+        to: NodeId,
+        both: bool,
+        cut: bool,
+    ) -> &mut Self {
+        let arrow = if both { "-" } else { "->" };
+        let (name, a, b) = (&self.spec.link(link).name, self.node_name(from), self.node_name(to));
+        let text = format!("{verb} {name} {a}{arrow}{b}");
         self.action(text);
-        self.set_link_cut(link, a, b, false);
-        self.set_link_cut(link, b, a, false);
+        self.set_link_cut(link, from, to, cut);
+        if both {
+            self.set_link_cut(link, to, from, cut);
+        }
         self
     }
 
