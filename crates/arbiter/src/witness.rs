@@ -13,6 +13,13 @@
 //! free a group taken again since. A renewal lists the groups the client holds; groups
 //! the server gave away come back as lost. Every `Granted` carries the earliest `since`
 //! over the held groups, because the engine extends one lease for all its groups.
+//!
+//! A `Park` (a node stopping in maintenance, its resources left running) renews the
+//! listed groups and keeps them for that node without a takeover wait: the server
+//! denies them to every other node until that node acquires (found running) or
+//! releases (found stopped) each in its next run, which learns them at start
+//! ([`WitnessServer::parked_for`]; the simulator asks the server directly, the witness
+//! process to come answers it as its first request).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -36,6 +43,8 @@ pub enum WitnessAsk {
     /// Renew these groups (the ones the client holds).
     Renew(Vec<GroupId>),
     Release(GroupId),
+    /// Renew these groups and keep them for this node while its daemon is down.
+    Park(Vec<GroupId>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,8 +68,9 @@ pub enum WitnessAnswer {
 
 pub struct WitnessServer {
     takeover_wait: Duration,
-    /// Per group: its holder and when (server clock) it last renewed or acquired it.
-    holders: Vec<Option<(NodeId, Instant)>>,
+    /// Per group: its holder, when (server clock) it last renewed or acquired it, and
+    /// whether it parked it.
+    holders: Vec<Option<(NodeId, Instant, bool)>>,
     /// Per node: the newest (incarnation, sequence) taken.
     newest: BTreeMap<NodeId, (u64, u64)>,
 }
@@ -71,7 +81,16 @@ impl WitnessServer {
     }
 
     pub fn holder(&self, group: GroupId) -> Option<NodeId> {
-        self.holders.get(group.0 as usize).copied().flatten().map(|(n, _)| n)
+        self.holders.get(group.0 as usize).copied().flatten().map(|(n, _, _)| n)
+    }
+
+    /// The groups `node` parked: what its next run learns at start.
+    pub fn parked_for(&self, node: NodeId) -> Vec<GroupId> {
+        let parked = |(g, h): (usize, &Option<(NodeId, Instant, bool)>)| match h {
+            Some((holder, _, true)) if *holder == node => Some(GroupId(g as u32)),
+            _ => None,
+        };
+        self.holders.iter().enumerate().filter_map(parked).collect()
     }
 
     /// Handles one request at server time `now`; `None`: dropped (stale or malformed).
@@ -85,22 +104,27 @@ impl WitnessServer {
             WitnessAsk::Acquire(g) => {
                 let slot = self.holders.get_mut(g.0 as usize)?;
                 match *slot {
-                    Some((holder, renewed))
-                        if holder != from && now.saturating_since(renewed) < self.takeover_wait =>
+                    Some((holder, renewed, parked))
+                        if holder != from
+                            && (parked || now.saturating_since(renewed) < self.takeover_wait) =>
                     {
                         WitnessAnswer::Denied(Some(holder))
                     }
                     _ => {
-                        *slot = Some((from, now));
+                        *slot = Some((from, now, false));
                         WitnessAnswer::Granted
                     }
                 }
             }
-            WitnessAsk::Renew(groups) => {
+            WitnessAsk::Renew(groups) | WitnessAsk::Park(groups) => {
+                let park = matches!(request.ask, WitnessAsk::Park(_));
                 let mut lost = Vec::new();
                 for g in groups {
                     match self.holders.get_mut(g.0 as usize) {
-                        Some(Some((holder, renewed))) if *holder == from => *renewed = now,
+                        Some(Some((holder, renewed, parked))) if *holder == from => {
+                            *renewed = now;
+                            *parked = park;
+                        }
                         _ => lost.push(*g),
                     }
                 }
@@ -108,7 +132,7 @@ impl WitnessServer {
             }
             WitnessAsk::Release(g) => {
                 let slot = self.holders.get_mut(g.0 as usize)?;
-                if slot.is_some_and(|(holder, _)| holder == from) {
+                if slot.is_some_and(|(holder, _, _)| holder == from) {
                     *slot = None;
                 }
                 WitnessAnswer::Released
@@ -175,6 +199,7 @@ impl WitnessClient {
         let ask = match request {
             LeaseRequest::Acquire(g) => WitnessAsk::Acquire(g),
             LeaseRequest::Renew => WitnessAsk::Renew(self.held.keys().copied().collect()),
+            LeaseRequest::Park => WitnessAsk::Park(self.held.keys().copied().collect()),
             LeaseRequest::Release(g) => {
                 self.held.remove(&g);
                 WitnessAsk::Release(g)
@@ -208,7 +233,10 @@ impl WitnessClient {
             (WitnessAsk::Acquire(_), WitnessAnswer::Denied(holder)) => {
                 LeaseResult::Denied { holder: *holder }
             }
-            (WitnessAsk::Renew(groups), WitnessAnswer::Renewed { lost }) => {
+            (
+                WitnessAsk::Renew(groups) | WitnessAsk::Park(groups),
+                WitnessAnswer::Renewed { lost },
+            ) => {
                 for g in groups {
                     if !lost.contains(g) {
                         if let Some(covered) = self.held.get_mut(g) {
@@ -287,6 +315,29 @@ mod tests {
         assert_eq!(w.holder(G), Some(B));
         let r = w.handle(Instant(3 * SEC), &ask(A, 3, WitnessAsk::Renew(vec![G]))).unwrap();
         assert_eq!(r.answer, WitnessAnswer::Renewed { lost: vec![G] });
+    }
+
+    #[test]
+    fn a_parked_group_is_denied_until_its_node_takes_or_gives_it_back() {
+        let mut w = WitnessServer::new(2, Duration::from_secs(2));
+        let g1 = GroupId(1);
+        w.handle(Instant(0), &ask(A, 1, WitnessAsk::Acquire(G))).unwrap();
+        w.handle(Instant(0), &ask(A, 2, WitnessAsk::Acquire(g1))).unwrap();
+        let r = w.handle(Instant(SEC), &ask(A, 3, WitnessAsk::Park(vec![G, g1]))).unwrap();
+        assert_eq!(r.answer, WitnessAnswer::Renewed { lost: vec![] });
+        assert_eq!(w.parked_for(A), vec![G, g1]);
+        let r = w.handle(Instant(100 * SEC), &ask(B, 1, WitnessAsk::Acquire(G))).unwrap();
+        assert_eq!(r.answer, WitnessAnswer::Denied(Some(A)));
+        // A's next run renews nothing yet: still parked. It takes G, gives g1 back.
+        let next = |sequence, ask| WitnessRequest { from: A, incarnation: 2, sequence, ask };
+        w.handle(Instant(101 * SEC), &next(1, WitnessAsk::Renew(vec![]))).unwrap();
+        assert_eq!(w.parked_for(A), vec![G, g1]);
+        let r = w.handle(Instant(102 * SEC), &next(2, WitnessAsk::Acquire(G))).unwrap();
+        assert_eq!(r.answer, WitnessAnswer::Granted);
+        w.handle(Instant(102 * SEC), &next(3, WitnessAsk::Release(g1))).unwrap();
+        assert_eq!(w.parked_for(A), Vec::<GroupId>::new());
+        let r = w.handle(Instant(103 * SEC), &ask(B, 2, WitnessAsk::Acquire(g1))).unwrap();
+        assert_eq!(r.answer, WitnessAnswer::Granted);
     }
 
     #[test]

@@ -341,14 +341,14 @@ pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-impl crate::node::Node {
+impl<P: crate::platform::Platform> crate::node::Node<P> {
     /// A control call: the status is answered at once; an accepted command is journaled
     /// (I5107) and goes to the core, answered once what it caused is durable.
     pub(crate) fn on_call(&mut self, call: Call) {
         let answer = match command_of(&self.spec, &call.request) {
             Err(error) => serde_json::json!({"ok": false, "error": error}),
             Ok(None) => {
-                let now = self.clock.now();
+                let now = crate::platform::Clock::now(&self.clock);
                 let status = self.core.engine().status(now);
                 let loss = &self.loss;
                 let lookup = |link: engine::LinkId, node: engine::NodeId| {
@@ -356,14 +356,8 @@ impl crate::node::Node {
                 };
                 let mut document = status_json(&self.spec, &status, now, lookup);
                 document["journal"] = self.journal.status();
-                // The status shows the kernel's drops as of now (a procfs read).
-                crate::net::read_kernel_drops(
-                    self.udp.values_mut(),
-                    now,
-                    crate::net::DropsRead::Now,
-                );
-                let receiving = self.udp.values().map(|u| receiving_json(&self.spec, u, now));
-                document["receiving"] = serde_json::Value::Array(receiving.collect());
+                let receiving = crate::platform::Links::receiving(&mut self.links, &self.spec, now);
+                document["receiving"] = serde_json::Value::Array(receiving);
                 serde_json::json!({"ok": true, "status": document})
             }
             Ok(Some(command)) => {

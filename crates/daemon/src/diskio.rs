@@ -65,33 +65,7 @@ pub type Done = nodecore::DiskDone<Vec<u8>>;
 /// A peer's disk heartbeat slot as read (`None`: never written).
 pub type Slot = (NodeId, Option<Vec<u8>>);
 
-/// A job's answer as the worker sends it (with the instant it ended).
-pub type Answer = nodecore::DiskAnswer<Vec<u8>>;
-
-/// What the loop wants from the disk at one moment: a `nodecore::JobPlan` with our
-/// heartbeat slot encoded.
-#[derive(Debug, Default)]
-pub struct Job {
-    /// The lease client's I/O: its writes first, its reads after the slot write (each in
-    /// this order; see the module doc).
-    pub lease: Vec<(IoId, IoOp)>,
-    /// This node's heartbeat slot: sequence and frame.
-    pub slot: Option<(u64, Vec<u8>)>,
-    /// Read every peer's heartbeat slot.
-    pub peers: bool,
-    /// Read this node's mailbox (a poison pill).
-    pub mail: bool,
-    /// Note when the lease writes end, if reads held back follow them
-    /// ([`nodecore::DiskDone::writes_done_at`]; on the ring it costs the worker a
-    /// wake-up).
-    pub time_writes: bool,
-}
-
-impl Job {
-    pub fn is_empty(&self) -> bool {
-        self.lease.is_empty() && self.slot.is_none() && !self.peers && !self.mail
-    }
-}
+pub use crate::platform::{Answer, Job};
 
 struct Work {
     id: u64,
@@ -532,7 +506,9 @@ mod tests {
     #[test]
     fn a_job_writes_first_and_holds_its_reads_back_for_a_write_issued_elsewhere_at_once() {
         use arbiter::disk::HostRecord;
-        let host = |counter| Record::Host(HostRecord { incarnation: 7, counter, groups: vec![] });
+        let host = |counter| {
+            Record::Host(HostRecord { incarnation: 7, counter, groups: vec![], parked: false })
+        };
         let (_file, area) = area();
         area.write_record(Block::Host(NodeId(1)), &host(1)).unwrap();
         let timeout = Duration::from_millis(200);
@@ -589,7 +565,9 @@ mod tests {
     #[test]
     fn a_job_through_the_ring_answers_as_one_call_at_a_time_does() {
         use arbiter::disk::HostRecord;
-        let host = |counter| Record::Host(HostRecord { incarnation: 7, counter, groups: vec![] });
+        let host = |counter| {
+            Record::Host(HostRecord { incarnation: 7, counter, groups: vec![], parked: false })
+        };
         let job = || Job {
             lease: vec![
                 (IoId(1), IoOp::Read(Block::Host(NodeId(1)))),

@@ -112,18 +112,7 @@ impl Agents {
     }
 }
 
-/// A finished operation.
-#[derive(Debug)]
-pub struct Done {
-    pub id: OpId,
-    pub group: GroupId,
-    pub resource: ResourceId,
-    pub op: OpKind,
-    pub result: OpResult,
-    /// The agent's own words on a failed or negative answer.
-    pub detail: Option<String>,
-    pub took: Duration,
-}
+pub use crate::platform::Done;
 
 /// Answers of monitors that found their resource running, for the loop's next wake-up.
 #[derive(Clone, Default)]

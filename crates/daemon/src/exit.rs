@@ -2,7 +2,8 @@
 //! flushed), the self-fence the engine asks for (the guard stops everything now), and
 //! the restart in place after a stall (the loop did not run past the fence guard's
 //! deadline, so the guard fired: E3112, wait for the guard, then a new incarnation in
-//! the same process). The core says which ([`nodecore::Action`]); this is the doing.
+//! the same process). The core says which ([`nodecore::Action`]); this is the doing,
+//! through the platform's guard and service manager ([`crate::platform`]).
 
 use std::time::Duration;
 
@@ -10,11 +11,12 @@ use engine::catalogue;
 use engine::Instant;
 
 use crate::node::Node;
+use crate::platform::{Clock, FenceGuard, Platform, Service};
 
 /// How long the daemon, on its way out, waits for the journal's last entries to sync.
 const JOURNAL_FLUSH_WAIT: Duration = Duration::from_secs(2);
 
-impl Node {
+impl<P: Platform> Node<P> {
     /// The loop did not run past the guard's deadline (it was last seen running at
     /// `self.loop_ran`): the guard fired. Journals it (E3112), waits for the guard to
     /// finish stopping every resource, and starts this daemon again in the same process
@@ -40,9 +42,9 @@ impl Node {
             tracing::error!("the fence guard did not finish within {bound:?}; restarting anyway");
         }
         self.flush_journal();
-        let error = restart_in_place();
+        let error = self.service.restart_in_place();
         tracing::error!("cannot restart the daemon in place: {error}; exiting");
-        std::process::exit(70);
+        self.service.exit(70);
     }
 
     /// The engine could not stop resources before its lease runs out: the guard stops
@@ -62,11 +64,11 @@ impl Node {
             tracing::error!("cannot reach the fence guard to self-fence: {e}");
         }
         self.flush_journal();
-        std::process::exit(70);
+        self.service.exit(70);
     }
 
     pub(crate) fn stopped(&mut self, why: &str) {
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        self.service.stopping();
         self.journal_own(&catalogue::DAEMON_STOPPED, None, why.to_string());
         self.flush_journal();
     }
@@ -77,17 +79,6 @@ impl Node {
             tracing::error!("the journal's last entries may be lost: its disk did not sync them");
         }
     }
-}
-
-/// Replaces this process with a new run of the same program and arguments (the PID,
-/// hence a supervisor's view of it, stays); returns only on failure.
-fn restart_in_place() -> std::io::Error {
-    use std::os::unix::process::CommandExt as _;
-    let program = match std::env::current_exe() {
-        Ok(program) => program,
-        Err(e) => return e,
-    };
-    std::process::Command::new(program).args(std::env::args_os().skip(1)).exec()
 }
 
 /// `d` in milliseconds, for messages.

@@ -758,17 +758,7 @@ enum Ask {
     WaitGone(Duration, std::sync::mpsc::Sender<bool>),
 }
 
-/// What the guard's thread tells the loop.
-#[derive(Debug)]
-pub enum GuardNews {
-    /// A deadline sent late reached the guard after the previous one passed: it fired.
-    Fired,
-    /// The guard keeps `kept` (a predecessor's deadline, earlier than `sent`, which went
-    /// with `keep_earlier`): it is the one the loop must check.
-    Keeps { sent: u64, kept: u64 },
-    /// The guard could not be reached or started (E3110).
-    Unavailable(String),
-}
+pub use crate::platform::GuardNews;
 
 /// The daemon's end of the guard, as the loop sees it: arming never waits (a thread
 /// owns the connection, and starts a guard anew if it died). The deadline the guard

@@ -1,11 +1,19 @@
 //! tandem's node daemon (`tandem node`): the I/O shell around one [`engine::Engine`].
 //! It decides nothing about the cluster itself; it carries out what the engine asks and
 //! tells it what happened:
-//! - `net`: heartbeats over UDP on every `udp` link (frames of the `wire` crate);
-//! - `start`: `tandem node`'s start: checks, then every part opened in order;
 //! - `node`: the loop, a thin shell around `nodecore::NodeCore` (the engine and every
 //!   rule between it and the sockets): it hands the core what came and carries out
-//!   what the core asks (sockets, disk jobs, agents, the guard, the journal);
+//!   what the core asks, generic over its platform;
+//! - `platform`: the loop's platform boundaries, one small trait per concern (heartbeat
+//!   links, the disk worker, the fence guard, agents, the standby lock, the loop's
+//!   timer, stop requests and the watchdog, the clock), bundled as `Platform`; another
+//!   platform (Windows Server next) implements them, not a second loop; a test runs the
+//!   loop over an in-memory one;
+//! - `linux`: Linux's implementation, wiring up the modules below;
+//! - `start`: `tandem node`'s start: checks, then every part opened in order, the
+//!   Linux platform built and the loop run over it;
+//! - `net`: heartbeats over UDP on every `udp` link (frames of the `wire` crate);
+//! - `loss`: per link and peer, the heartbeats lost (gaps in sequence numbers);
 //! - `diskio`: the disk link's worker thread, which performs the loop's disk jobs
 //!   within the I/O timeout;
 //! - `exit`: how the daemon ends: clean stop, self-fence, restart in place after a stall;
@@ -33,8 +41,11 @@ pub mod executor;
 pub mod exit;
 pub mod guard;
 pub mod journal;
+pub mod linux;
+pub mod loss;
 pub mod net;
 pub mod node;
+pub mod platform;
 pub mod seen;
 pub mod stall;
 pub mod start;

@@ -23,10 +23,6 @@
 //! second, one bucket for frames of a real heartbeat's size and one for larger ones) and
 //! have its tag computed. Rejections by source and floods ([`FloodWatch`]: when they
 //! start and end, with their totals) are the node's to journal and show.
-//!
-//! Also here: per link and peer, the loss seen in the peer's sequence numbers (every
-//! heartbeat goes out on every link with the same sequence number, so a gap on one link
-//! is a packet lost on that link), reset every [`LOSS_WINDOW`].
 
 use std::future::poll_fn;
 use std::io::IoSliceMut;
@@ -54,9 +50,6 @@ pub const BATCH: usize = 32;
 /// (about 1 KiB of buffer each, as the kernel counts), 80 ms of the loop doing other
 /// things.
 pub const RECEIVE_BUFFER_BYTES: usize = 8 << 20;
-
-/// Loss counters start again after this long.
-pub const LOSS_WINDOW: Duration = Duration::from_secs(60);
 
 /// Sources whose rejections are counted one by one, per link; the rest are counted
 /// together as "other sources".
@@ -594,83 +587,6 @@ pub async fn receive(links: &[&UdpLink], batch: &mut Batch) -> LinkId {
     .await
 }
 
-/// Sequence-number bookkeeping of one peer on one link.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LossCounter {
-    incarnation: u64,
-    first: u64,
-    newest: u64,
-    received: u64,
-    started: Option<std::time::Instant>,
-}
-
-impl LossCounter {
-    pub fn record(&mut self, heartbeat: &Heartbeat) {
-        let now = std::time::Instant::now();
-        let expired = self.started.is_none_or(|s| now.duration_since(s) > LOSS_WINDOW);
-        if heartbeat.incarnation != self.incarnation || expired {
-            *self = LossCounter {
-                incarnation: heartbeat.incarnation,
-                first: heartbeat.sequence,
-                newest: heartbeat.sequence,
-                received: 1,
-                started: Some(now),
-            };
-            return;
-        }
-        self.newest = self.newest.max(heartbeat.sequence);
-        self.received += 1;
-    }
-
-    /// Percent of the peer's heartbeats in the window that did not arrive on this link.
-    pub fn loss_percent(&self) -> Option<f64> {
-        let expected = self.newest.checked_sub(self.first)? + 1;
-        if expected < 2 {
-            return None;
-        }
-        let lost = expected.saturating_sub(self.received);
-        Some(lost as f64 * 100.0 / expected as f64)
-    }
-}
-
-/// How often at most a link's rejected packets are reported (W2111).
-const REJECT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
-
-impl crate::node::Node {
-    /// Reports rejected packets, at most once per link per interval.
-    pub(crate) fn check_rejects(&mut self, now: Instant) {
-        read_kernel_drops(self.udp.values_mut(), now, DropsRead::WhenDue);
-        let mut reports = Vec::new();
-        for (link, udp) in &self.udp {
-            let counters = udp.receiver.counters();
-            let total = counters.rejected_total();
-            let (reported, at) =
-                self.rejects_reported.get(link).copied().unwrap_or((0, Instant(0)));
-            if total > reported
-                && (at == Instant(0) || now.saturating_since(at) >= REJECT_REPORT_INTERVAL)
-            {
-                self.rejects_reported.insert(*link, (total, now));
-                reports.push((
-                    &catalogue::PACKETS_REJECTED,
-                    format!(
-                        "link {}: {} packets dropped so far ({}; from {})",
-                        self.spec.link(*link).name,
-                        total,
-                        describe_reasons(counters),
-                        udp.rejected_by.describe(4)
-                    ),
-                ));
-            }
-        }
-        for (link, udp) in &mut self.udp {
-            reports.extend(udp.flood_news(now, &self.spec.link(*link).name));
-        }
-        for (code, message) in reports {
-            self.journal_own(code, None, message);
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -915,19 +831,5 @@ kind = "none"
         assert_eq!(alpha.kernel_drops, after);
         once(&mut alpha, later + KERNEL_DROPS_QUIET, DropsRead::WhenDue);
         assert!(alpha.kernel_drops > after);
-    }
-
-    #[test]
-    fn loss_counts_gaps_and_restarts_with_a_new_incarnation() {
-        let mut counter = LossCounter::default();
-        for seq in [1, 2, 4, 5, 8, 9, 10] {
-            counter.record(&beat(7, seq));
-        }
-        // 10 sent, 7 arrived.
-        assert_eq!(counter.loss_percent(), Some(30.0));
-        counter.record(&beat(8, 1));
-        assert_eq!(counter.loss_percent(), None);
-        counter.record(&beat(8, 2));
-        assert_eq!(counter.loss_percent(), Some(0.0));
     }
 }

@@ -8,47 +8,51 @@
 //! [`nodecore::NodeCore::wake`], then carries out every [`Action`] the core polls until
 //! it says [`Action::Wait`] (`settle`).
 //!
-//! What stays here touches the host: the UDP sockets and the wire encoding (`net`), the
-//! disk worker ([`crate::diskio`]: a job is what one moment needs from the disk, in one
-//! hand-off), agents on tokio's blocking pool (`executor`), the fence guard's process
-//! (`guard`), the journal and `admin.json` (`journal`), the peers' newest sequences
-//! (`seen`), the control socket (`control`), the systemd watchdog, and the restart in
-//! place after a stall. Blocking work comes back as a message, so the loop itself never
-//! blocks for long (the fence guard's socket is the exception: a local write of one
-//! line). Starting the node is [`crate::start`].
+//! The loop touches the host only through its platform `P` ([`crate::platform`]: one
+//! small trait per concern): heartbeat links, the disk worker (a job is what one moment
+//! needs from the disk, in one hand-off), the fence guard, agents, the standby lock, its
+//! timer, stop requests and the service manager's watchdog, the clock. Linux's
+//! implementations are `net`, `diskio`, `guard`, `executor`, `alarm`, ... wired up in
+//! [`crate::linux`]; another platform implements the same traits and runs this very
+//! loop (an in-memory one does, in `platform`'s test). Besides, the loop keeps the wire
+//! encoding, the journal and `admin.json` (`journal`), the peers' newest sequences
+//! (`seen`) and the control calls (`control`). Blocking work comes back as a message,
+//! so the loop itself never blocks for long (Linux's fence guard socket is the
+//! exception: a local write of one line). Starting the node is [`crate::start`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use engine::catalogue::{self, CodeInfo, Severity};
 use engine::{AdminState, ClusterSpec, Engine, Event, GroupId, Heartbeat, Instant, LinkId, NodeId};
 use nodecore::shutdown::AfterStop;
 use nodecore::{Action, DiskAnswer, DiskDone, JobPlan, NodeCore};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
 
-use crate::alarm::Alarm;
-use crate::clock::{wall_now, Clock};
+use crate::clock::wall_now;
 use crate::control::Call;
-use crate::diskio::{self, DiskIo};
-use crate::executor::{self, Agents, Done};
-use crate::guard::{GuardLink, GuardNews};
+use crate::diskio;
+use crate::executor::Done;
+use crate::guard::GuardNews;
 use crate::journal;
-use crate::net::{LossCounter, UdpLink};
+use crate::loss::LossCounter;
+use crate::platform::{
+    AgentRunner, Clock, DiskWorker, FenceGuard, Links, LoopTimer, Platform, Receivers, Service,
+    StandbyLock,
+};
 use crate::seen::Seen;
 
-pub(crate) struct DiskLink {
+pub(crate) struct DiskLink<D> {
     pub(crate) link: LinkId,
-    pub(crate) io: DiskIo,
+    pub(crate) io: D,
     pub(crate) receiver: wire::Receiver,
 }
 
-pub(crate) struct Node {
+/// The loop over platform `P`'s parts.
+pub(crate) struct Node<P: Platform> {
     pub(crate) spec: Arc<ClusterSpec>,
     pub(crate) me: NodeId,
-    pub(crate) clock: Clock,
+    pub(crate) clock: P::Clock,
     /// The engine and every rule between it and the sockets.
     pub(crate) core: NodeCore<Engine, Vec<u8>>,
     /// The journal and `admin.json`, written by their own thread (`journal::Writer`).
@@ -56,40 +60,29 @@ pub(crate) struct Node {
     /// Answers to admin commands taken in this turn: sent once what the command caused
     /// is durable in the journal (`settle`).
     pub(crate) replies: Vec<(tokio::sync::oneshot::Sender<serde_json::Value>, serde_json::Value)>,
-    pub(crate) agents: Arc<Agents>,
+    pub(crate) agents: P::Agents,
     pub(crate) key: wire::Key,
     pub(crate) cluster_id: wire::ClusterId,
-    pub(crate) udp: BTreeMap<LinkId, UdpLink>,
-    pub(crate) disk: Option<DiskLink>,
+    pub(crate) links: P::Links,
+    pub(crate) disk: Option<DiskLink<P::Disk>>,
     /// Each peer's newest accepted incarnation and sequence, kept across restarts.
     pub(crate) seen: Seen,
-    pub(crate) guard: GuardLink,
-    pub(crate) done_tx: mpsc::UnboundedSender<Done>,
-    /// Monitors' answers that need no wake-up of their own (see `executor`).
-    pub(crate) quiet_ops: executor::Quiet,
+    pub(crate) guard: P::Guard,
     pub(crate) loss: BTreeMap<(LinkId, NodeId), LossCounter>,
-    pub(crate) rejects_reported: BTreeMap<LinkId, (u64, Instant)>,
     pub(crate) too_large_reported: bool,
     pub(crate) admin_saved: AdminState,
     /// Devices to set read-only on this node while their group does not run here.
     pub(crate) lock_standby: BTreeMap<GroupId, Vec<PathBuf>>,
-    pub(crate) watchdog: Option<Duration>,
+    pub(crate) standby: P::Standby,
+    pub(crate) service: P::Service,
     pub(crate) next_watchdog: Instant,
-    pub(crate) alarm: Alarm,
+    pub(crate) timer: P::Timer,
     /// When the loop last went to wait: the start of a stall, when one is found.
     pub(crate) loop_ran: Instant,
     /// When the core next wants to be woken (its last [`Action::Wait`]).
     pub(crate) wait_until: Instant,
     /// The guard said it fired (a renewal reached it too late): how a stall is told.
     pub(crate) guard_fired: bool,
-}
-
-/// The loop's inputs.
-pub(crate) struct Receivers {
-    pub(crate) answers: mpsc::UnboundedReceiver<diskio::Answer>,
-    pub(crate) done: mpsc::UnboundedReceiver<Done>,
-    pub(crate) calls: mpsc::Receiver<Call>,
-    pub(crate) guard: mpsc::UnboundedReceiver<GuardNews>,
 }
 
 /// What woke the loop.
@@ -106,8 +99,8 @@ enum Woke {
 
 /// The core's `decode` for the peers' disk slots that are news: a slot holds its node's
 /// frames only; an accepted one is noted in `seen`.
-fn decoder<'a>(
-    disk: &'a mut Option<DiskLink>,
+fn decoder<'a, D>(
+    disk: &'a mut Option<DiskLink<D>>,
     seen: &'a mut Seen,
 ) -> impl FnMut(NodeId, &Vec<u8>) -> Option<Heartbeat> + 'a {
     let at = std::time::Instant::now();
@@ -118,19 +111,17 @@ fn decoder<'a>(
     }
 }
 
-impl Node {
+impl<P: Platform> Node<P> {
     /// Runs until SIGTERM (or a stall, a self-fence): one wake-up per turn.
     pub(crate) async fn run(&mut self, receivers: Receivers) -> anyhow::Result<()> {
         let Receivers { mut answers, mut done, mut calls, guard: mut guard_news } = receivers;
-        let mut batch = crate::net::Batch::default();
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
         let mut signals = 0u32;
         loop {
             match self.settle() {
                 None | Some(AfterStop::Stay) => {}
                 Some(AfterStop::ExitClean) => {
-                    self.stopped("stopped cleanly: no group runs here any more, leases released");
+                    let parked = self.core.engine().leases_parked();
+                    self.stopped(nodecore::shutdown::clean_exit_text(parked));
                     self.guard.exit();
                     return Ok(());
                 }
@@ -142,16 +133,15 @@ impl Node {
                     return Ok(());
                 }
             }
-            let wake_at = match self.watchdog {
+            let wake_at = match self.service.watchdog_interval() {
                 Some(_) => self.wait_until.min(self.next_watchdog),
                 None => self.wait_until,
             };
-            if let Err(e) = self.alarm.set(wake_at) {
+            if let Err(e) = self.timer.set(wake_at) {
                 // Never seen; without the timer no deadline would be kept.
                 anyhow::bail!("cannot set the loop's timer: {e}");
             }
             self.loop_ran = self.clock.now();
-            let links: Vec<&UdpLink> = self.udp.values().collect();
             // In this order: the disk's answers first (an answer left waiting behind a
             // datagram would be read later than it came), then agents' results, the
             // guard's news, control calls, then datagrams (a batch at a time): a flooded
@@ -161,14 +151,13 @@ impl Node {
             let mut busy = false;
             let woke = tokio::select! {
                 biased;
-                _ = sigterm.recv() => Woke::Signal,
-                _ = sigint.recv() => Woke::Signal,
+                () = self.service.stop_requested() => Woke::Signal,
                 Some(answer) = answers.recv() => Woke::Answer(answer),
                 Some(result) = done.recv() => Woke::Done(result),
                 Some(news) = guard_news.recv() => Woke::Guard(news),
                 Some(call) = calls.recv() => Woke::Call(call),
-                link = crate::net::receive(&links, &mut batch) => Woke::Packets(link),
-                () = self.alarm.expired() => Woke::Timer,
+                link = self.links.receive() => Woke::Packets(link),
+                () = self.timer.expired() => Woke::Timer,
             };
             let now = self.clock.now();
             if self.core.guard_passed(now) {
@@ -182,8 +171,8 @@ impl Node {
                 Woke::Done(result) => self.on_done(result),
                 Woke::Call(call) => self.on_call(call),
                 Woke::Packets(link) => {
-                    self.on_packets(link, &batch);
-                    busy = batch.is_full();
+                    self.on_packets(link);
+                    busy = self.links.batch_full();
                 }
                 Woke::Guard(GuardNews::Fired) => {
                     self.guard_fired = true;
@@ -221,15 +210,17 @@ impl Node {
     fn on_time(&mut self, now: Instant) {
         let quiet = self.disk.as_mut().map(|d| d.io.quiet_answers()).unwrap_or_default();
         let quiet_ops: Vec<_> =
-            self.quiet_ops.take().into_iter().map(|done| self.log_done(done)).collect();
+            self.agents.quiet().into_iter().map(|done| self.log_done(done)).collect();
         self.core.wake(now, quiet, quiet_ops, &mut decoder(&mut self.disk, &mut self.seen));
-        if let Some(interval) = self.watchdog {
+        if let Some(interval) = self.service.watchdog_interval() {
             if now >= self.next_watchdog {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                self.service.feed_watchdog();
                 self.next_watchdog = now + interval;
             }
         }
-        self.check_rejects(now);
+        for (code, message) in self.links.news(&self.spec, now) {
+            self.journal_own(code, None, message);
+        }
         self.seen.flush(std::time::Instant::now());
         if let Some(why) = self.seen.take_failure() {
             self.journal_own(&catalogue::SEEN_UNKEPT, None, format!("cannot write {why}"));
@@ -307,8 +298,7 @@ impl Node {
                 unreachable!("the daemon refuses witness arbitration at its start")
             }
             Action::Operation { id, group, resource, op, timeout } => {
-                let (agents, done, quiet) = (&self.agents, self.done_tx.clone(), &self.quiet_ops);
-                executor::spawn(agents, id, group, resource, op, timeout, done, quiet);
+                self.agents.start(id, group, resource, op, timeout);
             }
             Action::ArmFence { deadline, keep_earlier } => self.guard.arm(deadline, keep_earlier),
             Action::LockStandby { group } => self.lock_standby(group),
@@ -401,16 +391,7 @@ impl Node {
     /// read-only here.
     fn lock_standby(&mut self, group: GroupId) {
         let Some(devices) = self.lock_standby.get(&group) else { return };
-        // An ioctl on a device whose path hangs blocks: never on the loop's thread.
-        let devices = devices.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::stall::point("read_only");
-            for device in devices {
-                if let Err(e) = agents::filesystem::set_read_only(&device, true) {
-                    tracing::warn!("cannot set {} read-only (lock_standby): {e}", device.display());
-                }
-            }
-        });
+        self.standby.set_read_only(devices.clone());
     }
 
     pub(crate) fn journal_own(
@@ -437,9 +418,7 @@ impl Node {
             Ok(frame) => frame,
             Err(e) => return self.too_large(link, e.to_string()),
         };
-        if let Some(udp) = self.udp.get_mut(&link) {
-            udp.send(to, &frame);
-        }
+        self.links.send(link, to, &frame);
     }
 
     fn too_large(&mut self, link: LinkId, why: String) {
@@ -480,12 +459,11 @@ impl Node {
     }
 
     /// A batch of datagrams read from `link`: the heartbeats among them go to the core
-    /// (the rest is counted by `net`).
-    fn on_packets(&mut self, link: LinkId, batch: &crate::net::Batch) {
-        let Some(udp) = self.udp.get_mut(&link) else { return };
+    /// (the rest is counted by the links).
+    fn on_packets(&mut self, link: LinkId) {
         let received = self.clock.now();
         let at = std::time::Instant::now();
-        for message in udp.check(batch) {
+        for message in self.links.accepted(link) {
             self.loss.entry((link, message.from)).or_default().record(&message);
             self.seen.note(message.from, message.incarnation, message.sequence, at);
             self.core.heartbeat(link, message, received);

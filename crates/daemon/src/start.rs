@@ -2,8 +2,10 @@
 //! of the node opened in the order their starts depend on (agents, links and the disk
 //! worker, the peers' sequences kept across restarts, the journal and the incarnation,
 //! the node core with the administrative state restored, the control socket, the fence
-//! guard); then the loop ([`crate::node`]) runs until SIGTERM. Errors before the loop
-//! starts are returned with their codes; nothing has been changed on the host then.
+//! guard), as Linux's platform parts ([`crate::linux`]); then the loop ([`crate::node`],
+//! put together over any platform's parts by `Node::new`, here) runs until SIGTERM.
+//! Errors before the loop starts are returned with their codes; nothing has been
+//! changed on the host then.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,10 @@ use crate::diskio::DiskIo;
 use crate::executor::{self, Agents};
 use crate::guard::{GuardLink, GuardOptions};
 use crate::journal;
+use crate::linux::{Linux, LinuxAgents, ReadOnlyIoctl, Systemd, UdpLinks};
 use crate::net::UdpLink;
-use crate::node::{DiskLink, Node, Receivers};
+use crate::node::{DiskLink, Node};
+use crate::platform::{Clock as _, Parts, Platform, Receivers, Service as _};
 use crate::seen::Seen;
 
 /// What `tandem node` needs.
@@ -112,7 +116,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     })
 }
 
-impl Node {
+impl Node<Linux> {
     // Long because: it opens every part of the node in the order their starts depend
     // on (links, journal, node core, control socket, guard) and fills in the
     // node's fields once.
@@ -124,7 +128,7 @@ impl Node {
         local: Local,
         key: wire::Key,
         options: &Options,
-    ) -> anyhow::Result<(Node, Receivers)> {
+    ) -> anyhow::Result<(Node<Linux>, Receivers)> {
         let config = Arc::new(config);
         let clock = Clock::new();
         let cluster_id = wire::ClusterId::from_name(&spec.name);
@@ -132,8 +136,7 @@ impl Node {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let mut udp = BTreeMap::new();
         let mut disk = None;
-        let mut on_disk = 0;
-        let now = clock.now();
+        let (mut on_disk, mut parked) = (0, Vec::new());
         for link in spec.link_ids() {
             match config.link(link) {
                 LinkConfig::Udp { .. } => {
@@ -144,16 +147,9 @@ impl Node {
                 }
                 LinkConfig::Disk { path } => {
                     let area = open_area(path, &spec)?;
-                    on_disk = own_host_record(&area, me);
-                    disk = Some(DiskLink {
-                        link,
-                        io: DiskIo::new(Arc::new(area), me, spec.nodes.len(), answers_tx.clone()),
-                        receiver: wire::Receiver::new(
-                            key.clone(),
-                            cluster_id,
-                            wire::Route { link, to: None },
-                        ),
-                    });
+                    (on_disk, parked) = own_host_record(&area, me);
+                    let io = DiskIo::new(Arc::new(area), me, spec.nodes.len(), answers_tx.clone());
+                    disk = Some((link, io));
                 }
             }
         }
@@ -162,8 +158,7 @@ impl Node {
             Ok(loaded) => (loaded, None),
             Err(e) => (BTreeMap::new(), Some(e)),
         };
-        let receivers = udp.values_mut().map(|u: &mut UdpLink| &mut u.receiver);
-        for receiver in receivers.chain(disk.as_mut().map(|d: &mut DiskLink| &mut d.receiver)) {
+        for receiver in udp.values_mut().map(|u: &mut UdpLink| &mut u.receiver) {
             for (node, newest) in &loaded {
                 receiver.remember(*node, newest.incarnation, newest.sequence);
             }
@@ -187,7 +182,14 @@ impl Node {
         if let Some(admin) = journal::load_admin(&state_dir) {
             core.engine_mut().restore_admin(&admin);
         }
-        let admin_saved = core.engine().admin_state().clone();
+        if !parked.is_empty() {
+            tracing::info!(
+                "this node's previous run stopped in maintenance and parked the leases of {}: \
+                 kept if their resources are found running, given back otherwise",
+                parked.iter().map(|g| spec.group(*g).name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        core.parked_at_start(parked);
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
         control::serve(&local.runtime_dir, local.access, calls_tx)?;
         let (guard, guard_news) = GuardLink::start(
@@ -219,59 +221,101 @@ impl Node {
         tracing::info!(code = code.code, "{message}");
         journal.append(journal::Entry::own(code, &spec.node(me).name, message));
         journal.commit();
-        let watchdog = watchdog_interval();
         let unread = unread.map(|e| {
             let path = state_dir.join(crate::seen::FILE);
             format!("cannot read {}: {e}; starting without it", path.display())
         });
-        let mut node = Node {
-            spec,
-            me,
+        let parts = Parts::<Linux> {
             clock,
-            core,
-            journal,
-            replies: Vec::new(),
-            agents,
-            key,
-            cluster_id,
-            udp,
+            links: UdpLinks::new(udp),
             disk,
-            seen,
             guard,
-            done_tx,
-            quiet_ops: executor::Quiet::default(),
-            loss: BTreeMap::new(),
-            rejects_reported: BTreeMap::new(),
-            too_large_reported: false,
-            admin_saved,
-            lock_standby,
-            watchdog,
-            next_watchdog: now,
-            alarm: Alarm::new()?,
-            loop_ran: now,
-            wait_until: now,
-            guard_fired: false,
+            agents: LinuxAgents { agents, done: done_tx, quiet: executor::Quiet::default() },
+            standby: ReadOnlyIoctl,
+            timer: Alarm::new()?,
+            service: Systemd::new()?,
         };
+        let shell = Shell { spec, me, core, journal, seen, key, lock_standby, newest: loaded };
+        let mut node = Node::new(shell, parts);
         if let Some(message) = unread {
             node.journal_own(&catalogue::SEEN_UNKEPT, None, message);
         }
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        node.service.ready();
         let receivers =
             Receivers { answers: answers_rx, done: done_rx, calls: calls_rx, guard: guard_news };
         Ok((node, receivers))
     }
 }
 
+/// What the node is besides its platform, as its start made it.
+pub(crate) struct Shell {
+    pub(crate) spec: Arc<ClusterSpec>,
+    pub(crate) me: NodeId,
+    pub(crate) core: NodeCore<Engine, Vec<u8>>,
+    pub(crate) journal: journal::Writer,
+    pub(crate) seen: Seen,
+    pub(crate) key: wire::Key,
+    pub(crate) lock_standby: BTreeMap<GroupId, Vec<PathBuf>>,
+    /// Each peer's newest incarnation and sequence an earlier run accepted: refused on
+    /// the disk link too (captured frames are replays).
+    pub(crate) newest: BTreeMap<NodeId, crate::seen::Newest>,
+}
+
+impl<P: Platform> Node<P> {
+    /// The loop over `parts`, not yet running ([`Node::run`]).
+    pub(crate) fn new(shell: Shell, parts: Parts<P>) -> Node<P> {
+        let Shell { spec, me, core, journal, seen, key, lock_standby, newest } = shell;
+        let cluster_id = wire::ClusterId::from_name(&spec.name);
+        let disk = parts.disk.map(|(link, io)| {
+            let route = wire::Route { link, to: None };
+            let mut receiver = wire::Receiver::new(key.clone(), cluster_id, route);
+            for (node, newest) in &newest {
+                receiver.remember(*node, newest.incarnation, newest.sequence);
+            }
+            DiskLink { link, io, receiver }
+        });
+        let now = parts.clock.now();
+        Node {
+            admin_saved: core.engine().admin_state().clone(),
+            spec,
+            me,
+            clock: parts.clock,
+            core,
+            journal,
+            replies: Vec::new(),
+            agents: parts.agents,
+            key,
+            cluster_id,
+            links: parts.links,
+            disk,
+            seen,
+            guard: parts.guard,
+            loss: BTreeMap::new(),
+            too_large_reported: false,
+            lock_standby,
+            standby: parts.standby,
+            service: parts.service,
+            next_watchdog: now,
+            timer: parts.timer,
+            loop_ran: now,
+            wait_until: now,
+            guard_fired: false,
+        }
+    }
+}
+
 /// The incarnation in this node's host record on the shared disk (0: none written):
 /// the next one must be above it even if the state dir was lost or restored and the
-/// wall clock is behind (`nodecore::incarnation`). A node that cannot read it does not
-/// join yet: it retries every second, saying so every ten.
-fn own_host_record(area: &Area, me: NodeId) -> u64 {
+/// wall clock is behind (`nodecore::incarnation`); and the groups it lists if it is
+/// parked (the previous run stopped in maintenance: `arbiter::disk`, "Parking"). A node
+/// that cannot read it does not join yet: it retries every second, saying so every ten.
+fn own_host_record(area: &Area, me: NodeId) -> (u64, Vec<GroupId>) {
     let mut tries = 0u64;
     loop {
         match area.read_record(Block::Host(me)) {
-            Ok(Record::Host(host)) => return host.incarnation,
-            Ok(_) => return 0,
+            Ok(Record::Host(host)) if host.parked => return (host.incarnation, host.groups),
+            Ok(Record::Host(host)) => return (host.incarnation, Vec::new()),
+            Ok(_) => return (0, Vec::new()),
             Err(e) => {
                 if tries.is_multiple_of(10) {
                     tracing::warn!(
@@ -320,14 +364,4 @@ fn lock_standby_devices(config: &Config, me: NodeId) -> BTreeMap<GroupId, Vec<Pa
         }
     }
     out
-}
-
-/// Half the systemd watchdog interval when systemd set one for us.
-fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        Some(Duration::from_micros(usec / 2))
-    } else {
-        None
-    }
 }

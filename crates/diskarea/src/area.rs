@@ -472,8 +472,12 @@ mod tests {
         assert_eq!(report.previous, Found::Blank);
         let area = Area::open(file.path(), "unit").unwrap();
         assert_eq!(area.layout(), Layout::new(2, 2).unwrap());
-        let host =
-            Record::Host(HostRecord { incarnation: 3, counter: 4, groups: vec![GroupId(1)] });
+        let host = Record::Host(HostRecord {
+            incarnation: 3,
+            counter: 4,
+            groups: vec![GroupId(1)],
+            parked: false,
+        });
         let group = Record::Group(GroupRecord { owner: Some(NodeId(1)), stamp: (3, 4) });
         assert_eq!(area.read_record(Block::Host(NodeId(1))).unwrap(), Record::Blank);
         area.write_record(Block::Host(NodeId(1)), &host).unwrap();

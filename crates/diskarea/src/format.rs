@@ -409,6 +409,7 @@ pub fn encode_record(
                 bitmap[g.0 as usize / 8] |= 1 << (g.0 % 8);
             }
             body.extend_from_slice(&bitmap);
+            body.push(u8::from(h.parked));
             KIND_HOST
         }
         (Block::Group(_), Record::Group(g)) => {
@@ -469,10 +470,14 @@ pub fn decode_record(
                 .filter(|g| bitmap[*g as usize / 8] & (1 << (g % 8)) != 0)
                 .map(GroupId)
                 .collect();
+            // The flags byte (bit 0: parked) follows the bitmap; a record written before
+            // it existed has a zero there (the sector is zero-filled).
+            let flags = body[20 + (bits as usize).div_ceil(8)];
             Ok(Record::Host(HostRecord {
                 incarnation: u64_at(body, 0),
                 counter: u64_at(body, 8),
                 groups,
+                parked: flags & 1 != 0,
             }))
         }
         (Block::Group(_), Some((KIND_GROUP, body))) => {
@@ -540,6 +545,7 @@ mod tests {
             incarnation: 9,
             counter: 77,
             groups: vec![GroupId(0), GroupId(8), GroupId(9_999)],
+            parked: false,
         });
         let group = Record::Group(GroupRecord { owner: Some(NodeId(31)), stamp: (9, 78) });
         let free = Record::Group(GroupRecord { owner: None, stamp: (1, 2) });
@@ -554,6 +560,15 @@ mod tests {
             (
                 Block::Mailbox(NodeId(0)),
                 Record::Pill(Pill { from: Some(NodeId(31)), incarnation: 1, at_unix: 2 }),
+            ),
+            (
+                Block::Host(NodeId(1)),
+                Record::Host(HostRecord {
+                    incarnation: 3,
+                    counter: 4,
+                    groups: vec![GroupId(GROUPS_MAX as u32 - 1)],
+                    parked: true,
+                }),
             ),
             (Block::Host(NodeId(0)), Record::Blank),
         ] {
@@ -601,8 +616,12 @@ mod tests {
         let layout = Layout::new(2, 2).unwrap();
         assert!(layout.block(Block::Host(NodeId(2))).is_err());
         assert!(layout.block(Block::Group(GroupId(2))).is_err());
-        let host =
-            Record::Host(HostRecord { incarnation: 1, counter: 1, groups: vec![GroupId(5)] });
+        let host = Record::Host(HostRecord {
+            incarnation: 1,
+            counter: 1,
+            groups: vec![GroupId(5)],
+            parked: false,
+        });
         let mut sector = vec![0; SECTOR_BYTES];
         assert!(encode_record(&mut sector, &layout, 9, C, Block::Host(NodeId(0)), &host).is_err());
     }

@@ -28,7 +28,7 @@
 //! |--------------------------|---------------------|--------------------------------------------------|
 //! | 0                        | area header         | magic `TANDEMHA`, version u32, N u32, G u32, slot sectors u32, 4 × u64 offsets (heartbeat, host, group, end), name length u16, name |
 //! | 1 .. 1+4N                | heartbeat slots, 4 sectors per node | each sector: seq u64, payload length u32, part u32, up to 4056 payload bytes |
-//! | 1+4N .. 1+5N             | host records, one per node  | incarnation u64, counter u64, G u32, bitmap of the groups listed (⌈G/8⌉ bytes) |
+//! | 1+4N .. 1+5N             | host records, one per node  | incarnation u64, counter u64, G u32, bitmap of the groups listed (⌈G/8⌉ bytes), flags u8 (bit 0: parked) |
 //! | 1+5N .. 1+5N+G           | group records, one per group | owner u16 (0xFFFF: free), stamp (u64, u64) |
 //! | 1+5N+G .. 1+6N+G         | mailboxes, one per node     | a poison pill: from u16 (0xFFFF: an operator), the target's incarnation u64, wall-clock seconds u64 |
 //!

@@ -287,7 +287,8 @@ mod tests {
     fn writes_and_reads_started_together_complete_with_one_wait() {
         let (_file, area) = area(crate::AREA_BYTES_MIN);
         let Some(mut ring) = ring(&area) else { return };
-        let host = Record::Host(HostRecord { incarnation: 1, counter: 9, groups: vec![] });
+        let host =
+            Record::Host(HostRecord { incarnation: 1, counter: 9, groups: vec![], parked: false });
         let w1 =
             ring.start(area.prepare(Request::WriteRecord(Block::Host(NodeId(0)), &host)).unwrap());
         let beat = Request::WriteHeartbeat { node: NodeId(1), seq: 3, payload: b"beat" };

@@ -128,6 +128,11 @@ pub enum LeaseRequest {
     Renew,
     /// Give the group's lease back.
     Release(GroupId),
+    /// Renew every lease this node holds and keep them for it while its daemon is down
+    /// (a stop in maintenance leaves the resources running): the arbitrator grants
+    /// them to no other node until this node, started again, takes or gives back each,
+    /// or an operator releases them (`tandem disk unpark`). Answered like a renewal.
+    Park,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

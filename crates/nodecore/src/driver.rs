@@ -75,6 +75,11 @@ impl LeaseDriver {
         }
     }
 
+    /// The disk client, to tell it what it inherits at start.
+    pub fn disk_mut(&mut self) -> Option<&mut arbiter::disk::DiskLeaseClient> {
+        self.client.disk_mut()
+    }
+
     /// The client.
     pub fn client(&self) -> &LeaseClient {
         &self.client

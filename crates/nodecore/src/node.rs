@@ -61,6 +61,12 @@ pub trait Core {
     }
     /// Restore the administrative state kept from the previous run on this node.
     fn restore_admin(&mut self, _admin: &engine::AdminState) {}
+    /// The groups whose leases the previous run on this node parked.
+    fn parked_at_start(&mut self, _groups: &[GroupId]) {}
+    /// Leaving in maintenance, the leases were parked (the resources run on).
+    fn leases_parked(&self) -> bool {
+        false
+    }
     /// Why the core wants to be woken at or before `at` (diagnostics of busy loops).
     fn due_at(&self, _at: Instant) -> Vec<String> {
         Vec::new()
@@ -88,6 +94,12 @@ impl Core for Engine {
     }
     fn restore_admin(&mut self, admin: &engine::AdminState) {
         Engine::restore_admin(self, admin)
+    }
+    fn parked_at_start(&mut self, groups: &[GroupId]) {
+        Engine::parked_at_start(self, groups)
+    }
+    fn leases_parked(&self) -> bool {
+        Engine::leases_parked(self)
     }
     fn admin_state(&self) -> Option<engine::AdminState> {
         Some(Engine::admin_state(self).clone())
@@ -319,6 +331,18 @@ impl<C: Core, S: PartialEq + Clone> NodeCore<C, S> {
             beat_now: false,
             guard: None,
             halted: false,
+        }
+    }
+
+    /// The groups whose leases this node's previous run parked (it stopped in
+    /// maintenance), as its arbitrator told at start (the disk: its host record). Call
+    /// right after [`NodeCore::new`]. The lease client keeps them listed as this node's
+    /// until the engine takes or gives back each; the engine gives back those it finds
+    /// nothing of running.
+    pub fn parked_at_start(&mut self, groups: Vec<GroupId>) {
+        self.engine.parked_at_start(&groups);
+        if let Some(client) = self.lease.disk_mut() {
+            client.inherit(groups);
         }
     }
 

@@ -29,6 +29,18 @@ pub fn after_stop_signal(by: Option<Instant>, now: Instant, quiescent: bool) -> 
     }
 }
 
+/// What a clean exit says: `parked`, the engine parked its leases (it leaves in
+/// maintenance; [`engine::Engine::leases_parked`]).
+pub fn clean_exit_text(parked: bool) -> &'static str {
+    match parked {
+        true => {
+            "stopped cleanly in maintenance: resources left running, their leases parked \
+             for this node (no other node takes them until it runs again)"
+        }
+        false => "stopped cleanly: no group runs here any more, leases released",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

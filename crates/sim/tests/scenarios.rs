@@ -453,6 +453,40 @@ mod regressions {
         "S1: db/db-data started on alpha while beta runs db-data",
     )];
 
+    /// Found by the swarm once daemons could be stopped in maintenance (parking): alpha,
+    /// stopping in maintenance with a hung start in flight, parked its lease and then
+    /// renewed nothing while it waited for the start (its engine asked to be woken at
+    /// the same instant for ever: C); with that fixed, the lease ran out under the
+    /// waiting daemon, which stopped what maintenance leaves alone and fenced itself.
+    /// Every renewal of a node leaving in maintenance parks again, until it exits.
+    const PARKED_AND_WAITING: &[(&str, u64, &str)] = &[(
+        "examples/loopback.toml",
+        3868,
+        "C: alpha asked to wake at the same instant 10000 times (a parked lease's renewal)",
+    )];
+
+    /// Found by the swarm past 2,000 seeds: alpha stopped web when its lease ran out (a
+    /// clock step in the liveness phase) and released it; its lease stayed "expiring"
+    /// until an acquire of worker ended, and placement, which waits while a lease
+    /// expires, was not run again when that was over: web stayed stopped on both nodes,
+    /// beta waiting for alpha, its preferred node, to take it (L1). Placement now runs
+    /// again when the expiry is over.
+    const PLACEMENT_AFTER_EXPIRY: &[(&str, u64, &str)] = &[(
+        "examples/loopback.toml",
+        3872,
+        "L1: web is not running on exactly one eligible node: complete on none",
+    )];
+
+    #[test]
+    fn placement_runs_again_once_a_lease_expiry_is_over() {
+        run_clean(PLACEMENT_AFTER_EXPIRY, Pauses::AsDrawn);
+    }
+
+    #[test]
+    fn a_daemon_that_parked_its_leases_renews_them_until_it_exits() {
+        run_clean(PARKED_AND_WAITING, Pauses::AsDrawn);
+    }
+
     #[test]
     fn a_late_host_write_never_overwrites_a_newer_one() {
         run_clean(HOST_WRITE_OVERTAKEN, Pauses::AsDrawn);

@@ -2,7 +2,9 @@
 //! configuration's disk link (the arbitration's disk link, else the only disk link) for
 //! the cluster's nodes and groups, and prints what it did. Exit 0 formatted, 1 refused
 //! (another cluster's area or other data without `--force`, an area too small, an
-//! invalid configuration).
+//! invalid configuration). `tandem disk fence NODE` leaves a poison pill in NODE's
+//! mailbox; `tandem disk unpark NODE` gives back the leases NODE parked when it stopped
+//! in maintenance (`arbiter::disk`, "Parking"). Both exit 1 when refused.
 //!
 //! Presentation only: the format and its refusals belong to the `diskarea` crate.
 
@@ -26,6 +28,10 @@ enum DiskCommand {
     /// Leave a poison pill for NODE in the area: its running daemon stops every resource
     /// at once and exits (E3111); its groups move once their leases run out.
     Fence(FenceArgs),
+    /// Give back the leases NODE parked when its daemon stopped in maintenance, after
+    /// stopping their resources on NODE by hand: the other nodes may then take its
+    /// groups once a takeover wait has passed. Only while NODE's daemon is stopped.
+    Unpark(FenceArgs),
 }
 
 #[derive(clap::Args)]
@@ -33,7 +39,7 @@ struct FenceArgs {
     /// The configuration file.
     #[arg(long, default_value = config::DEFAULT_PATH)]
     config: PathBuf,
-    /// The node to fence.
+    /// The node.
     node: String,
 }
 
@@ -48,27 +54,20 @@ struct InitArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match args.command {
-        DiskCommand::Init(args) => match init(&args.config, args.force) {
-            Ok(text) => {
-                print!("{text}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(text) => {
-                eprintln!("{}", text.trim_end());
-                Ok(ExitCode::from(1))
-            }
-        },
-        DiskCommand::Fence(args) => match fence(&args.config, &args.node) {
-            Ok(text) => {
-                println!("{text}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(text) => {
-                eprintln!("error: {}", text.trim_end());
-                Ok(ExitCode::from(1))
-            }
-        },
+    let (result, error) = match args.command {
+        DiskCommand::Init(args) => (init(&args.config, args.force), ""),
+        DiskCommand::Fence(args) => (fence(&args.config, &args.node), "error: "),
+        DiskCommand::Unpark(args) => (unpark(&args.config, &args.node), "error: "),
+    };
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(text) => {
+            eprintln!("{error}{}", text.trim_end());
+            Ok(ExitCode::from(1))
+        }
     }
 }
 
@@ -93,6 +92,40 @@ fn fence(config_path: &Path, node: &str) -> Result<String, String> {
         "left a poison pill for {node} (incarnation {incarnation}) in {}: its daemon fences \
          itself within a heartbeat interval or two",
         path.display()
+    ))
+}
+
+/// Rewrites `node`'s parked host record unparked (same incarnation, next counter, the
+/// same groups): a contender sees a change, and takes a group once the record has stayed
+/// unchanged for a takeover wait, as after any write of a node that went silent.
+fn unpark(config_path: &Path, node: &str) -> Result<String, String> {
+    use arbiter::disk::{Block, Record};
+    let (config, _) = config::load(config_path).map_err(|e| e.to_string())?;
+    let target =
+        config.cluster.node_id(node).ok_or_else(|| format!("no node `{node}` in the cluster"))?;
+    let path = area_path(&config).ok_or("the configuration has no disk link")?;
+    let area = diskarea::Area::open(path, &config.cluster.name).map_err(|e| e.to_string())?;
+    let mut host = match area.read_record(Block::Host(target)).map_err(|e| e.to_string())? {
+        Record::Host(host) if host.parked => host,
+        _ => {
+            return Err(format!(
+                "node `{node}` has parked no lease: nothing to unpark (its daemon releases \
+                 or keeps its leases itself)"
+            ))
+        }
+    };
+    let names: Vec<&str> =
+        host.groups.iter().map(|g| config.cluster.group(*g).name.as_str()).collect();
+    host.parked = false;
+    host.counter += 1;
+    area.write_record(Block::Host(target), &Record::Host(host)).map_err(|e| e.to_string())?;
+    let wait = config.cluster.timing.lease_takeover_wait();
+    Ok(format!(
+        "unparked the leases of {node} ({}) in {}: another node may take them in {} ms, \
+         unless {node}'s daemon starts first and finds them running",
+        names.join(", "),
+        path.display(),
+        wait.as_millis()
     ))
 }
 
@@ -200,6 +233,29 @@ mod tests {
         let text = init(&other, true).unwrap();
         assert!(text.contains("held cluster `shop`'s area"), "{text}");
         assert!(diskarea::Area::open(&area, "other").is_ok());
+    }
+
+    #[test]
+    fn unpark_rewrites_a_parked_record_once_and_refuses_otherwise() {
+        use arbiter::disk::{Block, HostRecord, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let area_path = dir.path().join("area");
+        std::fs::File::create(&area_path).unwrap().set_len(diskarea::AREA_BYTES_MIN).unwrap();
+        let shop = config_file(dir.path(), "shop", &area_path);
+        init(&shop, false).unwrap();
+        let refused = unpark(&shop, "alpha").unwrap_err();
+        assert!(refused.contains("has parked no lease"), "{refused}");
+        let area = diskarea::Area::open(&area_path, "shop").unwrap();
+        let beta = engine::NodeId(1);
+        let groups = vec![engine::GroupId(0)];
+        let parked = HostRecord { incarnation: 4, counter: 9, groups, parked: true };
+        area.write_record(Block::Host(beta), &Record::Host(parked.clone())).unwrap();
+        let text = unpark(&shop, "beta").unwrap();
+        assert!(text.contains("unparked the leases of beta (shop)"), "{text}");
+        let unparked = HostRecord { counter: 10, parked: false, ..parked };
+        assert_eq!(area.read_record(Block::Host(beta)).unwrap(), Record::Host(unparked));
+        assert!(unpark(&shop, "beta").unwrap_err().contains("has parked no lease"));
+        assert!(unpark(&shop, "gamma").unwrap_err().contains("no node `gamma`"));
     }
 
     #[test]

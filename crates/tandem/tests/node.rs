@@ -794,6 +794,54 @@ fn a_poison_pill_fences_the_node_and_the_peer_takes_over() {
     assert!(cluster.daemons[0].as_mut().unwrap().try_wait().unwrap().is_none(), "fenced again");
 }
 
+/// A daemon stopped in maintenance leaves its group running and parks its lease on the
+/// shared disk: the peer, out of maintenance, never starts the group beside it, however
+/// long it waits. The operator stops the process by hand and unparks: the peer takes the
+/// group a takeover wait later.
+#[test]
+fn a_daemon_stopped_in_maintenance_parks_its_lease_until_unparked() {
+    let mut cluster = formed();
+    let run_dirs = [cluster.run_dir(0), cluster.run_dir(1)];
+    let cli = |args: &[&str], node: usize| {
+        let out = Command::new(TANDEM)
+            .args(args)
+            .arg("--runtime-dir")
+            .arg(&run_dirs[node])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    cli(&["maintenance", "on"], 0);
+    let beta_knows = || cluster.status(1)["nodes"][1]["state"] == "maintenance";
+    assert!(wait_until(Duration::from_secs(5), beta_knows), "{}", cluster.logs());
+    cluster.signal(0, nix::sys::signal::Signal::SIGTERM);
+    let status = cluster.wait_exit(0, Duration::from_secs(10)).expect("stopped");
+    assert!(status.success(), "{status:?}\n{}", cluster.logs());
+    let entries = daemon::journal::read_journal(&cluster.state(0)).unwrap();
+    let stopped = entries.iter().find(|e| e.code == "I2114").expect("I2114");
+    assert!(stopped.message.contains("leases parked"), "{}", stopped.message);
+    cli(&["maintenance", "off"], 1);
+    // Lease 1 s, takeover wait about 1.2 s: four times over.
+    thread::sleep(Duration::from_secs(5));
+    let running = processes_with(&cluster.token);
+    assert_eq!(running.len(), 1, "{}", cluster.logs());
+    assert_eq!(cluster.most_at_once(), 1, "two copies ran at once\n{}", cluster.logs());
+    assert!(cluster.codes(1).contains(&"W3103".to_string()), "{:?}", cluster.codes(1));
+    // The operator stops what alpha left running, then gives its lease back.
+    for pid in running {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let out = Command::new(TANDEM)
+        .args(["disk", "unpark", "alpha", "--config"])
+        .arg(&cluster.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cluster.wait_running_on(1, "beta", Duration::from_secs(15));
+    assert_eq!(cluster.most_at_once(), 1, "{}", cluster.logs());
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777

@@ -26,6 +26,8 @@ impl DiskLeaseClient {
             config,
             counter: 0,
             held: BTreeMap::new(),
+            inherited: Default::default(),
+            parking: false,
             tasks: BTreeMap::new(),
             next_task: 0,
             ios: BTreeMap::new(),
@@ -41,6 +43,12 @@ impl DiskLeaseClient {
 
     pub fn config(&self) -> &DiskLeaseConfig {
         &self.config
+    }
+
+    /// The groups this node's previous run parked (its host record at start): listed in
+    /// every host write until an acquire of each is granted or its release asked.
+    pub fn inherit(&mut self, groups: Vec<GroupId>) {
+        self.inherited.extend(groups);
     }
 
     /// The groups this client believes it holds.
@@ -93,11 +101,17 @@ impl DiskLeaseClient {
         self.next_task += 1;
         let (kind, step, check) = match request {
             LeaseRequest::Renew => {
+                self.parking = false;
                 (Kind::Renew, Step::HostWrite, self.held.keys().copied().collect())
+            }
+            LeaseRequest::Park => {
+                self.parking = true;
+                (Kind::Park, Step::HostWrite, self.held.keys().copied().collect())
             }
             LeaseRequest::Acquire(g) => (Kind::Acquire(g), Step::ReadGroup, vec![g]),
             LeaseRequest::Release(g) => {
                 self.held.remove(&g);
+                self.inherited.remove(&g);
                 // An acquire of the group still running would put it back in `held`
                 // after this release (the engine gave up on it): it ends here.
                 let acquiring: Vec<u64> = self
@@ -114,7 +128,7 @@ impl DiskLeaseClient {
         };
         self.tasks.insert(key, Task { id, kind, step, check, wake: None });
         match kind {
-            Kind::Renew => self.want_host_write(now, key),
+            Kind::Renew | Kind::Park => self.want_host_write(now, key),
             Kind::Acquire(g) | Kind::Release(g) => {
                 self.issue(now, key, IoOp::Read(Block::Group(g)), None)
             }
@@ -170,11 +184,12 @@ impl DiskLeaseClient {
         for key in &served {
             let task = self.tasks.get_mut(key).expect("waiting task");
             task.step = Step::HostWrite;
-            if task.kind == Kind::Renew {
+            if matches!(task.kind, Kind::Renew | Kind::Park) {
                 task.check = held.clone();
             }
         }
         let mut groups = held;
+        groups.extend(self.inherited.iter().copied());
         for task in self.tasks.values() {
             let via_host = matches!(
                 task.step,
@@ -191,6 +206,7 @@ impl DiskLeaseClient {
             incarnation: self.incarnation,
             counter: self.counter,
             groups,
+            parked: self.parking,
         });
         self.host_flight = Some((served, now));
         self.host_write_out = Some(IoId(self.next_io));
@@ -329,6 +345,7 @@ impl DiskLeaseClient {
                     (Some(_), Some(why)) => self.finish(key, LeaseResult::Unavailable(why)),
                     (Some(owner), None) if owner == me => {
                         self.held.insert(group, since);
+                        self.inherited.remove(&group);
                         let since = self.earliest_covered(since);
                         self.finish(key, LeaseResult::Granted { since });
                     }
@@ -395,6 +412,11 @@ impl DiskLeaseClient {
             unreachable!("only a watching task reads the owner's host record")
         };
         let Kind::Acquire(group) = task.kind else { unreachable!("only acquires watch") };
+        if record.parks(group) {
+            // Its owner stopped in maintenance and left it running: never dead.
+            self.finish(key, LeaseResult::Denied { holder: Some(owner) });
+            return;
+        }
         let seen = record.version_for(group);
         // The window starts when the first read completes; and again from this
         // read when an observation made ahead turns out old (the group record
@@ -452,7 +474,7 @@ impl DiskLeaseClient {
     ) {
         let task = &self.tasks[&key];
         match task.kind {
-            Kind::Renew => {
+            Kind::Renew | Kind::Park => {
                 for g in &task.check {
                     if !lost.contains(g) {
                         if let Some(covered) = self.held.get_mut(g) {
@@ -475,6 +497,7 @@ impl DiskLeaseClient {
                     self.finish(key, LeaseResult::Unavailable(why));
                 } else if lost.is_empty() {
                     self.held.insert(group, since);
+                    self.inherited.remove(&group);
                     let since = self.earliest_covered(since);
                     self.finish(key, LeaseResult::Granted { since });
                 } else {

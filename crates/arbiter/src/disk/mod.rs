@@ -54,6 +54,17 @@
 //! observation, the window starts again once from that read. Nothing is watched beyond
 //! [`WATCH_GROUPS_MAX`] groups (the cost is two reads per group per poll).
 //!
+//! **Parking** (`LeaseRequest::Park`, a node stopping in maintenance with its resources
+//! left running): a renewal whose host write says `parked`. A contender whose watch
+//! reads a parked host record listing the group is denied, however long the record
+//! stays unchanged: the owner's resources run on without a daemon, lease or guard. The
+//! node's next run reads its record at start and *inherits* the parked groups
+//! ([`DiskLeaseClient::inherit`]): its host writes list them until its engine acquires
+//! (the probes found the group running) or releases (they found nothing) each, so no
+//! contender's window can open while they may run. `tandem disk unpark NODE` rewrites
+//! the record unparked for an operator who stopped the resources by hand; the takeover
+//! wait then runs from that write as from any other.
+//!
 //! The engine keeps one lease for all its groups and extends it with every `Granted`
 //! (acquire or renewal), so every `Granted` carries the earliest `since` over the groups
 //! the client holds: a group is never credited with a write that did not cover it (a
@@ -194,6 +205,8 @@ enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Renew,
+    /// A renewal whose host write parks the record (and every later one).
+    Park,
     Acquire(GroupId),
     Release(GroupId),
 }
@@ -233,6 +246,12 @@ pub struct DiskLeaseClient {
     counter: u64,
     /// Held groups and the `since` of the latest write that covered each.
     held: BTreeMap<GroupId, Instant>,
+    /// Groups the previous run of this node parked ([`DiskLeaseClient::inherit`]):
+    /// listed in every host write until an acquire is granted or a release asked.
+    inherited: std::collections::BTreeSet<GroupId>,
+    /// The last renewal asked was a park: host writes are parked until a plain renewal
+    /// is asked.
+    parking: bool,
     tasks: BTreeMap<u64, Task>,
     next_task: u64,
     /// Outstanding I/O: its task ([`HOST_WRITE`] for the shared host write), the group

@@ -44,6 +44,10 @@ pub struct HostRecord {
     pub counter: u64,
     /// Sorted.
     pub groups: Vec<GroupId>,
+    /// The node stopped in maintenance and left these groups running: no contender
+    /// takes them, however long the record stays unchanged, until the node runs again
+    /// (its next host write) or an operator unparks it (`tandem disk unpark`).
+    pub parked: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +64,11 @@ impl Record {
             Record::Group(g) => g.owner,
             _ => None,
         }
+    }
+
+    /// Whether this host record keeps `group` parked (see [`HostRecord::parked`]).
+    pub fn parks(&self, group: GroupId) -> bool {
+        matches!(self, Record::Host(h) if h.parked && h.groups.binary_search(&group).is_ok())
     }
 
     /// What a contender for `group` compares: the host record's version if it lists the

@@ -280,6 +280,50 @@ fn dead_owner_is_taken_over_after_the_wait() {
     assert_eq!(b.reply(4), Some(&LeaseResult::Lost { groups: vec![G] }));
 }
 
+/// A node stopping in maintenance parks its lease: a contender is denied however long
+/// it waits; the node's next run (a new client, incarnation 2, inheriting the parked
+/// group from its host record) lists it in its host writes until it acquires it, and
+/// the contender is still denied; after a release it may take it.
+#[test]
+fn a_parked_lease_is_never_taken_and_its_next_run_inherits_it() {
+    let mut b = Bench::new(2);
+    b.request(0, 1, LeaseRequest::Acquire(G));
+    b.run_until(200 * MS);
+    b.request(0, 2, LeaseRequest::Park);
+    b.run_until(400 * MS);
+    assert!(matches!(b.reply(2), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+    assert!(b.disk[&Block::Host(NodeId(0))].parks(G));
+    // Node 0's daemon is gone; node 1 asks again and again, far past a takeover wait.
+    for i in 0..5u64 {
+        b.request(1, 10 + i, LeaseRequest::Acquire(G));
+        b.run_until((2_000 + 4_000 * i) * MS);
+        assert_eq!(b.reply(10 + i), Some(&LeaseResult::Denied { holder: Some(NodeId(0)) }));
+    }
+    // The next run: its first host write (an unrelated renewal) still lists G.
+    let config = *b.clients[0].config();
+    b.clients[0] = DiskLeaseClient::new(NodeId(0), 2, config);
+    b.clients[0].inherit(vec![G]);
+    b.request(0, 20, LeaseRequest::Renew);
+    b.run_until(21_000 * MS);
+    let Record::Host(host) = &b.disk[&Block::Host(NodeId(0))] else { panic!() };
+    assert_eq!((host.incarnation, host.groups.clone(), host.parked), (2, vec![G], false));
+    // Nobody renews it now; a contender watching from here waits a whole takeover wait,
+    // and the run that found G running takes it first (its acquire lists it again).
+    b.request(1, 21, LeaseRequest::Acquire(G));
+    b.run_until(21_500 * MS);
+    b.request(0, 22, LeaseRequest::Acquire(G));
+    b.run_until(22_000 * MS);
+    assert!(matches!(b.reply(22), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+    b.run_until(40_000 * MS);
+    assert_eq!(b.reply(21), Some(&LeaseResult::Denied { holder: Some(NodeId(0)) }));
+    // Given back, it is free at once.
+    b.request(0, 23, LeaseRequest::Release(G));
+    b.run_until(40_100 * MS);
+    b.request(1, 24, LeaseRequest::Acquire(G));
+    b.run_until(41_000 * MS);
+    assert!(matches!(b.reply(24), Some(LeaseResult::Granted { .. })), "{:?}", b.replies);
+}
+
 /// Found by the simulator (active-standby seed 794 with watching ahead): the engine
 /// gave up on an acquire, the client granted it later and renewed the group forever
 /// for an engine that did not run it. The engine now releases what it gave up on,

@@ -8,8 +8,8 @@ codes! {
         cause: "This node stopped the group and gave its lease back, so another node can take it at once.",
         fix: "Nothing to do; the next owner acquires the lease and starts the group.";
     LEASE_DENIED = "W3103", Warning, "lease held by another node",
-        cause: "This node asked for a group's lease but the arbitrator reports that another node still holds and renews it. Usually a placement race that the lease settled; repeated, it means this node sees the holder as failed while the arbitrator sees it alive.",
-        fix: "If it repeats, compare `tandem status` on both nodes: a node that sees its peer offline while the disk or witness shows the peer renewing has lost its heartbeat links to it.";
+        cause: "This node asked for a group's lease but the arbitrator reports that another node still holds and renews it, or parked it: that node's daemon stopped in maintenance and left the group's resources running (no other node takes them until it runs again). Usually a placement race that the lease settled; repeated, it means this node sees the holder as failed while the arbitrator sees it alive, or the holder parked the lease.",
+        fix: "If it repeats, compare `tandem status` on both nodes: a node that sees its peer offline while the disk or witness shows the peer renewing has lost its heartbeat links to it. If the holder's daemon was stopped in maintenance, start it again (it re-attaches to what runs); if that host is gone for good, stop the group's resources there by hand (or make sure the host is off) and run `tandem disk unpark NODE`.";
     LEASE_RENEW_FAILED = "W3104", Warning, "lease renewal failed",
         cause: "A renewal of this node's leases did not reach the arbitrator (disk I/O error or timeout, witness unreachable). The node keeps its groups while the lease is still valid.",
         fix: "Check the path to the arbitrator: the shared disk from this node, or the network to the witness.";

@@ -41,7 +41,7 @@ codes! {
         cause: "`tandem node` started on this node with a valid configuration, opened its links and its journal.",
         fix: "Nothing to do; `tandem status` shows the node booting, then working or standby.";
     DAEMON_STOPPED = "I2114", Info, "daemon stopped",
-        cause: "`tandem node` stopped cleanly (SIGTERM or SIGINT) after stopping or handing over its groups, or leaving them running in maintenance.",
+        cause: "`tandem node` stopped cleanly (SIGTERM or SIGINT) after stopping or handing over its groups, or, in maintenance, after parking their leases: the resources are left running and no other node takes their groups until this node runs again (or `tandem disk unpark NODE`).",
         fix: "Nothing to do; start it again with `systemctl start tandem` or `tandem node`.";
     DISK_FOREIGN = "E2115", Error, "shared disk area unusable",
         cause: "The disk link's area could not be opened or read: it is not formatted, it belongs to another cluster (a different cluster name in its header), it has a newer format version, or it is too small for the configured nodes and groups.",

@@ -104,6 +104,10 @@ impl Engine {
             return;
         }
         self.leaving = true;
+        if self.maintenance {
+            // Park the leases at once (`lease_timers`), not at the next renewal.
+            self.lease.last_renew_issued = None;
+        }
         self.touch_all();
         let name = self.name(self.me).to_string();
         let text = if self.maintenance {

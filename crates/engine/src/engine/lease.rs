@@ -25,13 +25,16 @@ pub(super) struct HostLease {
     pub(super) valid_until: Option<Instant>,
     /// The renewal in flight and when it was issued.
     renew: Option<(OpId, Instant)>,
-    last_renew_issued: Option<Instant>,
+    pub(super) last_renew_issued: Option<Instant>,
     /// Renewals are failing (announced once per streak).
     renew_failing: bool,
     /// The arbitrator answered `Unavailable` to the last request.
     pub(super) unavailable: bool,
     /// Stopping every group because the lease can no longer be renewed.
     pub(super) expiring: bool,
+    /// Leaving in maintenance: the last renewal granted parked the leases held
+    /// (`LeaseRequest::Park`).
+    pub(super) parked: bool,
 }
 
 /// One group's lease, as this node sees it.
@@ -63,7 +66,7 @@ impl Engine {
             && self.lease.valid_until.is_some_and(|until| self.now + budget < until)
     }
 
-    fn holds_any(&self) -> bool {
+    pub(super) fn holds_any(&self) -> bool {
         self.groups.iter().any(|g| g.lease.is_held())
     }
 
@@ -80,7 +83,12 @@ impl Engine {
             return;
         };
         match request {
-            LeaseRequest::Renew => self.on_renew_result(id, result),
+            LeaseRequest::Renew | LeaseRequest::Park => {
+                if matches!(result, LeaseResult::Granted { .. }) {
+                    self.lease.parked = request == LeaseRequest::Park;
+                }
+                self.on_renew_result(id, result);
+            }
             LeaseRequest::Acquire(group) => {
                 self.clear_lease_deadline(group, id);
                 self.on_acquire_result(group, id, result)
@@ -189,6 +197,15 @@ impl Engine {
         }
     }
 
+    /// Whether this node's leases are to be parked: it leaves in maintenance (its
+    /// resources stay running) holding leases. Its daemon exits once they are
+    /// (`is_quiescent`), its fence guard disarmed; without the park the leases would run
+    /// out while the resources run on, and another node would take the groups once
+    /// maintenance ends, or at once if it never heard of it (S1; the simulator found it).
+    pub(super) fn parking(&self) -> bool {
+        self.leaving && self.maintenance && self.holds_any()
+    }
+
     /// The arbitrator gave one of our groups to another node: stop it at once.
     fn lease_lost(&mut self, group: GroupId) {
         let index = group.0 as usize;
@@ -219,7 +236,12 @@ impl Engine {
         }
         if !self.holds_any() && !self.acquiring_any() && !self.anything_started() {
             self.lease.valid_until = None;
-            self.lease.expiring = false;
+            if std::mem::take(&mut self.lease.expiring) {
+                // Placement waited for the expiry to be over (`decide`): it runs again
+                // (loopback seed 3872: web stopped here for good while the peer waited
+                // for this node, its preferred one, to take it).
+                self.touch_all();
+            }
         }
         // The host lease is renewed whether or not the node holds groups (sanlock's
         // delta lease): the arbitrator sees the node alive, and the node learns at once
@@ -235,7 +257,10 @@ impl Engine {
         if self.lease.renew.is_none()
             && due.is_none_or(|due| (heartbeat_now && now + early >= due) || now >= due + late)
         {
-            let id = self.request_lease(LeaseRequest::Renew);
+            // Leaving in maintenance, each renewal parks the leases (`parking`): the
+            // daemon may still wait for an operation in flight before it exits.
+            let request = if self.parking() { LeaseRequest::Park } else { LeaseRequest::Renew };
+            let id = self.request_lease(request);
             self.lease.renew = Some((id, now));
             self.lease.last_renew_issued = Some(now);
         }
@@ -244,39 +269,7 @@ impl Engine {
             return;
         };
         if now >= until {
-            // Expired: nothing we hold is ours any more.
-            // The arbitrator may still count them as ours (our host lease is renewed
-            // again once it is reachable): give them back explicitly.
-            let mut dropped = false;
-            for group in &mut self.groups {
-                if group.lease.is_held() {
-                    group.lease = GroupLease::None;
-                    group.release_owed = true;
-                    // Not ours any more: nothing may be started (what runs is fenced).
-                    group.goal = 0;
-                    group.clear_restart();
-                    dropped = true;
-                }
-            }
-            if dropped {
-                self.touch_all();
-            }
-            if self.anything_started() {
-                let still: Vec<String> = self
-                    .groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, g)| g.may_run())
-                    .map(|(i, _)| self.spec.groups[i].name.clone())
-                    .collect();
-                self.self_fence(format!(
-                    "lease expired while groups still ran: {}",
-                    still.join(", ")
-                ));
-            }
-            // Expired and acted upon: no deadline may stay in the past.
-            self.lease.valid_until = None;
-            self.lease.expiring = false;
+            self.lease_expired();
             return;
         }
         if now + timing.lease_stop_budget() >= until && self.fence_early(until) {
@@ -304,6 +297,40 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The lease ran out: nothing held is ours any more; what still runs is fenced.
+    fn lease_expired(&mut self) {
+        // Expired: nothing we hold is ours any more.
+        // The arbitrator may still count them as ours (our host lease is renewed
+        // again once it is reachable): give them back explicitly.
+        let mut dropped = false;
+        for group in &mut self.groups {
+            if group.lease.is_held() {
+                group.lease = GroupLease::None;
+                group.release_owed = true;
+                // Not ours any more: nothing may be started (what runs is fenced).
+                group.goal = 0;
+                group.clear_restart();
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.touch_all();
+        }
+        if self.anything_started() {
+            let still: Vec<String> = self
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.may_run())
+                .map(|(i, _)| self.spec.groups[i].name.clone())
+                .collect();
+            self.self_fence(format!("lease expired while groups still ran: {}", still.join(", ")));
+        }
+        // Expired and acted upon: no deadline may stay in the past.
+        self.lease.valid_until = None;
+        self.lease.expiring = false;
     }
 
     pub(super) fn lease_deadline(&self) -> Instant {

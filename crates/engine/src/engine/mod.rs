@@ -157,6 +157,24 @@ impl Engine {
         engine
     }
 
+    /// The groups whose leases this node's previous run parked (it stopped in
+    /// maintenance; the shell learns them from the arbitrator at start, e.g. its host
+    /// record on the shared disk). Call right after [`Engine::new`]. Each is given back
+    /// once the probes find nothing of it running here, and re-attached otherwise.
+    pub fn parked_at_start(&mut self, groups: &[GroupId]) {
+        for group in groups {
+            if let Some(runtime) = self.groups.get_mut(group.0 as usize) {
+                runtime.parked_before = true;
+            }
+        }
+    }
+
+    /// Whether this node, leaving in maintenance, parked its leases: its resources run
+    /// on, and no other node may take their groups until it runs again.
+    pub fn leases_parked(&self) -> bool {
+        self.lease.parked
+    }
+
     /// Restore the administrative state this node held before it restarted (the shell
     /// keeps it with the journal). Call right after [`Engine::new`]: a restarted node
     /// must not lose the commands it alone knew, nor stamp new ones below old ones.
@@ -193,7 +211,7 @@ impl Engine {
     /// held and no operation is in flight. The shell may exit.
     pub fn is_quiescent(&self) -> bool {
         self.leaving
-            && (self.maintenance
+            && (self.maintenance && (self.lease.parked || !self.holds_any())
                 || self.groups.iter().all(|g| !g.state().is_active() && !g.lease.is_held()))
             && !self.pending.values().any(|p| matches!(p, Pending::Agent { .. }))
     }

@@ -728,10 +728,12 @@ impl<C: Core> Sim<C> {
                 return true;
             }
             Action::Exit(exit) => {
+                let parked = self.hosts[usize::from(node.0)]
+                    .daemon
+                    .as_ref()
+                    .is_some_and(|d| d.core.engine().leases_parked());
                 let (clean, why) = match exit {
-                    AfterStop::ExitClean => {
-                        (true, "stopped cleanly: no group runs here any more, leases released")
-                    }
+                    AfterStop::ExitClean => (true, nodecore::shutdown::clean_exit_text(parked)),
                     _ => (
                         false,
                         "shutdown took too long: exiting with the fence guard armed; it stops \
@@ -838,6 +840,7 @@ impl<C: Core> Sim<C> {
                     Some(LeaseRequest::Acquire(g)) => (1, g.0),
                     Some(LeaseRequest::Renew) => (2, 0),
                     Some(LeaseRequest::Release(g)) => (3, g.0),
+                    Some(LeaseRequest::Park) => (4, 0),
                     None => (0, 0),
                 };
                 t.u8(kind);

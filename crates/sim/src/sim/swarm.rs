@@ -278,17 +278,10 @@ impl<C: Core> Sim<C> {
                 let node = self.random_node();
                 let host = &mut self.hosts[usize::from(node.0)];
                 let running = host.daemon.as_ref().is_some_and(|d| d.paused.is_none());
-                // Not in maintenance: a daemon stopped in maintenance leaves its groups
-                // running with its guard disarmed, and a peer that ends the maintenance
-                // while it is down starts them beside it (S1, witness seed 1308 of the
-                // first swarm with restarts). A known bug (docs/operations.md warns);
-                // until the engine keeps such groups locked, the swarm does not do it.
-                let maintenance = host
-                    .daemon
-                    .as_ref()
-                    .and_then(|d| d.core.engine().admin_state())
-                    .is_some_and(|a| a.maintenance.value);
-                if running && !maintenance && host.restart_after_stop.is_none() {
+                // Also in maintenance: the daemon then parks its leases and leaves its
+                // resources running (before parking, a peer ending the maintenance while
+                // it was down started them beside them: S1, witness seed 1308).
+                if running && host.restart_after_stop.is_none() {
                     host.restart_after_stop = Some(lasting);
                     self.shutdown(node);
                 }

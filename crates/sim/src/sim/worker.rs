@@ -225,8 +225,10 @@ impl<C: Core> Sim<C> {
                 daemon.held.insert(g);
                 granted = Some(*since);
             }
-            (Some(LeaseRequest::Renew), LeaseResult::Granted { since }) => granted = Some(*since),
-            (Some(LeaseRequest::Renew), LeaseResult::Lost { groups }) => {
+            (Some(LeaseRequest::Renew | LeaseRequest::Park), LeaseResult::Granted { since }) => {
+                granted = Some(*since)
+            }
+            (Some(LeaseRequest::Renew | LeaseRequest::Park), LeaseResult::Lost { groups }) => {
                 for g in groups {
                     daemon.held.remove(g);
                 }

@@ -435,17 +435,23 @@ impl<C: Core> Sim<C> {
         }
         // As the daemon does: its host record on the shared disk is read first, and a
         // node that cannot read it does not join yet (it retries every second).
-        let on_disk = match self.disk_link {
+        // The leases its previous run parked come from there too (disk: the host record;
+        // witness: the server, which the witness process to come answers at start).
+        let (on_disk, mut parked) = match self.disk_link {
             Some(_) if !self.disk.path_ok[n] => {
                 self.queue.push(now + SEC, Ev::DaemonStart { node });
                 return;
             }
             Some(_) => match self.disk.read(Block::Host(node)) {
-                Record::Host(record) => record.incarnation,
-                _ => 0,
+                Record::Host(record) if record.parked => (record.incarnation, record.groups),
+                Record::Host(record) => (record.incarnation, Vec::new()),
+                _ => (0, Vec::new()),
             },
-            None => 0,
+            None => (0, Vec::new()),
         };
+        if let Some((server, _)) = &self.witness {
+            parked = server.parked_for(node);
+        }
         let wall_micros = match self.options.wall_clocks {
             true => (WALL_EPOCH_NS + now as i64 + host.wall_offset_ns).max(0) as u64 / 1_000,
             false => 0,
@@ -469,6 +475,7 @@ impl<C: Core> Sim<C> {
         if let Some(report) = &host.persisted_admin {
             core.engine_mut().restore_admin(&report.admin);
         }
+        core.parked_at_start(parked);
         host.daemon = Some(Daemon {
             core,
             boot: host.boots,

@@ -228,7 +228,16 @@ impl Engine {
                 !runtime.monitor_only[*pos] && runtime.probed_at(*pos) != Probed::NotRunning
             })
             .collect();
+        let parked_before = std::mem::take(&mut self.groups[index].parked_before);
+        let runtime = &self.groups[index];
         let Some(&last) = maybe.last() else {
+            if parked_before && !runtime.lease.is_held() {
+                // Parked by this node's previous run, and nothing of it runs: give the
+                // lease back, so that another node may take the group (placement).
+                self.groups[index].release_owed = true;
+                self.touch(group);
+                return;
+            }
             if runtime.lease.is_held() && runtime.goal > 0 && runtime.started > 0 {
                 // Stopped behind our back during maintenance: stop what we had started
                 // (each stop of a stopped resource is harmless), then start again.

@@ -75,6 +75,10 @@ pub struct Group {
     /// the renewals of our host lease would keep it ours. Nothing is acquired meanwhile.
     pub(super) release_owed: bool,
     owed_release: Option<OpId>,
+    /// This node's previous run parked the group's lease (it stopped in maintenance,
+    /// leaving it running): once the probes have found nothing of it running, the
+    /// lease is given back (`reconcile`); anything found is re-attached as usual.
+    pub(super) parked_before: bool,
     /// The lease request in flight for this group and when to give up waiting for it.
     lease_deadline: Option<(OpId, Instant)>,
     /// Do not ask the arbitrator again (acquire or release) before this.
@@ -161,6 +165,7 @@ impl Group {
             lease: GroupLease::None,
             release_owed: false,
             owed_release: None,
+            parked_before: false,
             lease_deadline: None,
             retry_at: None,
             started: 0,
