@@ -45,6 +45,9 @@ pub const RESTRICTED: &[(&str, &[&str])] = &[
     ("nodecore", &["engine", "arbiter"]),
     ("wire", &["engine"]),
     ("diskarea", &["engine", "arbiter"]),
+    // The clients' contract (status, events, commands) depends on nothing of tandem's,
+    // so that any client can take it cheaply.
+    ("contract", &[]),
 ];
 
 /// Crates only a fixed list of workspace crates may depend on, as (crate, dependents):

@@ -152,6 +152,10 @@ const LAB_NEEDS: &[(Need, &str)] = &[
     (Need::Dir("/usr/lib/ocf/resource.d/heartbeat"), "resource-agents"),
     (Need::Program("dbus-daemon"), "dbus-daemon"),
     (Need::Program("systemd-notify"), "systemd"),
+    // The alert tests' SMTP server (crates/alerts/tests/delivery.rs), run by /usr/bin/python3.
+    (Need::Dir("/usr/lib/python3/dist-packages/aiosmtpd"), "python3-aiosmtpd"),
+    // `promtool check rules` / `check metrics` (crates/tandem/tests/cli.rs).
+    (Need::Program("promtool"), "prometheus"),
 ];
 
 /// The needs `present` says are missing, as (what, package).
@@ -483,6 +487,7 @@ mod tests {
             "resource-agents",
             "dbus-daemon",
             "systemd",
+            "prometheus",
         ] {
             assert!(every.contains(&package), "{package} is not installed by the test command");
         }

@@ -88,6 +88,7 @@ pub const CODES: &[&CodeInfo] = &[
     &codes::CONFIG_SINGLE_LINK,
     &codes::CONFIG_WITNESS_IGNORED,
     &codes::CONFIG_DISK_ARBITRATION_MANY_NODES,
+    &codes::CONFIG_NOT_IN_THIS_VERSION,
     &codes::HOST_PATH_MISSING,
     &codes::HOST_PATH_MISSING_WARNING,
     &codes::HOST_NOT_EXECUTABLE,
@@ -101,6 +102,24 @@ pub const CODES: &[&CodeInfo] = &[
     &codes::HOST_SYSTEMD_UNIT_MISSING,
     &codes::HOST_SYSTEMD_UNIT_MISSING_WARNING,
 ];
+
+/// What `tandem node` of this version cannot run although the file is valid (the
+/// simulator models it): witness arbitration, E1107. `tandem validate` and `tandem node`
+/// add these to their diagnostics and refuse the file; `tandem simulate` does not.
+pub fn not_in_this_version(config: &Config) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if config.cluster.arbitration == engine::ArbitrationKind::Witness {
+        out.push(Diagnostic {
+            code: &codes::CONFIG_NOT_IN_THIS_VERSION,
+            message: "witness arbitration is not available in this version of tandem".into(),
+            file_name: config.file_name.as_str().into(),
+            span: config.arbitration.kind_span.clone(),
+            label: "tandem node cannot run this (tandem simulate models it)".into(),
+            help: vec!["use kind = \"disk\" with a disk link".into()],
+        });
+    }
+    out
+}
 
 /// A file that cannot be used: its text (to render the diagnostics against) and every
 /// diagnostic (errors and warnings). `Display` renders them all, plain, with the

@@ -89,6 +89,8 @@ pub struct ArbitrationConfig {
     pub witness: Option<SocketAddr>,
     /// With disk arbitration, the disk link holding the leases.
     pub disk_link: Option<LinkId>,
+    /// Where the kind was written (diagnostics of [`crate::not_in_this_version`]).
+    pub kind_span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,6 +182,11 @@ pub struct OcfParams {
 pub struct AlertConfig {
     /// Events below this severity are not sent. Default `warning`.
     pub min_severity: Severity,
+    /// How long the first event waits for others to go out with it. Default 2 s.
+    pub gather: Duration,
+    /// At most one message per this interval after the first; a storm ends after one
+    /// interval without a qualifying event. Default 60 s.
+    pub rate_limit: Duration,
     pub target: AlertTarget,
 }
 
@@ -192,14 +199,20 @@ pub enum AlertTarget {
         from: String,
         /// Never empty.
         to: Vec<String>,
+        /// SMTP AUTH user; given together with `password_file`.
+        username: Option<String>,
+        /// A file readable by root only, holding the password (one line).
+        password_file: Option<PathBuf>,
+        /// PEM certificates to trust instead of the built-in public roots.
+        ca_file: Option<PathBuf>,
     },
     Webhook {
         url: String,
+        /// PEM certificates to trust instead of the built-in public roots.
+        ca_file: Option<PathBuf>,
     },
     /// Receives the event in environment variables `TANDEM_EVENT_*`.
-    Script {
-        path: Spanned<PathBuf>,
-    },
+    Script { path: Spanned<PathBuf> },
 }
 
 /// A "host:port" pair whose host may be a name (resolved when used).

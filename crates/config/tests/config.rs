@@ -3,7 +3,8 @@
 //! * `cases`: every `tests/cases/*.toml` is loaded and its rendered diagnostics are
 //!   compared exactly with the `.out` file beside it (`UPDATE_EXPECT=1 cargo test -p
 //!   config` rewrites them). Files named `host-warn-*` / `host-deny-*` also run the
-//!   host checks against [`FakeHost`] as warnings / errors.
+//!   host checks against [`FakeHost`] as warnings / errors; files named `node-*` also
+//!   what `tandem validate` and `tandem node` refuse in this version (E1107).
 //! * `every_code_*`: the crate's code list matches the catalogue's 1xxx area both ways,
 //!   and each code is shown by at least one case.
 //! * `examples_*`: every file in `examples/` is valid, and the reference example gives
@@ -72,6 +73,12 @@ fn run_case(path: &Path) -> String {
         Ok((config, mut diagnostics)) => {
             if let Some(strictness) = strictness {
                 diagnostics.extend(config::host_checks_on(&config, strictness, &FakeHost));
+                diagnostics.sort_by_key(|d| d.span.start);
+            }
+            if name.starts_with("node-") {
+                // What `tandem validate` and `tandem node` add: features this version's
+                // node does not have.
+                diagnostics.extend(config::not_in_this_version(&config));
                 diagnostics.sort_by_key(|d| d.span.start);
             }
             out.push_str(&config::render_all(&diagnostics, &config.source, false));
@@ -306,7 +313,7 @@ fn reference_example_gives_the_documented_spec() {
     assert!(matches!(&config.alerts[0].target, AlertTarget::Email { smtp, starttls: true, to, .. }
         if smtp.host == "smtp.example.com" && smtp.port == 587 && to.len() == 1));
     assert!(
-        matches!(&config.alerts[1].target, AlertTarget::Webhook { url } if url == "https://hooks.example.com/tandem")
+        matches!(&config.alerts[1].target, AlertTarget::Webhook { url, .. } if url == "https://hooks.example.com/tandem")
     );
     assert_eq!(config.api.users_file, PathBuf::from("/etc/tandem/users.toml"));
 

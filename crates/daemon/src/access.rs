@@ -211,20 +211,33 @@ pub fn peer(socket: &impl AsFd) -> io::Result<Peer> {
     Ok(Peer { uid: credentials.uid(), gid: credentials.gid(), pid: credentials.pid() })
 }
 
-/// A caller of the control socket, as the journal names it: `alice (uid 1000, pid 4242)`.
+/// Who sent a request to the loop, as the journal names it: `alice (uid 1000, pid 4242)`
+/// on the control socket, `alice (role operator, through the API from 10.0.0.5:50312)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub peer: Peer,
-    /// The user's name, when the user database has one.
-    pub user: Option<String>,
+pub enum Caller {
+    /// A process on this host, through the control socket.
+    Local {
+        peer: Peer,
+        /// The user's name, when the user database has one.
+        user: Option<String>,
+    },
+    /// A user of the HTTPS API (`crate::api`): its name and role in the users file, and
+    /// the client's address.
+    Api { user: String, role: crate::api::users::Role, address: std::net::SocketAddr },
 }
 
 impl fmt::Display for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Peer { uid, pid, .. } = self.peer;
-        match &self.user {
-            Some(user) => write!(f, "{user} (uid {uid}, pid {pid})"),
-            None => write!(f, "uid {uid} (pid {pid})"),
+        match self {
+            Caller::Local { peer: Peer { uid, pid, .. }, user: Some(user) } => {
+                write!(f, "{user} (uid {uid}, pid {pid})")
+            }
+            Caller::Local { peer: Peer { uid, pid, .. }, user: None } => {
+                write!(f, "uid {uid} (pid {pid})")
+            }
+            Caller::Api { user, role, address } => {
+                write!(f, "{user} (role {role}, through the API from {address})")
+            }
         }
     }
 }
@@ -252,7 +265,7 @@ impl Access {
     /// anew for every connection, so a change applies without a restart).
     pub fn check(&self, peer: Peer) -> Result<Caller, String> {
         let user = User::from_uid(Uid::from_raw(peer.uid)).ok().flatten();
-        let caller = Caller { peer, user: user.as_ref().map(|u| u.name.clone()) };
+        let caller = Caller::Local { peer, user: user.as_ref().map(|u| u.name.clone()) };
         if peer.uid == 0 || peer.uid == self.me {
             return Ok(caller);
         }
@@ -268,7 +281,7 @@ impl Access {
                 return Ok(caller);
             }
         }
-        let who = caller.user.clone().unwrap_or_else(|| format!("uid {}", peer.uid));
+        let who = user.as_ref().map_or_else(|| format!("uid {}", peer.uid), |u| u.name.clone());
         let fix = match &self.group {
             Some(group) => format!(
                 "run it as root, or add the user to the admin group: `usermod -aG {} {who}`",

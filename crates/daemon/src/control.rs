@@ -11,17 +11,17 @@
 //! closed. Each request goes to the loop with its [`Caller`], which the loop journals
 //! (I5107) with every command it accepts.
 //!
-//! This module also renders the status document of PRODUCT.md section 5 (the same keys
-//! `GET /v1/status` will serve) from the engine's [`engine::Status`], and the daemon's
-//! own facts beside it (`receiving`: per UDP link, what was accepted and rejected).
+//! The requests and answers are the `contract` crate's ([`Request`], [`Answer`]). This
+//! module also renders the status document of PRODUCT.md section 5 ([`contract::Status`],
+//! the same document `GET /v1/status` serves) from the engine's [`engine::Status`], and
+//! the daemon's own facts beside it (`receiving`: per UDP link, what was accepted and
+//! rejected; `journal`: the journal writer's state).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use engine::{AdminCommand, ClusterSpec, Instant, Status};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -34,21 +34,9 @@ pub const SOCKET_FILE: &str = "control.sock";
 /// Longest request line accepted.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;
 
-/// A request to the daemon.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Request {
-    Status,
-    Switchover { group: String, to: Option<String> },
-    Drain { node: String },
-    Undrain { node: String },
-    Maintenance { on: bool },
-    Clear { group: String, resource: Option<String> },
-}
-
-/// The answer: `{"ok": true, "status": {...}}` for `status`, `{"ok": true}` for a
-/// command taken, `{"ok": false, "error": "..."}`.
-pub type Answer = Value;
+/// A request to the daemon, and its answer: `{"ok": true, "status": {...}}` for
+/// `status`, `{"ok": true}` for a command taken, `{"ok": false, "error": "..."}`.
+pub use contract::{Answer, Request};
 
 /// A request waiting for the daemon's loop to answer it.
 pub struct Call {
@@ -101,30 +89,38 @@ async fn client(
         Ok(caller) => caller,
         Err(refusal) => {
             tracing::warn!(code = engine::catalogue::CONTROL_REFUSED.code, "{refusal}");
-            let answer = json!({"ok": false, "error": refusal});
-            write.write_all(format!("{answer}\n").as_bytes()).await?;
+            let answer = line_of(&Answer::refused(refusal));
+            write.write_all(answer.as_bytes()).await?;
             return Ok(());
         }
     };
     let mut lines = BufReader::new(read.take(REQUEST_BYTES_MAX as u64)).lines();
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<Request>(&line) {
-            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            Err(e) => Answer::refused(format!("bad request: {e}")),
             Ok(request) => {
                 let (tx, rx) = oneshot::channel();
                 let call = Call { request, caller: caller.clone(), answer: tx };
                 if calls.send(call).await.is_err() {
-                    json!({"ok": false, "error": "the daemon is stopping"})
+                    Answer::refused("the daemon is stopping")
                 } else {
-                    rx.await.unwrap_or_else(|_| json!({"ok": false, "error": "no answer"}))
+                    rx.await.unwrap_or_else(|_| Answer::refused("no answer"))
                 }
             }
         };
-        let mut text = answer.to_string();
-        text.push('\n');
-        write.write_all(text.as_bytes()).await?;
+        write.write_all(line_of(&answer).as_bytes()).await?;
     }
     Ok(())
+}
+
+/// An answer as its line on the socket.
+fn line_of(answer: &Answer) -> String {
+    let mut text = serde_json::to_string(answer).unwrap_or_else(|e| {
+        serde_json::to_string(&Answer::refused(format!("cannot render the answer: {e}")))
+            .unwrap_or_default()
+    });
+    text.push('\n');
+    text
 }
 
 /// The group a command is about, if any (for its journal entry).
@@ -204,126 +200,265 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
-/// The status document of PRODUCT.md section 5.
-/// `loss` gives, per link and peer, the loss only the daemon knows.
-pub fn status_json(
+fn node_state(state: engine::NodeState) -> contract::NodeState {
+    use contract::NodeState as C;
+    use engine::NodeState as E;
+    match state {
+        E::Booting => C::Booting,
+        E::Working => C::Working,
+        E::Standby => C::Standby,
+        E::Offline => C::Offline,
+        E::Maintenance => C::Maintenance,
+        E::Drained => C::Drained,
+    }
+}
+
+fn group_state(state: engine::GroupState) -> contract::GroupState {
+    use contract::GroupState as C;
+    use engine::GroupState as E;
+    match state {
+        E::Stopped => C::Stopped,
+        E::Starting => C::Starting,
+        E::Running => C::Running,
+        E::Stopping => C::Stopping,
+        E::Failed => C::Failed,
+    }
+}
+
+fn resource_state(state: engine::ResourceState) -> contract::ResourceState {
+    use contract::ResourceState as C;
+    use engine::ResourceState as E;
+    match state {
+        E::Stopped => C::Stopped,
+        E::Starting => C::Starting,
+        E::Running => C::Running,
+        E::Stopping => C::Stopping,
+        E::Failed => C::Failed,
+    }
+}
+
+fn resource_kind(kind: engine::ResourceKind) -> contract::ResourceKind {
+    use contract::ResourceKind as C;
+    use engine::ResourceKind as E;
+    match kind {
+        E::Filesystem => C::Filesystem,
+        E::Ip => C::Ip,
+        E::Nic => C::Nic,
+        E::Process => C::Process,
+        E::Script => C::Script,
+        E::Lsb => C::Lsb,
+        E::Systemd => C::Systemd,
+        E::Ocf => C::Ocf,
+        E::App => C::App,
+    }
+}
+
+/// The contract's severity of a catalogue code's.
+pub fn severity(severity: engine::catalogue::Severity) -> contract::Severity {
+    use contract::Severity as C;
+    use engine::catalogue::Severity as E;
+    match severity {
+        E::Info => C::Info,
+        E::Warning => C::Warning,
+        E::Error => C::Error,
+    }
+}
+
+/// The status document of PRODUCT.md section 5, from the engine's `status`;
+/// `loss` gives, per link and peer, the loss only the daemon knows, and `journal` and
+/// `receiving` are the daemon's own parts.
+pub fn status_document(
     spec: &ClusterSpec,
     status: &Status,
     now: Instant,
     loss: impl Fn(engine::LinkId, engine::NodeId) -> Option<f64>,
-) -> Value {
+    journal: contract::JournalState,
+    receiving: Vec<contract::Receiving>,
+) -> contract::Status {
     let node = |n: engine::NodeId| spec.node(n).name.clone();
     let wall = |at: Instant| {
         let ago = now.saturating_since(at);
         let then = SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH);
         humantime::format_rfc3339_seconds(then).to_string()
     };
-    json!({
-        "cluster": spec.name,
-        "reported_by": node(status.reported_by),
-        "nodes": status.nodes.iter().map(|n| json!({
-            "name": node(n.node),
-            "state": n.state.as_str(),
-        })).collect::<Vec<_>>(),
-        "links": status.links.iter().map(|l| {
+    let nodes = status
+        .nodes
+        .iter()
+        .map(|n| contract::NodeEntry { name: node(n.node), state: node_state(n.state) })
+        .collect();
+    let links = status
+        .links
+        .iter()
+        .map(|l| {
             let other = if l.nodes.0 == status.reported_by { l.nodes.1 } else { l.nodes.0 };
-            json!({
-                "link": spec.link(l.link).name,
-                "nodes": [node(l.nodes.0), node(l.nodes.1)],
-                "state": if l.up { "up" } else { "down" },
-                "last_heard_ms": l.last_heard.map(|d| d.as_millis() as u64),
-                "rtt_ms": l.rtt.map(ms),
-                "loss_percent": loss(l.link, other),
-            })
-        }).collect::<Vec<_>>(),
-        "groups": status.groups.iter().map(|g| {
+            contract::LinkEntry {
+                link: spec.link(l.link).name.clone(),
+                nodes: [node(l.nodes.0), node(l.nodes.1)],
+                state: if l.up { contract::LinkState::Up } else { contract::LinkState::Down },
+                last_heard_ms: l.last_heard.map(|d| d.as_millis() as u64),
+                rtt_ms: l.rtt.map(ms),
+                loss_percent: loss(l.link, other),
+            }
+        })
+        .collect();
+    let groups = status
+        .groups
+        .iter()
+        .map(|g| {
             let gs = spec.group(g.group);
-            json!({
-                "name": gs.name,
-                "state": g.state.as_str(),
-                "owner": g.owner.map(node),
-                "locked": g.locked,
-                "lock_reason": g.lock_reason,
-                "resources": g.resources.iter().map(|r| {
+            let resources = g
+                .resources
+                .iter()
+                .map(|r| {
                     let rs = gs.resource(r.resource);
-                    json!({
-                        "name": rs.name,
-                        "kind": rs.kind.as_str(),
-                        "state": r.state.as_str(),
-                        "fail_count": r.fail_count,
-                    })
-                }).collect::<Vec<_>>(),
-            })
-        }).collect::<Vec<_>>(),
-        "leases": status.leases.iter().map(|l| json!({
-            "group": spec.group(l.group).name,
-            "holder": node(l.holder),
-            "expires_in_ms": l.expires_in.map(|d| d.as_millis() as u64),
-        })).collect::<Vec<_>>(),
-        "faults": status.faults.iter().map(|f| json!({
-            "code": f.code.code,
-            "severity": f.code.severity.as_str(),
-            "where": f.location,
-            "since": wall(f.since),
-        })).collect::<Vec<_>>(),
-    })
+                    contract::ResourceEntry {
+                        name: rs.name.clone(),
+                        kind: resource_kind(rs.kind),
+                        state: resource_state(r.state),
+                        fail_count: r.fail_count,
+                    }
+                })
+                .collect();
+            contract::GroupEntry {
+                name: gs.name.clone(),
+                state: group_state(g.state),
+                owner: g.owner.map(node),
+                locked: g.locked,
+                lock_reason: g.lock_reason.clone(),
+                resources,
+            }
+        })
+        .collect();
+    let leases = status
+        .leases
+        .iter()
+        .map(|l| contract::LeaseEntry {
+            group: spec.group(l.group).name.clone(),
+            holder: node(l.holder),
+            expires_in_ms: l.expires_in.map(|d| d.as_millis() as u64),
+        })
+        .collect();
+    let faults = status
+        .faults
+        .iter()
+        .map(|f| contract::FaultEntry {
+            code: f.code.code.to_string(),
+            severity: severity(f.code.severity),
+            location: f.location.clone(),
+            since: wall(f.since),
+            seen_by: f.seen_by.iter().map(|n| node(*n)).collect(),
+        })
+        .collect();
+    contract::Status {
+        cluster: spec.name.clone(),
+        reported_by: node(status.reported_by),
+        nodes,
+        links,
+        groups,
+        leases,
+        faults,
+        journal,
+        receiving,
+    }
 }
 
 /// What one UDP link's socket received (the daemon's own facts, beside the engine's
 /// status): heartbeats accepted, packets rejected by reason and by source, the kernel's
 /// drops for a full receive buffer, and a flood in progress.
-pub fn receiving_json(spec: &ClusterSpec, udp: &crate::net::UdpLink, now: Instant) -> Value {
+pub fn receiving(
+    spec: &ClusterSpec,
+    udp: &crate::net::UdpLink,
+    now: Instant,
+) -> contract::Receiving {
     let counters = udp.receiver.counters();
-    let reasons: serde_json::Map<String, Value> = counters
-        .by_reason()
-        .filter(|(_, n)| *n > 0)
-        .map(|(reason, n)| (reason.as_str().to_string(), json!(n)))
-        .collect();
     let mut sources = udp.rejected_by.since(&crate::net::BySource::default());
     sources.sources.truncate(crate::net::SOURCES_KEPT);
-    json!({
-        "link": spec.link(udp.link).name,
-        "accepted": counters.accepted,
-        "rejected": counters.rejected_total(),
-        "rejected_by_reason": reasons,
-        "rejected_by_source": sources.sources.iter().map(|(source, n)| json!({
-            "source": source.to_string(),
-            "count": n,
-        })).collect::<Vec<_>>(),
-        "rejected_other_sources": sources.other,
-        "kernel_drops": udp.kernel_drops,
-        "receive_buffer_bytes": udp.receive_buffer,
-        "flood": udp.flood.current().map(|(since, peak)| json!({
-            "for_ms": now.saturating_since(since).as_millis() as u64,
-            "peak_per_second": peak,
-        })),
-    })
+    contract::Receiving {
+        receive_buffer_bytes: Some(udp.receive_buffer as u64),
+        rejected_by_source: sources
+            .sources
+            .iter()
+            .map(|(source, n)| contract::SourceCount { source: source.to_string(), count: *n })
+            .collect(),
+        rejected_other_sources: sources.other,
+        kernel_drops: udp.kernel_drops,
+        flood: udp.flood.current().map(|(since, peak)| contract::Flood {
+            for_ms: now.saturating_since(since).as_millis() as u64,
+            peak_per_second: peak,
+        }),
+        ..received(&spec.link(udp.link).name, counters)
+    }
 }
 
-/// The CLI's end: sends one request to the daemon whose runtime directory is
-/// `runtime_dir`.
-pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Value> {
+/// The part of a link's `receiving` entry its heartbeat receiver's counters give
+/// (nothing by source, no kernel socket).
+pub fn received(link: &str, counters: &wire::Counters) -> contract::Receiving {
+    contract::Receiving {
+        link: link.to_string(),
+        accepted: counters.accepted,
+        rejected: counters.rejected_total(),
+        rejected_by_reason: counters
+            .by_reason()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| (reason.as_str().to_string(), n))
+            .collect(),
+        rejected_by_source: Vec::new(),
+        rejected_other_sources: 0,
+        kernel_drops: 0,
+        receive_buffer_bytes: None,
+        flood: None,
+    }
+}
+
+/// Why a request did not reach the daemon, or its answer could not be read.
+#[derive(Debug)]
+pub enum CallError {
+    /// No daemon answers at the socket (none runs here, another runtime directory).
+    Unreachable(String),
+    /// The socket refuses this user (E5104).
+    NotAllowed(String),
+    /// The answer could not be read (the daemon stopped while answering).
+    Broken(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) | CallError::NotAllowed(why) | CallError::Broken(why) => {
+                f.write_str(why)
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Sends one request to the daemon of `runtime_dir` and reads its answer, a refusal
+/// included (`ok: false`). What `tandem status` and the other commands use.
+pub fn ask(runtime_dir: &Path, request: &Request) -> Result<Answer, CallError> {
     use std::io::{BufRead, Write};
     let path: PathBuf = runtime_dir.join(SOCKET_FILE);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
-            anyhow::anyhow!(
+            CallError::NotAllowed(format!(
                 "{}: permission denied on {}: only root, the daemon's user and the node's \
                  admin group (`tandem node --admin-group`) may use it; run the command as \
                  root or as a member of that group",
                 engine::catalogue::CONTROL_REFUSED.code,
                 path.display()
-            )
+            ))
         } else {
-            anyhow::anyhow!(
+            CallError::Unreachable(format!(
                 "cannot reach the tandem daemon at {}: {e} (is `tandem node` running on this \
-                 host, with this runtime directory? pass --runtime-dir if it has another)",
+                 host, with this runtime directory? pass --runtime-dir if it has another, or \
+                 --endpoint to ask another node)",
                 path.display()
-            )
+            ))
         }
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = serde_json::to_string(request)?;
+    let broken = |e: std::io::Error| CallError::Broken(format!("the daemon's answer: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(broken)?;
+    let mut line = serde_json::to_string(request).map_err(|e| CallError::Broken(e.to_string()))?;
     line.push('\n');
     // A refused caller's connection may be closed before its request is written: the
     // refusal is still there to read.
@@ -331,14 +466,26 @@ pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Value> {
     let mut answer = String::new();
     let read = std::io::BufReader::new(stream).read_line(&mut answer);
     if answer.is_empty() {
-        sent?;
-        read?;
+        sent.map_err(broken)?;
+        read.map_err(broken)?;
     }
-    let value: Value = serde_json::from_str(&answer).context("the daemon's answer")?;
-    if value["ok"] != Value::Bool(true) {
-        anyhow::bail!("{}", value["error"].as_str().unwrap_or("the daemon refused the request"));
+    let answer: Answer = serde_json::from_str(&answer)
+        .map_err(|e| CallError::Broken(format!("the daemon's answer: {e}")))?;
+    if !answer.ok
+        && answer
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(engine::catalogue::CONTROL_REFUSED.code))
+    {
+        return Err(CallError::NotAllowed(answer.error.unwrap_or_default()));
     }
-    Ok(value)
+    Ok(answer)
+}
+
+/// [`ask`], a refusal as an error.
+pub fn call(runtime_dir: &Path, request: &Request) -> anyhow::Result<Answer> {
+    let answer = ask(runtime_dir, request)?;
+    answer.accepted().map_err(|error| anyhow::anyhow!("{error}"))
 }
 
 impl<P: crate::platform::Platform> crate::node::Node<P> {
@@ -346,29 +493,29 @@ impl<P: crate::platform::Platform> crate::node::Node<P> {
     /// (I5107) and goes to the core, answered once what it caused is durable.
     pub(crate) fn on_call(&mut self, call: Call) {
         let answer = match command_of(&self.spec, &call.request) {
-            Err(error) => serde_json::json!({"ok": false, "error": error}),
+            Err(error) => Answer::refused(error),
             Ok(None) => {
                 let now = crate::platform::Clock::now(&self.clock);
                 let status = self.core.engine().status(now);
+                let receiving = crate::platform::Links::receiving(&mut self.links, &self.spec, now);
                 let loss = &self.loss;
                 let lookup = |link: engine::LinkId, node: engine::NodeId| {
                     loss.get(&(link, node)).and_then(|c| c.loss_percent())
                 };
-                let mut document = status_json(&self.spec, &status, now, lookup);
-                document["journal"] = self.journal.status();
-                let receiving = crate::platform::Links::receiving(&mut self.links, &self.spec, now);
-                document["receiving"] = serde_json::Value::Array(receiving);
-                serde_json::json!({"ok": true, "status": document})
+                let journal = self.journal.status();
+                Answer::status(status_document(
+                    &self.spec, &status, now, lookup, journal, receiving,
+                ))
             }
             Ok(Some(command)) => {
                 if self.core.shutdown_by().is_some() && !matches!(call.request, Request::Status) {
-                    serde_json::json!({"ok": false, "error": "the daemon is shutting down"})
+                    Answer::refused("the daemon is shutting down")
                 } else {
                     let (group, audit) = (group_of(&command), audit(&call));
                     self.journal_own(&engine::catalogue::ADMIN_COMMAND, group, audit);
                     self.core.admin(command);
                     // Answered when what it causes is journaled (`settle`).
-                    self.replies.push((call.answer, serde_json::json!({"ok": true})));
+                    self.replies.push((call.answer, Answer::taken()));
                     return;
                 }
             }
@@ -380,6 +527,126 @@ impl<P: crate::platform::Platform> crate::node::Node<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::{GroupId, LinkId, NodeId, ResourceId};
+
+    /// Two nodes, one UDP link, one group of one process.
+    fn spec() -> ClusterSpec {
+        let text = r#"
+[cluster]
+name = "erp"
+key_file = "/nonexistent"
+
+[[node]]
+name = "alpha"
+addresses = { private = "127.0.0.1:1" }
+api = "127.0.0.1:3"
+
+[[node]]
+name = "beta"
+addresses = { private = "127.0.0.1:2" }
+api = "127.0.0.1:4"
+
+[[link]]
+name = "private"
+kind = "udp"
+
+[arbitration]
+kind = "none"
+
+[[group]]
+name = "db"
+nodes = ["alpha", "beta"]
+
+  [[group.resource]]
+  name = "data"
+  kind = "process"
+  command = ["/bin/true"]
+"#;
+        config::parse(text, "cluster.toml").unwrap().0.cluster
+    }
+
+    /// The daemon's rendering of a status with every part filled: PRODUCT.md section 5's
+    /// keys, with the values the engine gave, and the same JSON through
+    /// [`contract::Status`] and back.
+    #[test]
+    fn the_status_document_keeps_product_keys_and_its_json_through_the_type() {
+        let spec = spec();
+        let now = Instant::from_nanos(3_600_000_000_000);
+        let status = Status {
+            reported_by: NodeId(0),
+            nodes: vec![
+                engine::NodeStatus { node: NodeId(0), state: engine::NodeState::Working },
+                engine::NodeStatus { node: NodeId(1), state: engine::NodeState::Standby },
+            ],
+            links: vec![engine::LinkStatus {
+                link: LinkId(0),
+                nodes: (NodeId(0), NodeId(1)),
+                up: true,
+                last_heard: Some(Duration::from_millis(40)),
+                rtt: Some(Duration::from_micros(210)),
+            }],
+            groups: vec![engine::GroupStatus {
+                group: GroupId(0),
+                state: engine::GroupState::Running,
+                owner: Some(NodeId(0)),
+                locked: false,
+                lock_reason: None,
+                resources: vec![engine::ResourceStatus {
+                    resource: ResourceId(0),
+                    state: engine::ResourceState::Running,
+                    fail_count: 0,
+                }],
+            }],
+            leases: vec![engine::LeaseStatus {
+                group: GroupId(0),
+                holder: NodeId(0),
+                expires_in: Some(Duration::from_millis(820)),
+            }],
+            faults: vec![engine::Fault {
+                code: &engine::catalogue::LINK_DOWN,
+                location: "link private between alpha and beta".into(),
+                since: Instant::from_nanos(3_590_000_000_000),
+                seen_by: vec![NodeId(0), NodeId(1)],
+            }],
+        };
+        let journal = contract::JournalState { durable_id: 9, queued: 0, dropped: 0, error: None };
+        let receiving = vec![received("private", &wire::Counters::default())];
+        let doc = status_document(&spec, &status, now, |_, _| Some(0.5), journal, receiving);
+        let json = serde_json::to_value(&doc).unwrap();
+        let expected = serde_json::json!({
+            "cluster": "erp", "reported_by": "alpha",
+            "nodes": [{"name": "alpha", "state": "working"}, {"name": "beta", "state": "standby"}],
+            "links": [{"link": "private", "nodes": ["alpha", "beta"], "state": "up",
+                       "last_heard_ms": 40, "rtt_ms": 0.21, "loss_percent": 0.5}],
+            "groups": [{"name": "db", "state": "running", "owner": "alpha", "locked": false,
+                        "lock_reason": null,
+                        "resources": [{"name": "data", "kind": "process", "state": "running",
+                                       "fail_count": 0}]}],
+            "leases": [{"group": "db", "holder": "alpha", "expires_in_ms": 820}],
+            "journal": {"durable_id": 9, "queued": 0, "dropped": 0, "error": null},
+            "receiving": [{"link": "private", "accepted": 0, "rejected": 0,
+                           "rejected_by_reason": {}, "rejected_by_source": [],
+                           "rejected_other_sources": 0, "kernel_drops": 0,
+                           "receive_buffer_bytes": null, "flood": null}],
+        });
+        let mut without_faults = json.clone();
+        let faults = without_faults.as_object_mut().unwrap().remove("faults").unwrap();
+        assert_eq!(without_faults, expected);
+        let fault = &faults[0];
+        assert_eq!(fault["code"], "W2101");
+        assert_eq!(fault["severity"], "warning");
+        assert_eq!(fault["where"], "link private between alpha and beta");
+        assert_eq!(fault["seen_by"], serde_json::json!(["alpha", "beta"]));
+        let since = fault["since"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(since).is_ok(), "{since}");
+        // Through the type and back: the same JSON, and the same answer line.
+        let back: contract::Status = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, doc);
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        let line = line_of(&Answer::status(doc));
+        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(answer, serde_json::json!({"ok": true, "status": json}));
+    }
 
     #[test]
     fn requests_have_a_stable_json_form() {

@@ -60,39 +60,22 @@ pub const JOURNAL_OLD_FILE: &str = "journal.1.jsonl";
 const ADMIN_FILE: &str = "admin.json";
 const INCARNATION_FILE: &str = "incarnation";
 
-/// One journal line. The field names are part of `tandem events --json`'s contract.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub id: u64,
-    /// Wall-clock time, RFC 3339, UTC.
-    pub time: String,
-    pub code: String,
-    /// `error`, `warning` or `info`.
-    pub severity: String,
-    pub node: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    pub message: String,
-}
+/// One journal line: the `contract` crate's event, the form `tandem events --json`
+/// prints and every client reads.
+pub use contract::Event as Entry;
 
-impl Entry {
-    /// An entry of the node itself (no group), stamped now (id assigned on append).
-    pub fn own(code: &CodeInfo, node: &str, message: String) -> Entry {
-        Entry {
-            id: 0,
-            time: wall_now(),
-            code: code.code.to_string(),
-            severity: code.severity.as_str().to_string(),
-            node: node.to_string(),
-            group: None,
-            resource: None,
-            location: Some(format!("node {node}")),
-            message,
-        }
+/// An entry of the node itself (no group), stamped now (id assigned on append).
+pub fn own(code: &CodeInfo, node: &str, message: String) -> Entry {
+    Entry {
+        id: 0,
+        time: wall_now(),
+        code: code.code.to_string(),
+        severity: code.severity.as_str().to_string(),
+        node: node.to_string(),
+        group: None,
+        resource: None,
+        location: Some(format!("node {node}")),
+        message,
     }
 }
 
@@ -107,7 +90,7 @@ pub struct Torn {
 impl Torn {
     /// The entry that records the repair.
     pub fn entry(&self, node: &str) -> Entry {
-        Entry::own(
+        own(
             &catalogue::JOURNAL_TORN_TAIL,
             node,
             format!(
@@ -342,7 +325,7 @@ impl Writer {
                  disk that did not keep up"
             );
             tracing::warn!(code = catalogue::JOURNAL_ENTRIES_DROPPED.code, "{message}");
-            self.append(Entry::own(&catalogue::JOURNAL_ENTRIES_DROPPED, &self.node, message));
+            self.append(own(&catalogue::JOURNAL_ENTRIES_DROPPED, &self.node, message));
         }
         entry.id = self.next_id;
         self.next_id += 1;
@@ -420,13 +403,13 @@ impl Writer {
     }
 
     /// The journal's part of the status document.
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "durable_id": self.durable(),
-            "queued": self.queued(),
-            "dropped": self.dropped,
-            "error": self.error(),
-        })
+    pub fn status(&self) -> contract::JournalState {
+        contract::JournalState {
+            durable_id: self.durable(),
+            queued: self.queued() as u64,
+            dropped: self.dropped,
+            error: self.error(),
+        }
     }
 }
 
@@ -799,7 +782,7 @@ mod tests {
         writer.commit();
         assert_eq!(writer.append(entry("lost 1")), 0);
         assert_eq!(writer.append(entry("lost 2")), 0);
-        assert_eq!(writer.status()["dropped"], 2);
+        assert_eq!(writer.status().dropped, 2);
         drop(lock);
         assert!(writer.flush(Duration::from_secs(30)));
         let id = writer.append(entry("after"));

@@ -23,9 +23,13 @@
 //!   written and synced by a thread of their own;
 //! - `seen`: each peer's newest incarnation and sequence, kept across restarts (replays);
 //! - `control`: the local control socket for the CLI, and the status document;
+//! - `api`: the HTTPS API (axum, rustls) with its users, roles and limits, on a thread
+//!   of its own, reaching the loop through the control socket's bounded channel;
 //! - `access`: who may reach the node locally: the runtime directory, its sockets'
 //!   modes, callers' credentials, the guard's token, the key file and state dir rules;
 //! - `alarm`: the loop's timer (a timerfd at the next deadline);
+//! - `alerting`: the `[[alert]]` threads (crate `alerts`): every journaled event is
+//!   offered to them, never waited for; their delivery failures are journaled (W6101);
 //! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal;
 //! - `stall`: a test hook that slows named blocking points (`TANDEM_TEST_STALL`).
 //!
@@ -34,6 +38,8 @@
 
 pub mod access;
 pub mod alarm;
+pub(crate) mod alerting;
+pub mod api;
 pub mod clock;
 pub mod control;
 pub mod diskio;
@@ -43,6 +49,7 @@ pub mod guard;
 pub mod journal;
 pub mod linux;
 pub mod loss;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod platform;

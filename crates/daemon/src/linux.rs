@@ -117,10 +117,10 @@ impl platform::Links for UdpLinks {
         reports
     }
 
-    fn receiving(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<serde_json::Value> {
+    fn receiving(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<contract::Receiving> {
         // The status shows the kernel's drops as of now (a procfs read).
         net::read_kernel_drops(self.udp.values_mut(), now, DropsRead::Now);
-        self.udp.values().map(|u| crate::control::receiving_json(spec, u, now)).collect()
+        self.udp.values().map(|u| crate::control::receiving(spec, u, now)).collect()
     }
 }
 

@@ -59,7 +59,7 @@ pub(crate) struct Node<P: Platform> {
     pub(crate) journal: journal::Writer,
     /// Answers to admin commands taken in this turn: sent once what the command caused
     /// is durable in the journal (`settle`).
-    pub(crate) replies: Vec<(tokio::sync::oneshot::Sender<serde_json::Value>, serde_json::Value)>,
+    pub(crate) replies: Vec<(tokio::sync::oneshot::Sender<contract::Answer>, contract::Answer)>,
     pub(crate) agents: P::Agents,
     pub(crate) key: wire::Key,
     pub(crate) cluster_id: wire::ClusterId,
@@ -83,6 +83,10 @@ pub(crate) struct Node<P: Platform> {
     pub(crate) wait_until: Instant,
     /// The guard said it fired (a renewal reached it too late): how a stall is told.
     pub(crate) guard_fired: bool,
+    /// The `[[alert]]` threads: every journaled event is offered to them.
+    pub(crate) alerts: crate::alerting::Alerting,
+    /// What `GET /metrics` counts (atomics: nothing here waits on a scrape).
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// What woke the loop.
@@ -238,6 +242,7 @@ impl<P: Platform> Node<P> {
                 now = now.0,
                 "disk job done, lease I/O: {lease:?}"
             );
+            self.metrics.disk_job_done(answer.id, answer.done_at);
             self.core.disk_answer(now, answer, &mut decode);
         }
     }
@@ -256,6 +261,7 @@ impl<P: Platform> Node<P> {
                 action => self.carry_out(now, action),
             }
         };
+        self.alerts.journal_reports(&mut self.journal);
         if self.core.engine().admin_state() != &self.admin_saved {
             self.admin_saved = self.core.engine().admin_state().clone();
             self.journal.save_admin(&self.admin_saved);
@@ -265,7 +271,7 @@ impl<P: Platform> Node<P> {
         for (answer_tx, mut answer) in self.replies.drain(..) {
             self.journal.after_durable(move |written| {
                 if let Err(e) = written {
-                    answer["journal_error"] = serde_json::Value::String(e);
+                    answer.journal_error = Some(e);
                 }
                 let _ = answer_tx.send(answer);
             });
@@ -304,6 +310,10 @@ impl<P: Platform> Node<P> {
             Action::LockStandby { group } => self.lock_standby(group),
             Action::LeaseAnswered { request, result } => {
                 tracing::debug!(now = now.0, "lease reply to {request:?}: {result:?}");
+                if let Some(engine::LeaseRequest::Renew | engine::LeaseRequest::Park) = request {
+                    let granted = matches!(result, engine::LeaseResult::Granted { .. });
+                    self.metrics.renewal(granted);
+                }
             }
             Action::Event(event) => self.on_event(&event),
             Action::SelfFence { reason } => self.self_fence(&reason),
@@ -330,6 +340,7 @@ impl<P: Platform> Node<P> {
     ) {
         let Some(disk) = self.disk.as_mut() else { return };
         tracing::debug!(id, now = now.0, "disk job, lease I/O: {:?}", plan.lease);
+        self.metrics.disk_job_issued(id, now);
         let mut job = diskio::Job {
             lease: plan.lease.clone(),
             slot: None,
@@ -344,6 +355,7 @@ impl<P: Platform> Node<P> {
             {
                 Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
                     job.slot = Some((message.sequence, frame));
+                    self.metrics.heartbeat_sent(&self.spec.link(link).name);
                 }
                 Ok(frame) => {
                     let max = diskarea::HEARTBEAT_BYTES_MAX;
@@ -384,6 +396,9 @@ impl<P: Platform> Node<P> {
             Severity::Warning => tracing::warn!(code = entry.code, "{}", entry.message),
             Severity::Info => tracing::info!(code = entry.code, "{}", entry.message),
         }
+        self.alerts.offer(&entry);
+        let group = event.group.map(|g| (g.0, self.spec.group(g).name.as_str()));
+        self.metrics.event(event.code, group, event.at);
         self.journal.append(entry);
     }
 
@@ -419,6 +434,7 @@ impl<P: Platform> Node<P> {
             Err(e) => return self.too_large(link, e.to_string()),
         };
         self.links.send(link, to, &frame);
+        self.metrics.heartbeat_sent(&self.spec.link(link).name);
     }
 
     fn too_large(&mut self, link: LinkId, why: String) {
@@ -437,6 +453,7 @@ impl<P: Platform> Node<P> {
     fn log_done(&self, done: Done) -> (engine::OpId, engine::OpResult) {
         let group = &self.spec.group(done.group);
         let resource = &group.resource(done.resource).name;
+        self.metrics.operation(group.resource(done.resource).kind.as_str(), done.op, done.took);
         tracing::debug!(
             "{}/{resource} {:?}: {:?} in {:?}{}",
             group.name,

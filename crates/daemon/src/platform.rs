@@ -118,7 +118,7 @@ pub trait Links {
     fn news(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<(&'static CodeInfo, String)>;
 
     /// The status document's `receiving` part: one object per link, as of `now`.
-    fn receiving(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<serde_json::Value>;
+    fn receiving(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<contract::Receiving>;
 }
 
 /// The disk link's worker: performs the core's disk jobs off the loop (`diskio`'s module

@@ -17,7 +17,7 @@ use arbiter::disk::{Block, Record};
 use config::{Config, LinkConfig, ResourceParams};
 use diskarea::Area;
 use engine::catalogue::{self, Severity};
-use engine::{ArbitrationKind, ClusterSpec, Engine, GroupId, NodeId};
+use engine::{ClusterSpec, Engine, GroupId, NodeId};
 use nodecore::NodeCore;
 use tokio::sync::mpsc;
 
@@ -67,7 +67,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     for w in &warnings {
         tracing::warn!("{}", w.render(&config.source).trim_end());
     }
-    let problems = config::host_checks(&config, config::Strictness::Deny);
+    let mut problems = config::not_in_this_version(&config);
+    problems.extend(config::host_checks(&config, config::Strictness::Deny));
     let errors: Vec<_> = problems.iter().filter(|d| d.code.severity == Severity::Error).collect();
     for d in problems.iter().filter(|d| d.code.severity != Severity::Error) {
         tracing::warn!("{}", d.render(&config.source).trim_end());
@@ -165,12 +166,7 @@ impl Node<Linux> {
         }
         let seen = Seen::start(&state_dir, &spec, &loaded)
             .context("starting the thread that keeps the peers' heartbeat state")?;
-        if spec.arbitration == ArbitrationKind::Witness {
-            anyhow::bail!(
-                "arbitration = \"witness\" needs the witness process (`tandem witness`), which \
-                 this version does not have yet; use arbitration = \"disk\""
-            );
-        }
+
         let mut journal = journal::Writer::start(&state_dir, &spec.node(me).name)
             .with_context(|| format!("opening the journal in {}", state_dir.display()))?;
         let wall_micros = std::time::SystemTime::now()
@@ -191,7 +187,22 @@ impl Node<Linux> {
         }
         core.parked_at_start(parked);
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
-        control::serve(&local.runtime_dir, local.access, calls_tx)?;
+        control::serve(&local.runtime_dir, local.access, calls_tx.clone())?;
+        // The HTTPS API, on a thread of its own, through the same bounded channel.
+        let api_address = config.nodes[me.0 as usize].api;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let apps = app_heartbeats(&spec, &agents);
+        let api = crate::api::start(
+            &config.api,
+            api_address,
+            &state_dir,
+            calls_tx,
+            metrics.clone(),
+            apps,
+        )?;
+        if let Some(api) = api {
+            api.detach();
+        }
         let (guard, guard_news) = GuardLink::start(
             GuardOptions {
                 config: std::fs::canonicalize(&options.config)
@@ -219,7 +230,7 @@ impl Node<Linux> {
             spec.node(me).name
         );
         tracing::info!(code = code.code, "{message}");
-        journal.append(journal::Entry::own(code, &spec.node(me).name, message));
+        journal.append(journal::own(code, &spec.node(me).name, message));
         journal.commit();
         let unread = unread.map(|e| {
             let path = state_dir.join(crate::seen::FILE);
@@ -237,6 +248,8 @@ impl Node<Linux> {
         };
         let shell = Shell { spec, me, core, journal, seen, key, lock_standby, newest: loaded };
         let mut node = Node::new(shell, parts);
+        node.metrics = metrics;
+        node.alerts = crate::alerting::Alerting::start(&config, &node.spec.node(me).name.clone())?;
         if let Some(message) = unread {
             node.journal_own(&catalogue::SEEN_UNKEPT, None, message);
         }
@@ -292,6 +305,8 @@ impl<P: Platform> Node<P> {
             guard: parts.guard,
             loss: BTreeMap::new(),
             too_large_reported: false,
+            alerts: Default::default(),
+            metrics: Default::default(),
             lock_standby,
             standby: parts.standby,
             service: parts.service,
@@ -329,6 +344,25 @@ fn own_host_record(area: &Area, me: NodeId) -> (u64, Vec<GroupId>) {
             }
         }
     }
+}
+
+/// `POST /v1/apps/{name}/heartbeat`'s way to this node's `app` agents, by resource name
+/// (unique in the cluster for `app` resources: E1006 otherwise).
+fn app_heartbeats(spec: &ClusterSpec, agents: &Agents) -> crate::api::AppHeartbeats {
+    let mut by_name = BTreeMap::new();
+    for group in spec.group_ids() {
+        for (index, resource) in spec.group(group).resources.iter().enumerate() {
+            let id = engine::ResourceId(index as u16);
+            if let (engine::ResourceKind::App, Some(agent)) = (resource.kind, agents.get(group, id))
+            {
+                by_name.insert(resource.name.clone(), agent.clone());
+            }
+        }
+    }
+    Arc::new(move |name: &str, status: Option<&str>| match by_name.get(name) {
+        Some(agent) if agent.record_heartbeat(status) => Ok(()),
+        _ => Err(format!("no app resource `{name}` on this node")),
+    })
 }
 
 fn open_area(path: &Path, spec: &ClusterSpec) -> anyhow::Result<Area> {

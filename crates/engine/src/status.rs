@@ -90,4 +90,8 @@ pub struct Fault {
     pub code: &'static CodeInfo,
     pub location: String,
     pub since: Instant,
+    /// The nodes that see it: the reporting node, and for a link down the peer too when
+    /// its own report says it does not hear this node on that link either (a link down
+    /// seen by one side only fails in one direction).
+    pub seen_by: Vec<NodeId>,
 }

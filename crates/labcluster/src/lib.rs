@@ -36,10 +36,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use daemon::control::{call, Request};
-use daemon::journal::{read_journal, Entry};
+use contract::{Event as Entry, GroupEntry, GroupState, Receiving, Request, Status};
+use daemon::control::call;
+use daemon::journal::read_journal;
 use nix::sys::signal::Signal;
-use serde_json::Value;
 pub use testbed::{HostDir, Lab, Network, Node, Spawned};
 
 use sampler::{Sampled, Watch};
@@ -53,8 +53,8 @@ pub const AREA_LINK: &str = "/etc/tandem/disk-area";
 
 /// The status document of the node whose runtime directory is `runtime_dir`, if its
 /// daemon answers on its control socket.
-pub fn status_at(runtime_dir: &std::path::Path) -> Option<Value> {
-    call(runtime_dir, &Request::Status).ok().map(|answer| answer["status"].clone())
+pub fn status_at(runtime_dir: &std::path::Path) -> Option<Status> {
+    call(runtime_dir, &Request::Status).ok().and_then(|answer| answer.status).map(|s| *s)
 }
 
 /// What to build.
@@ -224,33 +224,36 @@ impl LabCluster {
     }
 
     /// The status document of `host`'s daemon (through its control socket).
-    pub fn status(&self, host: usize) -> Option<Value> {
+    pub fn status(&self, host: usize) -> Option<Status> {
         status_at(&self.runtime_dir(host))
     }
 
     /// `group` in `host`'s status document.
-    fn group_doc(&self, host: usize, group: &str) -> Option<Value> {
-        let doc = self.status(host)?;
-        doc["groups"].as_array()?.iter().find(|g| g["name"] == group).cloned()
+    fn group_doc(&self, host: usize, group: &str) -> Option<GroupEntry> {
+        self.status(host)?.group(group).cloned()
     }
 
     /// `group`'s (owner, state) as `host` sees it.
-    pub fn group(&self, host: usize, group: &str) -> Option<(Option<String>, String)> {
+    pub fn group(&self, host: usize, group: &str) -> Option<(Option<String>, GroupState)> {
         let g = self.group_doc(host, group)?;
-        Some((g["owner"].as_str().map(str::to_string), g["state"].as_str()?.to_string()))
+        Some((g.owner, g.state))
     }
 
     /// Whether `host`'s daemon reports `group` migration-locked.
     pub fn locked(&self, host: usize, group: &str) -> Option<bool> {
-        self.group_doc(host, group)?["locked"].as_bool()
+        Some(self.group_doc(host, group)?.locked)
     }
 
     /// The `receiving` entries of `links` (what the UDP links accepted and rejected) in
-    /// one status document of `host`.
-    pub fn receiving<const N: usize>(&self, host: usize, links: [&str; N]) -> [Value; N] {
-        let doc = self.status(host).unwrap_or_default();
-        let all = doc["receiving"].as_array().cloned().unwrap_or_default();
-        links.map(|link| all.iter().find(|l| l["link"] == link).cloned().unwrap_or_default())
+    /// one status document of `host`; `None` for a link it does not report (or when it
+    /// does not answer).
+    pub fn receiving<const N: usize>(
+        &self,
+        host: usize,
+        links: [&str; N],
+    ) -> [Option<Receiving>; N] {
+        let doc = self.status(host);
+        links.map(|link| doc.as_ref().and_then(|d| d.receiving(link)).cloned())
     }
 
     /// `host`'s journal (empty while it has none).
@@ -383,7 +386,7 @@ impl LabCluster {
 
     /// Waits until `observer` sees `group` running on `owner`.
     pub fn wait_owner(&self, observer: usize, group: &str, owner: &str, within: Duration) {
-        let runs = Some((Some(owner.to_string()), "running".to_string()));
+        let runs = Some((Some(owner.to_string()), GroupState::Running));
         self.wait_for(&format!("{group} running on {owner}"), within, || {
             self.group(observer, group) == runs
         });
@@ -393,7 +396,7 @@ impl LabCluster {
     pub fn assert_runs(&self, observer: usize, group: &str, owner: &str) {
         let seen = self.group(observer, group);
         assert!(
-            seen == Some((Some(owner.to_string()), "running".to_string())),
+            seen == Some((Some(owner.to_string()), GroupState::Running)),
             "{} sees {group} as {seen:?}, not running on {owner}\n{}",
             self.names[observer],
             self.report()

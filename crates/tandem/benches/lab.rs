@@ -485,7 +485,7 @@ fn flood(large: bool) {
     );
     let accepted = || {
         let [public, private] = cluster.receiving(0, ["public", "private"]);
-        let n = |l: &serde_json::Value| l["accepted"].as_u64().unwrap_or(0);
+        let n = |l: &Option<contract::Receiving>| l.as_ref().map_or(0, |l| l.accepted);
         (n(&public), n(&private), public)
     };
     let (public0, private0, _) = accepted();
@@ -536,9 +536,11 @@ fn flood(large: bool) {
         public1 - public0,
         private1 - private0,
         (private1 - private0).saturating_sub(public1 - public0),
-        public["kernel_drops"]
+        public.as_ref().map_or(0, |p| p.kernel_drops)
     );
-    println!("  rejected on public: {} {}", public["rejected"], public["rejected_by_reason"]);
+    if let Some(public) = &public {
+        println!("  rejected on public: {} {:?}", public.rejected, public.rejected_by_reason);
+    }
     println!(
         "  tandem status: median {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} calls; owner \
          daemon CPU {cpu:.0} % of one core over {elapsed:.1} s",

@@ -12,11 +12,18 @@ mod explain;
 mod hello;
 mod keygen;
 mod node;
+mod remote;
 mod simulate;
+mod user;
 mod validate;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "High-availability cluster manager")]
+#[command(
+    name = "tandem",
+    version,
+    about = "High-availability cluster manager",
+    after_help = remote::EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,9 +42,11 @@ enum Command {
     Demo(demo::Args),
     /// The shared-disk area: `tandem disk init` formats it.
     Disk(disk::Args),
-    /// Write a new cluster key to DIR/cluster.key (the API's TLS certificate comes with
-    /// the API, later).
+    /// Write a new cluster key (DIR/cluster.key), the API's cluster CA (DIR/ca.crt,
+    /// DIR/ca.key) and, with --config, each node's API certificate (DIR/NODE.crt, NODE.key).
     Keygen(keygen::Args),
+    /// The HTTPS API's users: `add NAME --role R` (prints its token once), `remove`, `list`.
+    User(user::Args),
     /// Run the daemon for this node.
     Node(node::Args),
     /// The cluster as the local node sees it.
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Disk(args) => disk::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::User(args) => user::run(args),
         Command::Node(args) => node::run(args),
         Command::Status(args) => control::status(args),
         Command::Switchover(args) => control::switchover(args),
@@ -97,8 +107,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
+            // 1, not 2: 2 is the argument parser's (`remote::EXIT_CODES`).
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }

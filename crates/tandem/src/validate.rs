@@ -28,10 +28,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (source, config, mut diagnostics) = match config::load(&args.file) {
+    let (source, mut config, mut diagnostics) = match config::load(&args.file) {
         Ok((config, warnings)) => (config.source.clone(), Some(config), warnings),
         Err(invalid) => (invalid.source, None, invalid.diagnostics),
     };
+    // A valid file that asks for what `tandem node` of this version cannot run (E1107)
+    // is refused as a whole, as the node refuses it.
+    let missing = config.as_ref().map(config::not_in_this_version).unwrap_or_default();
+    if !missing.is_empty() {
+        diagnostics.extend(missing);
+        diagnostics.sort_by_key(|d| d.span.start);
+        config = None;
+    }
     if let (Some(config), false) = (&config, args.no_host_checks) {
         diagnostics.extend(config::host_checks(config, Strictness::Warn));
         diagnostics.sort_by_key(|d| d.span.start);

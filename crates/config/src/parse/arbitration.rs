@@ -17,6 +17,8 @@ pub(super) struct ArbitrationPart {
     pub(super) kind: ArbitrationKind,
     pub(super) witness: Option<SocketAddr>,
     pub(super) disk_link: Option<LinkId>,
+    /// Where the kind was written (or the section, or [cluster] when absent).
+    pub(super) kind_span: Span,
 }
 
 pub(super) fn read_arbitration(
@@ -26,7 +28,12 @@ pub(super) fn read_arbitration(
     node_count: usize,
     cluster_anchor: &Span,
 ) -> ArbitrationPart {
-    let mut part = ArbitrationPart { kind: ArbitrationKind::Disk, witness: None, disk_link: None };
+    let mut part = ArbitrationPart {
+        kind: ArbitrationKind::Disk,
+        witness: None,
+        disk_link: None,
+        kind_span: cluster_anchor.clone(),
+    };
     let mut anchor = cluster_anchor.clone();
     let mut kind_valid = true;
     let mut witness_entry = None;
@@ -51,6 +58,7 @@ pub(super) fn read_arbitration(
         }
         fields.finish(ctx, "[arbitration]", &|_| None);
     }
+    part.kind_span = anchor.clone();
     if !kind_valid {
         return part;
     }

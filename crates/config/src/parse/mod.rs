@@ -173,6 +173,7 @@ fn assemble(sections: Sections, source: &str, file_name: &str) -> Config {
         arbitration: ArbitrationConfig {
             witness: arbitration.witness,
             disk_link: arbitration.disk_link,
+            kind_span: arbitration.kind_span,
         },
         groups: configs,
         alerts,

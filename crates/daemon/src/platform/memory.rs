@@ -166,8 +166,10 @@ impl super::Links for MemLinks {
         Vec::new()
     }
 
-    fn receiving(&mut self, spec: &ClusterSpec, _: Instant) -> Vec<serde_json::Value> {
-        let link = |(l, r): (&LinkId, &wire::Receiver)| serde_json::json!({"link": spec.link(*l).name, "accepted": r.counters().accepted});
+    fn receiving(&mut self, spec: &ClusterSpec, _: Instant) -> Vec<contract::Receiving> {
+        let link = |(l, r): (&LinkId, &wire::Receiver)| {
+            crate::control::received(&spec.link(*l).name, r.counters())
+        };
         self.receivers.iter().map(link).collect()
     }
 }

@@ -82,7 +82,7 @@ codes! {
         fix: "Add one [[link]] with kind = \"disk\" and the path of the shared heartbeat partition (a plain file works for tests), keep only one disk link, or choose arbitration kind = \"witness\" (with a witness address) or, knowing the split-brain risk, \"none\".";
     CONFIG_WITNESS_WITHOUT_ADDRESS = "E1025", Error, "witness arbitration without a witness address",
         cause: "Arbitration kind \"witness\" has leases granted by a witness on a third host, but [arbitration] has no witness key saying where it listens.",
-        fix: "Add witness = \"IP:PORT\" to [arbitration], the address where `tandem witness --listen` runs, or choose another arbitration kind.";
+        fix: "Add witness = \"IP:PORT\" to [arbitration] (the witness's address, for `tandem simulate`: this version has no witness process, E1107), or choose another arbitration kind.";
     CONFIG_PEER_TIMEOUT_TOO_SHORT = "E1026", Error, "peer_timeout shorter than three heartbeat intervals",
         cause: "peer_timeout is less than three times heartbeat_interval. A link would then be declared down after losing only one or two heartbeats, which ordinary packet loss and scheduling delays cause, so links and peers would flap.",
         fix: "Raise peer_timeout to at least three times heartbeat_interval (the defaults are 100ms and 1s, ten heartbeats), or shorten heartbeat_interval.";
@@ -103,7 +103,7 @@ codes! {
         fix: "Check the path (the default is /etc/tandem/cluster.toml; `--config` chooses another), the file's permissions and its encoding.";
     CONFIG_SPLIT_BRAIN_RISK = "W1101", Warning, "no arbitration: split brain possible",
         cause: "Arbitration is \"none\" in a cluster of two or more nodes, so every lease request is granted. If every heartbeat link between two nodes fails at once, each believes the other dead and both run the same groups, which can corrupt shared data.",
-        fix: "Use arbitration kind = \"disk\" with a disk link, or \"witness\" with a witness on a third host. Keep \"none\" only for tests, or for groups whose resources are safe to run twice.";
+        fix: "Use arbitration kind = \"disk\" with a disk link. Keep \"none\" only for tests, or for groups whose resources are safe to run twice.";
     CONFIG_GROUP_SINGLE_NODE = "W1102", Warning, "group can run on only one node",
         cause: "The group's nodes list has a single node, so nothing takes over when that node fails: the group is not highly available.",
         fix: "Add a standby node to the group's nodes list, for example nodes = [\"alpha\", \"beta\"]. Ignore the warning if the group is deliberately pinned to one node.";
@@ -115,7 +115,10 @@ codes! {
         fix: "Set kind = \"witness\" to use the witness, or remove the witness key.";
     CONFIG_DISK_ARBITRATION_MANY_NODES = "W1106", Warning, "disk arbitration between three or more nodes",
         cause: "The cluster has three or more nodes and keeps its leases on the shared disk. A lease write that the disk holds past the I/O timeout (lease_timeout / 30, at most 250 ms) and that lands later can free a group another node holds; with two nodes tandem waits such a write out, with three a third node may claim the freed group at once while its holder still runs it. The shared disk must then answer every write within the I/O timeout.",
-        fix: "Put the heartbeat and lease area on storage that never holds a write longer than the I/O timeout (a LUN of its own; multipath set to fail I/O rather than queue it, `no_path_retry fail`), or use arbitration kind = \"witness\", or split the cluster into pairs.";
+        fix: "Put the heartbeat and lease area on storage that never holds a write longer than the I/O timeout (a LUN of its own; multipath set to fail I/O rather than queue it, `no_path_retry fail`), or split the cluster into pairs.";
+    CONFIG_NOT_IN_THIS_VERSION = "E1107", Error, "arbitration kind not available in this version",
+        cause: "[arbitration] kind = \"witness\" asks for a witness process on a third host that grants the leases. `tandem simulate` models it, but this version of tandem has no witness process, and `tandem node` cannot arbitrate with one: `tandem validate` and `tandem node` refuse the file.",
+        fix: "Use kind = \"disk\" with a disk link (the shared-disk lease area, `tandem disk init`), or \"none\" for tests. Keep a witness configuration only for `tandem simulate`.";
     HOST_PATH_MISSING = "E1201", Error, "file or directory missing on this host",
         cause: "A path the configuration names does not exist on this node: the cluster key, a script, a program, a working directory, an init script or an alert script. The node would fail when it needs the path, for example when it starts a resource after a failover.",
         fix: "Install or copy the file to every node that may run the group (the configuration is the same on every node), or correct the path. Run `tandem keygen` and copy the key to every node if the cluster key is missing.";

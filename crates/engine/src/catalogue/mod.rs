@@ -26,12 +26,14 @@ macro_rules! codes {
     };
 }
 
+mod alerts;
 mod config;
 mod groups;
 mod leases;
 mod links;
 mod security;
 
+pub use alerts::*;
 pub use config::*;
 pub use groups::*;
 pub use leases::*;
@@ -111,7 +113,7 @@ pub fn all() -> impl Iterator<Item = &'static CodeInfo> {
 }
 
 const CODE_AREAS: &[&[&CodeInfo]] =
-    &[config::AREA, links::AREA, leases::AREA, groups::AREA, security::AREA];
+    &[config::AREA, links::AREA, leases::AREA, groups::AREA, security::AREA, alerts::AREA];
 
 /// Look a code up, case-insensitively (`tandem explain w2101` works).
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {

@@ -1,5 +1,6 @@
 //! Codes 5xxx: API and security. The local ways into a node (the cluster key, the state
-//! and runtime directories, the control and fence guard sockets) and who used them.
+//! and runtime directories, the control and fence guard sockets), the HTTPS API (its TLS
+//! files, users file and address) and who used them.
 
 codes! {
     KEY_FILE_EXPOSED = "E5101", Error, "the cluster key file is not private",
@@ -21,6 +22,18 @@ codes! {
         cause: "`tandem node --admin-group GROUP` names a group that this host's group database does not know, so the daemon cannot tell who may use its control socket.",
         fix: "Create the group (`groupadd GROUP`) and add the operators to it, or correct the name in the node's command line (its systemd unit).";
     ADMIN_COMMAND = "I5107", Info, "administrative command accepted",
-        cause: "The daemon accepted a command from its control socket (`tandem switchover`, `drain`, `undrain`, `maintenance`, `clear`): the entry names the command and who gave it (the user and process, from the kernel's credentials of the connection). The command's own events follow.",
+        cause: "The daemon accepted a command from its control socket (`tandem switchover`, `drain`, `undrain`, `maintenance`, `clear`) or from its HTTPS API (`POST /v1/...`): the entry names the command and who gave it (on the socket, the user and process from the kernel's credentials of the connection; through the API, the user of the token, its role and the client's address). The command's own events follow.",
         fix: "Nothing to do: this is the audit trail of who changed the cluster.";
+    API_NOT_STARTED = "W5108", Warning, "the HTTPS API is not started",
+        cause: "`tandem node` starts the HTTPS API on the node's `api` address only when the three files of `[api]` exist: the TLS certificate (`tls_cert`), its key (`tls_key`) and the users file (`users_file`). The message names the missing ones; the node runs without the API (the local control socket works).",
+        fix: "Make the certificates with `tandem keygen --dir DIR --config FILE` (it writes `NODE.crt` and `NODE.key` for each node and the CA `ca.crt`), copy each node's pair to its `tls_cert` and `tls_key`, add a user with `tandem user add NAME --role viewer|operator|admin` (it writes `users_file`), and restart the node.";
+    API_TLS_UNUSABLE = "E5109", Error, "the API's TLS certificate or key cannot be used",
+        cause: "The files of `[api] tls_cert` and `tls_key` exist but cannot be read, hold no PEM certificate or private key, or the key does not belong to the certificate. The node does not start (the operator asked for the API by putting the files there).",
+        fix: "Put a PEM certificate chain in `tls_cert` and its PEM private key in `tls_key` (`tandem keygen --config FILE` writes a pair per node, `NODE.crt` and `NODE.key`), readable by the daemon's user.";
+    API_USERS_INVALID = "E5110", Error, "the API's users file is invalid",
+        cause: "The file of `[api] users_file` is not TOML of `[[user]]` tables with `name`, `role` (viewer, operator, admin or app) and `hash` (an argon2id PHC string), or names a user twice. At start the node does not start; when the file changes while the node runs, the node keeps the users it read before and logs this code.",
+        fix: "Edit the users only with `tandem user add`, `tandem user remove` and `tandem user list`; fix or remove the entry the message names.";
+    API_BIND_FAILED = "E5111", Error, "the API's address cannot be bound",
+        cause: "`tandem node` could not listen on the node's `api` address (the node's `api` key, by default port 7400 of its first link address): another program uses the port, or the address is not one of this host's.",
+        fix: "Free the port (`ss -ltnp` names the program), or set the node's `api` to an address and port of this host that is free.";
 }

@@ -196,15 +196,22 @@ impl Engine {
                         .filter_map(|l| l.last_heard)
                         .max()
                         .unwrap_or(self.started_at),
+                    seen_by: vec![self.me],
                 });
                 continue;
             }
             for (link_index, link) in peer.links.iter().enumerate() {
                 if !link.up {
+                    let id = LinkId(link_index as u16);
+                    // The peer's report lists whom it hears on which link.
+                    let peer_hears_me =
+                        peer.live_report().is_some_and(|r| r.links_up.contains(&(id, self.me)));
+                    let seen_by = if peer_hears_me { vec![self.me] } else { vec![self.me, node] };
                     faults.push(Fault {
                         code: &catalogue::LINK_DOWN,
-                        location: self.link_location(LinkId(link_index as u16), node),
+                        location: self.link_location(id, node),
                         since: link.last_heard.unwrap_or(self.started_at),
+                        seen_by,
                     });
                 }
             }
@@ -214,6 +221,7 @@ impl Engine {
                 code: &catalogue::STORAGE_PATH_LOST,
                 location: format!("storage path of {}", self.name(self.me)),
                 since: now,
+                seen_by: vec![self.me],
             });
         }
         if self.maintenance {
@@ -221,6 +229,7 @@ impl Engine {
                 code: &catalogue::MAINTENANCE_ON,
                 location: "cluster".into(),
                 since: now,
+                seen_by: vec![self.me],
             });
         }
         for (index, runtime) in self.groups.iter().enumerate() {
@@ -230,6 +239,7 @@ impl Engine {
                     code: &catalogue::GROUP_LOCKED,
                     location: format!("group {}", gspec.name),
                     since,
+                    seen_by: vec![self.me],
                 });
             }
             for (r, res) in runtime.resources.iter().enumerate() {
@@ -238,6 +248,7 @@ impl Engine {
                         code: &catalogue::NIC_DOWN,
                         location: format!("{} on {}", gspec.resources[r].name, self.name(self.me)),
                         since,
+                        seen_by: vec![self.me],
                     });
                 }
                 if res.last_failed {
@@ -250,6 +261,7 @@ impl Engine {
                             self.name(self.me)
                         ),
                         since: res.failures.last().copied().unwrap_or(now),
+                        seen_by: vec![self.me],
                     });
                 }
             }

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::bail;
-use daemon::journal::{read_journal, Entry};
+use contract::{Event as Entry, GroupState, NodeState, ResourceState, Status};
+use daemon::journal::read_journal;
 use labcluster::probe::{monotonic_ms, parse_attempts, Attempt};
-use serde_json::Value;
 
 use screen::{Paint, Screen};
 
@@ -319,33 +319,24 @@ fn drive(
 }
 
 /// The status document of `node`, if its daemon answers.
-fn status(stage: &dyn Stage, node: usize) -> Option<Value> {
+fn status(stage: &dyn Stage, node: usize) -> Option<Status> {
     labcluster::status_at(&stage.runtime_dir(node))
 }
 
 /// The group's owner and state in `doc`, and whether every one of its resources is
 /// running there (as the owner itself reports them).
-fn group_in(doc: &Value) -> (Option<String>, String, bool) {
-    let group = doc["groups"]
-        .as_array()
-        .and_then(|groups| groups.iter().find(|g| g["name"] == GROUP))
-        .cloned()
-        .unwrap_or_default();
-    let all_running = group["resources"]
-        .as_array()
-        .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r["state"] == "running"));
-    (
-        group["owner"].as_str().map(str::to_string),
-        group["state"].as_str().unwrap_or("-").to_string(),
-        all_running,
-    )
+fn group_in(doc: &Status) -> (Option<String>, Option<GroupState>, bool) {
+    let Some(group) = doc.group(GROUP) else { return (None, None, false) };
+    let rs = &group.resources;
+    let all_running = !rs.is_empty() && rs.iter().all(|r| r.state == ResourceState::Running);
+    (group.owner.clone(), Some(group.state), all_running)
 }
 
 /// Whether `node` runs the group, every resource started, as it says itself.
 fn runs_group(stage: &dyn Stage, node: usize) -> bool {
     status(stage, node).is_some_and(|doc| {
         let (owner, state, all_running) = group_in(&doc);
-        owner.as_deref() == Some(NODES[node]) && state == "running" && all_running
+        owner.as_deref() == Some(NODES[node]) && state == Some(GroupState::Running) && all_running
     })
 }
 
@@ -579,10 +570,7 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
         owner(stage).is_some()
             && (0..NODES.len()).all(|n| {
                 status(stage, n).is_some_and(|doc| {
-                    doc["faults"].as_array().is_some_and(Vec::is_empty)
-                        && doc["groups"]
-                            .as_array()
-                            .is_some_and(|gs| gs.iter().all(|g| g["locked"] != true))
+                    doc.faults.is_empty() && doc.groups.iter().all(|g| !g.locked)
                 })
             })
     };
@@ -671,11 +659,8 @@ fn keep(stage: &mut dyn Stage, screen: &Screen, stop: &Stop, crashed: usize) -> 
     screen.step(&format!("--keep: bringing {back} back; it rejoins as the standby"));
     stage.recover(crashed)?;
     stop.wait_for(FORM_TIMEOUT, &format!("{back} back as standby"), || {
-        Ok(status(stage, 1 - crashed).is_some_and(|doc| {
-            doc["nodes"]
-                .as_array()
-                .is_some_and(|ns| ns.iter().any(|n| n["name"] == back && n["state"] == "standby"))
-        }))
+        Ok(status(stage, 1 - crashed)
+            .is_some_and(|doc| doc.node(back).is_some_and(|n| n.state == NodeState::Standby)))
     })?;
     if let Some(view) = status(stage, 1 - crashed) {
         screen.state(&view, Some(&view));

@@ -6,8 +6,7 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use daemon::journal::Entry;
-use serde_json::Value;
+use contract::{Event as Entry, LinkState, Severity, Status};
 
 /// A style for a piece of text (an ANSI SGR code on a terminal, nothing otherwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +131,7 @@ impl Screen {
 
     /// The cluster as `view` (a status document) shows it; the group's resources as
     /// `owner` (the owner's own document, which knows them) shows them.
-    pub fn state(&self, view: &Value, owner: Option<&Value>) {
+    pub fn state(&self, view: &Status, owner: Option<&Status>) {
         for line in self.state_lines(view, owner) {
             println!("{INDENT}{line}");
         }
@@ -142,64 +141,58 @@ impl Screen {
         self.paint(Paint::of_state(state), state)
     }
 
-    pub fn state_lines(&self, view: &Value, owner: Option<&Value>) -> Vec<String> {
-        let list = |doc: &Value, key: &str| doc[key].as_array().cloned().unwrap_or_default();
-        let mut lines = vec![self
-            .paint(Paint::Dim, &format!("the cluster as {} sees it:", text(&view["reported_by"])))];
-        let nodes: Vec<String> = list(view, "nodes")
+    pub fn state_lines(&self, view: &Status, owner: Option<&Status>) -> Vec<String> {
+        let mut lines =
+            vec![self.paint(Paint::Dim, &format!("the cluster as {} sees it:", view.reported_by))];
+        let nodes: Vec<String> = view
+            .nodes
             .iter()
-            .map(|n| format!("{} {}", text(&n["name"]), self.word(&text(&n["state"]))))
+            .map(|n| format!("{} {}", n.name, self.word(n.state.as_str())))
             .collect();
         lines.push(format!("nodes   {}", nodes.join("   ")));
-        let links: Vec<String> = list(view, "links")
+        let links: Vec<String> = view
+            .links
             .iter()
             .map(|l| {
-                let rtt = l["rtt_ms"]
-                    .as_f64()
-                    .filter(|_| l["state"] == "up")
+                let rtt = l
+                    .rtt_ms
+                    .filter(|_| l.state == LinkState::Up)
                     .map(|r| self.paint(Paint::Dim, &format!(" {r:.2} ms")))
                     .unwrap_or_default();
-                format!("{} {}{rtt}", text(&l["link"]), self.word(&text(&l["state"])))
+                format!("{} {}{rtt}", l.link, self.word(l.state.as_str()))
             })
             .collect();
         lines.push(format!("links   {}", links.join("   ")));
-        for group in list(view, "groups") {
-            let name = text(&group["name"]);
-            let owned = owner
-                .and_then(|doc| list(doc, "groups").into_iter().find(|g| text(&g["name"]) == name));
+        for group in &view.groups {
+            let name = &group.name;
+            let owned = owner.and_then(|doc| doc.group(name));
             let resources: Vec<String> = owned
-                .as_ref()
-                .map(|g| list(g, "resources"))
+                .map(|g| g.resources.as_slice())
                 .unwrap_or_default()
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{} ({}) {}",
-                        text(&r["name"]),
-                        text(&r["kind"]),
-                        self.word(&text(&r["state"]))
-                    )
-                })
+                .map(|r| format!("{} ({}) {}", r.name, r.kind, self.word(r.state.as_str())))
                 .collect();
-            let lock = if group["locked"] == Value::Bool(true) {
-                self.paint(Paint::Warn, &format!("  locked: {}", text(&group["lock_reason"])))
+            let lock = if group.locked {
+                let reason = group.lock_reason.as_deref().unwrap_or("-");
+                self.paint(Paint::Warn, &format!("  locked: {reason}"))
             } else {
                 String::new()
             };
             lines.push(format!(
                 "group   {name} {} on {}{lock}",
-                self.word(&text(&group["state"])),
-                self.paint(Paint::Bold, &text(&group["owner"]))
+                self.word(group.state.as_str()),
+                self.paint(Paint::Bold, group.owner.as_deref().unwrap_or("-"))
             ));
             if !resources.is_empty() {
                 lines.push(format!("          {}", resources.join(" -> ")));
             }
         }
-        let faults: Vec<String> = list(view, "faults")
+        let faults: Vec<String> = view
+            .faults
             .iter()
             .map(|f| {
-                let paint = if f["severity"] == "error" { Paint::Bad } else { Paint::Warn };
-                format!("{} {}", self.paint(paint, &text(&f["code"])), text(&f["where"]))
+                let paint = if f.severity == Severity::Error { Paint::Bad } else { Paint::Warn };
+                format!("{} {}", self.paint(paint, &f.code), f.location)
             })
             .collect();
         if !faults.is_empty() {
@@ -217,14 +210,6 @@ fn when(offset_ms: Option<i64>) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,19 +217,27 @@ mod tests {
     #[test]
     fn the_state_table_is_compact_and_plain_without_a_terminal() {
         let screen = Screen { start: Instant::now(), colour: false };
-        let view = serde_json::json!({
+        let view: Status = serde_json::from_value(serde_json::json!({
+            "cluster": "demo",
             "reported_by": "beta",
             "nodes": [{"name": "alpha", "state": "working"}, {"name": "beta", "state": "standby"}],
-            "links": [{"link": "net1", "state": "up", "rtt_ms": 0.25},
-                      {"link": "disk", "state": "down", "rtt_ms": null}],
+            "links": [{"link": "net1", "nodes": ["alpha", "beta"], "state": "up",
+                       "last_heard_ms": 10, "rtt_ms": 0.25, "loss_percent": null},
+                      {"link": "disk", "nodes": ["alpha", "beta"], "state": "down",
+                       "last_heard_ms": null, "rtt_ms": null, "loss_percent": null}],
             "groups": [{"name": "web", "state": "running", "owner": "alpha", "locked": false,
-                        "resources": [{"name": "hello", "kind": "process", "state": "stopped"}]}],
-            "faults": [{"code": "W2101", "severity": "warning", "where": "link disk"}],
-        });
-        let owner = serde_json::json!({
-            "groups": [{"name": "web", "resources": [
-                {"name": "hello", "kind": "process", "state": "running"}]}],
-        });
+                        "lock_reason": null,
+                        "resources": [{"name": "hello", "kind": "process", "state": "stopped",
+                                       "fail_count": 0}]}],
+            "leases": [],
+            "faults": [{"code": "W2101", "severity": "warning", "where": "link disk",
+                        "since": "2026-11-25T10:42:07Z"}],
+            "journal": {"durable_id": 1, "queued": 0, "dropped": 0, "error": null},
+            "receiving": [],
+        }))
+        .unwrap();
+        let mut owner = view.clone();
+        owner.groups[0].resources[0].state = contract::ResourceState::Running;
         let lines = screen.state_lines(&view, Some(&owner));
         assert_eq!(
             lines,

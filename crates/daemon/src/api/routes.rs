@@ -1,0 +1,542 @@
+//! The API's route table ([`ROUTES`]): the router, the role each route needs and the
+//! OpenAPI document are all built from it, so they cannot disagree. Every request goes
+//! through the rate limit, then its route's guard (the bearer token and the role, then
+//! the body within its size and time limits), then its handler, which reaches the
+//! daemon's loop through the control socket's bounded [`Call`] channel, never waiting
+//! for room in it (full: 503).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::oneshot;
+
+use super::auth::{Authed, Refusal};
+use super::users::Role;
+use super::ApiState;
+use crate::access::Caller;
+use crate::control::{Call, Request as Command};
+
+/// The client's address, put on every request of its connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// What a route does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Status,
+    Events,
+    Switchover,
+    Drain,
+    Undrain,
+    Maintenance,
+    Clear,
+    Metrics,
+    AppHeartbeat,
+    OpenApi,
+}
+
+/// One route: method, path (axum's and OpenAPI's `{name}` syntax), the role it needs
+/// (`None`: anyone) and what it does.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub need: Option<Role>,
+    pub action: Action,
+    pub summary: &'static str,
+}
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/v1/status",
+        need: Some(Role::Viewer),
+        action: Action::Status,
+        summary: "The status document: nodes, links, groups, resources, leases, faults",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/events",
+        need: Some(Role::Viewer),
+        action: Action::Events,
+        summary:
+            "A page of this node's journal after `since` (`{\"events\": [...], \"next\": ID}`); \
+                  with `Accept: text/event-stream`, a live stream of its new entries",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/groups/{g}/switchover",
+        need: Some(Role::Operator),
+        action: Action::Switchover,
+        summary: "Planned move of group g (to node `to`, or the best other node)",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/nodes/{n}/drain",
+        need: Some(Role::Operator),
+        action: Action::Drain,
+        summary: "Move every group off node n and keep them off",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/nodes/{n}/undrain",
+        need: Some(Role::Operator),
+        action: Action::Undrain,
+        summary: "Allow drained node n to run groups again",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/maintenance",
+        need: Some(Role::Admin),
+        action: Action::Maintenance,
+        summary: "Maintenance on (stop acting on resources; they keep running) or off",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/groups/{g}/clear",
+        need: Some(Role::Operator),
+        action: Action::Clear,
+        summary: "Forget group g's failures (all its resources, or `resource`) and unlock it",
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        need: Some(Role::Viewer),
+        action: Action::Metrics,
+        summary: "Prometheus metrics (OpenMetrics text): links, heartbeats, groups, leases, \
+                  failovers, agent operations, disk jobs",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/apps/{name}/heartbeat",
+        need: Some(Role::App),
+        action: Action::AppHeartbeat,
+        summary: "The `app` resource `name` is alive (`{\"status\": \"...\"}` optional): an \
+                  app token whose user is named after the app, sent to the node that runs it",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/openapi.json",
+        need: None,
+        action: Action::OpenApi,
+        summary: "This API's OpenAPI 3.1 document",
+    },
+];
+
+/// Most journal entries in one page of `GET /v1/events`.
+pub const EVENTS_PAGE_MAX: usize = 1000;
+
+/// How often a live event stream looks at the journal, and sends a comment when there
+/// was nothing (so that proxies and clients see the stream alive).
+const STREAM_POLL: Duration = Duration::from_millis(250);
+const STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The body of `POST /v1/groups/{g}/switchover` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverBody {
+    /// The node to move to; the best other node if absent.
+    pub to: Option<String>,
+}
+
+/// The body of `POST /v1/maintenance`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceBody {
+    pub on: bool,
+}
+
+/// The body of `POST /v1/apps/{name}/heartbeat` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    /// The application's status text (kept as the last one, cut to 256 bytes).
+    pub status: Option<String>,
+}
+
+/// The body of `POST /v1/groups/{g}/clear` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearBody {
+    /// Only this resource's failures; the whole group's if absent.
+    pub resource: Option<String>,
+}
+
+/// The router of [`ROUTES`] over `state`.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let mut router: Router<Arc<ApiState>> = Router::new();
+    for route in ROUTES {
+        let filter = match route.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            other => unreachable!("no route uses {other}"),
+        };
+        let handler: MethodRouter<Arc<ApiState>> = match route.action {
+            Action::Status => on(filter, status),
+            Action::Events => on(filter, events),
+            Action::Switchover => on(filter, switchover),
+            Action::Drain => on(filter, drain),
+            Action::Undrain => on(filter, undrain),
+            Action::Maintenance => on(filter, maintenance),
+            Action::Clear => on(filter, clear),
+            Action::Metrics => on(filter, metrics),
+            Action::AppHeartbeat => on(filter, app_heartbeat),
+            Action::OpenApi => on(filter, openapi),
+        };
+        let guarded = handler.layer(from_fn_with_state((state.clone(), route.need), guard));
+        router = router.route(route.path, guarded);
+    }
+    router
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route (see /v1/openapi.json)") })
+        .layer(from_fn_with_state(state.clone(), rate))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"ok": false, "error": message}))).into_response()
+}
+
+fn client(request: &Request) -> SocketAddr {
+    request.extensions().get::<ClientAddr>().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
+}
+
+/// The per-client rate limit (429 with `Retry-After`).
+async fn rate(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    if let Err(wait) = state.rate.take(client(&request).ip()) {
+        let mut response =
+            error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this address");
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return response;
+    }
+    next.run(request).await
+}
+
+/// A route's guard: the token and the role (401, 403), then the body read whole within
+/// the size and time limits (413, 408). The handler finds the caller as an extension.
+async fn guard(
+    State((state, need)): State<(Arc<ApiState>, Option<Role>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let address = client(&request);
+    let mut caller = None;
+    if let Some(need) = need {
+        let header = request.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        match state.auth.check(header).await {
+            Err(refusal) => {
+                let (message, challenge) = match refusal {
+                    Refusal::Missing => ("a bearer token is needed", r#"Bearer realm="tandem""#),
+                    Refusal::Bad => (
+                        "the bearer token is not valid",
+                        r#"Bearer realm="tandem", error="invalid_token""#,
+                    ),
+                };
+                let mut response = error(StatusCode::UNAUTHORIZED, message);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                return response;
+            }
+            Ok(Authed { user, role }) if !role.may(need) => {
+                let message = format!("user {user} has role {role}; this route needs {need}");
+                return error(StatusCode::FORBIDDEN, &message);
+            }
+            Ok(Authed { user, role }) => caller = Some(Caller::Api { user, role, address }),
+        }
+    }
+    let limit = state.limits.body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is over {limit} bytes"));
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes =
+        match tokio::time::timeout(state.limits.body_read, axum::body::to_bytes(body, limit)).await
+        {
+            Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
+            Ok(Err(_)) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the body is over {limit} bytes"),
+                )
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+    if let Some(caller) = caller {
+        parts.extensions.insert(caller);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Hands `command` to the loop and waits for its answer (the loop's own, as it is).
+async fn ask(state: &ApiState, command: Command, caller: Caller) -> Result<Value, Response> {
+    let answer = ask_loop(state, command, caller).await?;
+    serde_json::to_value(answer)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+/// [`ask`], the answer as the loop gave it.
+async fn ask_loop(
+    state: &ApiState,
+    command: Command,
+    caller: Caller,
+) -> Result<crate::control::Answer, Response> {
+    let (answer, rx) = oneshot::channel();
+    match state.calls.try_send(Call { request: command, caller, answer }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            let mut response =
+                error(StatusCode::SERVICE_UNAVAILABLE, "the node is busy; try again");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+            return Err(response);
+        }
+        Err(TrySendError::Closed(_)) => {
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the node is stopping"))
+        }
+    }
+    match tokio::time::timeout(state.limits.answer_wait, rx).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "the node is stopping")),
+        Err(_) => Err(error(StatusCode::GATEWAY_TIMEOUT, "the node did not answer in time")),
+    }
+}
+
+/// A command's answer: 200 when taken, 409 with the loop's reason when refused.
+fn command_answer(answer: Result<Value, Response>) -> Response {
+    match answer {
+        Err(response) => response,
+        Ok(answer) if answer["ok"] == Value::Bool(true) => Json(answer).into_response(),
+        Ok(answer) => (StatusCode::CONFLICT, Json(answer)).into_response(),
+    }
+}
+
+fn body_of<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")))
+}
+
+async fn status(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match ask(&state, Command::Status, caller).await {
+        Err(response) => response,
+        Ok(answer) if answer["ok"] == Value::Bool(true) => {
+            Json(answer["status"].clone()).into_response()
+        }
+        Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+    }
+}
+
+async fn switchover(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(group): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: SwitchoverBody = match body_of(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    command_answer(ask(&state, Command::Switchover { group, to: body.to }, caller).await)
+}
+
+async fn drain(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(node): Path<String>,
+) -> Response {
+    command_answer(ask(&state, Command::Drain { node }, caller).await)
+}
+
+async fn undrain(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(node): Path<String>,
+) -> Response {
+    command_answer(ask(&state, Command::Undrain { node }, caller).await)
+}
+
+async fn maintenance(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let body: MaintenanceBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    command_answer(ask(&state, Command::Maintenance { on: body.on }, caller).await)
+}
+
+async fn clear(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(group): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: ClearBody = match body_of(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    command_answer(ask(&state, Command::Clear { group, resource: body.resource }, caller).await)
+}
+
+/// The metrics: the status-document families set from the loop's status, then every
+/// family in the text format.
+async fn metrics(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let answer = match ask_loop(&state, Command::Status, caller).await {
+        Ok(answer) => answer,
+        Err(response) => return response,
+    };
+    let Some(status) = answer.status else {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response();
+    };
+    let text = state.metrics.encode(&status);
+    // prometheus-client writes OpenMetrics text (`# EOF`, counters' `_total` samples
+    // under their family's name), which Prometheus scrapes as such.
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, kind)], text).into_response()
+}
+
+/// An application's heartbeat: its token's user must be named after the app (an app
+/// token reports for its own app only, 403 otherwise); handed to the app resource's
+/// agent at once, not through the loop (the agent's monitor reads it).
+async fn app_heartbeat(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Caller::Api { user, .. } = &caller else {
+        return error(StatusCode::FORBIDDEN, "an app token is needed");
+    };
+    if *user != name {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!("the token of {user} reports for app {user} only"),
+        );
+    }
+    let body: HeartbeatBody = match body_of(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match (state.apps)(&name, body.status.as_deref()) {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(why) => error(StatusCode::NOT_FOUND, &why),
+    }
+}
+
+async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+/// The journal's entries after `since` (blocking read, off the async threads).
+async fn entries_after(dir: std::path::PathBuf, since: u64) -> Vec<crate::journal::Entry> {
+    tokio::task::spawn_blocking(move || {
+        crate::journal::read_journal(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.id > since)
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// The journal files' sizes and modification times: what changes when entries are added
+/// or the journal is rotated.
+type JournalStamp = [Option<(u64, std::time::SystemTime)>; 2];
+
+fn journal_stamp(dir: &std::path::Path) -> JournalStamp {
+    let stat = |name: &str| {
+        let meta = std::fs::metadata(dir.join(name)).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    };
+    [stat(crate::journal::JOURNAL_FILE), stat(crate::journal::JOURNAL_OLD_FILE)]
+}
+
+async fn events(
+    State(state): State<Arc<ApiState>>,
+    Query(since): Query<Since>,
+    headers: HeaderMap,
+) -> Response {
+    let since = since.since.unwrap_or(0);
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if !streaming {
+        let mut page = entries_after(state.journal_dir.clone(), since).await;
+        page.truncate(EVENTS_PAGE_MAX);
+        let next = page.last().map_or(since, |e| e.id);
+        return Json(json!({"events": page, "next": next})).into_response();
+    }
+    let dir = state.journal_dir.clone();
+    let start = (since, std::time::Instant::now(), None);
+    let stream = futures_util::stream::unfold(start, move |(last, quiet, mut seen)| {
+        let dir = dir.clone();
+        async move {
+            loop {
+                // The journal is read again only when its files changed (size or
+                // modification time): an open stream costs a stat per poll.
+                let stamp = journal_stamp(&dir);
+                let fresh = match seen == Some(stamp) {
+                    true => Vec::new(),
+                    false => entries_after(dir.clone(), last).await,
+                };
+                seen = Some(stamp);
+                if let Some(newest) = fresh.last().map(|e| e.id) {
+                    let mut text = String::new();
+                    for entry in &fresh {
+                        let data = serde_json::to_string(entry).unwrap_or_default();
+                        text.push_str(&format!(
+                            "id: {}\nevent: {}\ndata: {data}\n\n",
+                            entry.id, entry.code
+                        ));
+                    }
+                    let item: Result<Bytes, std::convert::Infallible> = Ok(Bytes::from(text));
+                    return Some((item, (newest, std::time::Instant::now(), seen)));
+                }
+                if quiet.elapsed() >= STREAM_KEEPALIVE {
+                    return Some((
+                        Ok(Bytes::from_static(b": alive\n\n")),
+                        (last, std::time::Instant::now(), seen),
+                    ));
+                }
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
