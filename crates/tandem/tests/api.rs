@@ -1,9 +1,11 @@
 //! The HTTPS API of a real `tandem node` on 127.0.0.1: `tandem keygen --config` makes
 //! the CA and the node certificates, `tandem user add|list|remove` the users; a viewer
 //! reads `/v1/status`, an operator switches the group over, and the journal's I5107
-//! entry names the user, its role and the client's address.
+//! entry names the user, its role and the client's address; the CLI does the same
+//! through `--endpoint`, with its exit codes; and `examples/app-heartbeat.sh` keeps an
+//! `app` resource alive through the API until its program dies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,17 +24,123 @@ fn tandem(args: &[&str]) -> std::process::Output {
     out
 }
 
-struct Daemons(Vec<Child>);
+/// The daemons of a test and what they may leave: stopped as an operator would, then
+/// their guards (told to exit on their sockets) and the group's processes (by PID,
+/// found by the test's token).
+struct Daemons {
+    children: Vec<Child>,
+    dir: PathBuf,
+    token: String,
+}
 
 impl Drop for Daemons {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for child in &mut self.children {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
-        for child in &mut self.0 {
+        for child in &mut self.children {
             let _ = child.wait();
         }
+        for name in ["alpha", "beta"] {
+            let _ = daemon::guard::stop_guard(&self.dir.join(format!("run-{name}")));
+        }
+        for pid in labcluster::sampler::processes_with(&self.token) {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Two nodes on loopback with the API on both: the configuration (`group`, in which
+/// `{token}` stands for the test's unique token), the cluster key, the CA and the nodes'
+/// certificates (`tandem keygen --config`; alpha's pair serves both, both on
+/// 127.0.0.1), the disk area. The users file is left to the test.
+struct ApiCluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    api: [u16; 2],
+    token: String,
+}
+
+impl ApiCluster {
+    fn new(name: &str, group: &str) -> ApiCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let ports = free_udp_ports(2).unwrap();
+        let api = [free_tcp_port(), free_tcp_port()];
+        let head = ClusterToml {
+            comment: String::new(),
+            name: name.into(),
+            files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
+            timing: "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"500ms\"\n\
+                     lease_timeout = \"1s\"\n"
+                .into(),
+            nodes: vec![
+                NodeToml::loopback("alpha", &ports[..1], &format!("127.0.0.1:{}", api[0])),
+                NodeToml::loopback("beta", &ports[1..], &format!("127.0.0.1:{}", api[1])),
+            ],
+            area: format!("{d}/disk"),
+        };
+        let token = format!("86400.{}{}", std::process::id(), api[0]);
+        let config = format!(
+            "{}\n[api]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
+             users_file = \"{d}/users.toml\"\n\n{}",
+            head.text(),
+            group.replace("{token}", &token)
+        );
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, config).unwrap();
+        let p = path.to_str().unwrap();
+        tandem(&["keygen", "--dir", &d, "--config", p]);
+        for file in
+            ["cluster.key", "ca.crt", "ca.key", "alpha.crt", "alpha.key", "beta.crt", "beta.key"]
+        {
+            assert!(dir.path().join(file).exists(), "{file}");
+        }
+        std::fs::copy(dir.path().join("alpha.crt"), dir.path().join("tls.crt")).unwrap();
+        std::fs::copy(dir.path().join("alpha.key"), dir.path().join("tls.key")).unwrap();
+        std::fs::File::create(dir.path().join("disk")).unwrap().set_len(1 << 20).unwrap();
+        tandem(&["disk", "init", "--config", p]);
+        ApiCluster { dir, config: path, api, token }
+    }
+
+    fn user(&self, name: &str, role: &str) -> String {
+        let p = self.config.to_str().unwrap();
+        let out = tandem(&["user", "add", name, "--role", role, "--config", p]).stdout;
+        String::from_utf8(out).unwrap().trim().to_string()
+    }
+
+    fn start(&self) -> Daemons {
+        let dir = self.dir.path();
+        let mut children = Vec::new();
+        for name in ["alpha", "beta"] {
+            let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+            children.push(
+                Command::new(TANDEM)
+                    .args(["node", "--config"])
+                    .arg(&self.config)
+                    .args(["--name", name, "--state-dir"])
+                    .arg(dir.join(name))
+                    .arg("--runtime-dir")
+                    .arg(dir.join(format!("run-{name}")))
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        Daemons { children, dir: dir.to_path_buf(), token: self.token.clone() }
+    }
+
+    fn logs(&self) -> String {
+        ["alpha", "beta", "app"]
+            .iter()
+            .map(|n| {
+                let log = self.dir.path().join(format!("{n}.log"));
+                format!("--- {n}\n{}", std::fs::read_to_string(log).unwrap_or_default())
+            })
+            .collect()
     }
 }
 
@@ -52,45 +160,13 @@ fn agent(ca: &Path) -> ureq::Agent {
 
 #[test]
 fn users_round_trip_and_a_real_node_serves_status_and_a_switchover() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let ports = free_udp_ports(2).unwrap();
-    let api = [free_tcp_port(), free_tcp_port()];
-    let head = ClusterToml {
-        comment: String::new(),
-        name: "apitest".into(),
-        files: Some((format!("{d}/cluster.key"), format!("{d}/state"))),
-        timing: "[timing]\nheartbeat_interval = \"50ms\"\npeer_timeout = \"500ms\"\n\
-                 lease_timeout = \"1s\"\n"
-            .into(),
-        nodes: vec![
-            NodeToml::loopback("alpha", &ports[..1], &format!("127.0.0.1:{}", api[0])),
-            NodeToml::loopback("beta", &ports[1..], &format!("127.0.0.1:{}", api[1])),
-        ],
-        area: format!("{d}/disk"),
-    };
-    let token = format!("86400.{}{}", std::process::id(), api[0]);
-    let config = format!(
-        "{}\n[api]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
-         users_file = \"{d}/users.toml\"\n\n[[group]]\nname = \"web\"\nnodes = [\"alpha\", \"beta\"]\n\
-         \n  [[group.resource]]\n  name = \"sleeper\"\n  kind = \"process\"\n  \
-         command = [\"/bin/sleep\", \"{token}\"]\n  stop_timeout = \"1s\"\n",
-        head.text()
+    let cluster = ApiCluster::new(
+        "apitest",
+        "[[group]]\nname = \"web\"\nnodes = [\"alpha\", \"beta\"]\n\n  [[group.resource]]\n  \
+         name = \"sleeper\"\n  kind = \"process\"\n  command = [\"/bin/sleep\", \"{token}\"]\n  \
+         stop_timeout = \"1s\"\n",
     );
-    let path = dir.path().join("cluster.toml");
-    std::fs::write(&path, config).unwrap();
-    let p = path.to_str().unwrap();
-    tandem(&["keygen", "--dir", &d, "--config", p]);
-    for file in
-        ["cluster.key", "ca.crt", "ca.key", "alpha.crt", "alpha.key", "beta.crt", "beta.key"]
-    {
-        assert!(dir.path().join(file).exists(), "{file}");
-    }
-    // One node's pair for both (the test talks to alpha only).
-    std::fs::copy(dir.path().join("alpha.crt"), dir.path().join("tls.crt")).unwrap();
-    std::fs::copy(dir.path().join("alpha.key"), dir.path().join("tls.key")).unwrap();
-    std::fs::File::create(dir.path().join("disk")).unwrap().set_len(1 << 20).unwrap();
-    tandem(&["disk", "init", "--config", p]);
+    let (dir, api, p) = (&cluster.dir, cluster.api, cluster.config.to_str().unwrap());
     // Users: add, refuse a second add, list without tokens, remove.
     let viewer = String::from_utf8(
         tandem(&["user", "add", "vera", "--role", "viewer", "--config", p]).stdout,
@@ -116,21 +192,7 @@ fn users_round_trip_and_a_real_node_serves_status_and_a_switchover() {
         .unwrap()
         .contains(&viewer[5..]));
 
-    let mut daemons = Daemons(Vec::new());
-    for name in ["alpha", "beta"] {
-        let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
-        daemons.0.push(
-            Command::new(TANDEM)
-                .args(["node", "--config", p, "--name", name, "--state-dir"])
-                .arg(dir.path().join(name))
-                .arg("--runtime-dir")
-                .arg(dir.path().join(format!("run-{name}")))
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
+    let _daemons = cluster.start();
     let agent = agent(&dir.path().join("ca.crt"));
     let base = format!("https://127.0.0.1:{}/v1", api[0]);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -285,5 +347,88 @@ fn users_round_trip_and_a_real_node_serves_status_and_a_switchover() {
         "tandem_operation_seconds_count{kind=\"",
     ] {
         assert!(text.contains(needle), "no `{needle}` in the metrics:\n{text}");
+    }
+}
+
+/// `examples/app-heartbeat.sh` keeps an `app` resource alive through the API: while its
+/// program runs, the group runs on alpha; when the program dies the heartbeats stop, the
+/// resource fails once its deadline has passed and is restarted in place (W4105), then,
+/// still silent, fails again and the group moves to beta at the migration threshold
+/// (E4108).
+#[test]
+fn an_app_that_stops_calling_is_restarted_then_moved_at_the_threshold() {
+    let cluster = ApiCluster::new(
+        "apptest",
+        "[[group]]\nname = \"web\"\nnodes = [\"alpha\", \"beta\"]\nmigration_threshold = 2\n\n  \
+         [[group.resource]]\n  name = \"server\"\n  kind = \"process\"\n  \
+         command = [\"/bin/sleep\", \"{token}\"]\n  stop_timeout = \"1s\"\n\n  \
+         [[group.resource]]\n  name = \"beater\"\n  kind = \"app\"\n  deadline = \"1500ms\"\n  \
+         monitor = { interval = \"200ms\", timeout = \"1s\" }\n",
+    );
+    let (viewer, beater) = (cluster.user("vera", "viewer"), cluster.user("beater", "app"));
+    let _daemons = cluster.start();
+    let ca = cluster.dir.path().join("ca.crt");
+    let endpoint = format!("https://127.0.0.1:{}", cluster.api[0]);
+    // The application: a `sleep` with an argument of its own, under the example script.
+    let program_arg = format!("86401.{}{}", std::process::id(), cluster.api[1]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app-heartbeat.sh");
+    let mut app = Command::new("sh")
+        .arg(&script)
+        .args([endpoint.as_str(), "beater", ca.to_str().unwrap(), "--", "/bin/sleep"])
+        .arg(&program_arg)
+        .env("TANDEM_TOKEN", &beater)
+        .env("INTERVAL", "0.2")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(cluster.dir.path().join("app.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let agent = agent(&ca);
+    // The group as alpha's API shows it: owner, state, failures of its resources.
+    type Seen = (Option<String>, String, u32);
+    let group = || -> Option<Seen> {
+        let status: contract::Status = agent
+            .get(&format!("{endpoint}/v1/status"))
+            .set("Authorization", &format!("Bearer {viewer}"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        let g = &status.groups[0];
+        let fails = g.resources.iter().map(|r| r.fail_count).sum();
+        Some((g.owner.clone(), g.state.as_str().to_string(), fails))
+    };
+    let until = |within: Duration, what: &dyn Fn(&Seen) -> bool| {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(seen) = group() {
+                if what(&seen) {
+                    return seen;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out; {:?}\n{}", group(), cluster.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let alpha = Some("alpha".to_string());
+    until(Duration::from_secs(20), &|(o, state, _)| *o == alpha && state == "running");
+    // Kept alive: three deadlines later it still runs there, nothing failed.
+    std::thread::sleep(Duration::from_millis(4500));
+    let (owner, state, fails) = group().unwrap();
+    assert_eq!((owner, state.as_str(), fails), (alpha.clone(), "running", 0), "{}", cluster.logs());
+    // The application dies: its script stops calling.
+    for pid in labcluster::sampler::processes_with(&program_arg) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = app.wait();
+    let beta = Some("beta".to_string());
+    until(Duration::from_secs(30), &|(o, _, _)| *o == beta);
+    let codes: Vec<String> = daemon::journal::read_journal(&cluster.dir.path().join("alpha"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.code)
+        .collect();
+    for code in ["W4105", "E4108"] {
+        assert!(codes.contains(&code.to_string()), "{code} missing on alpha: {codes:?}");
     }
 }
