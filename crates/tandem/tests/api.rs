@@ -217,7 +217,7 @@ fn an_app_that_stops_calling_is_restarted_then_moved_at_the_threshold() {
         "[[group]]\nname = \"web\"\nnodes = [\"alpha\", \"beta\"]\nmigration_threshold = 2\n\n  \
          [[group.resource]]\n  name = \"server\"\n  kind = \"process\"\n  \
          command = [\"/bin/sleep\", \"{token}\"]\n  stop_timeout = \"1s\"\n\n  \
-         [[group.resource]]\n  name = \"beater\"\n  kind = \"app\"\n  deadline = \"1500ms\"\n  \
+         [[group.resource]]\n  name = \"beater\"\n  kind = \"app\"\n  deadline = \"3s\"\n  \
          monitor = { interval = \"200ms\", timeout = \"1s\" }\n",
     );
     let (viewer, beater) = (cluster.user("vera", "viewer"), cluster.user("beater", "app"));
@@ -225,7 +225,9 @@ fn an_app_that_stops_calling_is_restarted_then_moved_at_the_threshold() {
     let ca = cluster.dir.path().join("ca.crt");
     let endpoint = format!("https://127.0.0.1:{}", cluster.api[0]);
     // The application: a `sleep` with an argument of its own, under the example script.
-    let program_arg = format!("86401.{}{}", std::process::id(), cluster.api[1]);
+    // Its argument holds the cluster's token, so that the clean-up finds it (and the
+    // script) even when the test fails early; the group's own `sleep` has the bare token.
+    let program_arg = format!("{}1", cluster.token);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app-heartbeat.sh");
     let mut app = Command::new("sh")
         .arg(&script)
@@ -266,8 +268,8 @@ fn an_app_that_stops_calling_is_restarted_then_moved_at_the_threshold() {
     };
     let alpha = Some("alpha".to_string());
     until(Duration::from_secs(20), &|(o, state, _)| *o == alpha && state == "running");
-    // Kept alive: three deadlines later it still runs there, nothing failed.
-    std::thread::sleep(Duration::from_millis(4500));
+    // Kept alive: two deadlines later it still runs there, nothing failed.
+    std::thread::sleep(Duration::from_secs(6));
     let (owner, state, fails) = group().unwrap();
     assert_eq!((owner, state.as_str(), fails), (alpha.clone(), "running", 0), "{}", cluster.logs());
     // The application dies: its script stops calling.
