@@ -52,28 +52,8 @@ impl LossCounter {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use engine::{AdminState, Instant, NodeId, NodeReport, NodeState};
-
     use super::*;
-
-    fn beat(incarnation: u64, sequence: u64) -> Heartbeat {
-        Heartbeat {
-            from: NodeId(1),
-            incarnation,
-            sequence,
-            sent_at: Instant(0),
-            echo: None,
-            report: Arc::new(NodeReport {
-                state: NodeState::Standby,
-                storage_ok: true,
-                groups: Vec::new(),
-                links_up: Vec::new(),
-                admin: AdminState::default(),
-            }),
-        }
-    }
+    use crate::net::tests::beat;
 
     #[test]
     fn loss_counts_gaps_and_restarts_with_a_new_incarnation() {

@@ -595,7 +595,8 @@ pub(crate) mod tests {
 
     use super::*;
 
-    fn beat(incarnation: u64, sequence: u64) -> Heartbeat {
+    /// A heartbeat of beta's (the loss counter's tests use it too).
+    pub(crate) fn beat(incarnation: u64, sequence: u64) -> Heartbeat {
         Heartbeat {
             from: NodeId(1),
             incarnation,
