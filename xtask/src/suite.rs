@@ -156,6 +156,8 @@ const LAB_NEEDS: &[(Need, &str)] = &[
     (Need::Dir("/usr/lib/python3/dist-packages/aiosmtpd"), "python3-aiosmtpd"),
     // `promtool check rules` / `check metrics` (crates/tandem/tests/cli.rs).
     (Need::Program("promtool"), "prometheus"),
+    // examples/app-heartbeat.sh, run by the application API's lab test (tests/lab_ops.rs).
+    (Need::Program("curl"), "curl"),
 ];
 
 /// The needs `present` says are missing, as (what, package).

@@ -105,7 +105,9 @@ impl Target {
 }
 
 fn build(config: &AlertConfig) -> Result<Target, StartError> {
-    let ca = |path: &Option<std::path::PathBuf>| path.as_deref().map(tls::read_ca).transpose();
+    let ca = |path: &Option<config::Spanned<std::path::PathBuf>>| {
+        path.as_ref().map(|p| tls::read_ca(&p.value)).transpose()
+    };
     let wrong = |message: String| StartError { code: &catalogue::ALERT_FILE_UNUSABLE, message };
     Ok(match &config.target {
         AlertTarget::Email { smtp, starttls, from, to, username, password_file, ca_file } => {

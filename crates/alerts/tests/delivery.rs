@@ -23,6 +23,11 @@ struct Pki {
     key_pem: String,
 }
 
+/// A path as the configuration holds it (with where it was written: nowhere here).
+fn spanned(path: &Path) -> Spanned<PathBuf> {
+    Spanned { value: path.to_path_buf(), span: 0..0 }
+}
+
 fn pki(dir: &Path) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
@@ -95,38 +100,8 @@ fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> 
 
 // ---- SMTP -------------------------------------------------------------------------
 
-const SMTP_SERVER: &str = r#"
-import os, ssl, sys
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-port, cert, key, outdir, user, password = sys.argv[1:7]
-class Handler:
-    count = 0
-    async def handle_DATA(self, server, session, envelope):
-        Handler.count += 1
-        path = os.path.join(outdir, "%d.eml" % Handler.count)
-        with open(path + ".tmp", "w") as f:
-            f.write("X-Test-Mail-From: %s\n" % envelope.mail_from)
-            f.write("X-Test-Rcpt-To: %s\n" % ",".join(envelope.rcpt_tos))
-            f.write("X-Test-Tls: %s\n" % (session.ssl is not None))
-            f.write("X-Test-Auth: %s\n" % session.authenticated)
-            f.write(envelope.content.decode("utf8", "replace"))
-        os.rename(path + ".tmp", path)
-        return "250 OK"
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = (isinstance(auth_data, LoginPassword) and auth_data.login == user.encode()
-          and auth_data.password == password.encode())
-    return AuthResult(success=ok)
-ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-ctx.load_cert_chain(cert, key)
-c = Controller(Handler(), hostname="127.0.0.1", port=int(port), tls_context=ctx,
-               require_starttls=True, authenticator=authenticator, auth_required=True,
-               auth_require_tls=True)
-c.start()
-print("ready", flush=True)
-sys.stdin.read()
-c.stop()
-"#;
+/// The SMTP server, shared with the lab's alert test (crates/tandem/tests/support).
+const SMTP_SERVER: &str = include_str!("smtp_server.py");
 
 /// A python3 that has aiosmtpd (Debian's python3-aiosmtpd is /usr/bin/python3's).
 fn python_with_aiosmtpd() -> Option<&'static str> {
@@ -139,7 +114,7 @@ fn python_with_aiosmtpd() -> Option<&'static str> {
     })
 }
 
-/// The SMTP server; stopped (by closing its stdin, then by its pid) when dropped.
+/// The SMTP server; killed (our child, by its PID) when dropped.
 struct Smtp {
     child: Child,
     port: u16,
@@ -152,12 +127,11 @@ impl Smtp {
         );
         let port = free_port();
         let mut child = Command::new(python)
-            .args(["-c", SMTP_SERVER, &port.to_string()])
+            .args(["-c", SMTP_SERVER, "127.0.0.1", &port.to_string()])
+            .arg(outdir)
             .arg(&pki.cert)
             .arg(&pki.key)
-            .arg(outdir)
             .args([user, password])
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -170,11 +144,9 @@ impl Smtp {
 
 impl Drop for Smtp {
     fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        if wait_for(Duration::from_secs(5), || self.child.try_wait().ok().flatten()).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // Our own child: killed by its PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -204,8 +176,8 @@ fn email_over_starttls_with_auth_is_one_message_for_a_crash() {
         from: "tandem@beta.example".into(),
         to: vec!["ops@example.com".into(), "oncall@example.com".into()],
         username: Some("tandem".into()),
-        password_file: Some(password_file.clone()),
-        ca_file: Some(pki.ca.clone()),
+        password_file: Some(spanned(&password_file)),
+        ca_file: Some(spanned(&pki.ca)),
     });
     let (alerts, failures) = alerts::start("beta", &[config]).unwrap().unwrap();
     for e in crash_events() {
@@ -247,8 +219,8 @@ fn an_unreachable_relay_is_retried_then_a_w6101_and_a_loose_password_file_is_ref
         from: "tandem@beta.example".into(),
         to: vec!["ops@example.com".into()],
         username: Some("tandem".into()),
-        password_file: Some(password_file.clone()),
-        ca_file: Some(pki.ca.clone()),
+        password_file: Some(spanned(&password_file)),
+        ca_file: Some(spanned(&pki.ca)),
     };
     let refused = alerts::start("beta", &[alert(target.clone())]).err().expect("refused");
     assert_eq!(refused.code.code, "E6001", "{refused}");
@@ -352,7 +324,7 @@ fn webhook_over_https_retries_then_delivers_once() {
     let (port, seen) = https_receiver(&pki, 2);
     let config = alert(AlertTarget::Webhook {
         url: format!("https://localhost:{port}/hook"),
-        ca_file: Some(pki.ca.clone()),
+        ca_file: Some(spanned(&pki.ca)),
     });
     let (alerts, failures) = alerts::start("beta", &[config]).unwrap().unwrap();
     for e in crash_events() {

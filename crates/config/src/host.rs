@@ -1,6 +1,7 @@
 //! Host checks: does this machine have what a valid [`Config`] names — the cluster key,
 //! devices and the disk link's area, network interfaces, scripts and programs, init
-//! scripts, systemd units, OCF agents, alert scripts.
+//! scripts, systemd units, OCF agents, alert scripts and files (a password file must be
+//! private).
 //!
 //! `tandem validate` reports them as warnings (W12xx: it may run on a machine that is
 //! not a node); the daemon as errors (E12xx: it refuses to start a node that could not
@@ -47,6 +48,8 @@ pub trait Host {
     fn interface_exists(&self, name: &str) -> bool;
     /// An environment variable (`PATH`, `OCF_ROOT`).
     fn var(&self, name: &str) -> Option<String>;
+    /// The permission bits of a path (`0o600`), `None` when it does not exist.
+    fn mode(&self, path: &Path) -> Option<u32>;
 }
 
 /// This machine.
@@ -74,6 +77,11 @@ impl Host for RealHost {
 
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn mode(&self, path: &Path) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o7777)
     }
 }
 
@@ -120,8 +128,23 @@ pub fn host_checks_on(config: &Config, strictness: Strictness, host: &dyn Host) 
         }
     }
     for alert in &config.alerts {
-        if let AlertTarget::Script { path } = &alert.target {
-            checker.file(path, &path.span, "alert script", "", true, "");
+        match &alert.target {
+            AlertTarget::Script { path } => {
+                checker.file(path, &path.span, "alert script", "", true, "");
+            }
+            AlertTarget::Email { password_file, ca_file, .. } => {
+                if let Some(path) = password_file {
+                    checker.secret(path, "alert password file");
+                }
+                if let Some(path) = ca_file {
+                    checker.file(path, &path.span, "alert CA file", "", false, "");
+                }
+            }
+            AlertTarget::Webhook { ca_file, .. } => {
+                if let Some(path) = ca_file {
+                    checker.file(path, &path.span, "alert CA file", "", false, "");
+                }
+            }
         }
     }
     let mut out = checker.out;
@@ -163,6 +186,25 @@ impl Checker<'_> {
             label: label.to_string(),
             help: if help.is_empty() { Vec::new() } else { vec![help.to_string()] },
         });
+    }
+
+    /// A file holding a secret: it exists and only its owner may read it.
+    fn secret(&mut self, path: &Spanned<PathBuf>, what: &str) {
+        self.file(path, &path.span, what, "", false, "");
+        let shown = path.display().to_string();
+        if let Some(mode) = self.host.mode(path).filter(|m| m & 0o077 != 0) {
+            self.report(
+                (&codes::HOST_SECRET_READABLE, &codes::HOST_SECRET_READABLE_WARNING),
+                &shown,
+                &path.span,
+                format!(
+                    "{what} {shown} has mode {:o}: others than its owner may read it",
+                    mode & 0o777
+                ),
+                "readable by others",
+                &format!("chown root {shown} && chmod 600 {shown}"),
+            );
+        }
     }
 
     /// A regular file, optionally executable.

@@ -101,6 +101,8 @@ pub const CODES: &[&CodeInfo] = &[
     &codes::HOST_INTERFACE_MISSING_WARNING,
     &codes::HOST_SYSTEMD_UNIT_MISSING,
     &codes::HOST_SYSTEMD_UNIT_MISSING_WARNING,
+    &codes::HOST_SECRET_READABLE,
+    &codes::HOST_SECRET_READABLE_WARNING,
 ];
 
 /// What `tandem node` of this version cannot run although the file is valid (the

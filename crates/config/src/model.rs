@@ -202,14 +202,14 @@ pub enum AlertTarget {
         /// SMTP AUTH user; given together with `password_file`.
         username: Option<String>,
         /// A file readable by root only, holding the password (one line).
-        password_file: Option<PathBuf>,
+        password_file: Option<Spanned<PathBuf>>,
         /// PEM certificates to trust instead of the built-in public roots.
-        ca_file: Option<PathBuf>,
+        ca_file: Option<Spanned<PathBuf>>,
     },
     Webhook {
         url: String,
         /// PEM certificates to trust instead of the built-in public roots.
-        ca_file: Option<PathBuf>,
+        ca_file: Option<Spanned<PathBuf>>,
     },
     /// Receives the event in environment variables `TANDEM_EVENT_*`.
     Script { path: Spanned<PathBuf> },

@@ -24,7 +24,8 @@ fn manifest_dir() -> PathBuf {
 
 /// A machine where only paths under `/present/` (and system paths named `present*`)
 /// exist, except names containing "missing"; `dir*` are directories, `*noexec*` are
-/// not executable, `/present/dev/*` are devices; interfaces are `eth0` and `lo`.
+/// not executable, `/present/dev/*` are devices, `*shared*` are readable by all (mode
+/// 644, the others 600 or 700); interfaces are `eth0` and `lo`.
 struct FakeHost;
 
 impl Host for FakeHost {
@@ -54,6 +55,10 @@ impl Host for FakeHost {
             "OCF_ROOT" => Some("/present/ocf".into()),
             _ => None,
         }
+    }
+    fn mode(&self, path: &Path) -> Option<u32> {
+        self.path_kind(path)?;
+        Some(if path.to_str()?.contains("shared") { 0o644 } else { 0o600 })
     }
 }
 

@@ -98,7 +98,8 @@ impl ClusterToml {
 }
 
 /// The lab's hosts as nodes named `names` (host 0 first), each with its addresses on
-/// the links `private` and `public` (the lab's networks of those names).
+/// the links `private` and `public` (the lab's networks of those names), and its API
+/// address on the public network (where the client is), port [`crate::API_PORT`].
 pub fn lab_nodes(lab: &Lab, names: &[String]) -> Vec<NodeToml> {
     names
         .iter()
@@ -113,7 +114,7 @@ pub fn lab_nodes(lab: &Lab, names: &[String]) -> Vec<NodeToml> {
                     ("private".to_string(), address(Network::Private)),
                     ("public".to_string(), address(Network::Public)),
                 ],
-                api: None,
+                api: Some(format!("{}:{}", address(Network::Public), crate::API_PORT)),
             }
         })
         .collect()

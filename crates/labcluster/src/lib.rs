@@ -50,6 +50,9 @@ pub const CONFIG: &str = "/etc/tandem/cluster.toml";
 /// the file system and the heartbeat and lease area.
 pub const DATA_LINK: &str = "/etc/tandem/disk-data";
 pub const AREA_LINK: &str = "/etc/tandem/disk-area";
+/// The port of every node's HTTPS API, on its public address ([`config::lab_nodes`]):
+/// the default port, so the client reaches `https://ADDRESS:7400`.
+pub const API_PORT: u16 = 7400;
 
 /// The status document of the node whose runtime directory is `runtime_dir`, if its
 /// daemon answers on its control socket.
@@ -146,6 +149,52 @@ impl LabCluster {
                 Some(thread::spawn(move || sampler::sample(&lab, hosts, &watch, &sampled, &stop)));
         }
         Ok(cluster)
+    }
+
+    /// The HTTPS API on every host, as an operator sets it up: `tandem keygen --config`
+    /// on host 0 (the cluster CA and one certificate per node, for its public address),
+    /// each node's pair copied to its `/etc/tandem/tls.crt` and `tls.key` (the `[api]`
+    /// defaults), and an empty users file (see [`LabCluster::add_user`]). Before the
+    /// daemons start. Returns the CA certificate's path, as this process reaches it.
+    pub fn enable_api(&self) -> anyhow::Result<PathBuf> {
+        self.tandem_ok(0, &["keygen", "--dir", "/etc/tandem", "--config", CONFIG])?;
+        let etc0 = self.etc_dir(0);
+        for (host, name) in self.names.iter().enumerate() {
+            let etc = self.etc_dir(host);
+            for (from, to) in
+                [(format!("{name}.crt"), "tls.crt"), (format!("{name}.key"), "tls.key")]
+            {
+                std::fs::copy(etc0.join(&from), etc.join(to))
+                    .with_context(|| format!("copying {from} to {}", etc.display()))?;
+            }
+            std::fs::set_permissions(
+                etc.join("tls.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )?;
+            std::fs::write(etc.join("users.toml"), "")?;
+        }
+        Ok(etc0.join("ca.crt"))
+    }
+
+    /// `tandem user add NAME --role ROLE` on host 0, the users file then copied to every
+    /// host (running nodes read it again when it changes); the token.
+    pub fn add_user(&self, name: &str, role: &str) -> anyhow::Result<String> {
+        let token =
+            self.tandem_ok(0, &["user", "add", name, "--role", role, "--config", CONFIG])?;
+        let users = std::fs::read(self.etc_dir(0).join("users.toml"))?;
+        for host in 1..self.hosts() {
+            let path = self.etc_dir(host).join("users.toml");
+            let temp = path.with_extension("toml.new");
+            std::fs::write(&temp, &users)?;
+            std::fs::rename(&temp, &path)?;
+        }
+        Ok(token.trim().to_string())
+    }
+
+    /// `host`'s API endpoint, `https://PUBLIC-ADDRESS:7400`.
+    pub fn api_endpoint(&self, host: usize) -> String {
+        let address = self.lab.address(Node::Host(host), testbed::Network::Public);
+        format!("https://{}:{API_PORT}", address.map(|a| a.to_string()).unwrap_or_default())
     }
 
     /// The number of hosts.

@@ -12,7 +12,8 @@
 //!   plus its fence guard over three minutes (`TANDEM_BENCH_IDLE_SECS`) of a formed
 //!   cluster doing nothing, in windows of 20 s (median and worst window), with the
 //!   double-holder sampler stopped (it is the benchmark's own load), the rest of the
-//!   machine's load alongside;
+//!   machine's load alongside; `idle-api` the same with every node serving its HTTPS
+//!   API (certificates from `tandem keygen --config`, a users file; no requests);
 //! - **false failovers**: a formed cluster with both cores busy in every host and 20 %
 //!   loss on the private network for `TANDEM_BENCH_SOAK_SECS` (default 600): failover,
 //!   takeover and peer-lost events counted.
@@ -29,8 +30,8 @@
 //!   the bench in the client's namespace (`testbed::flood`, `sendmmsg`), bounded in count
 //!   and time, sending only to the owner's lab address.
 //!
-//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,soak,flood,flood-large` picks some. Each failover
-//! trial is printed (stderr) so that an outlier can be told from a shift;
+//! `TANDEM_BENCH_ONLY=failover,fast,switchover,idle,idle-api,soak,flood,flood-large`
+//! picks some. Each failover trial is printed (stderr) so that an outlier can be told from a shift;
 //! `TANDEM_BENCH_SHOW=1` adds the survivor's journal from the crash on and the end of
 //! both nodes' logs (`TANDEM_LAB_LOG=info,daemon::node=debug` logs every lease I/O).
 
@@ -279,8 +280,10 @@ fn wakeup_cost_us() -> f64 {
     (sender + receiver) as f64 / rounds as f64 / 1000.0
 }
 
-fn idle() {
-    let mut cluster = Cluster::formed(&Options::default());
+/// The idle cost per node; with `api`, every node serves its HTTPS API (no requests).
+fn idle(api: bool) {
+    let mut cluster = Cluster::formed(&Options { api, ..Options::default() });
+    let what = if api { "idle, API on" } else { "idle" };
     std::thread::sleep(Duration::from_secs(5));
     // The double-holder sampler reads every host's addresses and mounts every 5 ms, on
     // the same two cores: the benchmark's own load, not the nodes'. It stops for the
@@ -341,7 +344,7 @@ fn idle() {
             }
         }
         println!(
-            "idle {} threads (schedstat, {elapsed:.0} s, threads that lived throughout): \
+            "{what} {} threads (schedstat, {elapsed:.0} s, threads that lived throughout): \
              {total:.3} % in all; {}",
             NAMES[host],
             parts.join(", ")
@@ -353,7 +356,7 @@ fn idle() {
         let mut values = shares[host].clone();
         values.sort_by(f64::total_cmp);
         println!(
-            "idle {} ({} processes: daemon + guard{}): CPU median {:.2} %, p99 {:.2} % of \
+            "{what} {} ({} processes: daemon + guard{}): CPU median {:.2} %, p99 {:.2} % of \
              one core over {} windows of {window} s; resident {:.1} MiB",
             NAMES[host],
             now.len(),
@@ -369,7 +372,7 @@ fn idle() {
         let codes = cluster.codes(host);
         let count = |code: &str| codes.iter().filter(|c| *c == code).count();
         println!(
-            "idle {}: lease expiring (E3105) {}, group stopping (I4103) {}, takeovers (W4111) {}",
+            "{what} {}: lease expiring (E3105) {}, group stopping (I4103) {}, takeovers (W4111) {}",
             NAMES[host],
             count("E3105"),
             count("I4103"),
@@ -380,7 +383,7 @@ fn idle() {
         values.sort_by(f64::total_cmp);
     }
     println!(
-        "idle: the rest of the machine meanwhile: busy median {:.1} %, worst window {:.1} % \
+        "{what}: the rest of the machine meanwhile: busy median {:.1} %, worst window {:.1} % \
          of all cores; steal median {:.2} %, worst {:.2} %",
         percentile(&others, 0.5),
         percentile(&others, 0.99),
@@ -388,7 +391,7 @@ fn idle() {
         percentile(&steal, 0.99)
     );
     println!(
-        "idle: the machine's CPU cost of a wake-up (a timer wake-up and a loopback \
+        "{what}: the machine's CPU cost of a wake-up (a timer wake-up and a loopback \
          datagram to a sleeping thread, after each window): median {:.1} µs, highest \
          {:.1} µs",
         percentile(&wakeups, 0.5),
@@ -588,7 +591,7 @@ fn main() {
     let trials: usize =
         std::env::var("TANDEM_BENCH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let only = std::env::var("TANDEM_BENCH_ONLY")
-        .unwrap_or_else(|_| "failover,fast,switchover,idle,soak,flood,flood-large".into());
+        .unwrap_or_else(|_| "failover,fast,switchover,idle,idle-api,soak,flood,flood-large".into());
     let wanted = |name: &str| only.split(',').any(|w| w.trim() == name);
     if wanted("failover") {
         let what = "default timing (hb 100 ms, peer 1 s, lease 1 s)";
@@ -602,7 +605,10 @@ fn main() {
         summary("switchover outage (default timing)", values, "ms");
     }
     if wanted("idle") {
-        idle();
+        idle(false);
+    }
+    if wanted("idle-api") {
+        idle(true);
     }
     if wanted("soak") {
         soak();

@@ -576,6 +576,34 @@ impl Lab {
             .map_err(|e| LabError::io("starting a flood thread", e))
     }
 
+    /// A TCP listener bound to `node`'s address on `network`, port `port` (0: any), in
+    /// `node`'s network namespace: a short-lived thread of this process moves into it,
+    /// binds, and ends; the socket stays in that namespace, so this process serves
+    /// there (a receiver that stands for another machine, e.g. an alert's webhook).
+    pub fn tcp_listener(
+        &self,
+        node: Node,
+        network: Network,
+        port: u16,
+    ) -> Result<std::net::TcpListener, LabError> {
+        self.check_node(node)?;
+        let address = self.address(node, network).ok_or_else(|| {
+            LabError::io("binding a listener", std::io::Error::other("no address there"))
+        })?;
+        let path = format!("/run/netns/{}", self.namespace(node));
+        let namespace = std::fs::File::open(&path).map_err(|e| LabError::io(&path, e))?;
+        thread::spawn(move || -> std::io::Result<std::net::TcpListener> {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&namespace),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            std::net::TcpListener::bind((address, port))
+        })
+        .join()
+        .map_err(|_| LabError::io("binding a listener", std::io::Error::other("thread panicked")))?
+        .map_err(|e| LabError::io("binding a listener", e))
+    }
+
     /// The live processes of `node` (its PID namespace, without its init), by the PIDs
     /// seen from outside; empty while the host is crashed.
     pub fn pids(&self, node: Node) -> Result<Vec<i32>, LabError> {

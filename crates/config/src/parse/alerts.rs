@@ -6,7 +6,7 @@ use std::time::Duration;
 use engine::catalogue::{self as codes, Severity};
 
 use super::common::{address_error, limit_exceeded, read_choice};
-use crate::model::{AlertConfig, AlertTarget};
+use crate::model::{AlertConfig, AlertTarget, Spanned};
 use crate::reader::{Ctx, Entry, Fields};
 use crate::values;
 use std::path::PathBuf;
@@ -191,9 +191,9 @@ fn read_optional_path(
     ctx: &mut Ctx<'_>,
     fields: &mut Fields<'_>,
     key: &'static str,
-) -> Option<Option<PathBuf>> {
+) -> Option<Option<Spanned<PathBuf>>> {
     match fields.get(key) {
-        Some(e) => ctx.path(&e).map(|p| Some(p.value.clone())),
+        Some(e) => ctx.path(&e).map(Some),
         None => Some(None),
     }
 }

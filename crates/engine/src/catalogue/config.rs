@@ -120,10 +120,10 @@ codes! {
         cause: "[arbitration] kind = \"witness\" asks for a witness process on a third host that grants the leases. `tandem simulate` models it, but this version of tandem has no witness process, and `tandem node` cannot arbitrate with one: `tandem validate` and `tandem node` refuse the file.",
         fix: "Use kind = \"disk\" with a disk link (the shared-disk lease area, `tandem disk init`), or \"none\" for tests. Keep a witness configuration only for `tandem simulate`.";
     HOST_PATH_MISSING = "E1201", Error, "file or directory missing on this host",
-        cause: "A path the configuration names does not exist on this node: the cluster key, a script, a program, a working directory, an init script or an alert script. The node would fail when it needs the path, for example when it starts a resource after a failover.",
+        cause: "A path the configuration names does not exist on this node: the cluster key, a script, a program, a working directory, an init script, an alert script or an alert's password or CA file. The node would fail when it needs the path, for example when it starts a resource after a failover.",
         fix: "Install or copy the file to every node that may run the group (the configuration is the same on every node), or correct the path. Run `tandem keygen` and copy the key to every node if the cluster key is missing.";
     HOST_PATH_MISSING_WARNING = "W1201", Warning, "file or directory missing on this host",
-        cause: "A path the configuration names does not exist on the host where `tandem validate` runs: the cluster key, a script, a program, a working directory, an init script or an alert script. The daemon refuses to start on a node where it is missing.",
+        cause: "A path the configuration names does not exist on the host where `tandem validate` runs: the cluster key, a script, a program, a working directory, an init script, an alert script or an alert's password or CA file. The daemon refuses to start on a node where it is missing.",
         fix: "Install or copy the file to every node that may run the group, or correct the path. If validate runs on another machine than the nodes, the warning only says that this machine lacks the file.";
     HOST_NOT_EXECUTABLE = "E1202", Error, "file is not executable",
         cause: "A script, init script or program named by the configuration exists on this node but has no execute permission, so tandem could not run it.",
@@ -155,4 +155,10 @@ codes! {
     HOST_SYSTEMD_UNIT_MISSING_WARNING = "W1206", Warning, "systemd unit not installed",
         cause: "A systemd resource names a unit for which no unit file exists in the usual unit directories on the host where `tandem validate` runs. The daemon refuses to start on a node where it is missing.",
         fix: "Install the package providing the unit on every node of the group, or correct the unit name (`systemctl list-unit-files` shows them).";
+    HOST_SECRET_READABLE = "E1207", Error, "secret file readable by others",
+        cause: "An e-mail alert's password_file (the SMTP password) can be read by users other than its owner on this node: its mode grants the group or others some permission. tandem does not use a secret that others can read; the node does not start.",
+        fix: "Make it private on every node: `chown root PATH && chmod 600 PATH`.";
+    HOST_SECRET_READABLE_WARNING = "W1207", Warning, "secret file readable by others",
+        cause: "An e-mail alert's password_file (the SMTP password) can be read by users other than its owner on the host where `tandem validate` runs. The daemon refuses to start on a node where it is so.",
+        fix: "Make it private on every node: `chown root PATH && chmod 600 PATH`.";
 }

@@ -79,6 +79,11 @@ pub struct Options {
     pub web_extra: &'static str,
     /// Extra resources for the `web` group, after the standard three.
     pub web_resources: &'static str,
+    /// Appended to the configuration (e.g. `[[alert]]`s), `{client}` standing for the
+    /// client's address on the public network.
+    pub extra: &'static str,
+    /// The HTTPS API on every node ([`LabCluster::enable_api`]), before they start.
+    pub api: bool,
 }
 
 impl Default for Options {
@@ -90,6 +95,8 @@ impl Default for Options {
                 "heartbeat_interval = \"100ms\"\npeer_timeout = \"1s\"\nlease_timeout = \"1s\"\n",
             web_extra: "",
             web_resources: "",
+            extra: "",
+            api: false,
         }
     }
 }
@@ -193,6 +200,8 @@ nodes = ["alpha", "beta"]
 "#
         ));
     }
+    let client = lab.address(Node::Client, Network::Public).map(|a| a.to_string());
+    text.push_str(&options.extra.replace("{client}", &client.unwrap_or_default()));
     text
 }
 
@@ -240,23 +249,33 @@ impl Cluster {
     }
 
     /// Every daemon up, `web` running on alpha and served to the client (and, per shape,
-    /// `app` on beta served on [`VIP2`], or `ocf` on alpha).
+    /// `app` on beta served on [`VIP2`], or `ocf` on alpha); with `options.api`, the API's
+    /// files are made first.
     pub fn formed(options: &Options) -> Cluster {
         let mut cluster = Cluster::new(options);
-        for (host, name) in NAMES[..options.hosts].iter().enumerate() {
-            cluster.start(host).unwrap_or_else(|e| panic!("starting {name}: {e:#}"));
+        if options.api {
+            cluster.enable_api().unwrap_or_else(|e| panic!("the API's files: {e:#}"));
         }
-        cluster.wait_owner(1, "web", "alpha", Duration::from_secs(30));
-        cluster.wait_served_by(VIP, "alpha", Duration::from_secs(10));
+        cluster.form(options);
+        cluster
+    }
+
+    /// [`Cluster::formed`]'s second half, for a test that prepares more (receivers, the
+    /// API's users) between building the lab and starting the daemons.
+    pub fn form(&mut self, options: &Options) {
+        for (host, name) in NAMES[..options.hosts].iter().enumerate() {
+            self.start(host).unwrap_or_else(|e| panic!("starting {name}: {e:#}"));
+        }
+        self.wait_owner(1, "web", "alpha", Duration::from_secs(30));
+        self.wait_served_by(VIP, "alpha", Duration::from_secs(10));
         match options.shape {
             Shape::ActiveStandby => {}
             Shape::MutualBackup => {
-                cluster.wait_owner(0, "app", "beta", Duration::from_secs(30));
-                cluster.wait_served_by(VIP2, "beta", Duration::from_secs(10));
+                self.wait_owner(0, "app", "beta", Duration::from_secs(30));
+                self.wait_served_by(VIP2, "beta", Duration::from_secs(10));
             }
-            Shape::Ocf => cluster.wait_owner(1, "ocf", "alpha", Duration::from_secs(30)),
+            Shape::Ocf => self.wait_owner(1, "ocf", "alpha", Duration::from_secs(30)),
         }
-        cluster
     }
 
     /// A client asking `address` every 10 ms, `count` times: [`Cluster::probed`] reads
