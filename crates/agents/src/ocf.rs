@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -73,6 +75,73 @@ pub fn required_parameters(meta_data: &str) -> Option<Vec<String>> {
             Err(_) => return None,
         }
     }
+}
+
+/// The most of an agent's `meta-data` output that [`meta_data`] keeps: the largest
+/// agents of Debian's resource-agents print about 30 KiB.
+pub const META_DATA_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Runs `AGENT meta-data` for the agent `provider`/`agent_type` under `ocf_root`
+/// (`OCF_ROOT` set, in a process group of its own, killed with its group at `timeout`)
+/// and returns what it printed (at most [`META_DATA_BYTES_MAX`]), or why not: it could
+/// not be started, timed out, or exited with another code than 0. The output goes to an
+/// unnamed temporary file (created, then unlinked at once), so that nothing is left
+/// behind and a large document cannot block the agent on a full pipe.
+pub fn meta_data(
+    ocf_root: &Path,
+    provider: &str,
+    agent_type: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let path = ocf_root.join("resource.d").join(provider).join(agent_type);
+    let mut output =
+        unnamed_file().map_err(|e| format!("no temporary file for its output: {e}"))?;
+    let mut command = Command::new(&path);
+    command
+        .arg("meta-data")
+        .env("OCF_ROOT", ocf_root)
+        .env("OCF_RESOURCE_PROVIDER", provider)
+        .env("OCF_RESOURCE_TYPE", agent_type)
+        .env("OCF_RESKEY_CRM_meta_timeout", timeout.as_millis().to_string())
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .stdout(output.try_clone().map_err(|e| format!("cannot pass its output: {e}"))?);
+    match exec::run(command, timeout) {
+        Exit::Code(0) => {}
+        Exit::Code(code) => {
+            return Err(format!("meta-data exited with {code}: {}", exit_meaning(code)))
+        }
+        Exit::Signal(signal) => return Err(format!("meta-data was killed by signal {signal}")),
+        Exit::TimedOut => return Err(format!("meta-data did not finish within {timeout:?}")),
+        Exit::SpawnFailed { error, .. } => {
+            return Err(format!("cannot run {}: {error}", path.display()))
+        }
+    }
+    let mut text = String::new();
+    output.seek(SeekFrom::Start(0)).map_err(|e| format!("reading its output: {e}"))?;
+    output
+        .take(META_DATA_BYTES_MAX)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("reading its output: {e}"))?;
+    Ok(text)
+}
+
+/// A new file in the temporary directory, already unlinked: only this process (and the
+/// children it hands it to) can reach it, and it is gone when the last one closes it.
+fn unnamed_file() -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("tandem-meta-data-{}-{n}-{nanos}", std::process::id());
+    let path = std::env::temp_dir().join(name);
+    let file =
+        fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+    fs::remove_file(&path)?;
+    Ok(file)
 }
 
 pub struct OcfAgent {

@@ -230,6 +230,10 @@ pub struct ApiConfig {
     pub tls_key: PathBuf,
     /// Default `/etc/tandem/users.toml`.
     pub users_file: PathBuf,
+    /// The cluster CA (`tandem keygen`'s ca.crt) that signed every node's certificate:
+    /// what a node trusts when it calls another's API (configuration push). Default
+    /// `/etc/tandem/ca.crt`.
+    pub ca_file: PathBuf,
 }
 
 impl Config {

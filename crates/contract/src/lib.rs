@@ -31,6 +31,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod inventory;
+pub use inventory::*;
+
 /// The status document: the cluster as one node (`reported_by`) sees it, answered by
 /// `tandem status` (`--json` prints it as it is).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,6 +77,12 @@ impl Status {
 pub struct NodeEntry {
     pub name: String,
     pub state: NodeState,
+    /// Where the node serves its HTTPS API and web console (`https://ADDRESS:PORT/`, its
+    /// configured `api` address), so that a client can offer the other nodes' consoles.
+    /// Filled in the document the HTTPS API serves; `null` in the control socket's, and
+    /// absent in a document of a node before this key existed.
+    #[serde(default)]
+    pub api: Option<String>,
 }
 
 /// A node's state (PRODUCT.md section 3).
@@ -297,6 +306,114 @@ pub enum Request {
     Maintenance { on: bool },
     /// Forget the failures of `group` (or of one of its resources) and unlock it.
     Clear { group: String, resource: Option<String> },
+    /// The node's running configuration ([`ConfigDocument`] in `Answer::config`).
+    ConfigShow,
+    /// The generations the node keeps ([`ConfigGeneration`]s in `Answer::history`).
+    ConfigHistory,
+    /// Generation `generation`'s text ([`ConfigDocument`] in `Answer::config`).
+    ConfigGet { generation: u64 },
+    /// Check a configuration as `tandem validate` does, on this node, without applying
+    /// it ([`ConfigOutcome`] in `Answer::outcome`).
+    ConfigCheck { toml: String },
+    /// Push a configuration to every node as the generation after `generation` (the one
+    /// the text was based on; refused if the running one moved on): checked on every
+    /// node, then applied on every node ([`ConfigOutcome`] in `Answer::outcome`).
+    ConfigPush { toml: String, generation: u64 },
+    /// Inside a node only (never read from a client): the configuration store tells
+    /// the loop that a generation was applied, for the journal and for what the loop
+    /// applies live.
+    #[serde(skip)]
+    ConfigApplied { generation: u64, audit: String, restart: Option<String> },
+}
+
+/// A node's configuration: the newest generation it keeps (`GET /v1/config`, `tandem
+/// config show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigDocument {
+    /// The node that answered.
+    pub node: String,
+    /// Grows by one with every push, the same on every node.
+    pub generation: u64,
+    /// SHA-256 of the exact text, hex.
+    pub hash: String,
+    /// The TOML text.
+    pub toml: String,
+    /// The generation the running daemon started with; below `generation` when a
+    /// change waits for a restart (`restart_needed`).
+    pub running_generation: u64,
+    /// What the running daemon does not have yet until it restarts (empty: nothing).
+    pub restart_needed: Vec<String>,
+    /// The configuration file differs from `toml`: edited by hand (W1301).
+    pub file_edited: bool,
+}
+
+/// One generation a node keeps (`GET /v1/config/history`, `tandem config history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigGeneration {
+    pub generation: u64,
+    /// SHA-256 of the exact text, hex.
+    pub hash: String,
+    /// When this node applied it, RFC 3339, UTC.
+    pub time: String,
+    /// Who pushed it ("alice (role admin, through the API from 10.0.0.5:40112)"), or
+    /// where it came from ("the configuration file at the first start").
+    pub by: String,
+    /// The node the push went through.
+    pub via: String,
+    /// What changed from the generation before, one line each.
+    pub changes: Vec<String>,
+}
+
+/// One diagnostic, as `tandem validate --json` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigDiagnostic {
+    /// The catalogue's code (`tandem explain CODE`).
+    pub code: String,
+    pub severity: Severity,
+    pub message: String,
+    /// 1-based line and column in the text.
+    pub line: usize,
+    pub column: usize,
+    pub label: String,
+    pub help: Vec<String>,
+}
+
+/// What one node said about a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeVerdict {
+    pub node: String,
+    /// The node accepted it (no error among its diagnostics).
+    pub accepted: bool,
+    /// Its diagnostics (host checks as this node sees its host), warnings included.
+    pub diagnostics: Vec<ConfigDiagnostic>,
+    /// Why it refused or was not reached, with its code, when that is not a diagnostic.
+    pub error: Option<String>,
+}
+
+/// A change between the running configuration and a new one, and when it takes effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigChange {
+    /// "alerts changed", "group `web` added", "timing changed", ...
+    pub what: String,
+    /// Applied to the running daemons at once.
+    pub live: bool,
+    /// Otherwise: the nodes where it takes effect when tandem node restarts.
+    pub restart: Vec<String>,
+}
+
+/// The outcome of a configuration check or push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigOutcome {
+    /// Every node (the one asked, for a check) accepted it.
+    pub valid: bool,
+    /// The new generation, once applied (a push that was not refused).
+    pub generation: Option<u64>,
+    /// SHA-256 of the text, hex.
+    pub hash: String,
+    /// Each node's verdict.
+    pub nodes: Vec<NodeVerdict>,
+    /// What changes from the running configuration.
+    pub changes: Vec<ConfigChange>,
 }
 
 /// A daemon's answer to a [`Request`]: `{"ok": true, "status": {...}}` for `status`,
@@ -312,22 +429,40 @@ pub struct Answer {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_error: Option<String>,
+    /// `config_show`, `config_get`: the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Box<ConfigDocument>>,
+    /// `config_history`: the kept generations, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<ConfigGeneration>>,
+    /// `config_check`, `config_push`: what every node said and what changes (also with a
+    /// refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Box<ConfigOutcome>>,
 }
 
 impl Answer {
     /// The answer to `status`.
     pub fn status(status: Status) -> Answer {
-        Answer { ok: true, status: Some(Box::new(status)), error: None, journal_error: None }
+        Answer { status: Some(Box::new(status)), ..Answer::taken() }
     }
 
     /// A command taken.
     pub fn taken() -> Answer {
-        Answer { ok: true, status: None, error: None, journal_error: None }
+        Answer {
+            ok: true,
+            status: None,
+            error: None,
+            journal_error: None,
+            config: None,
+            history: None,
+            outcome: None,
+        }
     }
 
     /// A refusal, saying why.
     pub fn refused(error: impl Into<String>) -> Answer {
-        Answer { ok: false, status: None, error: Some(error.into()), journal_error: None }
+        Answer { ok: false, error: Some(error.into()), ..Answer::taken() }
     }
 
     /// `Err` with the daemon's reason when it refused, else the answer.

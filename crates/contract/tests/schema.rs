@@ -25,6 +25,7 @@ fn schemas() -> Vec<(&'static str, String)> {
         ("event.schema.json", render(schemars::schema_for!(Event))),
         ("request.schema.json", render(schemars::schema_for!(Request))),
         ("answer.schema.json", render(schemars::schema_for!(Answer))),
+        ("inventory.schema.json", render(schemars::schema_for!(contract::Inventory))),
     ]
 }
 
@@ -134,4 +135,41 @@ fn words_are_the_json_form() {
     check(contract::ResourceState::ALL, |v| v.as_str());
     check(contract::ResourceKind::ALL, |v| v.as_str());
     check(contract::Severity::ALL, |v| v.as_str());
+}
+
+/// An inventory document keeps its JSON through [`contract::Inventory`]: `type` is a
+/// parameter's key, states are their words, absent values are `null`.
+#[test]
+fn an_inventory_document_keeps_its_json() {
+    let text = r#"{"host": "h1", "node": "alpha", "taken_at": "2026-11-25T10:42:07Z",
+        "took_ms": 812,
+        "interfaces": [{"name": "lo", "index": 1, "state": "unknown", "up": true,
+            "carrier": true, "mac": "00:00:00:00:00:00", "mtu": 65536, "loopback": true,
+            "addresses": [{"address": "127.0.0.1", "prefix_len": 8, "scope": "host"}]}],
+        "block_devices": [{"name": "vda1", "path": "/dev/vda1", "dev": "254:1",
+            "parent": "vda", "size_bytes": 1048576, "read_only": false, "fs_type": "ext4",
+            "uuid": null, "label": null, "mount_points": ["/srv"]}],
+        "ocf_agents": [{"provider": "heartbeat", "name": "Dummy",
+            "path": "/usr/lib/ocf/resource.d/heartbeat/Dummy", "version": "1.0",
+            "shortdesc": "Example", "longdesc": null,
+            "parameters": [{"name": "state", "required": false, "unique": true,
+                "type": "string", "default": "/run/x", "shortdesc": "State file",
+                "longdesc": null, "options": []}],
+            "actions": [{"name": "start", "timeout": "20s", "interval": null, "depth": null}],
+            "meta_data_error": null}],
+        "systemd_units": [],
+        "lsb_scripts": [{"name": "dbus", "path": "/etc/init.d/dbus", "executable": true,
+            "lsb_header": true, "short_description": "D-Bus"}],
+        "problems": [{"part": "systemd_units", "code": "W5325",
+            "message": "systemd is not running on this host"}]}"#;
+    let inventory: contract::Inventory = round_trip(text);
+    assert_eq!(inventory.ocf_agent("heartbeat", "Dummy").unwrap().parameters[0].name, "state");
+    assert_eq!(inventory.interface("lo").unwrap().state, contract::OperState::Unknown);
+    let problem = inventory.problems_of(contract::InventoryPart::SystemdUnits).next().unwrap();
+    assert_eq!(problem.code, "W5325");
+    for part in contract::InventoryPart::ALL {
+        let json = serde_json::to_value(part).unwrap();
+        assert_eq!(json, Value::String(part.as_str().to_string()));
+        assert!(serde_json::to_value(&inventory).unwrap().get(part.as_str()).is_some());
+    }
 }

@@ -150,6 +150,16 @@ pub fn describe(request: &Request) -> String {
         Request::Maintenance { on } => format!("maintenance {}", if *on { "on" } else { "off" }),
         Request::Clear { group, resource: Some(r) } => format!("clear of `{group}/{r}`"),
         Request::Clear { group, resource: None } => format!("clear of group `{group}`"),
+        Request::ConfigShow => "configuration".to_string(),
+        Request::ConfigHistory => "configuration history".to_string(),
+        Request::ConfigGet { generation } => format!("configuration generation {generation}"),
+        Request::ConfigCheck { .. } => "configuration check".to_string(),
+        Request::ConfigPush { generation, .. } => {
+            format!("configuration push based on generation {generation}")
+        }
+        Request::ConfigApplied { generation, .. } => {
+            format!("configuration generation {generation} applied")
+        }
     }
 }
 
@@ -170,7 +180,14 @@ pub fn command_of(spec: &ClusterSpec, request: &Request) -> Result<Option<AdminC
         })
     };
     Ok(Some(match request {
-        Request::Status => return Ok(None),
+        // Configuration requests go to `configstore`, not to the engine.
+        Request::Status
+        | Request::ConfigShow
+        | Request::ConfigHistory
+        | Request::ConfigGet { .. }
+        | Request::ConfigCheck { .. }
+        | Request::ConfigPush { .. }
+        | Request::ConfigApplied { .. } => return Ok(None),
         Request::Switchover { group: g, to } => {
             AdminCommand::Switchover { group: group(g)?, to: to.as_deref().map(node).transpose()? }
         }
@@ -284,7 +301,7 @@ pub fn status_document(
     let nodes = status
         .nodes
         .iter()
-        .map(|n| contract::NodeEntry { name: node(n.node), state: node_state(n.state) })
+        .map(|n| contract::NodeEntry { name: node(n.node), state: node_state(n.state), api: None })
         .collect();
     let links = status
         .links
@@ -492,6 +509,10 @@ impl<P: crate::platform::Platform> crate::node::Node<P> {
     /// A control call: the status is answered at once; an accepted command is journaled
     /// (I5107) and goes to the core, answered once what it caused is durable.
     pub(crate) fn on_call(&mut self, call: Call) {
+        if crate::configstore::is_config(&call.request) {
+            self.on_config_call(call);
+            return;
+        }
         let answer = match command_of(&self.spec, &call.request) {
             Err(error) => Answer::refused(error),
             Ok(None) => {
@@ -615,7 +636,9 @@ nodes = ["alpha", "beta"]
         let json = serde_json::to_value(&doc).unwrap();
         let expected = serde_json::json!({
             "cluster": "erp", "reported_by": "alpha",
-            "nodes": [{"name": "alpha", "state": "working"}, {"name": "beta", "state": "standby"}],
+            // `api` is the HTTPS API's to fill (the control socket's document has none).
+            "nodes": [{"name": "alpha", "state": "working", "api": null},
+                      {"name": "beta", "state": "standby", "api": null}],
             "links": [{"link": "private", "nodes": ["alpha", "beta"], "state": "up",
                        "last_heard_ms": 40, "rtt_ms": 0.21, "loss_percent": 0.5}],
             "groups": [{"name": "db", "state": "running", "owner": "alpha", "locked": false,

@@ -23,6 +23,8 @@
 //!   written and synced by a thread of their own;
 //! - `seen`: each peer's newest incarnation and sequence, kept across restarts (replays);
 //! - `control`: the local control socket for the CLI, and the status document;
+//! - `configstore`: the configuration's generations in the state directory, and their
+//!   push to every node in two phases (checked on every node, then applied);
 //! - `api`: the HTTPS API (axum, rustls) with its users, roles and limits, on a thread
 //!   of its own, reaching the loop through the control socket's bounded channel;
 //! - `access`: who may reach the node locally: the runtime directory, its sockets'
@@ -31,6 +33,8 @@
 //! - `alerting`: the `[[alert]]` threads (crate `alerts`): every journaled event is
 //!   offered to them, never waited for; their delivery failures are journaled (W6101);
 //! - `clock`: the engine's instants on `CLOCK_MONOTONIC`, wall time for the journal;
+//! - `inventory`: what this host has to choose from (interfaces, block devices, OCF
+//!   agents, systemd units, LSB scripts), each part bounded in time;
 //! - `stall`: a test hook that slows named blocking points (`TANDEM_TEST_STALL`).
 //!
 //! It must not make placement, lease or failure decisions (those are the engine's), nor
@@ -41,11 +45,13 @@ pub mod alarm;
 pub(crate) mod alerting;
 pub mod api;
 pub mod clock;
+pub mod configstore;
 pub mod control;
 pub mod diskio;
 pub mod executor;
 pub mod exit;
 pub mod guard;
+pub mod inventory;
 pub mod journal;
 pub mod linux;
 pub mod loss;

@@ -87,6 +87,8 @@ pub(crate) struct Node<P: Platform> {
     pub(crate) alerts: crate::alerting::Alerting,
     /// What `GET /metrics` counts (atomics: nothing here waits on a scrape).
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The configuration store and push (`configstore`), where the platform has one.
+    pub(crate) configs: Option<std::sync::Arc<crate::configstore::Service>>,
 }
 
 /// What woke the loop.

@@ -188,17 +188,29 @@ impl Node<Linux> {
         core.parked_at_start(parked);
         let (calls_tx, calls_rx) = mpsc::channel::<Call>(64);
         control::serve(&local.runtime_dir, local.access, calls_tx.clone())?;
+        // The configuration's generations: the file recorded (a hand edit says so).
+        let (configs, edited) = crate::configstore::Service::start(crate::configstore::Setup {
+            config: &config,
+            file: &options.config,
+            state_dir: &state_dir,
+            node: &spec.node(me).name,
+            key: key.clone(),
+            calls: calls_tx.clone(),
+        })?;
         // The HTTPS API, on a thread of its own, through the same bounded channel.
         let api_address = config.nodes[me.0 as usize].api;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let apps = app_heartbeats(&spec, &agents);
+        let consoles = spec.nodes.iter().zip(&config.nodes).map(|(n, c)| (n.name.clone(), c.api));
         let api = crate::api::start(
             &config.api,
             api_address,
+            consoles.collect(),
             &state_dir,
             calls_tx,
             metrics.clone(),
             apps,
+            Some(configs.clone()),
         )?;
         if let Some(api) = api {
             api.detach();
@@ -231,6 +243,11 @@ impl Node<Linux> {
         );
         tracing::info!(code = code.code, "{message}");
         journal.append(journal::own(code, &spec.node(me).name, message));
+        if let Some(message) = edited {
+            let code = &catalogue::CONFIG_EDITED_BY_HAND;
+            tracing::warn!(code = code.code, "{}: {message}", code.code);
+            journal.append(journal::own(code, &spec.node(me).name, message));
+        }
         journal.commit();
         let unread = unread.map(|e| {
             let path = state_dir.join(crate::seen::FILE);
@@ -249,6 +266,7 @@ impl Node<Linux> {
         let shell = Shell { spec, me, core, journal, seen, key, lock_standby, newest: loaded };
         let mut node = Node::new(shell, parts);
         node.metrics = metrics;
+        node.configs = Some(configs);
         node.alerts = crate::alerting::Alerting::start(&config, &node.spec.node(me).name.clone())?;
         if let Some(message) = unread {
             node.journal_own(&catalogue::SEEN_UNKEPT, None, message);
@@ -307,6 +325,7 @@ impl<P: Platform> Node<P> {
             too_large_reported: false,
             alerts: Default::default(),
             metrics: Default::default(),
+            configs: None,
             lock_standby,
             standby: parts.standby,
             service: parts.service,

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod configcmd;
 mod control;
 mod demo;
 mod disk;
 mod explain;
 mod hello;
+mod inventory;
 mod keygen;
 mod node;
 mod remote;
@@ -47,6 +49,9 @@ enum Command {
     Keygen(keygen::Args),
     /// The HTTPS API's users: `add NAME --role R` (prints its token once), `remove`, `list`.
     User(user::Args),
+    /// What this host has to choose from: interfaces, block devices, OCF agents with their
+    /// parameters, systemd units, LSB scripts (taken here, without a running node).
+    Inventory(inventory::Args),
     /// Run the daemon for this node.
     Node(node::Args),
     /// The cluster as the local node sees it.
@@ -63,6 +68,9 @@ enum Command {
     Clear(control::ClearArgs),
     /// The local node's event journal.
     Events(control::EventsArgs),
+    /// One configuration for every node: `push FILE`, `show`, `diff FILE`, `history`,
+    /// `restore GEN`.
+    Config(configcmd::Args),
     /// The fence guard the daemon starts beside itself (not for direct use).
     #[command(hide = true)]
     FenceGuard(node::GuardArgs),
@@ -91,6 +99,7 @@ fn main() -> ExitCode {
         Command::Disk(args) => disk::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::User(args) => user::run(args),
+        Command::Inventory(args) => inventory::run(args),
         Command::Node(args) => node::run(args),
         Command::Status(args) => control::status(args),
         Command::Switchover(args) => control::switchover(args),
@@ -99,6 +108,7 @@ fn main() -> ExitCode {
         Command::Maintenance(args) => control::maintenance(args),
         Command::Clear(args) => control::clear(args),
         Command::Events(args) => control::events(args),
+        Command::Config(args) => configcmd::run(args),
         Command::FenceGuard(args) => node::guard(args),
         Command::Hello(args) => hello::run(args),
         Command::Probe(args) => hello::probe(args),

@@ -146,8 +146,100 @@ impl Target {
                 format!("/v1/groups/{group}/clear"),
                 json(serde_json::json!({ "resource": resource })),
             ),
+            Request::ConfigShow
+            | Request::ConfigHistory
+            | Request::ConfigGet { .. }
+            | Request::ConfigCheck { .. }
+            | Request::ConfigPush { .. }
+            | Request::ConfigApplied { .. } => return self.ask_config_api(base, request),
         };
         self.call_api("POST", &format!("{base}{path}"), body)
+    }
+
+    /// Sends a configuration request and returns the node's answer as it is, a refusal
+    /// (`ok: false`, with a push's outcome: every node's diagnostics) included.
+    pub fn ask_config(&self, request: &Request) -> Result<Answer, Failure> {
+        match &self.endpoint {
+            None => Ok(daemon::control::ask(&self.runtime_dir, request)?),
+            Some(endpoint) => self.ask_config_api(endpoint.trim_end_matches('/'), request),
+        }
+    }
+
+    /// The configuration routes (`/v1/config...`), their answers as [`Answer`]s.
+    fn ask_config_api(&self, base: &str, request: &Request) -> Result<Answer, Failure> {
+        let taken = Answer::taken();
+        match request {
+            Request::ConfigShow => {
+                let doc = self.call_api("GET", &format!("{base}/v1/config"), None)?;
+                Ok(Answer { config: Some(Box::new(doc)), ..taken })
+            }
+            Request::ConfigGet { generation } => {
+                let url = format!("{base}/v1/config/history/{generation}");
+                let doc = self.call_api("GET", &url, None)?;
+                Ok(Answer { config: Some(Box::new(doc)), ..taken })
+            }
+            Request::ConfigHistory => {
+                #[derive(serde::Deserialize)]
+                struct History {
+                    generations: Vec<contract::ConfigGeneration>,
+                }
+                let url = format!("{base}/v1/config/history");
+                let history: History = self.call_api("GET", &url, None)?;
+                Ok(Answer { history: Some(history.generations), ..taken })
+            }
+            Request::ConfigCheck { toml } => {
+                let body = serde_json::json!({ "toml": toml }).to_string();
+                let url = format!("{base}/v1/config/check");
+                let outcome = self.call_api("POST", &url, Some(body))?;
+                Ok(Answer { outcome: Some(Box::new(outcome)), ..taken })
+            }
+            Request::ConfigPush { toml, generation } => {
+                let body = serde_json::json!({ "toml": toml, "generation": generation });
+                self.push_api(&format!("{base}/v1/config"), &body.to_string())
+            }
+            other => Err(Failure::Refused(format!("not a request a client sends: {other:?}"))),
+        }
+    }
+
+    /// `POST /v1/config`: its answer, a refusal (409) with every node's verdict included.
+    fn push_api(&self, url: &str, body: &str) -> Result<Answer, Failure> {
+        let token = match &self.token {
+            Some(token) => token.clone(),
+            None => std::env::var("TANDEM_TOKEN").map_err(|_| {
+                Failure::NotAllowed(
+                    "no API token: pass --token or set TANDEM_TOKEN (`tandem user add`)".into(),
+                )
+            })?,
+        };
+        let result = agent(&self.ca)?
+            .post(url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Content-Type", "application/json")
+            .send_string(body);
+        match result {
+            Err(ureq::Error::Status(409, response)) => response
+                .into_json()
+                .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
+            Ok(response) => response
+                .into_json()
+                .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
+            Err(ureq::Error::Status(code, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                let why = serde_json::from_str::<Answer>(&text)
+                    .ok()
+                    .and_then(|a| a.error)
+                    .unwrap_or_else(|| text.trim().to_string());
+                let why = format!("{url}: HTTP {code}: {why}");
+                Err(match code {
+                    401 | 403 => Failure::NotAllowed(why),
+                    429 | 503 | 504 => Failure::Busy(why),
+                    _ => Failure::Refused(why),
+                })
+            }
+            Err(ureq::Error::Transport(e)) => {
+                Err(Failure::Unreachable(format!("cannot reach {url}: {e}")))
+            }
+        }
     }
 
     /// One API request; its JSON answer, or why not.

@@ -203,6 +203,73 @@ fn users_round_trip_and_a_real_node_serves_status_and_a_switchover() {
     ] {
         assert!(text.contains(needle), "no `{needle}` in the metrics:\n{text}");
     }
+    // The web console of a real node: signed in by the form, its cookie reads the status
+    // (with both nodes' console addresses) and the live journal; signed out, it does not.
+    let console = format!("https://127.0.0.1:{}", api[0]);
+    let browser = ureq::AgentBuilder::new()
+        .tls_config(console_tls(&dir.path().join("ca.crt")))
+        .timeout(Duration::from_secs(10))
+        .redirects(0)
+        .build();
+    let signed_in = browser
+        .post(&format!("{console}/login"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&format!("token={viewer}"))
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let set = signed_in.header("Set-Cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(!set.contains(&viewer[5..]), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let status: serde_json::Value = browser
+        .get(&format!("{console}/v1/status"))
+        .set("Cookie", &cookie)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    for (node, port) in [("alpha", api[0]), ("beta", api[1])] {
+        let entry = status["nodes"].as_array().unwrap().iter().find(|n| n["name"] == node);
+        assert_eq!(entry.unwrap()["api"], format!("https://127.0.0.1:{port}/"), "{status}");
+    }
+    let page = browser.get(&format!("{console}/")).set("Cookie", &cookie).call().unwrap();
+    assert!(page.header("Content-Security-Policy").is_some());
+    let stream = browser
+        .get(&format!("{console}/v1/events?since=0"))
+        .set("Cookie", &cookie)
+        .set("Accept", "text/event-stream")
+        .call()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream.into_reader()), &mut first)
+        .unwrap();
+    assert!(first.starts_with("id: "), "{first}");
+    let out = browser
+        .post(&format!("{console}/logout"))
+        .set("Cookie", &cookie)
+        .set("X-Tandem-Console", "1")
+        .call()
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    match browser.get(&format!("{console}/v1/status")).set("Cookie", &cookie).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("a signed-out cookie: {other:?}"),
+    }
+}
+
+/// TLS for a client that trusts the cluster's CA (`ca.crt`).
+fn console_tls(ca: &Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(daemon::api::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
 }
 
 /// `examples/app-heartbeat.sh` keeps an `app` resource alive through the API: while its
@@ -288,4 +355,58 @@ fn an_app_that_stops_calling_is_restarted_then_moved_at_the_threshold() {
     for code in ["W4105", "E4108"] {
         assert!(codes.contains(&code.to_string()), "{code} missing on alpha: {codes:?}");
     }
+}
+
+/// `GET /v1/nodes/{n}/inventory` on a real node: an admin gets alpha's own inventory
+/// (loopback with 127.0.0.1/8), an operator gets 403, and alpha sends a request for
+/// beta's to beta's API address (421, E5321); `tandem inventory --json` prints the same
+/// contract document without a node.
+#[test]
+fn a_real_node_serves_its_inventory_to_an_admin_and_sends_other_nodes_requests_on() {
+    let cluster = ApiCluster::new(
+        "invtest",
+        "[[group]]\nname = \"web\"\nnodes = [\"alpha\", \"beta\"]\n\n  [[group.resource]]\n  \
+         name = \"sleeper\"\n  kind = \"process\"\n  command = [\"/bin/sleep\", \"{token}\"]\n  \
+         stop_timeout = \"1s\"\n",
+    );
+    let admin = cluster.user("ada", "admin");
+    let operator = cluster.user("otto", "operator");
+    let _daemons = cluster.start();
+    let agent = agent(&cluster.dir.path().join("ca.crt"));
+    let url =
+        |node: &str| format!("https://127.0.0.1:{}/v1/nodes/{node}/inventory", cluster.api[0]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let inventory: contract::Inventory = loop {
+        match agent.get(&url("alpha")).set("Authorization", &format!("Bearer {admin}")).call() {
+            Ok(response) => break response.into_json().unwrap(),
+            Err(ureq::Error::Status(code, response)) => {
+                panic!("{code}: {}", response.into_string().unwrap_or_default())
+            }
+            Err(_) => {
+                assert!(Instant::now() < deadline, "no API on alpha:\n{}", cluster.logs());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(inventory.node.as_deref(), Some("alpha"));
+    let lo = inventory.interface("lo").expect("lo");
+    assert!(lo.addresses.iter().any(|a| a.address.to_string() == "127.0.0.1" && a.prefix_len == 8));
+    match agent.get(&url("alpha")).set("Authorization", &format!("Bearer {operator}")).call() {
+        Err(ureq::Error::Status(403, _)) => {}
+        other => panic!("an operator's inventory: {other:?}"),
+    }
+    match agent.get(&url("beta")).set("Authorization", &format!("Bearer {admin}")).call() {
+        Err(ureq::Error::Status(421, response)) => {
+            let answer: serde_json::Value = response.into_json().unwrap();
+            assert_eq!(answer["code"], "E5321");
+            assert_eq!(answer["endpoint"], format!("https://127.0.0.1:{}", cluster.api[1]));
+        }
+        other => panic!("beta's inventory asked of alpha: {other:?}"),
+    }
+    // The CLI's own, here and now, is the contract's document too.
+    let out = tandem(&["inventory", "--json"]);
+    let local: contract::Inventory = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(local.node, None);
+    assert!(local.interface("lo").is_some());
+    assert_eq!(local.host, inventory.host);
 }

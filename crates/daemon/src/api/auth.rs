@@ -103,6 +103,14 @@ impl Authenticator {
         }
     }
 
+    /// The role and token hash of user `name` in the users file as it is now (read
+    /// again if it changed): what a console session checks on each request.
+    pub fn user(&self, name: &str) -> Option<(Role, String)> {
+        self.refresh();
+        let loaded = self.loaded.lock().expect("users lock");
+        loaded.users.get(name).map(|user| (user.role, user.hash.clone()))
+    }
+
     /// The user of the `Authorization` header's bearer token.
     pub async fn check(&self, header: Option<&str>) -> Result<Authed, Refusal> {
         let token = header

@@ -1,5 +1,6 @@
 //! The node's HTTPS API (`/v1/...`, [`routes::ROUTES`]): axum over hyper's HTTP/1.1,
-//! rustls, bearer tokens of the users file ([`users`], [`auth`]) with roles.
+//! rustls, bearer tokens of the users file ([`users`], [`auth`]) with roles; and the web
+//! console at `/` with its sign-in and session cookie ([`console`]).
 //!
 //! It runs on a thread of its own with its own tokio runtime, so that TLS handshakes,
 //! hash checks and slow clients never take the loop's thread; requests reach the loop
@@ -16,6 +17,7 @@
 //! requests of a kept-alive connection), the body and the loop's answer.
 
 pub mod auth;
+pub mod console;
 pub mod openapi;
 pub mod rate;
 pub mod routes;
@@ -100,6 +102,13 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Hands an application's heartbeat to its `app` resource's agent on this node.
     pub apps: AppHeartbeats,
+    /// The web console's sessions and every node's console address.
+    pub console: console::Console,
+    /// The configuration's generations and push (`/v1/config...`; 503 without it).
+    pub configs: Option<Arc<crate::configstore::Service>>,
+    /// `GET /v1/nodes/{n}/inventory`: this node, the other nodes' API addresses, one
+    /// inventory at a time.
+    pub inventory: Arc<crate::inventory::Service>,
 }
 
 /// `POST /v1/apps/{name}/heartbeat`'s way to the `app` resource `name` on this node, with
@@ -202,14 +211,18 @@ async fn serve(
 
 /// Starts the API of a node serving at `address` if `[api]`'s files exist: `Ok(None)`
 /// (logged, W5108) if one is missing; an error with its code if one cannot be used or the
-/// address cannot be bound.
+/// address cannot be bound. `nodes` are every node's name and API address (the console
+/// links to the other nodes' consoles).
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     api: &config::ApiConfig,
     address: SocketAddr,
+    nodes: Vec<(String, SocketAddr)>,
     state_dir: &Path,
     calls: mpsc::Sender<Call>,
     metrics: Arc<crate::metrics::Metrics>,
     apps: AppHeartbeats,
+    configs: Option<Arc<crate::configstore::Service>>,
 ) -> anyhow::Result<Option<ApiServer>> {
     let files =
         [("tls_cert", &api.tls_cert), ("tls_key", &api.tls_key), ("users_file", &api.users_file)];
@@ -238,7 +251,22 @@ pub fn start(
     let limits = Limits::default();
     let rate = rate::RateLimiter::new(limits.per_second, limits.burst);
     let journal_dir = state_dir.to_path_buf();
-    let state = ApiState { calls, auth, rate, limits, journal_dir, metrics, apps };
+    // This node is the one whose API address is `address`.
+    let me = nodes.iter().find(|(_, a)| *a == address).map(|(name, _)| name.clone());
+    let inventory = Arc::new(crate::inventory::Service::new(me.unwrap_or_default(), nodes.clone()));
+    let console = console::Console::new(address.port(), nodes);
+    let state = ApiState {
+        calls,
+        auth,
+        rate,
+        limits,
+        journal_dir,
+        metrics,
+        apps,
+        console,
+        configs,
+        inventory,
+    };
     let server = ApiServer::spawn(listener, tls, state)?;
     tracing::info!("the HTTPS API serves at https://{}/v1/", server.address);
     Ok(Some(server))

@@ -4,14 +4,19 @@
 
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{
     ComponentsBuilder, Content, HttpMethod, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
     Paths, Required, ResponseBuilder, Type,
 };
 use utoipa::PartialSchema;
 
-use super::routes::{Action, ClearBody, MaintenanceBody, SwitchoverBody, ROUTES};
+use super::console::LoginForm;
+use super::routes::{
+    Action, ClearBody, ConfigCheckBody, ConfigPushBody, MaintenanceBody, SwitchoverBody, ROUTES,
+};
 
 /// The document.
 pub fn document() -> OpenApi {
@@ -46,6 +51,8 @@ pub fn document() -> OpenApi {
             Action::Switchover => Some((SwitchoverBody::schema(), Required::False)),
             Action::Maintenance => Some((MaintenanceBody::schema(), Required::True)),
             Action::Clear => Some((ClearBody::schema(), Required::False)),
+            Action::ConfigPush => Some((ConfigPushBody::schema(), Required::True)),
+            Action::ConfigCheck => Some((ConfigCheckBody::schema(), Required::True)),
             _ => None,
         };
         if let Some((schema, required)) = body {
@@ -56,13 +63,32 @@ pub fn document() -> OpenApi {
                     .build(),
             ));
         }
+        if route.action == Action::Login {
+            operation = operation.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/x-www-form-urlencoded",
+                        Content::new(Some(LoginForm::schema())),
+                    )
+                    .build(),
+            ));
+        }
         if let Some(role) = route.need {
             operation = operation
-                .description(Some(format!("Needs a bearer token of role {role} or above.")))
+                .description(Some(format!(
+                    "Needs a bearer token of role {role} or above, or the web console's \
+                     session cookie of such a user (then a POST also needs the header \
+                     `X-Tandem-Console: 1` or the node's own Origin)."
+                )))
                 .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+                .security(SecurityRequirement::new("console", Vec::<String>::new()))
                 .response("401", ResponseBuilder::new().description("no token, or a bad one"))
                 .response("403", ResponseBuilder::new().description("the role is too low"))
                 .response("429", ResponseBuilder::new().description("too many requests"));
+        }
+        if route.action.node_only() {
+            operation = signed_by_a_node(operation);
         }
         let method = match route.method {
             "GET" => HttpMethod::Get,
@@ -71,6 +97,11 @@ pub fn document() -> OpenApi {
         paths.add_path_operation(route.path, vec![method], operation.build());
     }
     let bearer = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    // The cookie's name ends with the node's API port (`__Host-tandem-7400`).
+    let cookie = SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+        "__Host-tandem-PORT",
+        "The web console's session (POST /login); PORT is the node's API port",
+    )));
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -79,6 +110,24 @@ pub fn document() -> OpenApi {
                 .description(Some("The HTTPS API of a tandem node")),
         )
         .paths(paths)
-        .components(Some(ComponentsBuilder::new().security_scheme("bearer", bearer).build()))
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme("bearer", bearer)
+                .security_scheme("console", cookie)
+                .build(),
+        ))
         .build()
+}
+
+/// A route only nodes call: how its calls are signed, and its 401.
+fn signed_by_a_node(operation: OperationBuilder) -> OperationBuilder {
+    operation
+        .description(Some(
+            "Called by the other nodes of the cluster only: headers X-Tandem-Node (the \
+             sender), X-Tandem-Time (seconds since the epoch, within 120 s of this node's \
+             clock) and X-Tandem-Signature (hex HMAC-SHA256 with the cluster key of method, \
+             path, sender, time and the body's SHA-256); no user token."
+                .to_string(),
+        ))
+        .response("401", ResponseBuilder::new().description("not signed by a node (E1307)"))
 }

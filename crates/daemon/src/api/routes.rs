@@ -1,7 +1,7 @@
 //! The API's route table ([`ROUTES`]): the router, the role each route needs and the
 //! OpenAPI document are all built from it, so they cannot disagree. Every request goes
-//! through the rate limit, then its route's guard (the bearer token and the role, then
-//! the body within its size and time limits), then its handler, which reaches the
+//! through the rate limit, then its route's guard (the bearer token or the console's
+//! session cookie, and the role, then the body within its size and time limits), then its handler, which reaches the
 //! daemon's loop through the control socket's bounded [`Call`] channel, never waiting
 //! for room in it (full: 503).
 
@@ -22,6 +22,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use super::auth::{Authed, Refusal};
+use super::console;
 use super::users::Role;
 use super::ApiState;
 use crate::access::Caller;
@@ -44,6 +45,35 @@ pub enum Action {
     Metrics,
     AppHeartbeat,
     OpenApi,
+    /// This node's inventory ([`crate::inventory`]).
+    Inventory,
+    /// The web console's page, its files, sign-in and sign-out ([`super::console`]).
+    Console,
+    ConsoleJs,
+    ConsoleCss,
+    LoginForm,
+    Login,
+    Logout,
+    Whoami,
+    HelpIndex,
+    Help,
+    /// The configuration's generations and push ([`crate::configstore`]).
+    ConfigShow,
+    ConfigHistory,
+    ConfigGet,
+    ConfigCheck,
+    ConfigPush,
+    /// The nodes' own two phases of a push: signed with the cluster key, no user token.
+    ConfigPrepare,
+    ConfigCommit,
+}
+
+impl Action {
+    /// A route only nodes call, authenticated by the cluster key's signature (401
+    /// without it), not by a user's token.
+    pub fn node_only(self) -> bool {
+        matches!(self, Action::ConfigPrepare | Action::ConfigCommit)
+    }
 }
 
 /// One route: method, path (axum's and OpenAPI's `{name}` syntax), the role it needs
@@ -133,6 +163,137 @@ pub const ROUTES: &[Route] = &[
         action: Action::OpenApi,
         summary: "This API's OpenAPI 3.1 document",
     },
+    Route {
+        method: "GET",
+        path: "/",
+        need: Some(Role::Viewer),
+        action: Action::Console,
+        summary: "The web console (HTML); a browser without a session is sent to /login",
+    },
+    Route {
+        method: "GET",
+        path: "/console/app.js",
+        need: None,
+        action: Action::ConsoleJs,
+        summary: "The web console's script",
+    },
+    Route {
+        method: "GET",
+        path: "/console/app.css",
+        need: None,
+        action: Action::ConsoleCss,
+        summary: "The web console's style sheet",
+    },
+    Route {
+        method: "GET",
+        path: "/login",
+        need: None,
+        action: Action::LoginForm,
+        summary: "The web console's sign-in form (HTML)",
+    },
+    Route {
+        method: "POST",
+        path: "/login",
+        need: None,
+        action: Action::Login,
+        summary: "Sign in with a token (form field `token`): a session cookie (HttpOnly, \
+                  Secure, SameSite=Strict) and a redirect to the console; 401 for a bad token",
+    },
+    Route {
+        method: "POST",
+        path: "/logout",
+        need: None,
+        action: Action::Logout,
+        summary: "Sign out: the session ends on the node and its cookie is dropped",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/whoami",
+        need: Some(Role::Viewer),
+        action: Action::Whoami,
+        summary: "The caller's user and role (`{\"user\": ..., \"role\": ...}`)",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/help",
+        need: Some(Role::Viewer),
+        action: Action::HelpIndex,
+        summary: "Every code of the catalogue with its severity, title and area",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/help/{code}",
+        need: Some(Role::Viewer),
+        action: Action::Help,
+        summary: "One code's severity, title, cause and fix (as `tandem explain` shows it)",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/config",
+        need: Some(Role::Viewer),
+        action: Action::ConfigShow,
+        summary: "The running configuration: `toml`, `generation`, `hash` (SHA-256), the \
+                  generation the daemon runs and what waits for a restart",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/config/history",
+        need: Some(Role::Viewer),
+        action: Action::ConfigHistory,
+        summary: "The generations this node keeps (`{\"generations\": [...]}`, oldest first): \
+                  hash, time, who pushed it, through which node, what changed",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/config/history/{generation}",
+        need: Some(Role::Viewer),
+        action: Action::ConfigGet,
+        summary: "One kept generation, with its text (404 when not kept, E1312)",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/config/check",
+        need: Some(Role::Viewer),
+        action: Action::ConfigCheck,
+        summary: "Check `toml` as `tandem validate` does on this node (diagnostics with codes, \
+                  line and column; host checks as warnings) and what would change; applies \
+                  nothing",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/config",
+        need: Some(Role::Admin),
+        action: Action::ConfigPush,
+        summary: "Push `toml` as the generation after `generation` (the one it was based on): \
+                  checked on every node against its host, then applied on every node; \
+                  refused whole (409) with every node's diagnostics",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/config/node/prepare",
+        need: None,
+        action: Action::ConfigPrepare,
+        summary: "Nodes only (signed with the cluster key): check a pushed configuration \
+                  against this node's host and hold it for the apply",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/config/node/commit",
+        need: None,
+        action: Action::ConfigCommit,
+        summary: "Nodes only (signed with the cluster key): apply the configuration held \
+                  for this generation",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/nodes/{n}/inventory",
+        need: Some(Role::Admin),
+        action: Action::Inventory,
+        summary: "What node n has to choose from: network interfaces and addresses, block \
+                  devices and file systems, OCF agents with their meta-data, systemd units, \
+                  LSB scripts (asked of node n itself: another node answers 421 with n's \
+                  `endpoint`, E5321)",
+    },
 ];
 
 /// Most journal entries in one page of `GET /v1/events`.
@@ -166,6 +327,25 @@ pub struct HeartbeatBody {
     pub status: Option<String>,
 }
 
+/// The body of `POST /v1/config`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPushBody {
+    /// The configuration's TOML text.
+    pub toml: String,
+    /// The generation the text was based on (`GET /v1/config`): refused (E1302) if the
+    /// running one is another.
+    pub generation: u64,
+}
+
+/// The body of `POST /v1/config/check`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheckBody {
+    /// The configuration's TOML text.
+    pub toml: String,
+}
+
 /// The body of `POST /v1/groups/{g}/clear` (optional).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -194,8 +374,28 @@ pub fn router(state: Arc<ApiState>) -> Router {
             Action::Metrics => on(filter, metrics),
             Action::AppHeartbeat => on(filter, app_heartbeat),
             Action::OpenApi => on(filter, openapi),
+            Action::Inventory => on(filter, inventory),
+            Action::Console => on(filter, console::page),
+            Action::ConsoleJs => on(filter, console::app_js),
+            Action::ConsoleCss => on(filter, console::app_css),
+            Action::LoginForm => on(filter, console::login_form),
+            Action::Login => on(filter, console::login),
+            Action::Logout => on(filter, console::logout),
+            Action::Whoami => on(filter, console::whoami),
+            Action::HelpIndex => on(filter, console::help_index),
+            Action::Help => on(filter, console::help_code),
+            Action::ConfigShow => on(filter, config_show),
+            Action::ConfigHistory => on(filter, config_history),
+            Action::ConfigGet => on(filter, config_get),
+            Action::ConfigCheck => on(filter, config_check),
+            Action::ConfigPush => on(filter, config_push),
+            Action::ConfigPrepare => on(filter, config_prepare),
+            Action::ConfigCommit => on(filter, config_commit),
         };
-        let guarded = handler.layer(from_fn_with_state((state.clone(), route.need), guard));
+        let mut guarded = handler.layer(from_fn_with_state((state.clone(), route.need), guard));
+        if route.action == Action::Console {
+            guarded = guarded.layer(axum::middleware::from_fn(console::to_login));
+        }
         router = router.route(route.path, guarded);
     }
     router
@@ -223,8 +423,9 @@ async fn rate(State(state): State<Arc<ApiState>>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// A route's guard: the token and the role (401, 403), then the body read whole within
-/// the size and time limits (413, 408). The handler finds the caller as an extension.
+/// A route's guard: the token (or, without a bearer header, the console's session
+/// cookie) and the role (401, 403), then the body read whole within the size and time
+/// limits (413, 408). The handler finds the caller as an extension.
 async fn guard(
     State((state, need)): State<(Arc<ApiState>, Option<Role>)>,
     request: Request,
@@ -234,7 +435,13 @@ async fn guard(
     let mut caller = None;
     if let Some(need) = need {
         let header = request.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-        match state.auth.check(header).await {
+        let by_cookie = state.console.session_of(&state, request.method(), request.headers());
+        let checked = match by_cookie {
+            Some(Err(refusal)) => return console::refused(refusal),
+            Some(Ok(authed)) => Ok(authed),
+            None => state.auth.check(header).await,
+        };
+        match checked {
             Err(refusal) => {
                 let (message, challenge) = match refusal {
                     Refusal::Missing => ("a bearer token is needed", r#"Bearer realm="tandem""#),
@@ -340,7 +547,9 @@ async fn status(
     match ask(&state, Command::Status, caller).await {
         Err(response) => response,
         Ok(answer) if answer["ok"] == Value::Bool(true) => {
-            Json(answer["status"].clone()).into_response()
+            let mut status = answer["status"].clone();
+            state.console.add_api_addresses(&mut status);
+            Json(status).into_response()
         }
         Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
     }
@@ -539,4 +748,210 @@ async fn events(
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+/// A configuration request answered by the node's configuration service, on a blocking
+/// thread (file I/O, and a push's calls to the other nodes).
+async fn configs(
+    state: &ApiState,
+    request: Command,
+    caller: Caller,
+) -> Result<crate::control::Answer, Response> {
+    let Some(service) = state.configs.clone() else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "this node has no configuration store"));
+    };
+    tokio::task::spawn_blocking(move || service.answer(&request, &caller))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+async fn config_show(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match configs(&state, Command::ConfigShow, caller).await {
+        Err(response) => response,
+        Ok(answer) => match answer.config {
+            Some(doc) => Json(doc).into_response(),
+            None => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+        },
+    }
+}
+
+async fn config_history(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match configs(&state, Command::ConfigHistory, caller).await {
+        Err(response) => response,
+        Ok(answer) => {
+            Json(json!({"generations": answer.history.unwrap_or_default()})).into_response()
+        }
+    }
+}
+
+async fn config_get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(generation): Path<u64>,
+) -> Response {
+    match configs(&state, Command::ConfigGet { generation }, caller).await {
+        Err(response) => response,
+        Ok(answer) => match answer.config {
+            Some(doc) => Json(doc).into_response(),
+            None => (StatusCode::NOT_FOUND, Json(answer)).into_response(),
+        },
+    }
+}
+
+async fn config_check(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let body: ConfigCheckBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    match configs(&state, Command::ConfigCheck { toml: body.toml }, caller).await {
+        Err(response) => response,
+        Ok(answer) => Json(answer.outcome).into_response(),
+    }
+}
+
+/// A push: 200 with the outcome when applied, 409 with the reason and every node's
+/// verdict when refused.
+async fn config_push(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let body: ConfigPushBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    let request = Command::ConfigPush { toml: body.toml, generation: body.generation };
+    match configs(&state, request, caller).await {
+        Err(response) => response,
+        Ok(answer) if answer.ok => Json(answer).into_response(),
+        Ok(answer) => (StatusCode::CONFLICT, Json(answer)).into_response(),
+    }
+}
+
+/// A node call: its sender, once its signature checks out (401 otherwise, E1307).
+fn node_caller(
+    state: &ApiState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Arc<crate::configstore::Service>, Response> {
+    let Some(service) = state.configs.clone() else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "this node has no configuration store"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    match service.verify("POST", path, header, body) {
+        Ok(_) => Ok(service),
+        Err(why) => {
+            tracing::warn!(
+                code = engine::catalogue::CONFIG_NODE_CALL_UNAUTHENTICATED.code,
+                "{why}"
+            );
+            Err(error(StatusCode::UNAUTHORIZED, &why))
+        }
+    }
+}
+
+async fn config_prepare(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = crate::configstore::PREPARE_PATH;
+    let service = match node_caller(&state, path, &headers, &body) {
+        Ok(service) => service,
+        Err(response) => return response,
+    };
+    let from = headers
+        .get(crate::configstore::NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body: crate::configstore::PrepareBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    match tokio::task::spawn_blocking(move || service.prepare(&from, &body)).await {
+        Ok(verdict) => Json(verdict).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn config_commit(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = crate::configstore::COMMIT_PATH;
+    let service = match node_caller(&state, path, &headers, &body) {
+        Ok(service) => service,
+        Err(response) => return response,
+    };
+    let body: crate::configstore::CommitBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    match tokio::task::spawn_blocking(move || service.commit(&body)).await {
+        Ok(Ok(())) => Json(json!({"ok": true})).into_response(),
+        Ok(Err(why)) => {
+            (StatusCode::CONFLICT, Json(json!({"ok": false, "error": why}))).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /v1/nodes/{n}/inventory`: this node's inventory, taken on a blocking thread, one
+/// at a time, back within the inventory's deadline (its parts' failures are inside the
+/// document). Another node's: 421 (Misdirected Request) with that node's API address
+/// from the configuration (`endpoint`, E5321), since a node takes only its own host's
+/// inventory; a node the configuration does not have: 404 (E5322).
+async fn inventory(State(state): State<Arc<ApiState>>, Path(node): Path<String>) -> Response {
+    use engine::catalogue::{INVENTORY_ELSEWHERE, INVENTORY_NO_SUCH_NODE};
+    let service = state.inventory.clone();
+    if node != service.node {
+        let Some((name, address)) = service.apis.iter().find(|(name, _)| *name == node) else {
+            let code = INVENTORY_NO_SUCH_NODE.code;
+            let message = format!("{code}: the cluster has no node `{node}`");
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"ok": false, "error": message, "code": code})),
+            )
+                .into_response();
+        };
+        let code = INVENTORY_ELSEWHERE.code;
+        let endpoint = format!("https://{address}");
+        let message = format!(
+            "{code}: this is node {}, which takes the inventory of its own host only; ask node \
+             {name} at {endpoint}/v1/nodes/{name}/inventory",
+            service.node
+        );
+        let body = json!({"ok": false, "error": message, "code": code, "node": name,
+            "endpoint": endpoint});
+        return (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response();
+    }
+    let wait = service.sources.deadline + crate::inventory::PART_MARGIN;
+    let Ok(Ok(_turn)) = tokio::time::timeout(wait, service.slot.acquire()).await else {
+        let mut response =
+            error(StatusCode::SERVICE_UNAVAILABLE, "another inventory is being taken; try again");
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return response;
+    };
+    let taker = service.clone();
+    let taken = tokio::task::spawn_blocking(move || {
+        crate::inventory::take(&taker.sources, Some(&taker.node))
+    })
+    .await;
+    match taken {
+        Ok(inventory) => Json(inventory).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the inventory failed: {e}")),
+    }
 }

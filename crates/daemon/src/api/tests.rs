@@ -14,6 +14,14 @@ use super::users::{hash_token, new_token, Role, User, UsersFile};
 use super::*;
 use crate::access::Caller;
 
+/// The fixture's nodes for the console: alpha is this API, beta another port.
+fn console_nodes(port: u16) -> Vec<(String, std::net::SocketAddr)> {
+    vec![
+        ("alpha".into(), (Ipv4Addr::LOCALHOST, port).into()),
+        ("beta".into(), (Ipv4Addr::LOCALHOST, 7999).into()),
+    ]
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     server: Option<ApiServer>,
@@ -45,7 +53,9 @@ fn fixture(limits: Limits) -> Fixture {
         while let Some(call) = rx.blocking_recv() {
             let answer = match call.request {
                 crate::control::Request::Status => serde_json::from_value(json!({"ok": true,
-                    "status": {"cluster": "t", "reported_by": "alpha", "nodes": [], "links": [],
+                    "status": {"cluster": "t", "reported_by": "alpha",
+                        "nodes": [{"name": "alpha", "state": "working"},
+                            {"name": "beta", "state": "standby"}], "links": [],
                         "groups": [], "leases": [], "faults": [], "receiving": [],
                         "journal": {"durable_id": 0, "queued": 0, "dropped": 0, "error": null}}}))
                 .unwrap(),
@@ -55,6 +65,9 @@ fn fixture(limits: Limits) -> Fixture {
             let _ = call.answer.send(answer);
         }
     });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let configs = configs_of(dir.path(), calls.clone());
     let state = ApiState {
         calls,
         auth: auth::Authenticator::new(users_file).unwrap(),
@@ -66,8 +79,10 @@ fn fixture(limits: Limits) -> Fixture {
             "app" => Ok(()),
             other => Err(format!("no app resource {other} on this node")),
         }),
+        console: console::Console::new(port, console_nodes(port)),
+        configs: Some(configs),
+        inventory: inventory_of(dir.path(), port),
     };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = tls::server_config(&cert, &key).unwrap();
     let server = ApiServer::spawn(listener, config, state).unwrap();
     Fixture { _dir: dir, server: Some(server), ca: ca.cert, tokens, callers }
@@ -136,13 +151,73 @@ impl Fixture {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{g}", "db").replace("{n}", "beta").replace("{name}", "app")
+    // Alpha (this API) takes its own inventory; beta's is another node's (421).
+    path.replace("{n}/inventory", "alpha/inventory")
+        .replace("{g}", "db")
+        .replace("{n}", "beta")
+        .replace("{name}", "app")
+        .replace("{code}", "W2101")
+        .replace("{generation}", "1")
+}
+
+/// The fixture node's configuration (generation 1 of its store).
+const FIXTURE_CONFIG: &str = r#"[cluster]
+name = "t"
+key_file = "/nonexistent/cluster.key"
+
+[[node]]
+name = "alpha"
+addresses = { private = "127.0.0.1:1" }
+api = "127.0.0.1:3"
+
+[[node]]
+name = "beta"
+addresses = { private = "127.0.0.1:2" }
+api = "127.0.0.1:4"
+
+[[link]]
+name = "private"
+kind = "udp"
+
+[arbitration]
+kind = "none"
+"#;
+
+/// `{"toml": FIXTURE_CONFIG, "generation": 1}`: a check of it, or a push of the same
+/// text (which changes nothing).
+static CONFIG_BODY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| json!({"toml": FIXTURE_CONFIG, "generation": 1}).to_string());
+static CHECK_BODY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| json!({"toml": FIXTURE_CONFIG}).to_string());
+
+/// The key the fixture's configuration service signs node calls with.
+const FIXTURE_KEY: [u8; 32] = [7; 32];
+
+/// The fixture's configuration service: alpha, its file and store in `dir`.
+fn configs_of(
+    dir: &std::path::Path,
+    calls: mpsc::Sender<Call>,
+) -> Arc<crate::configstore::Service> {
+    let file = dir.join("cluster.toml");
+    std::fs::write(&file, FIXTURE_CONFIG).unwrap();
+    let (config, _) = config::parse(FIXTURE_CONFIG, "cluster.toml").unwrap();
+    let setup = crate::configstore::Setup {
+        config: &config,
+        file: &file,
+        state_dir: &dir.join("state"),
+        node: "alpha",
+        key: wire::Key::new(FIXTURE_KEY),
+        calls,
+    };
+    crate::configstore::Service::start(setup).unwrap().0
 }
 
 fn body_for(action: Action) -> &'static str {
     match action {
         Action::Maintenance => r#"{"on": true}"#,
         Action::Switchover => r#"{"to": "beta"}"#,
+        Action::ConfigPush => &CONFIG_BODY,
+        Action::ConfigCheck => &CHECK_BODY,
         _ => "",
     }
 }
@@ -152,11 +227,16 @@ fn every_route_refuses_without_a_token_a_bad_one_and_a_too_low_role() {
     let limits = Limits { per_second: 1000, burst: 1000, ..Limits::default() };
     let f = fixture(limits);
     for route in ROUTES {
+        if route.action == Action::Login {
+            // Its token comes in the form, not the header: the console's tests check it.
+            continue;
+        }
         let path = concrete(route.path);
         let body = body_for(route.action);
         let what = format!("{} {}", route.method, route.path);
         let (code, _) = f.call(route.method, &path, None, body);
-        let expected = if route.need.is_some() { 401 } else { 200 };
+        // The nodes' own routes take the cluster key's signature, never a user's token.
+        let expected = if route.need.is_some() || route.action.node_only() { 401 } else { 200 };
         assert_eq!(code, expected, "{what} without a token");
         let (code, _) = f.call(route.method, &path, Some("viewer.0000"), body);
         assert_eq!(code, expected, "{what} with a bad token");
@@ -166,7 +246,11 @@ fn every_route_refuses_without_a_token_a_bad_one_and_a_too_low_role() {
         for role in Role::ALL {
             let (code, text) = f.call(route.method, &path, Some(f.token(role)), body);
             let allowed = route.need.is_none_or(|need| role.may(need));
-            let expected = if allowed { 200 } else { 403 };
+            let expected = match allowed {
+                _ if route.action.node_only() => 401,
+                true => 200,
+                false => 403,
+            };
             assert_eq!(code, expected, "{what} as {role}: {text}");
         }
     }
@@ -220,9 +304,13 @@ fn the_openapi_document_has_every_route_and_nothing_else() {
         };
         let (code, _) =
             f.call(route.method, &concrete(route.path), Some(&token), body_for(route.action));
-        assert_eq!(code, 200, "{} {}", route.method, route.path);
+        // `POST /login` takes its token from the form: an empty one is refused (401).
+        // The nodes' own routes take the cluster key's signature only (401).
+        let expected =
+            if route.action == Action::Login || route.action.node_only() { 401 } else { 200 };
+        assert_eq!(code, expected, "{} {}", route.method, route.path);
     }
-    for path in ["/", "/v1/config", "/v1/nodes/beta/inventory"] {
+    for path in ["/v1/config/x", "/v1/nodes/beta/inventory/x"] {
         assert_eq!(f.call("GET", path, Some(&admin), "").0, 404, "GET {path}");
         assert_eq!(f.call("POST", path, Some(&admin), "{}").0, 404, "POST {path}");
     }
@@ -374,6 +462,9 @@ fn a_full_channel_answers_503_at_once() {
             "app" => Ok(()),
             other => Err(format!("no app resource {other} on this node")),
         }),
+        console: console::Console::new(0, Vec::new()),
+        configs: None,
+        inventory: inventory_of(dir.path(), 0),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server =
@@ -389,4 +480,381 @@ fn a_full_channel_answers_503_at_once() {
     let (code, text) = f.call("GET", "/v1/status", Some(f.token(Role::Viewer)), "");
     assert_eq!(code, 503, "{text}");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+// The web console: sign-in, the session cookie, CSRF, sign-out, help, its files.
+
+/// An agent that does not follow redirects (a 303 is the answer to look at).
+fn agent_no_redirects(f: &Fixture) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(f.client_config())
+        .timeout(Duration::from_secs(10))
+        .redirects(0)
+        .build()
+}
+
+/// The answer of `request` (sent with `body` if not empty), whatever its status.
+fn answer_of(request: ureq::Request, body: &str) -> ureq::Response {
+    let result = if body.is_empty() { request.call() } else { request.send_string(body) };
+    match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+/// Signs in with `token` through the form: the answer.
+fn sign_in(f: &Fixture, token: &str) -> ureq::Response {
+    let url = format!("https://127.0.0.1:{}/login", f.port());
+    let request =
+        agent_no_redirects(f).post(&url).set("Content-Type", "application/x-www-form-urlencoded");
+    answer_of(request, &format!("token={token}"))
+}
+
+/// The `Cookie` header of a sign-in's answer (`NAME=VALUE`).
+fn cookie_of(response: &ureq::Response) -> String {
+    let set = response.header("Set-Cookie").expect("a Set-Cookie header");
+    set.split(';').next().unwrap().trim().to_string()
+}
+
+/// A request with the session `cookie`.
+fn with_cookie(f: &Fixture, method: &str, path: &str, cookie: &str) -> ureq::Request {
+    let url = format!("https://127.0.0.1:{}{path}", f.port());
+    agent_no_redirects(f).request(method, &url).set("Cookie", cookie)
+}
+
+#[test]
+fn console_sign_in_makes_a_session_cookie_that_authenticates_until_sign_out() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let token = f.token(Role::Viewer).to_string();
+    let response = sign_in(&f, &token);
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.header("Location"), Some("/"));
+    let set = response.header("Set-Cookie").unwrap().to_string();
+    let name = format!("__Host-tandem-{}=", f.port());
+    assert!(set.starts_with(&name), "{set}");
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.split("; ").any(|part| part == flag), "no {flag} in {set}");
+    }
+    let secret = token.split_once('.').unwrap().1;
+    assert!(!set.contains(secret) && !set.contains(&token), "the token is not in the cookie");
+    let cookie = cookie_of(&response);
+    let id = cookie.strip_prefix(&name).unwrap();
+    assert_eq!(id.len(), 64, "{cookie}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{cookie}");
+    // The cookie authenticates the status (with every node's console address), the
+    // page and whoami.
+    let response = answer_of(with_cookie(&f, "GET", "/v1/status", &cookie), "");
+    assert_eq!(response.status(), 200);
+    let status: Value = response.into_json().unwrap();
+    assert_eq!(status["nodes"][0]["api"], format!("https://127.0.0.1:{}/", f.port()));
+    assert_eq!(status["nodes"][1]["api"], "https://127.0.0.1:7999/");
+    let response = answer_of(with_cookie(&f, "GET", "/", &cookie).set("Accept", "text/html"), "");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let response = answer_of(with_cookie(&f, "GET", "/v1/whoami", &cookie), "");
+    let me: Value = response.into_json().unwrap();
+    assert_eq!(me, json!({"user": "viewer", "role": "viewer"}));
+    // A viewer's cookie gives no more than the viewer's role.
+    let switch =
+        with_cookie(&f, "POST", "/v1/groups/db/switchover", &cookie).set("X-Tandem-Console", "1");
+    assert_eq!(answer_of(switch, "{}").status(), 403);
+    // Sign-out needs the console's header too; then the session is gone on the node.
+    let response = answer_of(with_cookie(&f, "POST", "/logout", &cookie), "");
+    assert_eq!(response.status(), 403);
+    assert!(response.into_string().unwrap().contains("E5302"));
+    let response =
+        answer_of(with_cookie(&f, "POST", "/logout", &cookie).set("X-Tandem-Console", "1"), "");
+    assert_eq!(response.status(), 200);
+    let cleared = response.header("Set-Cookie").unwrap();
+    assert!(cleared.starts_with(&format!("{name};")) && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(answer_of(with_cookie(&f, "GET", "/v1/status", &cookie), "").status(), 401);
+    let response = answer_of(with_cookie(&f, "GET", "/", &cookie).set("Accept", "text/html"), "");
+    assert_eq!(response.status(), 303, "a browser with an ended session goes to sign in");
+    assert_eq!(response.header("Location"), Some("/login"));
+}
+
+#[test]
+fn a_cookie_post_without_the_console_header_or_origin_is_refused() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let cookie = cookie_of(&sign_in(&f, f.token(Role::Operator)));
+    let path = "/v1/groups/db/switchover";
+    let response = answer_of(with_cookie(&f, "POST", path, &cookie), r#"{"to": "beta"}"#);
+    assert_eq!(response.status(), 403);
+    let text = response.into_string().unwrap();
+    assert!(text.contains("E5302") && text.contains("X-Tandem-Console"), "{text}");
+    let foreign = with_cookie(&f, "POST", path, &cookie).set("Origin", "https://evil.example");
+    assert_eq!(answer_of(foreign, r#"{"to": "beta"}"#).status(), 403);
+    assert!(f.callers.lock().unwrap().iter().all(|(what, _)| !what.starts_with("switchover")));
+    let header = with_cookie(&f, "POST", path, &cookie).set("X-Tandem-Console", "1");
+    assert_eq!(answer_of(header, r#"{"to": "beta"}"#).status(), 200);
+    let origin = format!("https://127.0.0.1:{}", f.port());
+    let same = with_cookie(&f, "POST", path, &cookie).set("Origin", &origin);
+    assert_eq!(answer_of(same, r#"{"to": "beta"}"#).status(), 200);
+    // The loop got them from the session's user.
+    let callers = f.callers.lock().unwrap();
+    let switchovers: Vec<_> =
+        callers.iter().filter(|(what, _)| what.starts_with("switchover")).collect();
+    assert_eq!(switchovers.len(), 2);
+    let text = switchovers[0].1.to_string();
+    assert!(text.starts_with("operator (role operator, through the API from 127.0.0.1:"), "{text}");
+    drop(callers);
+    // A bearer token needs no such header, even with a cookie beside it.
+    let url = format!("https://127.0.0.1:{}{path}", f.port());
+    let bearer = f
+        .agent()
+        .post(&url)
+        .set("Authorization", &format!("Bearer {}", f.token(Role::Operator)))
+        .set("Cookie", &cookie);
+    assert_eq!(answer_of(bearer, "{}").status(), 200);
+}
+
+#[test]
+fn a_bad_token_at_login_gets_401_and_no_cookie() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    for token in ["viewer.0000", &new_token("viewer"), &new_token("nobody"), ""] {
+        let response = sign_in(&f, token);
+        assert_eq!(response.status(), 401, "{token:?}");
+        assert_eq!(response.header("Set-Cookie"), None, "{token:?}");
+        let page = response.into_string().unwrap();
+        assert!(page.contains(r#"id="login-error""#), "{page}");
+    }
+    // An app token cannot open the console.
+    let response = sign_in(&f, f.token(Role::App));
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.header("Set-Cookie"), None);
+    // A sign-in posted from another site is refused, even with a good token.
+    let url = format!("https://127.0.0.1:{}/login", f.port());
+    let request = agent_no_redirects(&f)
+        .post(&url)
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .set("Origin", "https://evil.example");
+    let response = answer_of(request, &format!("token={}", f.token(Role::Admin)));
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.header("Set-Cookie"), None);
+    // A cookie the node never gave authenticates nothing.
+    let forged = format!("__Host-tandem-{}={}", f.port(), "ab".repeat(32));
+    assert_eq!(answer_of(with_cookie(&f, "GET", "/v1/status", &forged), "").status(), 401);
+}
+
+#[test]
+fn a_session_ends_when_its_user_is_removed() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let cookie = cookie_of(&sign_in(&f, f.token(Role::Operator)));
+    assert_eq!(answer_of(with_cookie(&f, "GET", "/v1/status", &cookie), "").status(), 200);
+    let path = f._dir.path().join("users.toml");
+    let mut users = UsersFile::load(&path).unwrap();
+    users.users.retain(|u| u.name != "operator");
+    // The file is looked at once a second, by its modification time.
+    std::thread::sleep(Duration::from_millis(1100));
+    users.save(&path).unwrap();
+    assert_eq!(answer_of(with_cookie(&f, "GET", "/v1/status", &cookie), "").status(), 401);
+}
+
+#[test]
+fn help_lists_the_catalogue_and_explains_one_code() {
+    let f = fixture(Limits::default());
+    let viewer = f.token(Role::Viewer).to_string();
+    let (code, text) = f.call("GET", "/v1/help", Some(&viewer), "");
+    assert_eq!(code, 200, "{text}");
+    let index: Value = serde_json::from_str(&text).unwrap();
+    let codes = index["codes"].as_array().unwrap();
+    assert_eq!(codes.len(), engine::catalogue::all().count());
+    assert!(codes.iter().any(|c| c["code"] == "E5302" && c["severity"] == "error"));
+    let (code, text) = f.call("GET", "/v1/help/w2101", Some(&viewer), "");
+    assert_eq!(code, 200, "{text}");
+    let help: Value = serde_json::from_str(&text).unwrap();
+    let info = engine::catalogue::lookup("W2101").unwrap();
+    assert_eq!(help["code"], "W2101");
+    assert_eq!(help["title"], info.title);
+    assert_eq!(help["cause"], info.cause);
+    assert_eq!(help["fix"], info.fix);
+    assert_eq!(help["severity"], "warning");
+    assert_eq!(help["area"], "links and heartbeats");
+    assert_eq!(f.call("GET", "/v1/help/E9999", Some(&viewer), "").0, 404);
+    assert_eq!(f.call("GET", "/v1/help/W2101", None, "").0, 401);
+}
+
+#[test]
+fn the_console_and_its_files_are_served_with_their_types_and_a_strict_policy() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let get = |path: &str| {
+        let url = format!("https://127.0.0.1:{}{path}", f.port());
+        agent_no_redirects(&f).get(&url)
+    };
+    let secured = |response: &ureq::Response| {
+        assert_eq!(
+            response.header("Content-Security-Policy"),
+            Some(console::CONTENT_SECURITY_POLICY),
+            "{}",
+            response.get_url()
+        );
+        assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
+        assert_eq!(response.header("Referrer-Policy"), Some("no-referrer"));
+        assert!(!console::CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
+    };
+    for (path, kind) in [
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/app.css", "text/css; charset=utf-8"),
+    ] {
+        let response = answer_of(get(path), "");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.header("Content-Type"), Some(kind), "{path}");
+        assert_eq!(response.header("Cache-Control"), Some("no-cache"), "{path}");
+        secured(&response);
+        let tag = response.header("ETag").unwrap().to_string();
+        let again = answer_of(get(path).set("If-None-Match", &tag), "");
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    // The sign-in form: posted, never a token in a URL.
+    let response = answer_of(get("/login"), "");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("Cache-Control"), Some("no-store"));
+    secured(&response);
+    let page = response.into_string().unwrap();
+    assert!(page.contains(r#"<form id="login-form" method="post" action="/login""#), "{page}");
+    assert!(page.contains(r#"type="password""#), "{page}");
+    // Without a session: a browser is sent to sign in, another client gets a 401 page
+    // that links there.
+    let response = answer_of(get("/").set("Accept", "text/html,application/xhtml+xml"), "");
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.header("Location"), Some("/login"));
+    let response = answer_of(get("/"), "");
+    assert_eq!(response.status(), 401);
+    assert!(response.header("WWW-Authenticate").is_some());
+    assert!(response.into_string().unwrap().contains(r#"href="/login""#));
+    // With a token: the page, with no inline script or style.
+    let viewer = format!("Bearer {}", f.token(Role::Viewer));
+    let response = answer_of(get("/").set("Authorization", &viewer), "");
+    assert_eq!(response.status(), 200);
+    secured(&response);
+    let page = response.into_string().unwrap();
+    assert!(page.contains(r#"<script type="module" src="/console/app.js"></script>"#));
+    assert_eq!(page.matches("<script").count(), 1, "one script, from its file");
+    assert!(!page.contains("<style") && !page.contains(" style="), "no inline style");
+    for hook in [r#"id="topology""#, r#"id="help""#, r#"id="banner""#, r#"id="journal""#] {
+        assert!(page.contains(hook), "no {hook}");
+    }
+}
+
+// The inventory route: this node's own document, another node's address (421), an
+// unknown node (404).
+
+/// The fixture's inventory service: node alpha among [`console_nodes`], with an OCF root
+/// of one small agent under `dir` (fast and the same on every machine).
+fn inventory_of(dir: &std::path::Path, port: u16) -> Arc<crate::inventory::Service> {
+    use std::os::unix::fs::PermissionsExt;
+    let agents = dir.join("ocf/resource.d/test");
+    std::fs::create_dir_all(&agents).unwrap();
+    let agent = agents.join("thing");
+    let meta_data = "<resource-agent name=\"thing\"><parameters><parameter name=\"size\">\
+                     <content type=\"integer\"/></parameter></parameters></resource-agent>";
+    std::fs::write(&agent, format!("#!/bin/sh\necho '{meta_data}'\n")).unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sources = crate::inventory::Sources {
+        ocf_root: dir.join("ocf"),
+        init_dir: dir.join("init.d"),
+        ..crate::inventory::Sources::host()
+    };
+    Arc::new(crate::inventory::Service::with_sources("alpha".into(), console_nodes(port), sources))
+}
+
+#[test]
+fn the_inventory_is_this_nodes_own_and_another_nodes_is_sent_there() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let admin = f.token(Role::Admin).to_string();
+    let (code, text) = f.call("GET", "/v1/nodes/alpha/inventory", Some(&admin), "");
+    assert_eq!(code, 200, "{text}");
+    let inventory: contract::Inventory = serde_json::from_str(&text).unwrap();
+    assert_eq!(inventory.node.as_deref(), Some("alpha"));
+    assert!(inventory.interface("lo").is_some(), "{text}");
+    let thing = inventory.ocf_agent("test", "thing").unwrap();
+    assert_eq!(thing.parameters[0].value_type.as_deref(), Some("integer"));
+    // Beta's inventory is beta's to take: 421 with its API address.
+    let (code, text) = f.call("GET", "/v1/nodes/beta/inventory", Some(&admin), "");
+    assert_eq!(code, 421, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["code"], "E5321");
+    assert_eq!(answer["node"], "beta");
+    assert_eq!(answer["endpoint"], "https://127.0.0.1:7999");
+    assert!(answer["error"].as_str().unwrap().starts_with("E5321: this is node alpha"), "{text}");
+    let (code, text) = f.call("GET", "/v1/nodes/gamma/inventory", Some(&admin), "");
+    assert_eq!(code, 404, "{text}");
+    assert!(text.contains("E5322"), "{text}");
+    // An operator may not (403), nor may anyone without a token (401).
+    let operator = f.token(Role::Operator).to_string();
+    assert_eq!(f.call("GET", "/v1/nodes/alpha/inventory", Some(&operator), "").0, 403);
+    assert_eq!(f.call("GET", "/v1/nodes/alpha/inventory", None, "").0, 401);
+}
+
+/// The configuration routes over the fixture's store: the running text with its
+/// generation and hash, a check's diagnostics with codes and line:column, a push on an
+/// old generation refused (409, E1302), and the nodes' routes: unsigned or wrongly
+/// signed calls refused (401, E1307), a call signed with the cluster key taken and
+/// checked against this host.
+#[test]
+fn the_configuration_routes_show_check_refuse_and_take_signed_node_calls() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let (viewer, admin) = (f.token(Role::Viewer).to_string(), f.token(Role::Admin).to_string());
+    let (code, text) = f.call("GET", "/v1/config", Some(&viewer), "");
+    assert_eq!(code, 200, "{text}");
+    let doc: contract::ConfigDocument = serde_json::from_str(&text).unwrap();
+    assert_eq!((doc.generation, doc.toml.as_str()), (1, FIXTURE_CONFIG));
+    assert_eq!(doc.hash, crate::configstore::hash(FIXTURE_CONFIG));
+    let (code, text) = f.call("GET", "/v1/config/history", Some(&viewer), "");
+    assert_eq!(code, 200);
+    let history: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(history["generations"][0]["generation"], 1);
+    assert_eq!(f.call("GET", "/v1/config/history/9", Some(&viewer), "").0, 404);
+    // A check as the user types: the diagnostics of `tandem validate`, as JSON.
+    let broken = FIXTURE_CONFIG.replace("kind = \"none\"", "kind = \"nothing\"");
+    let body = json!({"toml": broken}).to_string();
+    let (code, text) = f.call("POST", "/v1/config/check", Some(&viewer), &body);
+    assert_eq!(code, 200, "{text}");
+    let outcome: contract::ConfigOutcome = serde_json::from_str(&text).unwrap();
+    assert!(!outcome.valid);
+    let error = outcome.nodes[0].diagnostics.iter().find(|d| d.code == "E1021").unwrap();
+    assert_eq!((error.line, error.column), (20, 8), "{error:?}");
+    // A push needs admin, and one based on an older generation is refused.
+    let push = json!({"toml": broken, "generation": 0}).to_string();
+    assert_eq!(f.call("POST", "/v1/config", Some(&viewer), &push).0, 403);
+    let (code, text) = f.call("POST", "/v1/config", Some(&admin), &push);
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("E1302"), "{text}");
+    // The nodes' own routes: signed with the cluster key, by another node of the cluster.
+    let key = wire::Key::new(FIXTURE_KEY);
+    let prepare = json!({"toml": FIXTURE_CONFIG, "base": 1,
+        "base_hash": crate::configstore::hash(FIXTURE_CONFIG), "by": "test"})
+    .to_string();
+    let path = crate::configstore::PREPARE_PATH;
+    let signed = |key: &wire::Key, node: &str| {
+        let url = format!("https://127.0.0.1:{}{path}", f.port());
+        let time =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let signature = crate::configstore::sign(key, "POST", path, node, time, prepare.as_bytes());
+        let result = f
+            .agent()
+            .post(&url)
+            .set(crate::configstore::NODE_HEADER, node)
+            .set(crate::configstore::TIME_HEADER, &time.to_string())
+            .set(crate::configstore::SIGNATURE_HEADER, &signature)
+            .send_string(&prepare);
+        match result {
+            Ok(response) => (response.status(), response.into_string().unwrap()),
+            Err(ureq::Error::Status(code, response)) => (code, response.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (code, text) = signed(&wire::Key::new([8; 32]), "beta");
+    assert_eq!(code, 401);
+    assert!(text.contains("E1307"), "{text}");
+    // Alpha is this node: not a caller of its own node routes.
+    assert_eq!(signed(&key, "alpha").0, 401);
+    let (code, text) = signed(&key, "beta");
+    assert_eq!(code, 200, "{text}");
+    // Taken and checked against this host as the daemon checks at start: the fixture's
+    // key file does not exist here (E1201), so this node refuses the text.
+    let verdict: contract::NodeVerdict = serde_json::from_str(&text).unwrap();
+    assert!(!verdict.accepted, "{verdict:?}");
+    assert!(verdict.diagnostics.iter().any(|d| d.code == "E1201"), "{verdict:?}");
 }

@@ -4,7 +4,9 @@
 //! `config::CODES` list must match this file; a test checks both directions). Blocks:
 //! 1001-1099 errors in the file, 1101-1199 warnings about the file, 1201-1299 host
 //! checks, each with a warning form (`tandem validate`) and an error form (the daemon,
-//! which refuses to start on a host that cannot run what the file describes).
+//! which refuses to start on a host that cannot run what the file describes);
+//! 1301-1339 the configuration's generations and their push to every node, emitted by
+//! the daemon's configuration store (`daemon::configstore`), not by the `config` crate.
 //! This file holds text only: no logic.
 
 codes! {
@@ -161,4 +163,40 @@ codes! {
     HOST_SECRET_READABLE_WARNING = "W1207", Warning, "secret file readable by others",
         cause: "An e-mail alert's password_file (the SMTP password) can be read by users other than its owner on the host where `tandem validate` runs. The daemon refuses to start on a node where it is so.",
         fix: "Make it private on every node: `chown root PATH && chmod 600 PATH`.";
+    CONFIG_EDITED_BY_HAND = "W1301", Warning, "configuration file edited by hand",
+        cause: "The node's configuration file (`tandem node --config`) differs from the newest generation the node keeps in its state directory (config/): someone edited it by hand instead of pushing it with `tandem config push`. At start the node runs the file it read and records it as a new local generation; other nodes do not have it.",
+        fix: "Push the same file to every node with `tandem config push FILE` (it becomes the next generation everywhere), or put the kept text back with `tandem config show > FILE` on this node. `tandem config diff FILE` shows what differs.";
+    CONFIG_GENERATION_MOVED_ON = "E1302", Error, "configuration generation moved on",
+        cause: "A configuration was pushed as a change of generation N, but the running generation is newer: someone else pushed (or restored) a configuration since the text was read. Applying it would silently undo that change, so the push is refused (optimistic concurrency).",
+        fix: "Read the running configuration again (`tandem config show`, or reload the console's editor), make the change on top of it and push again; `tandem config diff FILE` shows what differs from the running one.";
+    CONFIG_REFUSED_BY_NODE = "E1303", Error, "configuration refused by a node",
+        cause: "A pushed configuration is not valid, or a node found that its host lacks what the configuration names (a device, a network interface, an OCF agent, a systemd unit, a program): a node that cannot run what a configuration describes refuses it, and the whole push is refused, on every node.",
+        fix: "Read each node's diagnostics in the answer (code, line and column, as `tandem validate` prints them), correct the file or install what is missing on that node, and push again.";
+    CONFIG_NODE_UNREACHABLE = "E1304", Error, "node not reached for a configuration push",
+        cause: "A push asks every node to check the configuration before any applies it; a node did not answer over its HTTPS API (it is down, its `api` address is not reachable, its certificate does not verify against the cluster CA `[api] ca_file`, or the cluster key differs). Nothing was applied anywhere, so the nodes keep one generation.",
+        fix: "Start the node or restore the network path to its `api` address, check that every node has the same cluster.key and a certificate signed by the cluster CA, and push again.";
+    CONFIG_FILE_EDITED_ON_NODE = "E1305", Error, "push refused: the file was edited by hand on a node",
+        cause: "On a node, the configuration file differs from the generation the node keeps as its newest: it was edited by hand while the node ran. Applying a push would overwrite that edit without anyone having seen it.",
+        fix: "On that node, either put the kept text back (`tandem config show > FILE`), or restart tandem node there: it records the edit as a local generation (W1301), which you can then read, merge and push. Then push again.";
+    CONFIG_GENERATIONS_DIFFER = "E1306", Error, "nodes keep different configuration generations",
+        cause: "The nodes do not have the same newest generation (or the same text for it): one was given a configuration the others never had (a hand edit recorded at start, W1301, or a push that reached only some nodes). A push is a change of one generation on every node, so it is refused; the cluster keeps running with what each node has.",
+        fix: "Decide which text is right (`tandem config show --endpoint` on each node, `tandem config history`), and push it to every node with `tandem config push FILE --generation N`, N being the generation of the node you ask; when nodes disagree, push to the node whose generation is the highest.";
+    CONFIG_NODE_CALL_UNAUTHENTICATED = "E1307", Error, "node call not authenticated",
+        cause: "A request on one of the nodes' own configuration routes did not carry a valid signature of the cluster key (an HMAC of the method, path, body, sender and time), or its time was more than two minutes from this node's clock: it did not come from a node of this cluster, or the nodes have different keys or clocks far apart.",
+        fix: "Give every node the same cluster.key (from `tandem keygen`) and keep their clocks synchronised (NTP). Nothing but tandem nodes should call these routes.";
+    CONFIG_NOT_APPLIED_ON_NODE = "E1308", Error, "configuration not applied on a node",
+        cause: "Every node accepted a pushed configuration, but writing it failed on a node (its state directory or the configuration file's directory is full or not writable), or the node stopped answering between the check and the apply: the nodes that applied it have the new generation, this one does not.",
+        fix: "Correct the node's disk (space, permissions of the state directory and of the configuration file), then push the same file again: nodes that have it already keep it, the others take it.";
+    CONFIG_PUSH_IN_PROGRESS = "E1309", Error, "another configuration push is in progress",
+        cause: "A node was asked to check a configuration while it held another push's checked text, waiting for that push to be applied: two pushes at the same time could leave nodes with different texts under one generation number. The first push holds its place for at most 30 seconds.",
+        fix: "Wait for the other push to end (`tandem config history` shows it once applied) and push again on top of it.";
+    CONFIG_APPLIED = "I1310", Info, "configuration generation applied",
+        cause: "A configuration generation was written on this node: its state directory keeps the text and the running configuration file was replaced atomically. The entry names who pushed it, through which node, and what changed.",
+        fix: "Nothing to do. `tandem config history` lists the generations, `tandem config restore GEN` pushes an earlier one again.";
+    CONFIG_RESTART_NEEDED = "W1311", Warning, "configuration change waits for a restart",
+        cause: "An applied configuration changes something the running daemon cannot take without a restart (nodes, links, timing, arbitration, groups and their resources, the API's files, the cluster key or state directory): the new file is in place, and the running daemon keeps the previous values until tandem node restarts on this node.",
+        fix: "Restart tandem node on the nodes named (one at a time: `systemctl restart tandem` hands its groups over first). Until then `tandem config show` says which generation runs.";
+    CONFIG_GENERATION_NOT_KEPT = "E1312", Error, "no such configuration generation",
+        cause: "`tandem config restore` or a history request named a generation this node does not keep: it never existed, or it was removed from the state directory.",
+        fix: "List the kept generations with `tandem config history` and restore one of them.";
 }

@@ -112,14 +112,21 @@ impl ApiCluster {
     }
 
     pub fn start(&self) -> Daemons {
+        self.start_with([(&self.config, &[]), (&self.config, &[])])
+    }
+
+    /// [`ApiCluster::start`], alpha then beta each with its own configuration file and
+    /// environment variables.
+    pub fn start_with(&self, nodes: [(&Path, &[(&str, &str)]); 2]) -> Daemons {
         let dir = self.dir.path();
         let mut children = Vec::new();
-        for name in ["alpha", "beta"] {
+        for (name, (config, env)) in ["alpha", "beta"].into_iter().zip(nodes) {
             let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
             children.push(
                 Command::new(TANDEM)
                     .args(["node", "--config"])
-                    .arg(&self.config)
+                    .arg(config)
+                    .envs(env.iter().copied())
                     .args(["--name", name, "--state-dir"])
                     .arg(dir.join(name))
                     .arg("--runtime-dir")
