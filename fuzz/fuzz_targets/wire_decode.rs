@@ -1,5 +1,6 @@
 //! Fuzz target `wire_decode`: feeds arbitrary bytes to a `wire::Receiver` and checks it
-//! never panics and that whatever it accepts re-encodes to a frame it accepts again.
+//! never panics and that whatever it accepts re-encodes to a frame it accepts again,
+//! with the same configuration stamp.
 //!
 //! The first input byte picks a mode: even, the rest is one raw frame (exercises the
 //! header checks; the tag stops everything else); odd, the rest becomes a payload that
@@ -71,11 +72,17 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(heartbeat) = result {
             assert!(source.is_none_or(|node| node == heartbeat.from));
-            let again =
-                wire::encode(&key, cluster, ROUTE, &heartbeat).expect("accepted frames re-encode");
-            let decoded =
-                wire::decode(&key, cluster, ROUTE, &again).expect("re-encoded frames decode");
+            let seen = receiver.config_of(heartbeat.from).expect("an accepted sender's stamp");
+            let stamp = seen.stamp;
+            let again = wire::encode_with_config(&key, cluster, ROUTE, &heartbeat, stamp.as_ref())
+                .expect("accepted frames re-encode");
+            let (decoded, config) = wire::decode_with_config(&key, cluster, ROUTE, &again)
+                .expect("re-encoded frames decode");
             assert_eq!(decoded, heartbeat);
+            // The stamp kept is the newest frame's: this one's unless an older one came late.
+            if (seen.incarnation, seen.sequence) == (heartbeat.incarnation, heartbeat.sequence) {
+                assert_eq!(config, stamp);
+            }
         }
     }
 });

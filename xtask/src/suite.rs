@@ -158,6 +158,13 @@ const LAB_NEEDS: &[(Need, &str)] = &[
     (Need::Program("promtool"), "prometheus"),
     // examples/app-heartbeat.sh, run by the application API's lab test (tests/lab_ops.rs).
     (Need::Program("curl"), "curl"),
+    // The console's browser tests (crates/tandem/tests/console.rs): headless Chromium
+    // driven through WebDriver, the cluster CA trusted in an NSS database (certutil), and
+    // a font for the screenshots (installs go without recommended packages).
+    (Need::Program("chromium"), "chromium"),
+    (Need::Program("chromedriver"), "chromium-driver"),
+    (Need::Program("certutil"), "libnss3-tools"),
+    (Need::Dir("/usr/share/fonts/truetype/dejavu"), "fonts-dejavu-core"),
 ];
 
 /// The needs `present` says are missing, as (what, package).

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 mod inventory;
 pub use inventory::*;
+mod configedit;
+pub use configedit::*;
 
 /// The status document: the cluster as one node (`reported_by`) sees it, answered by
 /// `tandem status` (`--json` prints it as it is).

@@ -26,6 +26,11 @@ fn schemas() -> Vec<(&'static str, String)> {
         ("request.schema.json", render(schemars::schema_for!(Request))),
         ("answer.schema.json", render(schemars::schema_for!(Answer))),
         ("inventory.schema.json", render(schemars::schema_for!(contract::Inventory))),
+        ("config-edit.schema.json", render(schemars::schema_for!(contract::ConfigEditRequest))),
+        (
+            "config-edit-answer.schema.json",
+            render(schemars::schema_for!(contract::ConfigEditAnswer)),
+        ),
     ]
 }
 

@@ -34,6 +34,15 @@
 //! nodes. Every applied generation is journaled (I1310) with who pushed it, from where
 //! and what changed.
 //!
+//! **Across nodes** ([`sync`]): every heartbeat carries the sender's newest generation
+//! and hash (`wire::ConfigStamp`); the loop compares them with this node's
+//! (`crate::configsync`), and a node that finds a newer generation that descends from
+//! its own (it was down during a push) fetches it from that node and applies it under
+//! the same rules. A push goes ahead with a node down (not heard on any link), when
+//! the nodes reached are at least half of the cluster: the down node catches up when it
+//! comes back. A push replaces the generation of a node whose heartbeats showed another
+//! one (a hand edit, diverged configurations: E1316), which is how an operator chooses.
+//!
 //! Nothing here runs on the loop's thread: file I/O and node-to-node calls run on
 //! blocking threads; the loop only journals and swaps the alert threads
 //! ([`Request::ConfigApplied`]).
@@ -436,6 +445,14 @@ pub struct PrepareBody {
     pub base_hash: String,
     /// Who pushed it (for the journal).
     pub by: String,
+    /// The generation the text becomes on every node: the one after the base, or after
+    /// the highest generation it replaces.
+    pub generation: u64,
+    /// Nodes whose heartbeats showed another generation than the base (name: generation
+    /// and hash as seen): such a node accepts the push if that is still its newest, and
+    /// the push replaces it.
+    #[serde(default)]
+    pub replacing: BTreeMap<String, (u64, String)>,
 }
 
 /// The second phase's request: apply the text checked for `generation` with `hash`.
@@ -474,6 +491,14 @@ pub struct Service {
     restart_needed: Mutex<Vec<String>>,
     /// New alert threads for the loop to take when it journals the generation.
     pub(crate) alerts: Mutex<Option<crate::alerting::Alerting>>,
+    /// The newest generation kept, as the heartbeats carry it ([`Service::stamp`]).
+    current: Mutex<Option<wire::ConfigStamp>>,
+    /// What the loop last saw of each other node ([`Service::heard`]).
+    views: Mutex<BTreeMap<String, sync::PeerView>>,
+    /// A node not heard for this long is down (`[timing] peer_timeout`).
+    peer_timeout: Duration,
+    /// When the service started (a node never heard is down after `peer_timeout`).
+    started: Instant,
 }
 
 /// What the service needs at its start.
@@ -517,6 +542,10 @@ impl Service {
             prepared: Mutex::new(None),
             restart_needed: Mutex::new(Vec::new()),
             alerts: Mutex::new(None),
+            current: Mutex::new(sync::stamp_of(&meta)),
+            views: Mutex::new(BTreeMap::new()),
+            peer_timeout: setup.config.cluster.timing.peer_timeout,
+            started: Instant::now(),
         };
         Ok((Arc::new(service), edited))
     }
@@ -636,7 +665,13 @@ impl Service {
                 return verdict(Vec::new(), Some(format!("node {} keeps no generation", self.node)))
             }
         };
-        if newest.generation != body.base || newest.hash != body.base_hash {
+        let replaced = body
+            .replacing
+            .get(&self.node)
+            .is_some_and(|(g, h)| *g == newest.generation && *h == newest.hash);
+        if (newest.generation != body.base || newest.hash != body.base_hash) && !replaced
+            || body.generation <= newest.generation
+        {
             let why = format!(
                 "node {} has generation {} ({}), the push is based on generation {} ({})",
                 self.node,
@@ -681,7 +716,7 @@ impl Service {
         *prepared = Some(Prepared {
             from: from.to_string(),
             meta: Meta {
-                generation: body.base + 1,
+                generation: body.generation,
                 hash: hash(&body.toml),
                 time: String::new(),
                 by: body.by.clone(),
@@ -722,12 +757,13 @@ impl Service {
             ));
         };
         held.meta.time = wall_now();
-        self.apply(&held.meta, &held.text)
+        self.apply(&held.meta, &held.text, None)
     }
 
     /// Writes generation `meta` (store, then the running file), prepares what the loop
-    /// applies live, and has the loop journal it.
-    fn apply(&self, meta: &Meta, text: &str) -> Result<(), String> {
+    /// applies live, and has the loop journal it; `from`: the node it was fetched from
+    /// (this node did not have it, [`sync`]).
+    fn apply(&self, meta: &Meta, text: &str, from: Option<&str>) -> Result<(), String> {
         let failed = |what: &str, e: std::io::Error| {
             coded(
                 &catalogue::CONFIG_NOT_APPLIED_ON_NODE,
@@ -737,6 +773,7 @@ impl Service {
         self.store.record(meta, text).map_err(|e| failed("writing the store", e))?;
         write_atomic(&self.file, text.as_bytes(), None)
             .map_err(|e| failed(&format!("writing {}", self.file.display()), e))?;
+        *self.current.lock().expect("current lock") = sync::stamp_of(meta);
         let changes = self.changes_of(meta, text);
         let mut restart: Vec<String> =
             changes.iter().filter(|c| !c.live).map(|c| c.what.clone()).collect();
@@ -757,7 +794,7 @@ impl Service {
             }
             format!("{} take effect when tandem node restarts on {}", restart.join(", "), self.node)
         });
-        let audit = format!(
+        let mut audit = format!(
             "configuration generation {} ({}) applied, pushed by {} through node {}; {}",
             meta.generation,
             &meta.hash[..12],
@@ -765,6 +802,12 @@ impl Service {
             meta.via,
             if meta.changes.is_empty() { "no change".to_string() } else { meta.changes.join(", ") }
         );
+        if let Some(from) = from {
+            audit.push_str(&format!(
+                "; taken from node {from}, which had it (this node was down or not reached \
+                 when it was pushed)"
+            ));
+        }
         let request =
             Request::ConfigApplied { generation: meta.generation, audit, restart: restart_text };
         self.tell_loop(request);
@@ -822,24 +865,35 @@ impl Service {
             );
             return refused(coded(&catalogue::CONFIG_GENERATION_MOVED_ON, why), outcome);
         }
-        if outcome.hash == newest.hash {
+        if let Some(why) = sync::too_large(text) {
+            return refused(why, outcome);
+        }
+        let replacing = self.replacing(&newest);
+        if outcome.hash == newest.hash && replacing.is_empty() {
             outcome.valid = true;
             outcome.generation = Some(newest.generation);
             return Answer { outcome: Some(Box::new(outcome)), ..Answer::taken() };
         }
+        let generation =
+            replacing.values().map(|(g, _)| *g).chain([base]).max().unwrap_or(base) + 1;
         let body = PrepareBody {
             toml: text.to_string(),
             base,
             base_hash: newest.hash.clone(),
             by: by.to_string(),
+            generation,
+            replacing,
         };
         outcome.nodes = self.prepare_everywhere(&body);
-        if let Some(why) = first_refusal(&outcome.nodes) {
+        let down = self.skip_down(&mut outcome.nodes, generation);
+        let asked: Vec<NodeVerdict> =
+            outcome.nodes.iter().filter(|v| !down.contains(&v.node)).cloned().collect();
+        if let Some(why) = first_refusal(&asked) {
             return refused(why, outcome);
         }
         outcome.valid = true;
-        let commit = CommitBody { generation: base + 1, hash: outcome.hash.clone() };
-        let failures = self.commit_everywhere(&commit);
+        let commit = CommitBody { generation, hash: outcome.hash.clone() };
+        let failures = self.commit_everywhere(&commit, &down);
         if !failures.is_empty() {
             return refused(failures.join("; "), outcome);
         }
@@ -873,15 +927,16 @@ impl Service {
         theirs
     }
 
-    /// The second phase on this node, then on every other: the failures.
-    fn commit_everywhere(&self, body: &CommitBody) -> Vec<String> {
+    /// The second phase on this node, then on every other but those `down` (not asked):
+    /// the failures.
+    fn commit_everywhere(&self, body: &CommitBody, down: &[String]) -> Vec<String> {
         let mut failures = Vec::new();
         if let Err(why) = self.commit(body) {
             // This node's own write failed: the others are not told to apply either.
             return vec![why];
         }
         let json = serde_json::to_vec(body).expect("a body renders");
-        for (name, address) in self.peers() {
+        for (name, address) in self.peers().filter(|(name, _)| !down.contains(name)) {
             match self.call(*address, COMMIT_PATH, &json) {
                 Ok(answer) if answer["ok"] == serde_json::Value::Bool(true) => {}
                 Ok(answer) => failures.push(
@@ -896,6 +951,39 @@ impl Service {
             }
         }
         failures
+    }
+
+    /// A signed `GET` of route `path` on node `node` (another node's inventory,
+    /// [`crate::inventory::fetch`]): its JSON answer, or why not.
+    pub fn node_get<T: serde::de::DeserializeOwned>(
+        &self,
+        node: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, String> {
+        let (_, address) = self
+            .peers()
+            .find(|(name, _)| name == node)
+            .ok_or_else(|| format!("`{node}` is not another node of this cluster"))?;
+        let agent = peer_agent(&self.ca_file)?;
+        let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let signature = sign(&self.key, "GET", path, &self.node, time, b"");
+        let url = format!("https://{address}{path}");
+        let result = agent
+            .get(&url)
+            .timeout(timeout)
+            .set(NODE_HEADER, &self.node)
+            .set(TIME_HEADER, &time.to_string())
+            .set(SIGNATURE_HEADER, &signature)
+            .call();
+        match result {
+            Ok(response) => response.into_json().map_err(|e| format!("{url}: {e}")),
+            Err(ureq::Error::Status(code, response)) => {
+                let text = response.into_string().unwrap_or_default();
+                Err(format!("{url}: HTTP {code}: {}", text.trim()))
+            }
+            Err(ureq::Error::Transport(e)) => Err(format!("{url}: {e}")),
+        }
     }
 
     /// One signed call to another node's API: its JSON answer (200 or 409), or why not.
@@ -1045,5 +1133,6 @@ impl<P: crate::platform::Platform> crate::node::Node<P> {
     }
 }
 
+pub mod sync;
 #[cfg(test)]
 mod tests;

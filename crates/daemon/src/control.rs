@@ -31,8 +31,10 @@ use crate::access::{self, Access, Caller};
 /// The socket's file in the runtime directory.
 pub const SOCKET_FILE: &str = "control.sock";
 
-/// Longest request line accepted.
-const REQUEST_BYTES_MAX: usize = 64 * 1024;
+/// Longest request line accepted: a configuration push carries a whole configuration
+/// file (up to 16 MiB, JSON-escaped), the largest request there is; the socket serves
+/// only the node's administrators (checked per connection), who may push that anyway.
+const REQUEST_BYTES_MAX: usize = crate::configstore::sync::BODY_BYTES_MAX;
 
 /// A request to the daemon, and its answer: `{"ok": true, "status": {...}}` for
 /// `status`, `{"ok": true}` for a command taken, `{"ok": false, "error": "..."}`.
@@ -474,7 +476,13 @@ pub fn ask(runtime_dir: &Path, request: &Request) -> Result<Answer, CallError> {
         }
     })?;
     let broken = |e: std::io::Error| CallError::Broken(format!("the daemon's answer: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(broken)?;
+    // A push waits for every node's answer (each up to `configstore::PEER_TIMEOUT`, for
+    // the check and again for the apply); anything else is answered at once.
+    let wait = match request {
+        Request::ConfigPush { .. } => Duration::from_secs(60),
+        _ => Duration::from_secs(10),
+    };
+    stream.set_read_timeout(Some(wait)).map_err(broken)?;
     let mut line = serde_json::to_string(request).map_err(|e| CallError::Broken(e.to_string()))?;
     line.push('\n');
     // A refused caller's connection may be closed before its request is written: the
@@ -524,9 +532,11 @@ impl<P: crate::platform::Platform> crate::node::Node<P> {
                     loss.get(&(link, node)).and_then(|c| c.loss_percent())
                 };
                 let journal = self.journal.status();
-                Answer::status(status_document(
-                    &self.spec, &status, now, lookup, journal, receiving,
-                ))
+                let mut document =
+                    status_document(&self.spec, &status, now, lookup, journal, receiving);
+                // The configurations that differ between nodes (`configsync`).
+                document.faults.extend(self.config_faults());
+                Answer::status(document)
             }
             Ok(Some(command)) => {
                 if self.core.shutdown_by().is_some() && !matches!(call.request, Request::Status) {

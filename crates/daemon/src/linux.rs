@@ -122,6 +122,13 @@ impl platform::Links for UdpLinks {
         net::read_kernel_drops(self.udp.values_mut(), now, DropsRead::Now);
         self.udp.values().map(|u| crate::control::receiving(spec, u, now)).collect()
     }
+
+    fn config_of(&self, node: NodeId) -> Option<wire::ConfigSeen> {
+        self.udp
+            .values()
+            .filter_map(|u| u.receiver.config_of(node))
+            .max_by_key(|seen| (seen.incarnation, seen.sequence))
+    }
 }
 
 impl platform::DiskWorker for DiskIo {

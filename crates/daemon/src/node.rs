@@ -89,6 +89,8 @@ pub(crate) struct Node<P: Platform> {
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The configuration store and push (`configstore`), where the platform has one.
     pub(crate) configs: Option<std::sync::Arc<crate::configstore::Service>>,
+    /// The other nodes' configuration generations, as their heartbeats carry them.
+    pub(crate) peer_configs: crate::configsync::PeerConfigs,
 }
 
 /// What woke the loop.
@@ -123,6 +125,7 @@ impl<P: Platform> Node<P> {
         let Receivers { mut answers, mut done, mut calls, guard: mut guard_news } = receivers;
         let mut signals = 0u32;
         loop {
+            self.check_configs();
             match self.settle() {
                 None | Some(AfterStop::Stay) => {}
                 Some(AfterStop::ExitClean) => {
@@ -340,6 +343,7 @@ impl<P: Platform> Node<P> {
         deadline: Instant,
         reads_after: Instant,
     ) {
+        let stamp = self.config_stamp();
         let Some(disk) = self.disk.as_mut() else { return };
         tracing::debug!(id, now = now.0, "disk job, lease I/O: {:?}", plan.lease);
         self.metrics.disk_job_issued(id, now);
@@ -353,8 +357,14 @@ impl<P: Platform> Node<P> {
         let mut too_large = None;
         if let Some(message) = &plan.slot {
             let link = disk.link;
-            match wire::encode(&self.key, self.cluster_id, wire::Route { link, to: None }, message)
-            {
+            let route = wire::Route { link, to: None };
+            match wire::encode_with_config(
+                &self.key,
+                self.cluster_id,
+                route,
+                message,
+                stamp.as_ref(),
+            ) {
                 Ok(frame) if frame.len() <= diskarea::HEARTBEAT_BYTES_MAX => {
                     job.slot = Some((message.sequence, frame));
                     self.metrics.heartbeat_sent(&self.spec.link(link).name);
@@ -431,12 +441,24 @@ impl<P: Platform> Node<P> {
 
     fn send_heartbeat(&mut self, link: LinkId, to: NodeId, message: &Heartbeat) {
         let route = wire::Route { link, to: Some(to) };
-        let frame = match wire::encode(&self.key, self.cluster_id, route, message) {
+        let stamp = self.config_stamp();
+        let frame = match wire::encode_with_config(
+            &self.key,
+            self.cluster_id,
+            route,
+            message,
+            stamp.as_ref(),
+        ) {
             Ok(frame) => frame,
             Err(e) => return self.too_large(link, e.to_string()),
         };
         self.links.send(link, to, &frame);
         self.metrics.heartbeat_sent(&self.spec.link(link).name);
+    }
+
+    /// This node's configuration generation and hash, for its heartbeats.
+    fn config_stamp(&self) -> Option<wire::ConfigStamp> {
+        self.configs.as_ref().and_then(|c| c.stamp())
     }
 
     fn too_large(&mut self, link: LinkId, why: String) {

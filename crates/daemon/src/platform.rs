@@ -119,6 +119,14 @@ pub trait Links {
 
     /// The status document's `receiving` part: one object per link, as of `now`.
     fn receiving(&mut self, spec: &ClusterSpec, now: Instant) -> Vec<contract::Receiving>;
+
+    /// The configuration stamp of `node`'s newest heartbeat accepted on any link (by
+    /// incarnation and sequence), for `configsync`; `None` before any (and on a
+    /// platform whose links do not keep it).
+    fn config_of(&self, node: NodeId) -> Option<wire::ConfigSeen> {
+        let _ = node;
+        None
+    }
 }
 
 /// The disk link's worker: performs the core's disk jobs off the loop (`diskio`'s module

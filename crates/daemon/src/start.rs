@@ -326,6 +326,7 @@ impl<P: Platform> Node<P> {
             alerts: Default::default(),
             metrics: Default::default(),
             configs: None,
+            peer_configs: Default::default(),
             lock_standby,
             standby: parts.standby,
             service: parts.service,

@@ -217,7 +217,12 @@ fn render_push(answer: &Answer) -> String {
     let mut out = String::new();
     let outcome: Option<&ConfigOutcome> = answer.outcome.as_deref();
     for verdict in outcome.map(|o| o.nodes.as_slice()).unwrap_or_default() {
-        let word = if verdict.accepted { "accepted" } else { "REFUSED" };
+        // An applied push went without the nodes that did not accept it: they were down.
+        let word = match (verdict.accepted, answer.ok) {
+            (true, _) => "accepted",
+            (false, true) => "down, not asked",
+            (false, false) => "REFUSED",
+        };
         let _ = writeln!(out, "node {}: {word}", verdict.node);
         for d in &verdict.diagnostics {
             let _ = writeln!(
@@ -239,7 +244,11 @@ fn render_push(answer: &Answer) -> String {
             if outcome.changes.is_empty() {
                 let _ = writeln!(out, "no change: generation {generation} has this text");
             } else {
-                let _ = writeln!(out, "generation {generation} applied on every node:");
+                let every = match outcome.nodes.iter().all(|v| v.accepted) {
+                    true => "every node",
+                    false => "every node that is up (the others take it when they come back)",
+                };
+                let _ = writeln!(out, "generation {generation} applied on {every}:");
             }
             for change in &outcome.changes {
                 let when = if change.live {

@@ -113,11 +113,8 @@ fn sha256(text: &str) -> String {
 fn start() -> (Push, api_cluster::Daemons) {
     let cluster = ApiCluster::new("push", "");
     let dir = cluster.dir.path();
-    let d = dir.display();
-    let base = std::fs::read_to_string(&cluster.config).unwrap().replace(
-        &format!("users_file = \"{d}/users.toml\"\n"),
-        &format!("users_file = \"{d}/users.toml\"\nca_file = \"{d}/ca.crt\"\n"),
-    );
+    // The cluster CA is in the configuration already (ApiCluster).
+    let base = std::fs::read_to_string(&cluster.config).unwrap();
     assert!(base.contains("ca_file"));
     let files = [dir.join("alpha.toml"), dir.join("beta.toml")];
     for file in &files {
@@ -272,4 +269,169 @@ fn a_pushed_configuration_reaches_every_node_and_a_refused_one_changes_nothing()
     assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
     assert_eq!(String::from_utf8_lossy(&local.stdout), base);
     assert!(String::from_utf8_lossy(&local.stderr).contains("generation 3"));
+}
+
+/// Stops node `index` of `daemons` as an operator would (SIGTERM) and waits for it.
+fn stop(daemons: &mut api_cluster::Daemons, index: usize) {
+    let child = &mut daemons.children[index];
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts node `name` again with its own file (beta with its OCF_ROOT), as
+/// `ApiCluster::start_with` does; the process joins `daemons` (stopped on drop).
+fn restart(push: &Push, daemons: &mut api_cluster::Daemons, index: usize) {
+    let dir = push.cluster.dir.path();
+    let name = ["alpha", "beta"][index];
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
+    let child = Command::new(TANDEM)
+        .args(["node", "--config"])
+        .arg(&push.files[index])
+        .env("OCF_ROOT", dir.join(format!("ocf-{name}")))
+        .args(["--name", name, "--state-dir"])
+        .arg(dir.join(name))
+        .arg("--runtime-dir")
+        .arg(dir.join(format!("run-{name}")))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    daemons.children[index] = child;
+}
+
+/// Waits up to `secs` for `what` to hold.
+fn until(push: &Push, secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}\n{}", push.cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn faults(push: &Push, node: usize) -> Vec<Value> {
+    let status = agent_get_path(push, node, "/v1/status").unwrap_or_default();
+    status["faults"].as_array().cloned().unwrap_or_default()
+}
+
+fn agent_get_path(push: &Push, node: usize, path: &str) -> Option<Value> {
+    agent(&push.ca())
+        .get(&push.url(node, path))
+        .set("Authorization", &format!("Bearer {}", push.admin))
+        .call()
+        .ok()?
+        .into_json()
+        .ok()
+}
+
+fn generation(push: &Push, node: usize) -> Option<u64> {
+    agent_get(push, node)?["generation"].as_u64()
+}
+
+#[test]
+fn a_node_that_was_down_takes_the_generation_pushed_meanwhile_and_large_ones_push() {
+    let (push, mut daemons) = start();
+    let dir = push.cluster.dir.path().to_path_buf();
+    let base = std::fs::read_to_string(&push.files[0]).unwrap();
+    // beta stops (maintenance); alpha sees it down after peer_timeout (500 ms).
+    stop(&mut daemons, 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    // A configuration over the API's usual 64 KiB: a long comment and an alert target.
+    let comment: String = (0..4000).map(|i| format!("# line {i} of a long comment\n")).collect();
+    let new = format!(
+        "{base}\n{comment}\n[[alert]]\nkind = \"script\"\npath = \"/bin/true\"\n\
+         min_severity = \"error\"\n"
+    );
+    assert!(new.len() > 64 * 1024);
+    let (code, out, err) = push.cli(&["push", &write(&dir, "new.toml", &new)]);
+    assert_eq!(code, 0, "{out}{err}\n{}", push.cluster.logs());
+    assert!(out.contains("node alpha: accepted"), "{out}");
+    assert!(out.contains("node beta: down, not asked"), "{out}");
+    assert!(out.contains("takes generation 2 from the others when it comes back"), "{out}");
+    assert!(out.contains("generation 2 applied on every node that is up"), "{out}");
+    assert_eq!(generation(&push, 0), Some(2));
+    // beta comes back with generation 1 and takes generation 2 from alpha.
+    restart(&push, &mut daemons, 1);
+    until(&push, 20, "beta takes generation 2", || generation(&push, 1) == Some(2));
+    assert_eq!(std::fs::read_to_string(&push.files[1]).unwrap(), new);
+    let state = push.state();
+    assert_eq!(state[1], (2, sha256(&new), new.clone()));
+    let doc = push.get(1, "/v1/config");
+    assert_eq!(doc["running_generation"], 1);
+    let beta = push.journal_codes("beta");
+    let taken = beta.iter().find(|l| l.starts_with("I1310")).expect("I1310 on beta");
+    assert!(taken.contains("generation 2") && taken.contains("taken from node alpha"), "{taken}");
+    let differs = beta.iter().find(|l| l.starts_with("W1313")).expect("W1313 on beta");
+    assert!(differs.contains("configuration generation 2 on alpha, 1 on beta"), "{differs}");
+    until(&push, 10, "I1314 on both", || {
+        ["alpha", "beta"]
+            .iter()
+            .all(|n| push.journal_codes(n).iter().any(|l| l.starts_with("I1314")))
+    });
+    assert!(faults(&push, 0).iter().all(|f| f["code"] != "W1313"));
+    assert!(push
+        .journal_codes("alpha")
+        .iter()
+        .any(|l| l.starts_with("W1313") && l.contains("node beta has the older one")));
+    // A large push through beta's local control socket: both take generation 3.
+    let third = new.replace("min_severity = \"error\"", "min_severity = \"warning\"");
+    let out = Command::new(TANDEM)
+        .args(["config", "push", &write(&dir, "third.toml", &third), "--runtime-dir"])
+        .arg(dir.join("run-beta"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("generation 3 applied on every node:"), "{text}");
+    let state = push.state();
+    assert_eq!(state[0], (3, sha256(&third), third.clone()));
+    assert_eq!(state[1], state[0]);
+}
+
+#[test]
+fn nodes_edited_by_hand_differently_say_so_until_one_is_pushed() {
+    let (push, mut daemons) = start();
+    let base = std::fs::read_to_string(&push.files[0]).unwrap();
+    for index in [1, 0] {
+        stop(&mut daemons, index);
+    }
+    let (on_alpha, on_beta) = (format!("{base}# edited on alpha\n"), format!("{base}# on beta\n"));
+    std::fs::write(&push.files[0], &on_alpha).unwrap();
+    std::fs::write(&push.files[1], &on_beta).unwrap();
+    for index in [0, 1] {
+        restart(&push, &mut daemons, index);
+    }
+    // Both record generation 2, each its own text: diverged, said on both, in the status.
+    for (node, name) in [(0, "alpha"), (1, "beta")] {
+        until(&push, 20, "E1316 in the status", || {
+            faults(&push, node).iter().any(|f| f["code"] == "E1316")
+        });
+        let fault = faults(&push, node).into_iter().find(|f| f["code"] == "E1316").unwrap();
+        let place = fault["where"].as_str().unwrap();
+        assert!(place.starts_with("configuration generation 2 ("), "{place}");
+        assert!(place.contains(") on alpha, 2 (") && place.ends_with(") on beta"), "{place}");
+        let journal = push.journal_codes(name);
+        assert!(journal.iter().any(|l| l.starts_with("W1301")), "{journal:?}");
+        let diverged = journal.iter().find(|l| l.starts_with("E1316")).expect("E1316");
+        assert!(diverged.contains("no automatic choice"), "{diverged}");
+        assert_eq!(journal.iter().filter(|l| l.starts_with("E1316")).count(), 1, "{journal:?}");
+    }
+    // Nothing moved by itself.
+    assert_eq!(std::fs::read_to_string(&push.files[1]).unwrap(), on_beta);
+    assert_eq!(std::fs::read_to_string(&push.files[0]).unwrap(), on_alpha);
+    // The operator chooses alpha's text: pushed through alpha, it replaces beta's.
+    let (code, out, err) = push.cli(&["push", push.files[0].to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}\n{}", push.cluster.logs());
+    assert!(out.contains("node beta: accepted"), "{out}");
+    let state = push.state();
+    assert_eq!(state[0], (3, sha256(&on_alpha), on_alpha.clone()));
+    assert_eq!(state[1], state[0]);
+    until(&push, 10, "the fault ends on both", || {
+        (0..2).all(|n| faults(&push, n).iter().all(|f| f["code"] != "E1316"))
+    });
+    assert!(push.journal_codes("beta").iter().any(|l| l.starts_with("I1314")));
 }

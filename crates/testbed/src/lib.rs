@@ -43,6 +43,7 @@
 mod command;
 mod disk;
 pub mod flood;
+mod forward;
 mod host;
 pub mod init;
 mod loopctl;
@@ -62,6 +63,7 @@ use nix::sys::signal::Signal;
 pub use command::Output;
 pub use disk::{SharedDisk, AREA_MIB_MAX, DISK_MIB_MAX, DISK_MIB_MIN};
 pub use flood::{Flood, Flooded};
+pub use forward::Forward;
 pub use host::Spawned;
 pub use names::{leftovers, sweep, Swept};
 
@@ -602,6 +604,18 @@ impl Lab {
         .join()
         .map_err(|_| LabError::io("binding a listener", std::io::Error::other("thread panicked")))?
         .map_err(|e| LabError::io("binding a listener", e))
+    }
+
+    /// A forwarder from the test machine's loopback to `127.0.0.1:port` inside `node`'s
+    /// network namespace: connect to [`Forward::port`] on `127.0.0.1` to reach a service
+    /// that listens on the machine's own loopback (e.g. a WebDriver server whose browser
+    /// runs in the client). Each connection is made by a thread that moved into the
+    /// namespace; no route out of the lab is added. Ends when dropped (`forward.rs`).
+    pub fn forward_tcp(&self, node: Node, port: u16) -> Result<Forward, LabError> {
+        self.check_node(node)?;
+        let path = format!("/run/netns/{}", self.namespace(node));
+        let namespace = std::fs::File::open(&path).map_err(|e| LabError::io(&path, e))?;
+        Forward::start(namespace, port)
     }
 
     /// The live processes of `node` (its PID namespace, without its init), by the PIDs

@@ -211,6 +211,61 @@ fn a_file_written_through_one_hosts_device_is_read_through_the_others() {
     tear_down(lab);
 }
 
+/// An echo server on the client's own loopback (`127.0.0.1:7001` in its namespace), as a
+/// WebDriver server would listen there: reached from the test machine's loopback through
+/// [`Lab::forward_tcp`], both ways and with the end of each direction passed on; the
+/// same port on the test machine's own loopback is another place.
+#[test]
+fn forward_tcp_reaches_a_service_on_a_machines_loopback() {
+    if !lab_available("forward_tcp_reaches_a_service_on_a_machines_loopback") {
+        return;
+    }
+    use std::io::{Read as _, Write as _};
+    let lab = Lab::builder().hosts(1).build().expect("building the lab");
+    let echo = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7001))
+s.listen(4)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    data = b""
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
+    c.sendall(b"echo:" + data)
+    c.close()
+"#;
+    let server = lab.spawn(Node::Client, &["python3", "-c", echo]).expect("echo server");
+    assert!(eventually(|| server.stdout().unwrap_or_default().contains("listening")));
+    let forward = lab.forward_tcp(Node::Client, 7001).expect("forwarder");
+    assert!(forward.address().ip().is_loopback());
+    for round in 0..3 {
+        let mut stream = std::net::TcpStream::connect(forward.address()).expect("connect");
+        stream.set_read_timeout(Some(UP_TIMEOUT)).unwrap();
+        stream.write_all(format!("hello {round}").as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("the answer, then its end");
+        assert_eq!(answer, format!("echo:hello {round}"));
+    }
+    let here = std::net::TcpStream::connect(("127.0.0.1", 7001)).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        s.write_all(b"x")?;
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).map(|_| answer)
+    });
+    assert!(!matches!(here.as_deref(), Ok("echo:x")), "the client's loopback is not ours");
+    drop(forward);
+    drop(server);
+    tear_down(lab);
+}
+
 #[test]
 fn invalid_labs_are_refused() {
     if !lab_available("invalid_labs_are_refused") {

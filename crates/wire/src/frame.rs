@@ -17,13 +17,14 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::key::Key;
-use crate::payload::{decode_body, encode_body};
+use crate::payload::{decode_body, encode_body, ConfigStamp};
 use crate::receiver::Reject;
 
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"TNDM";
-/// The format version this crate writes and reads (2: the route joined the header).
-pub const VERSION: u16 = 2;
+/// The format version this crate writes and reads (2: the route joined the header; 3:
+/// the payload carries the sender's configuration generation and hash).
+pub const VERSION: u16 = 3;
 /// Bytes before the payload.
 pub const HEADER_BYTES: usize = 40;
 /// The receiver field of a frame addressed to every node reading its link (a shared-disk
@@ -107,14 +108,26 @@ fn mac(key: &Key) -> HmacSha256 {
     <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!())
 }
 
-/// Encodes `heartbeat` as one authenticated frame of `cluster` under `key`, for `route`.
+/// Encodes `heartbeat` as one authenticated frame of `cluster` under `key`, for `route`,
+/// carrying no configuration stamp.
 pub fn encode(
     key: &Key,
     cluster: ClusterId,
     route: Route,
     heartbeat: &Heartbeat,
 ) -> Result<Vec<u8>, EncodeError> {
-    let payload = encode_body(heartbeat.sent_at, heartbeat.echo, &heartbeat.report)
+    encode_with_config(key, cluster, route, heartbeat, None)
+}
+
+/// [`encode`], the frame carrying the sender's configuration generation and hash.
+pub fn encode_with_config(
+    key: &Key,
+    cluster: ClusterId,
+    route: Route,
+    heartbeat: &Heartbeat,
+    config: Option<&ConfigStamp>,
+) -> Result<Vec<u8>, EncodeError> {
+    let payload = encode_body(heartbeat.sent_at, heartbeat.echo, &heartbeat.report, config)
         .ok_or(EncodeError::Serialize)?;
     let bytes = HEADER_BYTES + payload.len() + TAG_BYTES;
     if bytes > PACKET_BYTES_MAX {
@@ -164,8 +177,18 @@ pub fn decode(
     route: Route,
     bytes: &[u8],
 ) -> Result<Heartbeat, Reject> {
+    decode_with_config(key, cluster, route, bytes).map(|(heartbeat, _)| heartbeat)
+}
+
+/// [`decode`], with the configuration stamp the frame carries.
+pub fn decode_with_config(
+    key: &Key,
+    cluster: ClusterId,
+    route: Route,
+    bytes: &[u8],
+) -> Result<(Heartbeat, Option<ConfigStamp>), Reject> {
     let header = parse(cluster, route, bytes)?;
-    authenticate(key, &header, bytes)
+    authenticate_with_config(key, &header, bytes)
 }
 
 /// Reads the header of `bytes` and checks the frame's shape, version, cluster and
@@ -206,6 +229,15 @@ pub fn parse(cluster: ClusterId, route: Route, bytes: &[u8]) -> Result<Header, R
 /// Checks the tag of `bytes` (whose header [`parse`] accepted as `header`) and decodes
 /// its heartbeat.
 pub fn authenticate(key: &Key, header: &Header, bytes: &[u8]) -> Result<Heartbeat, Reject> {
+    authenticate_with_config(key, header, bytes).map(|(heartbeat, _)| heartbeat)
+}
+
+/// [`authenticate`], with the configuration stamp the frame carries.
+pub fn authenticate_with_config(
+    key: &Key,
+    header: &Header,
+    bytes: &[u8],
+) -> Result<(Heartbeat, Option<ConfigStamp>), Reject> {
     let (signed, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
     // `verify_slice` compares in constant time.
     mac(key).chain_update(signed).verify_slice(tag).map_err(|_| Reject::BadTag)?;
@@ -213,12 +245,13 @@ pub fn authenticate(key: &Key, header: &Header, bytes: &[u8]) -> Result<Heartbea
         return Err(Reject::Malformed);
     }
     let body = decode_body(&signed[HEADER_BYTES..]).ok_or(Reject::Malformed)?;
-    Ok(Heartbeat {
+    let heartbeat = Heartbeat {
         from: header.from,
         incarnation: header.incarnation,
         sequence: header.sequence,
         sent_at: body.sent_at,
         echo: body.echo,
         report: body.report,
-    })
+    };
+    Ok((heartbeat, body.config))
 }

@@ -14,13 +14,17 @@
 //! |     20 |     8 | sender incarnation                                         |
 //! |     28 |     8 | sequence (per sender incarnation)                          |
 //! |     36 |     4 | payload length *n*                                         |
-//! |     40 |   *n* | payload: postcard of the sent time, echo and report        |
+//! |     40 |   *n* | payload: postcard of the sent time, echo, report and the   |
+//! |        |       | sender's configuration generation and hash (optional)      |
 //! | 40 + n |    32 | HMAC-SHA256 tag over bytes `0 .. 40 + n`, cluster key      |
 //!
 //! Version 2 added the receiver and link fields: under the tag, they make a frame
 //! captured on one link, or sent to one node, useless on another link or at another
-//! node. Version 1 frames are refused (`unknown_version`): both nodes of a cluster must
-//! run a build of the same format version.
+//! node. Version 3 added the sender's configuration generation and SHA-256
+//! ([`ConfigStamp`]) at the end of the payload: the daemon compares it with its own and
+//! journals a difference; the engine never sees it. Frames of older versions are refused
+//! (`unknown_version`): both nodes of a cluster must run a build of the same format
+//! version.
 //!
 //! Limits: a whole frame is at most [`PACKET_BYTES_MAX`] bytes (the largest UDP payload
 //! over IPv4); a report carries at most `engine::GROUPS_MAX` groups, `NODES_MAX` drain
@@ -41,8 +45,10 @@ mod payload;
 mod receiver;
 
 pub use frame::{
-    authenticate, decode, encode, parse, ClusterId, EncodeError, Header, Route, HEADER_BYTES,
-    MAGIC, PACKET_BYTES_MAX, TAG_BYTES, TO_EVERY, VERSION,
+    authenticate, authenticate_with_config, decode, decode_with_config, encode, encode_with_config,
+    parse, ClusterId, EncodeError, Header, Route, HEADER_BYTES, MAGIC, PACKET_BYTES_MAX, TAG_BYTES,
+    TO_EVERY, VERSION,
 };
 pub use key::{Key, KeyError, KEY_BYTES};
-pub use receiver::{Counters, Receiver, Reject, REPLAY_WINDOW};
+pub use payload::ConfigStamp;
+pub use receiver::{ConfigSeen, Counters, Receiver, Reject, REPLAY_WINDOW};

@@ -2,6 +2,10 @@
 //! echo and the whole [`NodeReport`]), as serde mirror types encoded with postcard. The
 //! engine's types have no serde derives and get none; the conversions live here.
 //!
+//! Besides the engine's heartbeat, the payload carries the sender's configuration
+//! generation and hash ([`ConfigStamp`], format version 3): the daemon's shell sets and
+//! reads it, the engine never sees it (generations decide nothing about failover).
+//!
 //! Layout choices keep a 10,000-group report in one datagram: each group's report is
 //! one byte (state, eligibility, lease), hand-over targets and administrative registers
 //! are sparse lists of `(group index, value)` in increasing index order, holding only
@@ -24,6 +28,16 @@ pub(crate) struct Body {
     pub sent_at: Instant,
     pub echo: Option<Echo>,
     pub report: Arc<NodeReport>,
+    pub config: Option<ConfigStamp>,
+}
+
+/// The newest configuration generation a node keeps and the SHA-256 of its text, as
+/// its heartbeats carry it (the daemon's `configstore`; `None` in a heartbeat of a node
+/// without a configuration store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConfigStamp {
+    pub generation: u64,
+    pub hash: [u8; 32],
 }
 
 /// A switch-over request: the owner then, and the target (`None`: next eligible).
@@ -48,6 +62,8 @@ struct WireBody {
     switchover: Vec<(u32, WireLww<WireSwitchover>)>,
     clear_len: u32,
     clear: Vec<(u32, WireLww<WireClear>)>,
+    /// The sender's configuration generation and hash (version 3).
+    config: Option<(u64, [u8; 32])>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,6 +148,7 @@ pub(crate) fn encode_body(
     sent_at: Instant,
     echo: Option<Echo>,
     report: &NodeReport,
+    config: Option<&ConfigStamp>,
 ) -> Option<Vec<u8>> {
     let admin = &report.admin;
     let wire = WireBody {
@@ -162,6 +179,7 @@ pub(crate) fn encode_body(
         }),
         clear_len: admin.clear.len() as u32,
         clear: sparse(&admin.clear, |c| lww_out(c, |r| (r.sequence, r.resource.map(|r| r.0)))),
+        config: config.map(|c| (c.generation, c.hash)),
     };
     postcard::to_allocvec(&wire).ok()
 }
@@ -229,6 +247,7 @@ pub(crate) fn decode_body(bytes: &[u8]) -> Option<Body> {
                 .collect(),
             admin,
         }),
+        config: wire.config.map(|(generation, hash)| ConfigStamp { generation, hash }),
     })
 }
 
@@ -305,16 +324,20 @@ pub(crate) mod tests {
             report in report(40),
             sent_at in any::<u64>(),
             echo in prop::option::of((any::<u64>(), any::<u64>(), 0u32..1_000_000_000)),
+            config in prop::option::of((any::<u64>(), any::<[u8; 32]>())),
         ) {
             let echo = echo.map(|(at, secs, nanos)| Echo {
                 sent_at: Instant::from_nanos(at),
                 held: Duration::new(secs, nanos),
             });
-            let bytes = encode_body(Instant::from_nanos(sent_at), echo, &report).unwrap();
+            let config = config.map(|(generation, hash)| ConfigStamp { generation, hash });
+            let bytes =
+                encode_body(Instant::from_nanos(sent_at), echo, &report, config.as_ref()).unwrap();
             let body = decode_body(&bytes).unwrap();
             prop_assert_eq!(body.sent_at, Instant::from_nanos(sent_at));
             prop_assert_eq!(body.echo, echo);
             prop_assert_eq!(&*body.report, &report);
+            prop_assert_eq!(body.config, config);
         }
     }
 
@@ -342,7 +365,7 @@ pub(crate) mod tests {
 
     #[test]
     fn trailing_bytes_are_malformed() {
-        let mut bytes = encode_body(Instant::ZERO, None, &simple_report(2)).unwrap();
+        let mut bytes = encode_body(Instant::ZERO, None, &simple_report(2), None).unwrap();
         assert!(decode_body(&bytes).is_some());
         bytes.push(0);
         assert!(decode_body(&bytes).is_none());
@@ -350,7 +373,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_enum_values_are_malformed() {
-        let bytes = encode_body(Instant::ZERO, None, &simple_report(1)).unwrap();
+        let bytes = encode_body(Instant::ZERO, None, &simple_report(1), None).unwrap();
         // Layout: sent_at (1), echo None (1), state (1), storage_ok (1), groups len (1), group.
         assert_eq!(bytes[2], 1, "state Working");
         let mut bad_state = bytes.clone();
@@ -367,7 +390,7 @@ pub(crate) mod tests {
     fn sparse_indexes_out_of_range_or_order_are_malformed() {
         let mut report = simple_report(3);
         report.groups[1].handoff_to = Some(NodeId(1));
-        let good = encode_body(Instant::ZERO, None, &report).unwrap();
+        let good = encode_body(Instant::ZERO, None, &report, None).unwrap();
         assert!(decode_body(&good).is_some());
         let wire = |handoffs: Vec<(u32, u16)>| {
             let mut w: WireBody = postcard::from_bytes(&good).unwrap();
@@ -394,10 +417,10 @@ pub(crate) mod tests {
     fn limits_are_enforced() {
         let mut report = simple_report(0);
         report.admin.drained = vec![Lww::default(); NODES_MAX + 1];
-        let bytes = encode_body(Instant::ZERO, None, &report).unwrap();
+        let bytes = encode_body(Instant::ZERO, None, &report, None).unwrap();
         assert!(decode_body(&bytes).is_none());
         report.admin.drained.pop();
-        let bytes = encode_body(Instant::ZERO, None, &report).unwrap();
+        let bytes = encode_body(Instant::ZERO, None, &report, None).unwrap();
         assert!(decode_body(&bytes).is_some());
     }
 }

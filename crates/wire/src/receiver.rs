@@ -11,13 +11,17 @@
 //! The replay state can be seeded ([`Receiver::remember`]) with what an earlier run saw,
 //! so that frames captured before a restart of the receiving daemon stay refused.
 //!
+//! It also keeps, per sender, the configuration stamp of the newest frame accepted
+//! ([`Receiver::config_of`]), for the daemon's comparison of generations.
+//!
 //! It owns the replay state; it must not panic on any input, read a clock or do I/O.
 //! Its memory is bounded: one window per possible sender (`engine::NODES_MAX`).
 
 use engine::{Heartbeat, NodeId, NODES_MAX};
 
-use crate::frame::{authenticate, parse, ClusterId, Route};
+use crate::frame::{authenticate_with_config, parse, ClusterId, Route};
 use crate::key::Key;
+use crate::payload::ConfigStamp;
 
 /// How many recent sequences per sender are remembered; older ones are dropped.
 pub const REPLAY_WINDOW: u64 = 64;
@@ -146,6 +150,15 @@ struct Window {
     seen: u64,
 }
 
+/// The configuration stamp of a sender's newest accepted frame, with that frame's
+/// incarnation and sequence (to pick the newest among several links).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigSeen {
+    pub incarnation: u64,
+    pub sequence: u64,
+    pub stamp: Option<ConfigStamp>,
+}
+
 /// Authenticates, decodes and de-duplicates the frames of one link.
 #[derive(Debug)]
 pub struct Receiver {
@@ -153,13 +166,26 @@ pub struct Receiver {
     cluster: ClusterId,
     route: Route,
     senders: [Option<Window>; NODES_MAX],
+    configs: [Option<ConfigSeen>; NODES_MAX],
     counters: Counters,
 }
 
 impl Receiver {
     /// The receiver of frames sent on `route` (this link, to this node or to every node).
     pub fn new(key: Key, cluster: ClusterId, route: Route) -> Receiver {
-        Receiver { key, cluster, route, senders: [None; NODES_MAX], counters: Counters::default() }
+        Receiver {
+            key,
+            cluster,
+            route,
+            senders: [None; NODES_MAX],
+            configs: [None; NODES_MAX],
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration stamp of the newest frame accepted from `from` on this link.
+    pub fn config_of(&self, from: NodeId) -> Option<ConfigSeen> {
+        *self.configs.get(usize::from(from.0))?
     }
 
     /// The heartbeat in `bytes`, or why it was dropped (and counted), from any sender.
@@ -228,8 +254,14 @@ impl Receiver {
         if !spend(bytes.len()) {
             return Err(Reject::RateLimited);
         }
-        let heartbeat = authenticate(&self.key, &header, bytes)?;
+        let (heartbeat, stamp) = authenticate_with_config(&self.key, &header, bytes)?;
         self.record(&heartbeat);
+        let (incarnation, sequence) = (heartbeat.incarnation, heartbeat.sequence);
+        if let Some(seen) = self.configs.get_mut(usize::from(heartbeat.from.0)) {
+            if seen.is_none_or(|s| (s.incarnation, s.sequence) < (incarnation, sequence)) {
+                *seen = Some(ConfigSeen { incarnation, sequence, stamp });
+            }
+        }
         Ok(heartbeat)
     }
 
@@ -289,7 +321,7 @@ mod tests {
     use sha2::Sha256;
 
     use super::*;
-    use crate::frame::{encode, HEADER_BYTES, PACKET_BYTES_MAX, TAG_BYTES};
+    use crate::frame::{encode, encode_with_config, HEADER_BYTES, PACKET_BYTES_MAX, TAG_BYTES};
     use crate::payload::tests::{report, simple_report};
 
     fn key() -> Key {
@@ -384,6 +416,41 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_stamp_of_the_newest_frame_is_kept_per_sender() {
+        let mut rx = receiver();
+        let stamp = |generation| ConfigStamp { generation, hash: [generation as u8; 32] };
+        let send = |rx: &mut Receiver, from, sequence, config: Option<ConfigStamp>| {
+            let hb = heartbeat(from, 5, sequence, realistic(2));
+            let bytes = encode_with_config(&key(), cluster(), ROUTE, &hb, config.as_ref());
+            assert_eq!(rx.receive(&bytes.unwrap()).unwrap(), hb);
+        };
+        assert_eq!(rx.config_of(NodeId(1)), None);
+        send(&mut rx, 1, 10, Some(stamp(7)));
+        send(&mut rx, 2, 3, None);
+        let seen = |generation| ConfigSeen {
+            incarnation: 5,
+            sequence: 10,
+            stamp: Some(stamp(generation)),
+        };
+        assert_eq!(rx.config_of(NodeId(1)), Some(seen(7)));
+        assert_eq!(
+            rx.config_of(NodeId(2)),
+            Some(ConfigSeen { incarnation: 5, sequence: 3, stamp: None })
+        );
+        // An older frame accepted late (within the replay window) does not replace it.
+        send(&mut rx, 1, 8, Some(stamp(6)));
+        assert_eq!(rx.config_of(NodeId(1)), Some(seen(7)));
+        send(&mut rx, 1, 11, Some(stamp(8)));
+        assert_eq!(rx.config_of(NodeId(1)).unwrap().stamp, Some(stamp(8)));
+        // `decode` and `decode_with_config` read the same frame.
+        let hb = heartbeat(1, 6, 1, realistic(2));
+        let bytes = encode_with_config(&key(), cluster(), ROUTE, &hb, Some(&stamp(9))).unwrap();
+        assert_eq!(crate::decode(&key(), cluster(), ROUTE, &bytes).unwrap(), hb);
+        let (got, config) = crate::decode_with_config(&key(), cluster(), ROUTE, &bytes).unwrap();
+        assert_eq!((got, config), (hb, Some(stamp(9))));
+    }
+
+    #[test]
     fn packet_sizes() {
         let size = |groups| {
             encode(&key(), cluster(), ROUTE, &heartbeat(1, 5, 9, realistic(groups))).unwrap().len()
@@ -426,8 +493,11 @@ mod tests {
         let mut bytes = frame(1, 1, 1);
         // Version 1, before the route joined the header.
         bytes[4] = 1;
+        assert_eq!(rx.receive(&resign(bytes.clone())), Err(Reject::UnknownVersion));
+        // Version 2, before the configuration stamp joined the payload.
+        bytes[4] = 2;
         assert_eq!(rx.receive(&resign(bytes)), Err(Reject::UnknownVersion));
-        only(&rx, Reject::UnknownVersion, 1);
+        only(&rx, Reject::UnknownVersion, 2);
     }
 
     #[test]

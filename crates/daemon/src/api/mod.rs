@@ -41,7 +41,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::control::Call;
 
 /// Largest request body: the largest command body is a few dozen bytes; 64 KiB leaves
-/// room for any future one and bounds what one request makes the node hold.
+/// room for any future one and bounds what one request makes the node hold. The routes
+/// that carry a whole configuration take more
+/// ([`crate::configstore::sync::BODY_BYTES_MAX`], `routes::Action::takes_a_configuration`).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// Requests per second per client address, sustained: far above what an operator, a
 /// script polling the status or the web console needs.

@@ -47,33 +47,7 @@ pub fn document() -> OpenApi {
                     .schema(Some(ObjectBuilder::new().schema_type(Type::Integer))),
             );
         }
-        let body = match route.action {
-            Action::Switchover => Some((SwitchoverBody::schema(), Required::False)),
-            Action::Maintenance => Some((MaintenanceBody::schema(), Required::True)),
-            Action::Clear => Some((ClearBody::schema(), Required::False)),
-            Action::ConfigPush => Some((ConfigPushBody::schema(), Required::True)),
-            Action::ConfigCheck => Some((ConfigCheckBody::schema(), Required::True)),
-            _ => None,
-        };
-        if let Some((schema, required)) = body {
-            operation = operation.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(required))
-                    .content("application/json", Content::new(Some(schema)))
-                    .build(),
-            ));
-        }
-        if route.action == Action::Login {
-            operation = operation.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content(
-                        "application/x-www-form-urlencoded",
-                        Content::new(Some(LoginForm::schema())),
-                    )
-                    .build(),
-            ));
-        }
+        operation = with_body(operation, route.action);
         if let Some(role) = route.need {
             operation = operation
                 .description(Some(format!(
@@ -117,6 +91,39 @@ pub fn document() -> OpenApi {
                 .build(),
         ))
         .build()
+}
+
+/// The route's request body, if it takes one.
+fn with_body(operation: OperationBuilder, action: Action) -> OperationBuilder {
+    let json = |schema, required| {
+        RequestBodyBuilder::new()
+            .required(Some(required))
+            .content("application/json", Content::new(Some(schema)))
+            .build()
+    };
+    let body = match action {
+        Action::Switchover => json(SwitchoverBody::schema(), Required::False),
+        Action::Maintenance => json(MaintenanceBody::schema(), Required::True),
+        Action::Clear => json(ClearBody::schema(), Required::False),
+        Action::ConfigPush => json(ConfigPushBody::schema(), Required::True),
+        Action::ConfigCheck => json(ConfigCheckBody::schema(), Required::True),
+        // The contract crate's type (schemars): its schema is a file of its own.
+        Action::ConfigEdit => json(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "`{\"generation\", \"edits\": [...]}`: docs/schema/config-edit.schema.json",
+                ))
+                .into(),
+            Required::True,
+        ),
+        Action::Login => RequestBodyBuilder::new()
+            .required(Some(Required::True))
+            .content("application/x-www-form-urlencoded", Content::new(Some(LoginForm::schema())))
+            .build(),
+        _ => return operation,
+    };
+    operation.request_body(Some(body))
 }
 
 /// A route only nodes call: how its calls are signed, and its 401.

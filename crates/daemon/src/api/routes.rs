@@ -50,6 +50,7 @@ pub enum Action {
     /// The web console's page, its files, sign-in and sign-out ([`super::console`]).
     Console,
     ConsoleJs,
+    ConsoleEditorJs,
     ConsoleCss,
     LoginForm,
     Login,
@@ -66,13 +67,30 @@ pub enum Action {
     /// The nodes' own two phases of a push: signed with the cluster key, no user token.
     ConfigPrepare,
     ConfigCommit,
+    /// A node that finds a newer generation in another's heartbeats fetches it here
+    /// (signed with the cluster key, no user token; [`crate::configstore::sync`]).
+    ConfigNewest,
+    /// The console's configuration editor: edits made on the running text, checked,
+    /// nothing saved ([`crate::configedit`]).
+    ConfigEdit,
+    /// A node's own inventory, for another node that was asked for it (signed with the
+    /// cluster key, no user token).
+    ConfigNodeInventory,
 }
 
 impl Action {
     /// A route only nodes call, authenticated by the cluster key's signature (401
     /// without it), not by a user's token.
     pub fn node_only(self) -> bool {
-        matches!(self, Action::ConfigPrepare | Action::ConfigCommit)
+        matches!(self, Action::ConfigPrepare | Action::ConfigCommit | Action::ConfigNodeInventory)
+            || self == Action::ConfigNewest
+    }
+
+    /// A route whose body is a whole configuration: it may be as large as a
+    /// configuration file (16 MiB, [`crate::configstore::sync::BODY_BYTES_MAX`]) and take
+    /// longer to arrive; every other route keeps the API's 64 KiB.
+    pub fn takes_a_configuration(self) -> bool {
+        matches!(self, Action::ConfigCheck | Action::ConfigPush | Action::ConfigPrepare)
     }
 }
 
@@ -176,6 +194,13 @@ pub const ROUTES: &[Route] = &[
         need: None,
         action: Action::ConsoleJs,
         summary: "The web console's script",
+    },
+    Route {
+        method: "GET",
+        path: "/console/editor.js",
+        need: None,
+        action: Action::ConsoleEditorJs,
+        summary: "The web console's configuration editor (a script)",
     },
     Route {
         method: "GET",
@@ -285,14 +310,42 @@ pub const ROUTES: &[Route] = &[
                   for this generation",
     },
     Route {
+        method: "POST",
+        path: crate::configstore::sync::NEWEST_PATH,
+        need: None,
+        action: Action::ConfigNewest,
+        summary: "Nodes only (signed with the cluster key): this node's newest generation \
+                  with its text, and whether it descends from the caller's `generation` and \
+                  `hash` (a node that was down catches up)",
+    },
+    Route {
         method: "GET",
         path: "/v1/nodes/{n}/inventory",
         need: Some(Role::Admin),
         action: Action::Inventory,
         summary: "What node n has to choose from: network interfaces and addresses, block \
                   devices and file systems, OCF agents with their meta-data, systemd units, \
-                  LSB scripts (asked of node n itself: another node answers 421 with n's \
-                  `endpoint`, E5321)",
+                  LSB scripts (asked of another node, that node fetches it from n over their \
+                  signed node call; 502 with n's `endpoint` when n does not answer, E1343)",
+    },
+    Route {
+        method: "POST",
+        path: "/v1/config/edit",
+        need: Some(Role::Admin),
+        action: Action::ConfigEdit,
+        summary: "Make `edits` (groups, resources, node addresses, section values, alerts) on \
+                  the text of generation `generation`, keeping its comments and layout: the \
+                  text, its diff against the running one, its diagnostics with the key each \
+                  is about, what would change; saves nothing (409 E1302 on another \
+                  generation, 422 E1341/E1342 for an edit that cannot be made)",
+    },
+    Route {
+        method: "GET",
+        path: crate::inventory::NODE_PATH,
+        need: None,
+        action: Action::ConfigNodeInventory,
+        summary: "Nodes only (signed with the cluster key): this node's inventory, for the \
+                  node that was asked for it",
     },
 ];
 
@@ -377,6 +430,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             Action::Inventory => on(filter, inventory),
             Action::Console => on(filter, console::page),
             Action::ConsoleJs => on(filter, console::app_js),
+            Action::ConsoleEditorJs => on(filter, console::editor_js),
             Action::ConsoleCss => on(filter, console::app_css),
             Action::LoginForm => on(filter, console::login_form),
             Action::Login => on(filter, console::login),
@@ -391,8 +445,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
             Action::ConfigPush => on(filter, config_push),
             Action::ConfigPrepare => on(filter, config_prepare),
             Action::ConfigCommit => on(filter, config_commit),
+            Action::ConfigNewest => on(filter, config_newest),
+            Action::ConfigEdit => on(filter, config_edit),
+            Action::ConfigNodeInventory => on(filter, config_node_inventory),
         };
         let mut guarded = handler.layer(from_fn_with_state((state.clone(), route.need), guard));
+        if route.action.takes_a_configuration() {
+            // Read by the guard, which this layer wraps.
+            guarded = guarded.layer(Extension(LargeBody));
+        }
         if route.action == Action::Console {
             guarded = guarded.layer(axum::middleware::from_fn(console::to_login));
         }
@@ -422,6 +483,17 @@ async fn rate(State(state): State<Arc<ApiState>>, request: Request, next: Next) 
     }
     next.run(request).await
 }
+
+/// Marks a route whose body is a whole configuration ([`Action::takes_a_configuration`]).
+#[derive(Clone, Copy, Debug)]
+struct LargeBody;
+
+/// How long a configuration's body may take to arrive (16 MiB on a slow link).
+const LARGE_BODY_READ: Duration = Duration::from_secs(60);
+
+/// Configuration bodies read at once, each up to 32 MiB: a bound on what clients make a
+/// node hold (the node routes are authenticated only once their body is read).
+static LARGE_BODIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// A route's guard: the token (or, without a bearer header, the console's session
 /// cookie) and the role (401, 403), then the body read whole within the size and time
@@ -463,7 +535,14 @@ async fn guard(
             Ok(Authed { user, role }) => caller = Some(Caller::Api { user, role, address }),
         }
     }
-    let limit = state.limits.body_bytes;
+    let large = request.extensions().get::<LargeBody>().is_some();
+    let (limit, read_time) = match large {
+        true => (
+            state.limits.body_bytes.max(crate::configstore::sync::BODY_BYTES_MAX),
+            state.limits.body_read.max(LARGE_BODY_READ),
+        ),
+        false => (state.limits.body_bytes, state.limits.body_read),
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -471,19 +550,25 @@ async fn guard(
     if declared.is_some_and(|n| n > limit as u64) {
         return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is over {limit} bytes"));
     }
-    let (mut parts, body) = request.into_parts();
-    let bytes =
-        match tokio::time::timeout(state.limits.body_read, axum::body::to_bytes(body, limit)).await
-        {
-            Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
-            Ok(Err(_)) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the body is over {limit} bytes"),
-                )
+    // Large bodies are read a few at a time: a node holds at most that many at once.
+    let _turn = match large {
+        true => match LARGE_BODIES.try_acquire() {
+            Ok(turn) => Some(turn),
+            Err(_) => {
+                let message = "too many configurations being received at once; try again";
+                return error(StatusCode::SERVICE_UNAVAILABLE, message);
             }
-            Ok(Ok(bytes)) => bytes,
-        };
+        },
+        false => None,
+    };
+    let (mut parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(read_time, axum::body::to_bytes(body, limit)).await {
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
+        Ok(Err(_)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is over {limit} bytes"))
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
     if let Some(caller) = caller {
         parts.extensions.insert(caller);
     }
@@ -909,35 +994,84 @@ async fn config_commit(
     }
 }
 
-/// `GET /v1/nodes/{n}/inventory`: this node's inventory, taken on a blocking thread, one
-/// at a time, back within the inventory's deadline (its parts' failures are inside the
-/// document). Another node's: 421 (Misdirected Request) with that node's API address
-/// from the configuration (`endpoint`, E5321), since a node takes only its own host's
-/// inventory; a node the configuration does not have: 404 (E5322).
+/// A node that was down asks for this node's newest generation
+/// ([`crate::configstore::sync`]).
+async fn config_newest(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = crate::configstore::sync::NEWEST_PATH;
+    let service = match node_caller(&state, path, &headers, &body) {
+        Ok(service) => service,
+        Err(response) => return response,
+    };
+    let body: crate::configstore::sync::NewestBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    match tokio::task::spawn_blocking(move || service.newest_for(&body)).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(why)) => error(StatusCode::CONFLICT, &why),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /v1/nodes/{n}/inventory`: this node's inventory ([`own_inventory`]); another
+/// node's, fetched from that node over the node call signed with the cluster key
+/// ([`crate::inventory::fetch`]), so that a client asks one node for every node's; 502
+/// with that node's API address (`endpoint`, E1343) when it does not answer (421, E5321,
+/// without a configuration store to sign with); a node the configuration does not have:
+/// 404 (E5322).
 async fn inventory(State(state): State<Arc<ApiState>>, Path(node): Path<String>) -> Response {
-    use engine::catalogue::{INVENTORY_ELSEWHERE, INVENTORY_NO_SUCH_NODE};
+    use engine::catalogue::{
+        CONFIG_INVENTORY_NOT_FETCHED, INVENTORY_ELSEWHERE, INVENTORY_NO_SUCH_NODE,
+    };
     let service = state.inventory.clone();
-    if node != service.node {
-        let Some((name, address)) = service.apis.iter().find(|(name, _)| *name == node) else {
-            let code = INVENTORY_NO_SUCH_NODE.code;
-            let message = format!("{code}: the cluster has no node `{node}`");
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"ok": false, "error": message, "code": code})),
-            )
-                .into_response();
+    if node == service.node {
+        return own_inventory(&state).await;
+    }
+    let Some((name, address)) = service.apis.iter().find(|(name, _)| *name == node) else {
+        let code = INVENTORY_NO_SUCH_NODE.code;
+        let message = format!("{code}: the cluster has no node `{node}`");
+        return (StatusCode::NOT_FOUND, Json(json!({"ok": false, "error": message, "code": code})))
+            .into_response();
+    };
+    let endpoint = format!("https://{address}");
+    if let Some(configs) = state.configs.clone() {
+        let from = name.clone();
+        let fetched =
+            tokio::task::spawn_blocking(move || crate::inventory::fetch(&configs, &from)).await;
+        let why = match fetched {
+            Ok(Ok(inventory)) => return Json(inventory).into_response(),
+            Ok(Err(why)) => why,
+            Err(e) => e.to_string(),
         };
-        let code = INVENTORY_ELSEWHERE.code;
-        let endpoint = format!("https://{address}");
+        let code = CONFIG_INVENTORY_NOT_FETCHED.code;
         let message = format!(
-            "{code}: this is node {}, which takes the inventory of its own host only; ask node \
-             {name} at {endpoint}/v1/nodes/{name}/inventory",
+            "{code}: node {} could not fetch node {name}'s inventory ({why}); ask node {name} at \
+             {endpoint}/v1/nodes/{name}/inventory",
             service.node
         );
         let body = json!({"ok": false, "error": message, "code": code, "node": name,
             "endpoint": endpoint});
-        return (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response();
+        return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
     }
+    let code = INVENTORY_ELSEWHERE.code;
+    let message = format!(
+        "{code}: this is node {}, which takes the inventory of its own host only; ask node \
+         {name} at {endpoint}/v1/nodes/{name}/inventory",
+        service.node
+    );
+    let body = json!({"ok": false, "error": message, "code": code, "node": name,
+        "endpoint": endpoint});
+    (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response()
+}
+
+/// This node's inventory, taken on a blocking thread, one at a time, back within the
+/// inventory's deadline (its parts' failures are inside the document).
+async fn own_inventory(state: &ApiState) -> Response {
+    let service = state.inventory.clone();
     let wait = service.sources.deadline + crate::inventory::PART_MARGIN;
     let Ok(Ok(_turn)) = tokio::time::timeout(wait, service.slot.acquire()).await else {
         let mut response =
@@ -953,5 +1087,38 @@ async fn inventory(State(state): State<Arc<ApiState>>, Path(node): Path<String>)
     match taken {
         Ok(inventory) => Json(inventory).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the inventory failed: {e}")),
+    }
+}
+
+/// `GET /v1/config/node/inventory`: this node's inventory for another node of the
+/// cluster, once the call's signature checks out (401 otherwise, E1307).
+async fn config_node_inventory(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    let Some(service) = state.configs.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "this node has no configuration store");
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Err(why) = service.verify("GET", crate::inventory::NODE_PATH, header, b"") {
+        tracing::warn!(code = engine::catalogue::CONFIG_NODE_CALL_UNAUTHENTICATED.code, "{why}");
+        return error(StatusCode::UNAUTHORIZED, &why);
+    }
+    own_inventory(&state).await
+}
+
+/// `POST /v1/config/edit`: the console's edits made on the running text and checked
+/// ([`crate::configedit::answer`]); nothing saved.
+async fn config_edit(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let request: contract::ConfigEditRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    let Some(service) = state.configs.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "this node has no configuration store");
+    };
+    match tokio::task::spawn_blocking(move || crate::configedit::answer(&service, &request)).await {
+        Ok((status, answer)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Json(answer)).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -218,6 +218,7 @@ fn body_for(action: Action) -> &'static str {
         Action::Switchover => r#"{"to": "beta"}"#,
         Action::ConfigPush => &CONFIG_BODY,
         Action::ConfigCheck => &CHECK_BODY,
+        Action::ConfigEdit => r#"{"generation": 1, "edits": []}"#,
         _ => "",
     }
 }
@@ -690,11 +691,12 @@ fn the_console_and_its_files_are_served_with_their_types_and_a_strict_policy() {
             response.get_url()
         );
         assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
-        assert_eq!(response.header("Referrer-Policy"), Some("no-referrer"));
+        assert_eq!(response.header("Referrer-Policy"), Some("same-origin"));
         assert!(!console::CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
     };
     for (path, kind) in [
         ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/editor.js", "text/javascript; charset=utf-8"),
         ("/console/app.css", "text/css; charset=utf-8"),
     ] {
         let response = answer_of(get(path), "");
@@ -730,15 +732,16 @@ fn the_console_and_its_files_are_served_with_their_types_and_a_strict_policy() {
     secured(&response);
     let page = response.into_string().unwrap();
     assert!(page.contains(r#"<script type="module" src="/console/app.js"></script>"#));
-    assert_eq!(page.matches("<script").count(), 1, "one script, from its file");
+    assert!(page.contains(r#"<script type="module" src="/console/editor.js"></script>"#));
+    assert_eq!(page.matches("<script").count(), 2, "two scripts, each from its file");
     assert!(!page.contains("<style") && !page.contains(" style="), "no inline style");
     for hook in [r#"id="topology""#, r#"id="help""#, r#"id="banner""#, r#"id="journal""#] {
         assert!(page.contains(hook), "no {hook}");
     }
 }
 
-// The inventory route: this node's own document, another node's address (421), an
-// unknown node (404).
+// The inventory route: this node's own document, another node's fetched from it (502
+// when it does not answer), an unknown node (404).
 
 /// The fixture's inventory service: node alpha among [`console_nodes`], with an OCF root
 /// of one small agent under `dir` (fast and the same on every machine).
@@ -770,14 +773,20 @@ fn the_inventory_is_this_nodes_own_and_another_nodes_is_sent_there() {
     assert!(inventory.interface("lo").is_some(), "{text}");
     let thing = inventory.ocf_agent("test", "thing").unwrap();
     assert_eq!(thing.parameters[0].value_type.as_deref(), Some("integer"));
-    // Beta's inventory is beta's to take: 421 with its API address.
+    // Beta's inventory is fetched from beta by alpha (crates/tandem/tests/config_edit.rs
+    // has two real nodes); beta does not answer here: 502 with its API address.
     let (code, text) = f.call("GET", "/v1/nodes/beta/inventory", Some(&admin), "");
-    assert_eq!(code, 421, "{text}");
+    assert_eq!(code, 502, "{text}");
     let answer: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(answer["code"], "E5321");
+    assert_eq!(answer["code"], "E1343");
     assert_eq!(answer["node"], "beta");
     assert_eq!(answer["endpoint"], "https://127.0.0.1:7999");
-    assert!(answer["error"].as_str().unwrap().starts_with("E5321: this is node alpha"), "{text}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.starts_with("E1343: node alpha could not fetch node beta's inventory"), "{text}");
+    // The node-only route wants the cluster key's signature.
+    let (code, text) = f.call("GET", crate::inventory::NODE_PATH, Some(&admin), "");
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("E1307"), "{text}");
     let (code, text) = f.call("GET", "/v1/nodes/gamma/inventory", Some(&admin), "");
     assert_eq!(code, 404, "{text}");
     assert!(text.contains("E5322"), "{text}");
@@ -824,7 +833,8 @@ fn the_configuration_routes_show_check_refuse_and_take_signed_node_calls() {
     // The nodes' own routes: signed with the cluster key, by another node of the cluster.
     let key = wire::Key::new(FIXTURE_KEY);
     let prepare = json!({"toml": FIXTURE_CONFIG, "base": 1,
-        "base_hash": crate::configstore::hash(FIXTURE_CONFIG), "by": "test"})
+        "base_hash": crate::configstore::hash(FIXTURE_CONFIG), "by": "test",
+        "generation": 2})
     .to_string();
     let path = crate::configstore::PREPARE_PATH;
     let signed = |key: &wire::Key, node: &str| {
@@ -857,4 +867,101 @@ fn the_configuration_routes_show_check_refuse_and_take_signed_node_calls() {
     let verdict: contract::NodeVerdict = serde_json::from_str(&text).unwrap();
     assert!(!verdict.accepted, "{verdict:?}");
     assert!(verdict.diagnostics.iter().any(|d| d.code == "E1201"), "{verdict:?}");
+}
+
+// The configuration editor's route (crates/daemon/src/configedit.rs).
+
+/// The fixture's store given a commented configuration with a group as generation 2 (as
+/// a push would have left it): its text.
+fn commented_generation(f: &Fixture) -> String {
+    let text = format!(
+        "{FIXTURE_CONFIG}\n# The database: alpha first, beta takes over\n[[group]]\nname = \"db\"\n\
+         nodes = [\"alpha\", \"beta\"]   # preference order\n\n  # reports its own health\n  \
+         [[group.resource]]\n  name = \"data\"\n  kind = \"app\"\n  deadline = \"5s\"\n"
+    );
+    let store = crate::configstore::Store::open(&f._dir.path().join("state")).unwrap();
+    let meta = crate::configstore::Meta {
+        generation: 2,
+        hash: crate::configstore::hash(&text),
+        time: "2026-01-01T00:00:00Z".into(),
+        by: "the test".into(),
+        via: "alpha".into(),
+        changes: vec!["group `db` added".into()],
+    };
+    store.record(&meta, &text).unwrap();
+    std::fs::write(f._dir.path().join("cluster.toml"), &text).unwrap();
+    text
+}
+
+fn edit_body(generation: u64, edits: Value) -> String {
+    json!({"generation": generation, "edits": edits}).to_string()
+}
+
+/// Adding a resource to a group answers the text with the operator's comments kept, its
+/// diff and what would change; an invalid edit answers its diagnostic with its code and
+/// the key it is about; edits that cannot be made, or on another generation, are
+/// refused with their codes; nothing is ever saved; only an admin may edit.
+#[test]
+fn the_editor_edits_the_running_text_checks_it_and_saves_nothing() {
+    let f = fixture(Limits { per_second: 1000, burst: 1000, ..Limits::default() });
+    let admin = f.token(Role::Admin).to_string();
+    let running = commented_generation(&f);
+    let add = json!([{"op": "put_resource", "group": "db", "name": "api",
+        "fields": {"kind": "app", "deadline": "3s"}}]);
+    let (code, text) = f.call("POST", "/v1/config/edit", Some(&admin), &edit_body(2, add.clone()));
+    assert_eq!(code, 200, "{text}");
+    let answer: contract::ConfigEditAnswer = serde_json::from_str(&text).unwrap();
+    assert!(answer.ok && answer.valid, "{text}");
+    assert_eq!(answer.generation, 2);
+    let added = "\n  [[group.resource]]\n  name = \"api\"\n  kind = \"app\"\n  deadline = \"3s\"\n";
+    assert_eq!(answer.toml, format!("{running}{added}"));
+    assert!(answer.toml.contains("# The database: alpha first, beta takes over\n"));
+    assert!(answer.toml.contains("nodes = [\"alpha\", \"beta\"]   # preference order\n"));
+    assert!(answer.diff.contains("+  name = \"api\"\n"), "{}", answer.diff);
+    assert!(answer.diff.starts_with("--- running (node alpha, generation 2)\n"), "{}", answer.diff);
+    assert_eq!(answer.hash, crate::configstore::hash(&answer.toml));
+    let change = answer.changes.iter().find(|c| c.what == "group `db` changed").unwrap();
+    assert!(!change.live && change.restart == ["alpha", "beta"], "{change:?}");
+    assert_eq!(answer.document["group"][0]["resource"][1]["name"], "api");
+    // An invalid edit: its diagnostic, its code, the key it is about.
+    let bad = json!([{"op": "put_resource", "group": "db", "name": "vip",
+        "fields": {"kind": "ip", "address": "10.0.0.300/24"}}]);
+    let (code, text) = f.call("POST", "/v1/config/edit", Some(&admin), &edit_body(2, bad));
+    assert_eq!(code, 200, "{text}");
+    let answer: contract::ConfigEditAnswer = serde_json::from_str(&text).unwrap();
+    assert!(answer.ok && !answer.valid, "{text}");
+    let e1018 = answer.diagnostics.iter().find(|d| d.diagnostic.code == "E1018").expect(&text);
+    assert_eq!(e1018.path, ["group", "db", "resource", "vip", "address"]);
+    assert_eq!(e1018.diagnostic.severity, contract::Severity::Error);
+    // Edits that cannot be made (E1341, E1342), an old generation (E1302).
+    let nope = json!([{"op": "remove_group", "name": "web"}]);
+    let (code, text) = f.call("POST", "/v1/config/edit", Some(&admin), &edit_body(2, nope));
+    assert_eq!(code, 422, "{text}");
+    let answer: contract::ConfigEditAnswer = serde_json::from_str(&text).unwrap();
+    assert!(!answer.ok && answer.edit == Some(0), "{text}");
+    assert!(answer.error.as_deref().unwrap().starts_with("E1341: "), "{text}");
+    assert_eq!(answer.toml, running);
+    let kindless = json!([{"op": "put_resource", "group": "db", "name": "x", "fields": {}}]);
+    let (code, text) = f.call("POST", "/v1/config/edit", Some(&admin), &edit_body(2, kindless));
+    assert_eq!(code, 422, "{text}");
+    assert!(text.contains("E1342: "), "{text}");
+    let (code, text) = f.call("POST", "/v1/config/edit", Some(&admin), &edit_body(1, add.clone()));
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("E1302: "), "{text}");
+    // Nothing was saved: the store's newest is still generation 2, the file unchanged.
+    let (code, text) = f.call("GET", "/v1/config", Some(&admin), "");
+    assert_eq!(code, 200, "{text}");
+    let doc: contract::ConfigDocument = serde_json::from_str(&text).unwrap();
+    assert_eq!((doc.generation, doc.toml.as_str()), (2, running.as_str()));
+    let file = std::fs::read_to_string(f._dir.path().join("cluster.toml")).unwrap();
+    assert_eq!(file, running);
+    // Only an admin edits: an operator and a viewer get 403, nobody 401.
+    for role in [Role::Operator, Role::Viewer] {
+        let body = edit_body(2, add.clone());
+        assert_eq!(f.call("POST", "/v1/config/edit", Some(f.token(role)), &body).0, 403);
+    }
+    assert_eq!(f.call("POST", "/v1/config/edit", None, &edit_body(2, add)).0, 401);
+    // A body that is not an edit request: 400.
+    let (code, _) = f.call("POST", "/v1/config/edit", Some(&admin), r#"{"edits": 3}"#);
+    assert_eq!(code, 400);
 }

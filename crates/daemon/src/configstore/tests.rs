@@ -4,6 +4,7 @@
 //! is `crates/tandem/tests/config_push.rs`'s).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::*;
 
@@ -264,6 +265,8 @@ fn prepare_body(text: &str, base: &ConfigDocument) -> PrepareBody {
         base: base.generation,
         base_hash: base.hash.clone(),
         by: "alice".into(),
+        generation: base.generation + 1,
+        replacing: BTreeMap::new(),
     }
 }
 
@@ -354,4 +357,132 @@ fn a_push_with_a_peer_not_reached_is_refused_whole() {
     assert_eq!(alpha.show().unwrap().generation, 1);
     assert_eq!(std::fs::read_to_string(dir.path().join("alpha.toml")).unwrap(), text);
     let _: PathBuf = dir.path().to_path_buf();
+}
+
+/// A time `ago` before now (a node last heard then).
+fn before(ago: Duration) -> Instant {
+    Instant::now().checked_sub(ago).expect("the clock is past boot by an hour")
+}
+
+#[test]
+fn a_push_goes_without_a_node_that_is_down_and_not_without_one_that_is_up() {
+    let dir = dir();
+    let text = config_text(dir.path(), "");
+    let (alpha, _) = service(dir.path(), "alpha", &text);
+    let new = config_text(dir.path(), "# new\n");
+    // beta was heard just now: up, its API not answering is a refusal (E1304).
+    alpha.heard("beta", None, Instant::now());
+    assert!(!alpha.down("beta"));
+    let answer = alpha.push(&new, 1, "alice");
+    assert!(!answer.ok, "{answer:?}");
+    assert_eq!(alpha.show().unwrap().generation, 1);
+    // beta not heard for an hour: down; the push goes ahead on alpha, half of two nodes.
+    alpha.heard("beta", None, before(Duration::from_secs(3600)));
+    assert!(alpha.down("beta"));
+    let answer = alpha.push(&new, 1, "alice");
+    assert!(answer.ok, "{answer:?}");
+    let outcome = answer.outcome.unwrap();
+    assert_eq!(outcome.generation, Some(2));
+    let beta = &outcome.nodes[1];
+    assert!(!beta.accepted);
+    let error = beta.error.as_deref().unwrap();
+    assert!(error.starts_with("E1304") && error.contains("takes generation 2"), "{error}");
+    assert_eq!(alpha.show().unwrap().generation, 2);
+    assert_eq!(std::fs::read_to_string(dir.path().join("alpha.toml")).unwrap(), new);
+}
+
+#[test]
+fn fewer_than_half_the_nodes_never_push() {
+    let dir = dir();
+    let three = config_text(dir.path(), "")
+        .replace("[[link]]", "[[node]]\nname = \"gamma\"\naddresses = { private = \"127.0.0.1:5\" }\napi = \"127.0.0.1:6\"\n\n[[link]]");
+    let (alpha, _) = service(dir.path(), "alpha", &three);
+    for node in ["beta", "gamma"] {
+        alpha.heard(node, None, before(Duration::from_secs(3600)));
+    }
+    let answer = alpha.push(&format!("{three}# new\n"), 1, "alice");
+    assert!(!answer.ok, "{answer:?}");
+    let error = answer.error.unwrap();
+    assert!(error.contains("at least half of the 3 nodes"), "{error}");
+    assert_eq!(alpha.show().unwrap().generation, 1);
+}
+
+fn stamp(service: &Service) -> wire::ConfigStamp {
+    service.stamp().unwrap()
+}
+
+#[test]
+fn older_newer_and_diverged_generations_are_told_apart() {
+    let dir = dir();
+    let text = config_text(dir.path(), "");
+    let (alpha, _) = service(dir.path(), "alpha", &text);
+    let (beta, _) = service(dir.path(), "beta", &text);
+    assert_eq!(beta.sync_from("alpha", stamp(&alpha)), sync::SyncOutcome::Agree);
+    // A push reaches alpha alone (beta down): beta is older, and alpha keeps beta's.
+    alpha.heard("beta", None, before(Duration::from_secs(3600)));
+    let new = config_text(dir.path(), "# two\n");
+    assert!(alpha.push(&new, 1, "alice").ok);
+    assert_eq!(alpha.sync_from("beta", stamp(&beta)), sync::SyncOutcome::TheirsOlder);
+    let asked = sync::NewestBody { generation: 1, hash: hash(&text) };
+    let answer = alpha.newest_for(&asked).unwrap();
+    assert!(answer.descends);
+    assert_eq!((answer.meta.generation, answer.toml.as_str()), (2, new.as_str()));
+    // beta edited by hand and restarted: its generation 2 is another text.
+    let edited = config_text(dir.path(), "# edited on beta\n");
+    std::fs::write(dir.path().join("beta.toml"), &edited).unwrap();
+    drop(beta);
+    let (beta, message) = service(dir.path(), "beta", &edited);
+    assert!(message.is_some());
+    assert_eq!(stamp(&beta).generation, 2);
+    match alpha.sync_from("beta", stamp(&beta)) {
+        sync::SyncOutcome::Diverged(why) => {
+            assert!(why.starts_with("E1316"), "{why}");
+            assert!(why.contains("on alpha") && why.contains("on beta"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let asked = sync::NewestBody { generation: 2, hash: hash(&edited) };
+    assert!(!alpha.newest_for(&asked).unwrap().descends);
+    // A generation 1 alpha does not keep with that text: diverged too.
+    let foreign = wire::ConfigStamp { generation: 1, hash: [9; 32] };
+    assert!(matches!(alpha.sync_from("beta", foreign), sync::SyncOutcome::Diverged(_)));
+}
+
+#[test]
+fn a_push_replaces_the_generation_of_a_node_that_showed_another() {
+    let dir = dir();
+    let text = config_text(dir.path(), "");
+    let (alpha, _) = service(dir.path(), "alpha", &text);
+    // beta diverged: a hand edit recorded at its next start as generation 2.
+    drop(service(dir.path(), "beta", &text));
+    std::fs::write(dir.path().join("beta.toml"), config_text(dir.path(), "# beta's\n")).unwrap();
+    let (beta, _) = service(dir.path(), "beta", &text);
+    let beta_newest = beta.show().unwrap();
+    assert_eq!(beta_newest.generation, 2);
+    alpha.heard("beta", beta.stamp(), Instant::now());
+    let newest = alpha.store.newest().unwrap().0;
+    let replacing = alpha.replacing(&newest);
+    assert_eq!(replacing["beta"], (2, beta_newest.hash.clone()));
+    let chosen = config_text(dir.path(), "# the one we want\n");
+    let body = PrepareBody {
+        generation: 3,
+        replacing: replacing.clone(),
+        ..prepare_body(&chosen, &alpha.show().unwrap())
+    };
+    // Without the replacement beta refuses (E1306); with it, it accepts.
+    let plain = PrepareBody { replacing: BTreeMap::new(), ..body.clone() };
+    assert!(beta.prepare("alpha", &plain).error.unwrap().starts_with("E1306"));
+    // What beta showed is no longer its newest: refused too.
+    let stale = BTreeMap::from([("beta".to_string(), (2, hash("other")))]);
+    let stale = PrepareBody { replacing: stale, ..body.clone() };
+    assert!(beta.prepare("alpha", &stale).error.unwrap().starts_with("E1306"));
+    for node in [&alpha, &beta] {
+        let verdict = node.prepare("alpha", &body);
+        assert!(verdict.accepted, "{verdict:?}");
+    }
+    let commit = CommitBody { generation: 3, hash: hash(&chosen) };
+    alpha.commit(&commit).unwrap();
+    beta.commit(&commit).unwrap();
+    assert_eq!(stamp(&alpha), stamp(&beta));
+    assert_eq!(stamp(&beta).generation, 3);
 }

@@ -218,6 +218,20 @@ fn discover(part: InventoryPart, sources: &Sources, deadline: Instant) -> Found 
     }
 }
 
+/// The node-only route on which a node answers its own inventory to another node
+/// (signed with the cluster key, like the push's calls).
+pub const NODE_PATH: &str = "/v1/config/node/inventory";
+/// How long a node waits for another node's inventory: that node's deadline and margin,
+/// and time for the call itself.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Node `node`'s inventory, fetched from it by this node over the node call signed with
+/// the cluster key (`GET` [`NODE_PATH`]; its certificate checked against the cluster
+/// CA): `GET /v1/nodes/{n}/inventory` asked of another node. Blocking.
+pub fn fetch(configs: &crate::configstore::Service, node: &str) -> Result<Inventory, String> {
+    configs.node_get(node, NODE_PATH, FETCH_TIMEOUT)
+}
+
 /// `GET /v1/nodes/{n}/inventory`'s side of the node: who it is, where the other nodes'
 /// APIs are (a request for another node is sent there: 421, E5321), where it looks,
 /// and one inventory at a time.

@@ -85,7 +85,7 @@ impl ApiCluster {
         let token = format!("86400.{}{}", std::process::id(), api[0]);
         let config = format!(
             "{}\n[api]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
-             users_file = \"{d}/users.toml\"\n\n{}",
+             users_file = \"{d}/users.toml\"\nca_file = \"{d}/ca.crt\"\n\n{}",
             head.text(),
             group.replace("{token}", &token)
         );

@@ -63,6 +63,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 const INDEX_HTML: &str = include_str!("index.html");
 const LOGIN_HTML: &str = include_str!("login.html");
 const APP_JS: &str = include_str!("app.js");
+const EDITOR_JS: &str = include_str!("editor.js");
 const APP_CSS: &str = include_str!("app.css");
 
 /// One signed-in browser.
@@ -262,7 +263,10 @@ fn secured(mut response: Response, cache: &'static str) -> Response {
     headers
         .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+    // with the sign-in form's POST, which the origin check must refuse. No referrer
+    // leaves for another site either way.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
@@ -443,6 +447,14 @@ pub async fn app_js(headers: HeaderMap) -> Response {
     static TAG: OnceLock<String> = OnceLock::new();
     let tag = TAG.get_or_init(|| etag(APP_JS));
     asset(&headers, APP_JS, "text/javascript; charset=utf-8", tag)
+}
+
+/// `GET /console/editor.js`: the configuration editor (docs/console.md, "Changing the
+/// configuration from the console").
+pub async fn editor_js(headers: HeaderMap) -> Response {
+    static TAG: OnceLock<String> = OnceLock::new();
+    let tag = TAG.get_or_init(|| etag(EDITOR_JS));
+    asset(&headers, EDITOR_JS, "text/javascript; charset=utf-8", tag)
 }
 
 /// `GET /console/app.css`.
