@@ -203,43 +203,7 @@ impl Target {
 
     /// `POST /v1/config`: its answer, a refusal (409) with every node's verdict included.
     fn push_api(&self, url: &str, body: &str) -> Result<Answer, Failure> {
-        let token = match &self.token {
-            Some(token) => token.clone(),
-            None => std::env::var("TANDEM_TOKEN").map_err(|_| {
-                Failure::NotAllowed(
-                    "no API token: pass --token or set TANDEM_TOKEN (`tandem user add`)".into(),
-                )
-            })?,
-        };
-        let result = agent(&self.ca)?
-            .post(url)
-            .set("Authorization", &format!("Bearer {token}"))
-            .set("Content-Type", "application/json")
-            .send_string(body);
-        match result {
-            Err(ureq::Error::Status(409, response)) => response
-                .into_json()
-                .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
-            Ok(response) => response
-                .into_json()
-                .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
-            Err(ureq::Error::Status(code, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                let why = serde_json::from_str::<Answer>(&text)
-                    .ok()
-                    .and_then(|a| a.error)
-                    .unwrap_or_else(|| text.trim().to_string());
-                let why = format!("{url}: HTTP {code}: {why}");
-                Err(match code {
-                    401 | 403 => Failure::NotAllowed(why),
-                    429 | 503 | 504 => Failure::Busy(why),
-                    _ => Failure::Refused(why),
-                })
-            }
-            Err(ureq::Error::Transport(e)) => {
-                Err(Failure::Unreachable(format!("cannot reach {url}: {e}")))
-            }
-        }
+        self.request_api("POST", url, Some(body.to_string()), true)
     }
 
     /// One API request; its JSON answer, or why not.
@@ -248,6 +212,18 @@ impl Target {
         method: &str,
         url: &str,
         body: Option<String>,
+    ) -> Result<T, Failure> {
+        self.request_api(method, url, body, false)
+    }
+
+    /// [`Target::call_api`]; with `conflict_answers`, a 409's body is the answer too (a
+    /// refused push carries every node's verdict).
+    fn request_api<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<String>,
+        conflict_answers: bool,
     ) -> Result<T, Failure> {
         let token = match &self.token {
             Some(token) => token.clone(),
@@ -266,6 +242,9 @@ impl Target {
         };
         match result {
             Ok(response) => response
+                .into_json()
+                .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
+            Err(ureq::Error::Status(409, response)) if conflict_answers => response
                 .into_json()
                 .map_err(|e| Failure::Busy(format!("the node's answer from {url}: {e}"))),
             Err(ureq::Error::Status(code, response)) => {

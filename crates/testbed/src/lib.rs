@@ -89,6 +89,29 @@ pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 /// The tools a lab needs on `PATH`.
 pub const TOOLS: &[&str] = &["ip", "nft", "losetup", "mkfs.ext4", "unshare", "nsenter"];
 
+/// The Debian package that has each of [`TOOLS`].
+pub const TOOL_PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("nft", "nftables"),
+    ("losetup", "mount"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+];
+
+/// The Debian packages that have `tools` (each once, in order).
+pub fn packages_for(tools: &[&str]) -> Vec<&'static str> {
+    let mut packages = Vec::new();
+    for tool in tools {
+        if let Some((_, package)) = TOOL_PACKAGES.iter().find(|(t, _)| t == tool) {
+            if !packages.contains(package) {
+                packages.push(*package);
+            }
+        }
+    }
+    packages
+}
+
 /// The name of the init program, and the variable that may name its path instead.
 pub const INIT_PROGRAM: &str = "testbed-init";
 /// See [`INIT_PROGRAM`].
@@ -1034,5 +1057,19 @@ impl Drop for Lab {
                 eprintln!("testbed: could not remove {}: {error}", self.dir.display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_its_package_and_each_package_is_named_once() {
+        for tool in TOOLS {
+            assert_eq!(packages_for(&[tool]).len(), 1, "{tool}");
+        }
+        assert_eq!(packages_for(&["unshare", "nft", "nsenter"]), ["util-linux", "nftables"]);
+        assert!(packages_for(&["no-such-tool"]).is_empty());
     }
 }

@@ -200,8 +200,12 @@ impl Engine {
                 });
                 continue;
             }
+            // A link not heard yet since this node started is not down before it has
+            // had the time a heard link has (`peer_timeout`): right after a start, a
+            // healthy link whose first heartbeat is on its way is no fault.
+            let starting = now < self.started_at + self.timing().peer_timeout;
             for (link_index, link) in peer.links.iter().enumerate() {
-                if !link.up {
+                if !link.up && !(starting && link.last_heard.is_none()) {
                     let id = LinkId(link_index as u16);
                     // The peer's report lists whom it hears on which link.
                     let peer_hears_me =

@@ -643,3 +643,32 @@ fn a_poison_pill_fences_only_the_daemon_it_names() {
     assert!(outputs.iter().any(|o| matches!(o, Output::SelfFence { .. })), "{outputs:?}");
     assert!(engine.is_fenced());
 }
+
+#[test]
+fn a_link_not_heard_yet_is_no_fault_until_it_has_had_a_peer_timeout() {
+    // Seen in `tandem demo`: the first status, a moment after the start, showed the
+    // healthy disk link down (W2101) because its first heartbeat had not come yet.
+    let (spec, t0, mut alpha, mut beta, _) = two_fresh_nodes();
+    let udp_only = |sent: Vec<(LinkId, NodeId, Heartbeat)>| {
+        sent.into_iter()
+            .filter(|(link, to, _)| *to == NodeId(1) && spec.link(*link).kind == LinkKind::Udp)
+            .collect::<Vec<_>>()
+    };
+    let link_faults = |beta: &Engine, now: Instant| {
+        beta.status(now).faults.iter().filter(|f| f.code.code == "W2101").count()
+    };
+    let step = spec.timing.heartbeat_interval;
+    let mut now = t0;
+    // Alpha's heartbeats reach beta on the network links only, never on the disk.
+    while now < t0 + spec.timing.peer_timeout * 2 {
+        now = now + step;
+        alpha.handle(now, Input::Timeout);
+        for (link, _, message) in udp_only(drain(&mut alpha, now)) {
+            beta.handle(now, Input::Heartbeat { link, message, received: now });
+        }
+        beta.handle(now, Input::Timeout);
+        drain(&mut beta, now);
+        let expected = usize::from(now >= t0 + spec.timing.peer_timeout);
+        assert_eq!(link_faults(&beta, now), expected, "at {now}");
+    }
+}

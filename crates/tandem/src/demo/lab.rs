@@ -5,8 +5,8 @@
 //! file system and, like a partition after it, the heartbeat and lease area.
 //!
 //! Each host gets the configuration at the production paths (`/etc/tandem/cluster.toml`,
-//! the key beside it, state in `/var/lib/tandem`), differing only in its own device
-//! names. The group `web` mounts the file system (`lock_standby`: read-only on the
+//! the key beside it, state in `/var/lib/tandem`), the same text on every host: the
+//! shared disk is named by links in `/etc/tandem` to each host's own loop devices. The group `web` mounts the file system (`lock_standby`: read-only on the
 //! standby), adds the virtual IP on the public interface and runs `tandem hello` on it.
 //! The crash is [`testbed::Lab::crash`]: the host is frozen, its disk and network cut
 //! and everything in it killed. This process reaches each node's control socket (in the
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use labcluster::config::{lab_nodes, ClusterToml};
-use labcluster::{Lab, LabCluster, Network, Node, Setup, Spawned};
+use labcluster::{Lab, LabCluster, Network, Node, Setup, Spawned, AREA_LINK, DATA_LINK};
 
 use super::screen::Screen;
 use super::{timing_toml, Stage, CLIENT_INTERVAL_MS, CLIENT_TIMEOUT_MS, NODES};
@@ -46,18 +46,18 @@ pub struct LabStage {
     prefix: String,
 }
 
-/// The configuration for host `host` (its own device names).
-fn config(lab: &Lab, host: usize, exe: &str, fast: bool) -> anyhow::Result<String> {
-    let device = lab.disk_device(host).context("the lab has no shared disk")?;
-    let area = lab.area_device(host).context("the lab's shared disk has no heartbeat area")?;
+/// The configuration, the same text on every host (as in production: its generation's
+/// hash must match): the shared disk's file system and heartbeat area through the links
+/// `/etc/tandem/disk-data` and `disk-area`, which point at each host's own loop devices.
+fn config(lab: &Lab, exe: &str, fast: bool) -> anyhow::Result<String> {
     let public = Network::Public.interface();
     let head = ClusterToml {
-        comment: format!("Written by `tandem demo` for host {}.", NODES[host]),
+        comment: "Written by `tandem demo`.".into(),
         name: "demo".into(),
         files: None,
         timing: timing_toml(fast).into(),
         nodes: lab_nodes(lab, &NODES.map(String::from)),
-        area: area.display().to_string(),
+        area: AREA_LINK.into(),
     };
     Ok(format!(
         r#"{head}
@@ -88,7 +88,7 @@ nodes = ["{alpha}", "{beta}"]
         head = head.text(),
         alpha = NODES[0],
         beta = NODES[1],
-        device = device.display(),
+        device = DATA_LINK,
     ))
 }
 
@@ -104,7 +104,7 @@ impl LabStage {
             node_env: Vec::new(),
             watch: None,
         };
-        let cluster = LabCluster::build(setup, |lab, host| config(lab, host, &exe, fast))?;
+        let cluster = LabCluster::build(setup, |lab, _| config(lab, &exe, fast))?;
         let lab = &cluster.lab;
         screen.step(&format!("built the lab {}:", lab.prefix()));
         for (host, name) in NODES.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! `tandem demo`: a complete two-node cluster on this one machine, with a live failover.
 //!
-//! As root, with the lab's tools installed, it builds a lab (`testbed::Lab`, see
+//! As root (the lab's missing tools installed first with apt-get, unless
+//! `--no-install`), it builds a lab (`testbed::Lab`, see
 //! `lab.rs`): hosts `alpha` and `beta` and a client in network namespaces, a shared
 //! disk (ext4 plus a heartbeat area, a loop device per host) and one group `web` — the
 //! file system (`lock_standby`), a virtual IP and `tandem hello` on it. Otherwise
@@ -45,6 +46,10 @@ pub struct Args {
     /// Run on loopback ports with processes only, even where the lab could be built.
     #[arg(long)]
     loopback: bool,
+    /// As root, do not install the lab's missing tools (iproute2, nftables, mount,
+    /// e2fsprogs, util-linux) with apt-get: run on loopback instead.
+    #[arg(long)]
+    no_install: bool,
 }
 
 /// The nodes; the first runs `web` first and is crashed.
@@ -58,6 +63,8 @@ pub const CLIENT_TIMEOUT_MS: u64 = 100;
 /// failover.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for every link to be heard before the first state is shown.
+const LINKS_HEARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a cluster without faults before the crash.
 const CALM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client runs against alpha before the crash.
@@ -213,8 +220,9 @@ impl Stop {
     }
 }
 
-/// Why the lab cannot be built here, if it cannot.
-fn lab_unavailable() -> Option<String> {
+/// Why the lab cannot be built here, if it cannot; as root, missing tools are installed
+/// first (Debian's apt-get) unless `no_install`.
+fn lab_unavailable(screen: &Screen, no_install: bool) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some(
             "not root (network namespaces, loop devices and mounts need root: \
@@ -223,13 +231,46 @@ fn lab_unavailable() -> Option<String> {
         );
     }
     let missing = testbed::missing_tools();
-    if !missing.is_empty() {
-        return Some(format!(
-            "missing tools: {} (packages iproute2, nftables, util-linux, e2fsprogs)",
-            missing.join(", ")
-        ));
+    if missing.is_empty() {
+        return None;
     }
-    None
+    let packages = testbed::packages_for(&missing);
+    let why = format!("missing tools: {} (packages {})", missing.join(", "), packages.join(" "));
+    if no_install {
+        return Some(format!("{why}; --no-install"));
+    }
+    // As root on Debian, the lab's tools are one apt-get away: install them, as the test
+    // command does, rather than show a lesser demo.
+    screen.step(&format!("{why}: installing them with apt-get"));
+    if let Err(error) = apt_install(&packages) {
+        return Some(format!("{why}; apt-get could not install them: {error}"));
+    }
+    let still = testbed::missing_tools();
+    (!still.is_empty()).then(|| format!("missing tools after apt-get: {}", still.join(", ")))
+}
+
+/// `apt-get install` of `packages`, unattended; after an `apt-get update` if the first try
+/// fails (a fresh machine's package lists may be missing or stale).
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let install = || {
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+    };
+    if install()?.success() {
+        return Ok(());
+    }
+    let update = std::process::Command::new("apt-get")
+        .args(["update", "-q"])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(update.success(), "apt-get update failed ({update})");
+    let status = install()?;
+    anyhow::ensure!(status.success(), "apt-get install failed ({status})");
+    Ok(())
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -237,8 +278,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let screen = Screen::new();
     let exe = std::env::current_exe()?;
     screen.title("tandem demo: a two-node cluster on this machine, a crash and a failover");
-    let reason =
-        if args.loopback { Some("--loopback asked for it".to_string()) } else { lab_unavailable() };
+    let reason = if args.loopback {
+        Some("--loopback asked for it".to_string())
+    } else {
+        lab_unavailable(&screen, args.no_install)
+    };
     let stage: Box<dyn Stage> = match reason {
         None => match lab::LabStage::build(&screen, &exe, args.fast) {
             Ok(stage) => Box::new(stage),
@@ -555,6 +599,16 @@ fn story(stage: &mut dyn Stage, screen: &Screen, stop: &Stop) -> anyhow::Result<
         timeline.show(stage, screen, false);
         Ok(parse_attempts(&stage.client_output()).iter().any(|a| a.answer.is_ok()))
     })?;
+    // The first state shown is the formed cluster's: every link heard (the disk link's
+    // first heartbeat may come a moment after the networks'), within a while.
+    let heard = Instant::now() + LINKS_HEARD_TIMEOUT;
+    while Instant::now() < heard
+        && !status(stage, 1 - first)
+            .is_some_and(|doc| doc.links.iter().all(|l| l.state == contract::LinkState::Up))
+    {
+        stop.sleep(POLL)?;
+        timeline.show(stage, screen, false);
+    }
     if let Some(view) = status(stage, 1 - first) {
         screen.state(&view, status(stage, first).as_ref());
     }
