@@ -92,6 +92,18 @@ impl Action {
     pub fn takes_a_configuration(self) -> bool {
         matches!(self, Action::ConfigCheck | Action::ConfigPush | Action::ConfigPrepare)
     }
+
+    /// A route outside the per-client rate limit: the console's files, answered from
+    /// the binary's memory with no token check and no call to the loop, so they cost
+    /// less than the limit's own bookkeeping. A browser fetches them with every page
+    /// load; counted, a few reloads would spend the budget the page's reads need (and
+    /// a refused script leaves a page that never runs).
+    pub fn unmetered(self) -> bool {
+        matches!(
+            self,
+            Action::ConsoleJs | Action::ConsoleEditorJs | Action::ConsoleCss | Action::LoginForm
+        )
+    }
 }
 
 /// One route: method, path (axum's and OpenAPI's `{name}` syntax), the role it needs
@@ -473,8 +485,15 @@ fn client(request: &Request) -> SocketAddr {
     request.extensions().get::<ClientAddr>().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
 }
 
-/// The per-client rate limit (429 with `Retry-After`).
+/// The per-client rate limit (429 with `Retry-After`), but for the
+/// [`Action::unmetered`] routes (fixed paths).
 async fn rate(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let unmetered = ROUTES.iter().any(|r| {
+        r.action.unmetered() && r.path == request.uri().path() && r.method == request.method()
+    });
+    if unmetered {
+        return next.run(request).await;
+    }
     if let Err(wait) = state.rate.take(client(&request).ip()) {
         let mut response =
             error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this address");

@@ -366,6 +366,27 @@ fn a_client_over_its_rate_gets_429() {
     assert_eq!(f.call("GET", "/v1/openapi.json", None, "").0, 200, "refilled");
 }
 
+/// A browser loading the console many times over spends none of its address's budget
+/// on the console's files and sign-in form (served from memory): they keep coming, and
+/// the page's reads still get their share; past the budget the reads get 429.
+#[test]
+fn the_console_files_are_outside_the_rate_limit() {
+    let f = fixture(Limits { per_second: 1, burst: 2, ..Limits::default() });
+    for _ in 0..10 {
+        for path in ["/console/app.js", "/console/editor.js", "/console/app.css", "/login"] {
+            assert_eq!(f.call("GET", path, None, "").0, 200, "{path}");
+        }
+    }
+    let viewer = f.token(Role::Viewer).to_string();
+    for _ in 0..2 {
+        assert_eq!(f.call("GET", "/v1/status", Some(&viewer), "").0, 200);
+    }
+    assert_eq!(f.call("GET", "/v1/status", Some(&viewer), "").0, 429);
+    assert_eq!(f.call("GET", "/console/app.js", None, "").0, 200, "a file, over the budget");
+    // The sign-in itself is counted (each one checks a token).
+    assert_eq!(f.call("POST", "/login", None, "token=x").0, 429);
+}
+
 #[test]
 fn connections_over_the_limit_are_closed() {
     let f = fixture(Limits { connections: 2, ..Limits::default() });

@@ -205,7 +205,8 @@ impl Engine {
             // healthy link whose first heartbeat is on its way is no fault.
             let starting = now < self.started_at + self.timing().peer_timeout;
             for (link_index, link) in peer.links.iter().enumerate() {
-                if !link.up && !(starting && link.last_heard.is_none()) {
+                let not_heard_yet = starting && link.last_heard.is_none();
+                if !link.up && !not_heard_yet {
                     let id = LinkId(link_index as u16);
                     // The peer's report lists whom it hears on which link.
                     let peer_hears_me =

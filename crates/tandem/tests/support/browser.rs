@@ -14,7 +14,15 @@
 //! Every step is bounded: each WebDriver command and each wait has a deadline, and
 //! fails the test with what it waited for. Screenshots (PNG, 1280x800) go to
 //! `$TANDEM_ARTEFACTS/console-screenshots/TEST/` or else `target/console-screenshots/TEST/`,
-//! numbered in the order taken. What it starts ends with it: the WebDriver session is
+//! numbered in the order taken.
+//!
+//! What went wrong in the page is recorded and printed with every failure (a panic
+//! while the browser is open): the browser's own log (`goog:loggingPrefs`, read from
+//! chromedriver: uncaught errors, console messages, every response over 399, whatever
+//! document it came from) and a recorder put into every document before its own scripts
+//! run (through the DevTools protocol: errors, unhandled rejections, files that did not
+//! load, responses over 399 with their status). [`Browser::problems`] gives them;
+//! [`Browser::assert_no_problems`] fails a test that had any. What it starts ends with it: the WebDriver session is
 //! closed (Chromium quits), then chromedriver is killed by its PID (its handle), and the
 //! lab's teardown kills whatever of the client would be left.
 
@@ -38,6 +46,52 @@ pub const HEIGHT: u32 = 800;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long chromedriver may take to listen.
 const DRIVER_START: Duration = Duration::from_secs(20);
+
+/// Put into every document before its scripts (`Page.addScriptToEvaluateOnNewDocument`):
+/// records in `window.__tandemProblems` what went wrong in the page.
+const RECORDER: &str = r#"(() => {
+  const notes = [];
+  window.__tandemProblems = notes;
+  const note = (kind, text) => { if (notes.length < 200) notes.push(`${new Date().toISOString()} ${location.pathname}: ${kind}: ${text}`); };
+  window.addEventListener('error', (e) => {
+    const t = e.target;
+    if (t && t !== window && (t.src || t.href)) note('did not load', t.src || t.href);
+    else note('uncaught error', `${e.message} at ${e.filename}:${e.lineno}:${e.colno}`);
+  }, true);
+  window.addEventListener('unhandledrejection', (e) => note('unhandled rejection', String(e.reason && (e.reason.stack || e.reason))));
+  for (const level of ['error', 'warn']) {
+    const original = console[level];
+    console[level] = (...args) => { note(`console.${level}`, args.map(String).join(' ')); original.apply(console, args); };
+  }
+  try {
+    for (const type of ['navigation', 'resource']) {
+      new PerformanceObserver((list) => {
+        for (const r of list.getEntries()) if (r.responseStatus >= 400) note(`HTTP ${r.responseStatus}`, r.name);
+      }).observe({ type, buffered: true });
+    }
+  } catch (_) { /* no responseStatus in this browser */ }
+})();"#;
+
+/// A chromedriver command that WebDriver has none for: `POST /session/{id}/{path}`.
+#[derive(Debug)]
+struct Vendor {
+    path: &'static str,
+    body: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Vendor {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
+    }
+}
 
 /// WebDriver's keys (the spec's code points).
 pub const F1: &str = "\u{E031}";
@@ -117,6 +171,9 @@ impl Browser {
         let url = format!("http://{}", browser.forward.address());
         let capabilities = json!({
             "browserName": "chrome",
+            // The browser's log (errors, console, failed responses) kept for
+            // [`Browser::problems`].
+            "goog:loggingPrefs": { "browser": "ALL" },
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [
@@ -156,6 +213,58 @@ impl Browser {
         };
         browser.client = Some(client);
         browser
+            .vendor(
+                "goog/cdp/execute",
+                json!({
+                    "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                    "params": { "source": RECORDER },
+                }),
+            )
+            .unwrap_or_else(|e| panic!("installing the page's recorder: {e}"));
+        browser
+    }
+
+    /// Sends chromedriver's own command `path` with `body`; its value.
+    fn vendor(&self, path: &'static str, body: Value) -> Result<Value, String> {
+        self.block_on(self.client().issue_cmd(Vendor { path, body }))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+    }
+
+    /// What went wrong in the page since the last call: the browser's log (warnings and
+    /// errors, of every document since) and the current document's recorder, one line
+    /// each. `/favicon.ico`'s 404 is no problem (the console has no icon).
+    pub fn problems(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        match self.vendor("se/log", json!({ "type": "browser" })) {
+            Ok(Value::Array(entries)) => {
+                for entry in entries {
+                    let level = entry["level"].as_str().unwrap_or_default();
+                    if matches!(level, "WARNING" | "SEVERE") {
+                        let message = entry["message"].as_str().unwrap_or_default();
+                        lines.push(format!("browser log {level}: {message}"));
+                    }
+                }
+            }
+            Ok(other) => lines.push(format!("browser log: unexpected answer {other}")),
+            Err(error) => lines.push(format!("browser log: not read: {error}")),
+        }
+        let recorded =
+            self.block_on(self.client().execute("return window.__tandemProblems || [];", vec![]));
+        match recorded {
+            Ok(Ok(Value::Array(notes))) => lines
+                .extend(notes.iter().map(|n| format!("page: {}", n.as_str().unwrap_or_default()))),
+            Ok(Ok(other)) => lines.push(format!("page: unexpected record {other}")),
+            Ok(Err(error)) => lines.push(format!("page: record not read: {error}")),
+            Err(error) => lines.push(format!("page: record not read: {error}")),
+        }
+        lines.retain(|line| !line.contains("/favicon.ico"));
+        lines
+    }
+
+    /// Fails if anything went wrong in the page (see [`Browser::problems`]).
+    pub fn assert_no_problems(&self) {
+        let problems = self.problems();
+        assert!(problems.is_empty(), "problems in the page:\n{}", problems.join("\n"));
     }
 
     /// Runs `future` on the browser's runtime, within [`COMMAND_TIMEOUT`].
@@ -320,6 +429,21 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // A failing test: what went wrong in the page, and a screenshot of it.
+        if std::thread::panicking() && self.client.is_some() {
+            let shot = self.block_on(self.client().screenshot());
+            if let Ok(Ok(png)) = shot {
+                let path = self.shots.join("failed.png");
+                if std::fs::write(&path, png).is_ok() {
+                    eprintln!("browser: screenshot at the failure: {}", path.display());
+                }
+            }
+            let problems = self.problems();
+            eprintln!("browser: problems in the page ({}):", problems.len());
+            for line in problems {
+                eprintln!("  {line}");
+            }
+        }
         // The session first (chromedriver quits Chromium), then chromedriver by its PID.
         if let Some(client) = self.client.take() {
             if let Err(error) = self.block_on(client.close()) {

@@ -186,8 +186,19 @@ function scheduleJournal() {
 // ---------------------------------------------------------------------------------
 // The alarm: a beep per new warning or error, the title's count until focused.
 
+// Browsers let a page make sound only once the user clicked or pressed a key in it;
+// before that no audio is even tried (the title and the journal still say it), and the
+// mute button says that the sound waits for a click.
+function soundAllowed() {
+  return !navigator.userActivation || navigator.userActivation.hasBeenActive;
+}
+
+for (const name of ['pointerdown', 'keydown']) {
+  window.addEventListener(name, () => renderMute(), { once: true, capture: true });
+}
+
 function beep(severity) {
-  if (state.muted) return;
+  if (state.muted || !soundAllowed()) return;
   try {
     if (!state.audio) state.audio = new AudioContext();
     const audio = state.audio;
@@ -238,7 +249,8 @@ window.addEventListener('focus', () => {
 function renderMute() {
   const button = $('mute');
   button.setAttribute('aria-pressed', String(state.muted));
-  button.textContent = state.muted ? 'Alarm sound: muted' : 'Alarm sound: on';
+  button.textContent = state.muted ? 'Alarm sound: muted'
+    : (soundAllowed() ? 'Alarm sound: on' : 'Alarm sound: on (after a click)');
 }
 
 // ---------------------------------------------------------------------------------
@@ -316,8 +328,13 @@ function render() {
   redraw('nodes', [status.nodes, status.reported_by, role], () => renderNodes(status));
   redraw('cluster-actions', role, renderClusterActions);
   redraw('faults', status.faults, () => renderFaults(status));
-  redraw('groups', [status.groups, status.leases, status.nodes.map((n) => n.name), role],
+  // A lease's expiry changes with every read: it is written in place, so that the cards
+  // (their selects and buttons, which a user may be using) are drawn again only when
+  // something else changed.
+  const holders = (status.leases || []).map((l) => [l.group, l.holder, l.expires_in_ms === null || l.expires_in_ms === undefined]);
+  redraw('groups', [status.groups, holders, status.nodes.map((n) => n.name), role],
     () => renderGroups(status));
+  renderLeases(status);
   renderFilters();
 }
 
@@ -484,6 +501,20 @@ function renderFaults(status) {
   ` ${f.where}, since ${f.since}`, f.seen_by && f.seen_by.length ? ` (seen by ${f.seen_by.join(' and ')})` : '')));
 }
 
+function leaseText(lease) {
+  if (!lease) return 'not held';
+  const expires = lease.expires_in_ms !== null && lease.expires_in_ms !== undefined;
+  return `held by ${lease.holder}${expires ? `, expires in ${lease.expires_in_ms} ms` : ''}`;
+}
+
+function renderLeases(status) {
+  const leases = new Map((status.leases || []).map((l) => [l.group, l]));
+  for (const dd of document.querySelectorAll('#groups dd[data-lease]')) {
+    const text = leaseText(leases.get(dd.dataset.lease));
+    if (dd.textContent !== text) dd.textContent = text;
+  }
+}
+
 function renderGroups(status) {
   const leases = new Map((status.leases || []).map((l) => [l.group, l]));
   const cards = status.groups.map((group) => {
@@ -515,10 +546,7 @@ function renderGroups(status) {
     el('h3', {}, group.name, el('span', { class: `badge ${group.state}`, text: group.state })),
     el('dl', {},
       el('dt', { text: 'Owner' }), el('dd', { text: group.owner || 'none' }),
-      el('dt', { text: 'Lease' }), el('dd', {
-        'data-lease': group.name,
-        text: lease ? `held by ${lease.holder}${lease.expires_in_ms !== null && lease.expires_in_ms !== undefined ? `, expires in ${lease.expires_in_ms} ms` : ''}` : 'not held',
-      }),
+      el('dt', { text: 'Lease' }), el('dd', { 'data-lease': group.name, text: leaseText(lease) }),
       el('dt', { text: 'Lock' }), el('dd', {
         class: group.locked ? 'error' : null,
         text: group.locked ? `migration-locked: ${group.lock_reason || 'no reason given'}` : 'not locked',
@@ -825,6 +853,11 @@ async function start() {
   try {
     state.me = await api('GET', '/v1/whoami');
     document.body.dataset.role = state.me.role;
+    // The editor (editor.js) starts from this, without a whoami of its own.
+    if (!window.tandemMe) {
+      window.tandemMe = state.me;
+      document.dispatchEvent(new CustomEvent('tandem-me', { detail: state.me }));
+    }
     $('whoami').textContent = `${state.me.user} (${state.me.role})`;
     state.codes = (await api('GET', '/v1/help')).codes;
     state.status = await api('GET', '/v1/status');

@@ -14,6 +14,7 @@
 'use strict';
 
 const CHECK_AFTER_MS = 300; // quiet time after typing before the text is checked
+const READ_AGAIN_MS = 1500; // a read the node could not answer now is tried again after this
 const DEFAULT_TIMING = { heartbeat_interval: '100ms', peer_timeout: '1s', lease_timeout: '1s' };
 
 // Each kind's own keys, in the order the form shows them. `choice` names the inventory
@@ -109,10 +110,19 @@ function setState(state) {
 
 async function load() {
   setState('loading');
-  const { status, data } = await call('GET', '/v1/config');
+  let answer = { status: 0, data: null };
+  try { answer = await call('GET', '/v1/config'); } catch (_) { /* no answer: tried again */ }
+  const { status, data } = answer;
   if (status !== 200 || !data) {
-    $('editor-status').replaceChildren(`The configuration could not be read: ${(data && data.error) || status}`);
+    // No answer, too many requests or a busy node pass: tried again, and said so.
+    const again = status === 0 || status === 429 || status >= 500;
+    const why = (data && data.error) || (status ? `HTTP ${status}` : 'no answer');
+    $('editor-status').replaceChildren(`The configuration could not be read: ${why}${again ? '; trying again…' : ''}`);
     setState('error');
+    if (again) {
+      await new Promise((resolve) => setTimeout(resolve, READ_AGAIN_MS));
+      await load();
+    }
     return;
   }
   ed.running = data;
@@ -762,4 +772,7 @@ function start(me) {
   load().then(loadChoices);
 }
 
-call('GET', '/v1/whoami').then(({ data }) => start(data)).catch(() => {});
+// app.js reads who is signed in and says so (the `tandem-me` event, or `window.tandemMe`
+// if that was before this script ran).
+if (window.tandemMe) start(window.tandemMe);
+else document.addEventListener('tandem-me', (event) => start(event.detail), { once: true });
