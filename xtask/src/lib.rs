@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod deps;
 pub mod errors_doc;
+pub mod fuzz;
 pub mod suite;
 pub mod tally;
 pub mod tidy;

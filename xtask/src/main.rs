@@ -8,6 +8,7 @@ usage: cargo xtask <task>
 
 tasks:
   test                  run the whole suite: format, tidy, clippy, tests, simulation of every example
+  fuzz                  every fuzz target for 30 s on its kept corpus (needs nightly; installs cargo-fuzz)
   tidy                  check that every source file opens with //! and no function is too long
   bench                 measure decision time, validate time and simulator throughput
   errors-doc            regenerate docs/errors.md from the engine's catalogue
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["test"] => xtask::suite::run(),
         ["tidy"] => xtask::tidy::run(),
+        ["fuzz"] => xtask::fuzz::run(&xtask::repo_root()).map(|()| ExitCode::SUCCESS),
         ["bench"] => xtask::bench::run_all(),
         ["errors-doc"] => xtask::errors_doc::write().map(|()| ExitCode::SUCCESS),
         ["errors-doc", "--check"] => xtask::errors_doc::check(),

@@ -136,7 +136,9 @@ impl Journal {
             last = last.max(last_id(&dir.join(name))?);
         }
         let bytes = file.metadata()?.len();
-        Ok(Journal { dir: dir.to_path_buf(), file, bytes, next_id: last + 1, torn })
+        // Saturating: a damaged line may claim any id, up to u64::MAX.
+        let next_id = last.saturating_add(1);
+        Ok(Journal { dir: dir.to_path_buf(), file, bytes, next_id, torn })
     }
 
     /// [`Journal::open`], journaling a torn tail it cut off as `node`'s entry.
@@ -161,7 +163,7 @@ impl Journal {
     /// Appends one entry (its `id` is assigned here), durably, and returns it.
     pub fn append(&mut self, mut entry: Entry) -> io::Result<Entry> {
         entry.id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         self.write(&[line_of(&entry)?])?;
         self.file.sync_data()?;
         Ok(entry)
@@ -246,9 +248,10 @@ fn cut_torn_tail(file: &mut File) -> io::Result<Option<Torn>> {
     Ok(Some(Torn { offset: keep, bytes: len - keep }))
 }
 
-/// The id of the last readable entry of one journal file (0 if none).
+/// The highest id of the readable entries of one journal file (0 if none): the highest,
+/// not the last, so that new ids stay above every one in a damaged or edited file.
 fn last_id(path: &Path) -> io::Result<u64> {
-    Ok(read_entries(path)?.last().map_or(0, |e| e.id))
+    Ok(read_entries(path)?.iter().map(|e| e.id).max().unwrap_or(0))
 }
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -328,7 +331,7 @@ impl Writer {
             self.append(own(&catalogue::JOURNAL_ENTRIES_DROPPED, &self.node, message));
         }
         entry.id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         match line_of(&entry) {
             Ok(line) => {
                 self.pending.lines.push(line);
@@ -342,7 +345,7 @@ impl Writer {
 
     /// Saves the administrative state with this turn's batch (after its entries).
     pub fn save_admin(&mut self, admin: &AdminState) {
-        match serde_json::to_vec_pretty(&admin_file(admin)) {
+        match admin_bytes(admin) {
             Ok(bytes) => self.pending.admin = Some(bytes),
             Err(e) => tracing::error!("cannot encode the administrative state: {e}"),
         }
@@ -496,8 +499,14 @@ pub fn read_entries(path: &Path) -> io::Result<Vec<Entry>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    entries_of(BufReader::new(file))
+}
+
+/// Every entry of a journal's bytes, oldest first: what [`read_entries`] does with a
+/// file, for any reader. A line that is not an entry is skipped.
+pub fn entries_of(reader: impl BufRead) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for line in BufReader::new(file).split(b'\n') {
+    for line in reader.split(b'\n') {
         let line = line?;
         if let Ok(entry) = serde_json::from_slice::<Entry>(&line) {
             out.push(entry);
@@ -612,15 +621,23 @@ fn write_admin(dir: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Saves the administrative state now (blocking; the daemon's loop uses
 /// [`Writer::save_admin`]).
 pub fn save_admin(dir: &Path, admin: &AdminState) -> io::Result<()> {
-    let text = serde_json::to_vec_pretty(&admin_file(admin)).map_err(io::Error::other)?;
-    write_admin(dir, &text)
+    write_admin(dir, &admin_bytes(admin)?)
+}
+
+/// The bytes of `admin.json` for `admin` (what [`admin_of`] reads back).
+pub fn admin_bytes(admin: &AdminState) -> io::Result<Vec<u8>> {
+    serde_json::to_vec_pretty(&admin_file(admin)).map_err(io::Error::other)
 }
 
 /// The administrative state saved by an earlier run, if any and readable. The engine
 /// ignores one that does not fit the configuration (node or group counts changed).
 pub fn load_admin(dir: &Path) -> Option<AdminState> {
-    let text = fs::read(dir.join(ADMIN_FILE)).ok()?;
-    let file: AdminFile = serde_json::from_slice(&text).ok()?;
+    admin_of(&fs::read(dir.join(ADMIN_FILE)).ok()?)
+}
+
+/// The administrative state in the bytes of an `admin.json`, if they hold one.
+pub fn admin_of(bytes: &[u8]) -> Option<AdminState> {
+    let file: AdminFile = serde_json::from_slice(bytes).ok()?;
     Some(AdminState {
         maintenance: lww_in(&file.maintenance, |v| v),
         drained: file.drained.iter().map(|r| lww_in(r, |v| v)).collect(),
@@ -703,6 +720,30 @@ mod tests {
             whole.len()
         )));
         assert_eq!(all[3].message, "three");
+    }
+
+    /// Found by fuzzing (fuzz target `journal_read`): ids out of order made the next id
+    /// the last line's plus one, below earlier ones; an id of u64::MAX overflowed.
+    #[test]
+    fn ids_continue_above_the_highest_even_out_of_order_or_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |id: u64| {
+            format!(
+                "{{\"id\":{id},\"time\":\"2026-12-07T21:51:51.649Z\",\"code\":\"I2113\",\
+                 \"severity\":\"info\",\"node\":\"alpha\",\"message\":\"m\"}}\n"
+            )
+        };
+        drop(Journal::open(dir.path()).unwrap());
+        append_raw(dir.path(), format!("{}{}", line(9), line(5)).as_bytes());
+        let mut journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.append(entry("next")).unwrap().id, 10);
+        drop(journal);
+        append_raw(dir.path(), line(u64::MAX).as_bytes());
+        let mut journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.append(entry("at the limit")).unwrap().id, u64::MAX);
+        drop(journal);
+        let writer = Writer::start(dir.path(), "alpha").unwrap();
+        assert_eq!(writer.durable(), u64::MAX - 1);
     }
 
     #[test]

@@ -108,27 +108,36 @@ impl UsersFile {
     pub fn load(path: &Path) -> anyhow::Result<UsersFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the users file {}", path.display()))?;
-        let file: UsersFile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("the users file {} is invalid: {e}", path.display()))?;
+        UsersFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks the text of a users file as [`UsersFile::load`] does; `origin` names it in
+    /// the errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<UsersFile> {
+        let file: UsersFile = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("the users file {origin} is invalid: {e}"))?;
         let mut seen = BTreeMap::new();
         for user in &file.users {
-            check_name(&user.name)
-                .map_err(|e| anyhow::anyhow!("the users file {}: {e}", path.display()))?;
+            check_name(&user.name).map_err(|e| anyhow::anyhow!("the users file {origin}: {e}"))?;
             if seen.insert(user.name.as_str(), ()).is_some() {
-                anyhow::bail!("the users file {} names `{}` twice", path.display(), user.name);
+                anyhow::bail!("the users file {origin} names `{}` twice", user.name);
             }
             let parsed =
                 PasswordHash::new(&user.hash).ok().filter(|h| h.algorithm.as_str() == "argon2id");
             if parsed.is_none() {
                 anyhow::bail!(
-                    "the users file {}: the hash of `{}` is not an argon2id PHC string \
+                    "the users file {origin}: the hash of `{}` is not an argon2id PHC string \
                      (`$argon2id$...`; `tandem user add` writes them)",
-                    path.display(),
                     user.name
                 );
             }
         }
         Ok(file)
+    }
+
+    /// The file's text as [`UsersFile::save`] writes it (without its comment line).
+    pub fn to_text(&self) -> anyhow::Result<String> {
+        toml::to_string(self).context("serialising the users file")
     }
 
     /// The file, or an empty one if there is none yet.
@@ -142,7 +151,7 @@ impl UsersFile {
 
     /// Writes the file (mode 0600, through a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let text = toml::to_string(self).context("serialising the users file")?;
+        let text = self.to_text()?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
